@@ -1,0 +1,209 @@
+//! Host-side decoding of ring-buffer records, bounds-checked.
+
+use crate::kinds::{AllocFn, EventKind, FdKind};
+use crate::record::{HEADER_SIZE, MAX_FRAMES, SMALL_SIZE, STACK_SIZE, STACK_TOP_WORDS};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    Short { need: usize, got: usize },
+    UnknownKind(u32),
+    BadField(&'static str),
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Short { need, got } => write!(f, "record too short: {got} bytes, need {need}"),
+            Self::UnknownKind(k) => write!(f, "unknown event kind {k}"),
+            Self::BadField(what) => write!(f, "invalid field: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// What the kernel captured of the user stack for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawStack {
+    pub frames: Vec<u64>,
+    pub sp: u64,
+    pub bp: u64,
+    /// Words from `sp` upward.
+    pub top: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Alloc { addr: u64, size: u64, func: AllocFn },
+    AllocFailed { size: u64, func: AllocFn },
+    Realloc { old: u64, new: u64, size: u64 },
+    Free { addr: u64 },
+    FdOpen { fd: i32, kind: FdKind, cloexec: bool, pair: Option<i32> },
+    FdDup { new: i32, old: i32, cloexec: bool },
+    FdClose { fd: i32 },
+    FdCloseRange { first: u32, last: u32, flags: u32 },
+    FdSetCloexec { fd: i32, on: bool },
+    Exec,
+    Exit,
+    Fork { child: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub tgid: u32,
+    pub tid: u32,
+    pub ts_ns: u64,
+    pub body: Body,
+    /// Present for kinds that carry a stack.
+    pub stack: Option<RawStack>,
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes(b[off..off + 4].try_into().unwrap_or([0; 4]))
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_ne_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]))
+}
+
+fn fd_of(v: u64, what: &'static str) -> Result<i32, DecodeError> {
+    i32::try_from(v).map_err(|_| DecodeError::BadField(what))
+}
+
+impl TryFrom<&[u8]> for Event {
+    type Error = DecodeError;
+
+    fn try_from(b: &[u8]) -> Result<Self, Self::Error> {
+        if b.len() < HEADER_SIZE {
+            return Err(DecodeError::Short { need: HEADER_SIZE, got: b.len() });
+        }
+        let kind_raw = u32_at(b, 0);
+        let kind = EventKind::from_u32(kind_raw).ok_or(DecodeError::UnknownKind(kind_raw))?;
+        let need = if kind.has_stack() { STACK_SIZE } else { SMALL_SIZE };
+        if b.len() < need {
+            return Err(DecodeError::Short { need, got: b.len() });
+        }
+        let (tgid, tid, nframes, ts_ns) = (u32_at(b, 4), u32_at(b, 8), u32_at(b, 12), u64_at(b, 16));
+        let (a, bb, c) = (u64_at(b, 24), u64_at(b, 32), u64_at(b, 40));
+        let alloc_fn = |v: u64| AllocFn::from_u32(v as u32).ok_or(DecodeError::BadField("alloc fn"));
+        let body = match kind {
+            EventKind::Alloc => Body::Alloc { addr: a, size: bb, func: alloc_fn(c)? },
+            EventKind::AllocFailed => Body::AllocFailed { size: bb, func: alloc_fn(c)? },
+            EventKind::Realloc => Body::Realloc { old: c, new: a, size: bb },
+            EventKind::Free => Body::Free { addr: a },
+            EventKind::FdOpen => Body::FdOpen {
+                fd: fd_of(a, "fd")?,
+                kind: FdKind::from_u32((bb & 0xff) as u32),
+                cloexec: (bb >> 8) & 1 == 1,
+                pair: if c == u64::MAX { None } else { Some(fd_of(c, "pair fd")?) },
+            },
+            EventKind::FdDup => Body::FdDup { new: fd_of(a, "new fd")?, old: fd_of(bb, "old fd")?, cloexec: c == 1 },
+            EventKind::FdClose => Body::FdClose { fd: fd_of(a, "fd")? },
+            EventKind::FdCloseRange => Body::FdCloseRange { first: a as u32, last: bb.min(u32::MAX as u64) as u32, flags: c as u32 },
+            EventKind::FdSetCloexec => Body::FdSetCloexec { fd: fd_of(a, "fd")?, on: bb == 1 },
+            EventKind::Exec => Body::Exec,
+            EventKind::Exit => Body::Exit,
+            EventKind::Fork => Body::Fork { child: a as u32 },
+        };
+        let stack = kind.has_stack().then(|| {
+            let base = HEADER_SIZE;
+            let sp = u64_at(b, base);
+            let bp = u64_at(b, base + 8);
+            let top_len = (u32_at(b, base + 16) as usize).min(STACK_TOP_WORDS);
+            let frames_off = base + 24;
+            let top_off = frames_off + 8 * MAX_FRAMES;
+            let n = (nframes as usize).min(MAX_FRAMES);
+            RawStack {
+                frames: (0..n).map(|i| u64_at(b, frames_off + 8 * i)).collect(),
+                sp,
+                bp,
+                top: (0..top_len).map(|i| u64_at(b, top_off + 8 * i)).collect(),
+            }
+        });
+        Ok(Event { tgid, tid, ts_ns, body, stack })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{EventHeader, SmallEvent, StackEvent};
+
+    fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+        // SAFETY: T is a plain #[repr(C)] record without padding holes we read back.
+        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()).to_vec() }
+    }
+
+    fn stack_event(kind: EventKind) -> StackEvent {
+        let mut hdr = EventHeader::new(kind, (42u64 << 32) | 43, 1000);
+        hdr.nframes = 3;
+        let mut ev = StackEvent { hdr, sp: 0x7ff0, bp: 0x7ff8, stack_top_len: 2, _pad: 0, frames: [0; MAX_FRAMES], stack_top: [0; STACK_TOP_WORDS] };
+        ev.frames[..3].copy_from_slice(&[0x1000, 0x2000, 0x3000]);
+        ev.stack_top[..2].copy_from_slice(&[7, 8]);
+        ev
+    }
+
+    #[test]
+    fn layout_is_stable() {
+        assert_eq!(HEADER_SIZE, 48);
+        assert_eq!(SMALL_SIZE, 48);
+        assert_eq!(STACK_SIZE, 48 + 24 + 8 * (MAX_FRAMES + STACK_TOP_WORDS));
+    }
+
+    #[test]
+    fn decodes_alloc_with_stack() {
+        let mut ev = stack_event(EventKind::Alloc);
+        ev.hdr.a = 0xdead0;
+        ev.hdr.b = 10;
+        ev.hdr.c = AllocFn::Calloc as u64;
+        let got = Event::try_from(bytes_of(&ev).as_slice()).unwrap();
+        assert_eq!((got.tgid, got.tid, got.ts_ns), (42, 43, 1000));
+        assert_eq!(got.body, Body::Alloc { addr: 0xdead0, size: 10, func: AllocFn::Calloc });
+        let st = got.stack.unwrap();
+        assert_eq!(st.frames, vec![0x1000, 0x2000, 0x3000]);
+        assert_eq!(st.top, vec![7, 8]);
+        assert_eq!((st.sp, st.bp), (0x7ff0, 0x7ff8));
+    }
+
+    #[test]
+    fn decodes_fd_open_pair_and_cloexec() {
+        let mut ev = stack_event(EventKind::FdOpen);
+        ev.hdr.a = 5;
+        ev.hdr.b = FdKind::Pipe as u64 | 1 << 8;
+        ev.hdr.c = 6;
+        let got = Event::try_from(bytes_of(&ev).as_slice()).unwrap();
+        assert_eq!(got.body, Body::FdOpen { fd: 5, kind: FdKind::Pipe, cloexec: true, pair: Some(6) });
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_records() {
+        let small = SmallEvent { hdr: EventHeader::new(EventKind::Alloc, 1, 1) };
+        // An Alloc must carry a stack: a small record of that kind is short.
+        assert!(matches!(Event::try_from(bytes_of(&small).as_slice()), Err(DecodeError::Short { .. })));
+        assert!(matches!(Event::try_from(&[0u8; 10][..]), Err(DecodeError::Short { .. })));
+        let mut bad = small;
+        bad.hdr.kind = 999;
+        assert_eq!(Event::try_from(bytes_of(&bad).as_slice()), Err(DecodeError::UnknownKind(999)));
+    }
+
+    #[test]
+    fn clamps_frame_count_to_capacity() {
+        let mut ev = stack_event(EventKind::Alloc);
+        ev.hdr.c = AllocFn::Malloc as u64;
+        ev.hdr.nframes = 1000;
+        ev.stack_top_len = 1000;
+        let got = Event::try_from(bytes_of(&ev).as_slice()).unwrap();
+        let st = got.stack.unwrap();
+        assert_eq!(st.frames.len(), MAX_FRAMES);
+        assert_eq!(st.top.len(), STACK_TOP_WORDS);
+    }
+
+    #[test]
+    fn free_is_small() {
+        let mut ev = SmallEvent { hdr: EventHeader::new(EventKind::Free, 1 << 32 | 1, 5) };
+        ev.hdr.a = 0x10;
+        let got = Event::try_from(bytes_of(&ev).as_slice()).unwrap();
+        assert_eq!(got.body, Body::Free { addr: 0x10 });
+        assert!(got.stack.is_none());
+    }
+}

@@ -1,0 +1,55 @@
+//! Process lifecycle: exec (close-on-exec descriptors go, the heap is new),
+//! thread and process exit, and forks when children are followed.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use tracer_common::{Counter, EventKind};
+
+use crate::capture::emit_small;
+use crate::maps::{count, follow_forks, fork_child_pid_offset, traced, PENDING, TARGETS};
+
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn process_exec(_ctx: RawTracePointContext) -> u32 {
+    if let Some(pid_tgid) = traced() {
+        emit_small(EventKind::Exec, pid_tgid, 0, 0, 0, Counter::LostProcess);
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn process_exit(_ctx: RawTracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    // SAFETY: only tested for presence.
+    if unsafe { TARGETS.get(&tgid) }.is_none() {
+        return 0;
+    }
+    let _ = PENDING.remove(&tid);
+    emit_small(EventKind::Exit, pid_tgid, 0, 0, 0, Counter::LostProcess);
+    if follow_forks() && tid == tgid {
+        let _ = TARGETS.remove(&tgid);
+    } else if tid != tgid {
+        // With follow-forks a new thread's tid was added at clone: drop it.
+        let _ = TARGETS.remove(&tid);
+    }
+    0
+}
+
+/// sched:sched_process_fork, attached only with follow-forks. Fires in the
+/// parent before the child first runs, so the child is traced from its start.
+#[tracepoint]
+pub fn process_fork(ctx: TracePointContext) -> u32 {
+    let Some(pid_tgid) = traced() else { return 0 };
+    // SAFETY: the offset comes from the tracepoint's format in tracefs.
+    let Ok(child) = (unsafe { ctx.read_at::<i32>(fork_child_pid_offset()) }) else { return 1 };
+    let child = child as u32;
+    // A new thread gets its tid added too (the record cannot tell); it is removed at its exit.
+    if TARGETS.insert(&child, &1, 0).is_err() {
+        count(Counter::TargetsFull);
+    }
+    emit_small(EventKind::Fork, pid_tgid, child as u64, 0, 0, Counter::LostProcess);
+    0
+}

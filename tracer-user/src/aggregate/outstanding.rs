@@ -1,0 +1,249 @@
+//! The outstanding tables and every path that releases from them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use tracer_common::decode::Body;
+use tracer_common::FdKind;
+
+use super::stacks::{StackCounters, StackId, StackTable};
+use super::ResourceKind;
+
+const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
+#[derive(Clone, Copy, Debug)]
+struct Allocation {
+    stack: StackId,
+    size: u64,
+    ts_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Handle {
+    stack: StackId,
+    kind: FdKind,
+    ts_ns: u64,
+    cloexec: bool,
+}
+
+/// Things seen that are not leaks but say something about the trace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Anomalies {
+    /// free() of an address allocated before tracing began (or by an untraced path).
+    pub unknown_frees: u64,
+    /// close() of a descriptor opened before tracing began.
+    pub unknown_closes: u64,
+    /// Allocations that returned NULL (never outstanding).
+    pub failed_allocations: u64,
+    /// An address handed out again while still outstanding: its free was missed.
+    pub reused_addresses: u64,
+    /// A descriptor number handed out again while still outstanding: its close was missed.
+    pub reused_descriptors: u64,
+}
+
+/// Per-stack figures for reports and the TUI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackSummary {
+    pub stack: StackId,
+    pub kind: ResourceKind,
+    pub counters: StackCounters,
+    /// Acquisition time of the oldest outstanding item, if any.
+    pub oldest_ns: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct Aggregator {
+    pub stacks: StackTable,
+    allocs: HashMap<(u32, u64), Allocation>,
+    fds: BTreeMap<(u32, i32), Handle>,
+    anomalies: Anomalies,
+    exited: HashSet<u32>,
+}
+
+impl Aggregator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one event of process `tgid`. `stack` is the interned stack for
+    /// kinds that carry one (allocation, new descriptor), interned with the kind
+    /// the event creates; for a dup the caller interns after [`Self::kind_of_fd`].
+    pub fn apply(&mut self, tgid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
+        match *body {
+            Body::Alloc { addr, size, .. } => {
+                if let Some(stack) = stack {
+                    self.insert_alloc(tgid, addr, Allocation { stack, size, ts_ns });
+                }
+            }
+            Body::Realloc { old, new, size } => {
+                if old != 0 {
+                    self.release_alloc(tgid, old);
+                }
+                if let Some(stack) = stack {
+                    self.insert_alloc(tgid, new, Allocation { stack, size, ts_ns });
+                }
+            }
+            Body::Free { addr } => self.release_alloc(tgid, addr),
+            Body::AllocFailed { .. } => self.anomalies.failed_allocations += 1,
+            Body::FdOpen { fd, kind, cloexec, pair } => {
+                if let Some(stack) = stack {
+                    for fd in std::iter::once(fd).chain(pair) {
+                        self.insert_fd(tgid, fd, Handle { stack, kind, ts_ns, cloexec });
+                    }
+                }
+            }
+            Body::FdDup { new, old, cloexec } => {
+                if new == old {
+                    return; // dup2(fd, fd): nothing changes
+                }
+                // dup2/dup3 onto an open descriptor closes it first.
+                self.remove_fd(tgid, new);
+                if let Some(stack) = stack {
+                    let kind = self.kind_of_fd(tgid, old);
+                    self.insert_fd(tgid, new, Handle { stack, kind, ts_ns, cloexec });
+                }
+            }
+            Body::FdClose { fd } => {
+                if !self.remove_fd(tgid, fd) {
+                    self.anomalies.unknown_closes += 1;
+                }
+            }
+            Body::FdCloseRange { first, last, flags } => {
+                let (lo, hi) = (first.min(i32::MAX as u32) as i32, last.min(i32::MAX as u32) as i32);
+                let keys: Vec<(u32, i32)> = self.fds.range((tgid, lo)..=(tgid, hi)).map(|(k, _)| *k).collect();
+                for k in keys {
+                    if flags & CLOSE_RANGE_CLOEXEC != 0 {
+                        if let Some(h) = self.fds.get_mut(&k) {
+                            h.cloexec = true;
+                        }
+                    } else {
+                        self.remove_fd(k.0, k.1);
+                    }
+                }
+            }
+            Body::FdSetCloexec { fd, on } => {
+                if let Some(h) = self.fds.get_mut(&(tgid, fd)) {
+                    h.cloexec = on;
+                }
+            }
+            Body::Exec => self.exec(tgid),
+            Body::Exit => {}
+            Body::Fork { .. } => {}
+        }
+    }
+
+    /// The process has exited: what it still holds is leaked at exit.
+    pub fn mark_exited(&mut self, tgid: u32) {
+        self.exited.insert(tgid);
+    }
+
+    pub fn has_exited(&self, tgid: u32) -> bool {
+        self.exited.contains(&tgid)
+    }
+
+    /// The kind of an open descriptor, `Other` when it was opened before tracing.
+    pub fn kind_of_fd(&self, tgid: u32, fd: i32) -> FdKind {
+        self.fds.get(&(tgid, fd)).map_or(FdKind::Other, |h| h.kind)
+    }
+
+    pub fn anomalies(&self) -> Anomalies {
+        self.anomalies
+    }
+
+    /// Outstanding heap: (bytes, allocations).
+    pub fn heap_totals(&self) -> (u64, u64) {
+        (self.allocs.values().map(|a| a.size).sum(), self.allocs.len() as u64)
+    }
+
+    /// Outstanding descriptors by kind.
+    pub fn handle_totals(&self) -> BTreeMap<FdKind, u64> {
+        let mut out = BTreeMap::new();
+        for h in self.fds.values() {
+            *out.entry(h.kind).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Open descriptors of one process, by number (for checks against /proc).
+    pub fn open_fds(&self, tgid: u32) -> Vec<(i32, FdKind)> {
+        self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).map(|(k, h)| (k.1, h.kind)).collect()
+    }
+
+    /// One summary per stack that has ever acquired something.
+    pub fn summaries(&self) -> Vec<StackSummary> {
+        let mut oldest: HashMap<StackId, u64> = HashMap::new();
+        let mut note = |stack: StackId, ts: u64| {
+            oldest.entry(stack).and_modify(|o| *o = (*o).min(ts)).or_insert(ts);
+        };
+        self.allocs.values().for_each(|a| note(a.stack, a.ts_ns));
+        self.fds.values().for_each(|h| note(h.stack, h.ts_ns));
+        self.stacks
+            .iter()
+            .map(|(id, e)| StackSummary { stack: id, kind: e.kind, counters: e.counters, oldest_ns: oldest.get(&id).copied() })
+            .collect()
+    }
+
+    fn insert_alloc(&mut self, tgid: u32, addr: u64, a: Allocation) {
+        if self.allocs.contains_key(&(tgid, addr)) {
+            self.anomalies.reused_addresses += 1;
+            self.release_alloc(tgid, addr);
+        }
+        let c = self.stacks.counters_mut(a.stack);
+        c.acquired += 1;
+        c.outstanding += 1;
+        c.outstanding_bytes += a.size;
+        self.allocs.insert((tgid, addr), a);
+    }
+
+    fn release_alloc(&mut self, tgid: u32, addr: u64) {
+        match self.allocs.remove(&(tgid, addr)) {
+            Some(a) => {
+                let c = self.stacks.counters_mut(a.stack);
+                c.released += 1;
+                c.outstanding -= 1;
+                c.outstanding_bytes -= a.size;
+            }
+            None => self.anomalies.unknown_frees += 1,
+        }
+    }
+
+    fn insert_fd(&mut self, tgid: u32, fd: i32, h: Handle) {
+        if self.fds.contains_key(&(tgid, fd)) {
+            self.anomalies.reused_descriptors += 1;
+            self.remove_fd(tgid, fd);
+        }
+        let c = self.stacks.counters_mut(h.stack);
+        c.acquired += 1;
+        c.outstanding += 1;
+        self.fds.insert((tgid, fd), h);
+    }
+
+    fn remove_fd(&mut self, tgid: u32, fd: i32) -> bool {
+        let Some(h) = self.fds.remove(&(tgid, fd)) else { return false };
+        let c = self.stacks.counters_mut(h.stack);
+        c.released += 1;
+        c.outstanding -= 1;
+        true
+    }
+
+    /// A new image: the old heap is gone (not leaked), close-on-exec descriptors close.
+    fn exec(&mut self, tgid: u32) {
+        let stacks = &mut self.stacks;
+        self.allocs.retain(|&(pid, _), a| {
+            if pid != tgid {
+                return true;
+            }
+            let c = stacks.counters_mut(a.stack);
+            c.outstanding -= 1;
+            c.outstanding_bytes -= a.size;
+            false
+        });
+        let cloexec: Vec<i32> = self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).filter(|(_, h)| h.cloexec).map(|(k, _)| k.1).collect();
+        for fd in cloexec {
+            self.remove_fd(tgid, fd);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "outstanding_tests.rs"]
+mod tests;

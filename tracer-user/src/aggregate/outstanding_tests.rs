@@ -1,0 +1,152 @@
+use super::*;
+use tracer_common::AllocFn;
+
+const P: u32 = 100;
+
+fn heap(agg: &mut Aggregator, frames: &[u64]) -> StackId {
+    agg.stacks.intern(ResourceKind::Heap, 0, frames, false)
+}
+
+fn fd_stack(agg: &mut Aggregator, kind: FdKind, frames: &[u64]) -> StackId {
+    agg.stacks.intern(ResourceKind::Fd(kind), 0, frames, false)
+}
+
+fn alloc(agg: &mut Aggregator, addr: u64, size: u64, s: StackId) {
+    agg.apply(P, 1, &Body::Alloc { addr, size, func: AllocFn::Malloc }, Some(s));
+}
+
+fn open(agg: &mut Aggregator, fd: i32, kind: FdKind, cloexec: bool, s: StackId) {
+    agg.apply(P, 1, &Body::FdOpen { fd, kind, cloexec, pair: None }, Some(s));
+}
+
+fn outstanding(agg: &Aggregator, s: StackId) -> (u64, u64) {
+    let c = agg.stacks.get(s).counters;
+    (c.outstanding, c.outstanding_bytes)
+}
+
+#[test]
+fn malloc_then_free_leaves_nothing() {
+    let mut agg = Aggregator::new();
+    let s = heap(&mut agg, &[1, 2]);
+    alloc(&mut agg, 0x10, 10, s);
+    alloc(&mut agg, 0x20, 20, s);
+    agg.apply(P, 2, &Body::Free { addr: 0x10 }, None);
+    assert_eq!(outstanding(&agg, s), (1, 20));
+    assert_eq!(agg.heap_totals(), (20, 1));
+    let c = agg.stacks.get(s).counters;
+    assert_eq!((c.acquired, c.released), (2, 1));
+}
+
+#[test]
+fn realloc_moves_the_allocation_to_its_own_site() {
+    let mut agg = Aggregator::new();
+    let m = heap(&mut agg, &[1]);
+    let r = heap(&mut agg, &[2]);
+    alloc(&mut agg, 0x10, 10, m);
+    agg.apply(P, 2, &Body::Realloc { old: 0x10, new: 0x30, size: 64 }, Some(r));
+    assert_eq!(outstanding(&agg, m), (0, 0));
+    assert_eq!(outstanding(&agg, r), (1, 64));
+    // realloc(NULL, n) is a plain allocation.
+    agg.apply(P, 3, &Body::Realloc { old: 0, new: 0x50, size: 8 }, Some(r));
+    assert_eq!(outstanding(&agg, r), (2, 72));
+    assert_eq!(agg.anomalies().unknown_frees, 0);
+}
+
+#[test]
+fn failed_allocations_and_unknown_frees_are_counted_not_outstanding() {
+    let mut agg = Aggregator::new();
+    agg.apply(P, 1, &Body::AllocFailed { size: 1 << 40, func: AllocFn::Malloc }, None);
+    agg.apply(P, 1, &Body::Free { addr: 0x999 }, None);
+    assert_eq!(agg.heap_totals(), (0, 0));
+    let a = agg.anomalies();
+    assert_eq!((a.failed_allocations, a.unknown_frees), (1, 1));
+}
+
+#[test]
+fn processes_are_kept_apart() {
+    let mut agg = Aggregator::new();
+    let s = heap(&mut agg, &[1]);
+    alloc(&mut agg, 0x10, 10, s);
+    agg.apply(P + 1, 2, &Body::Free { addr: 0x10 }, None);
+    assert_eq!(outstanding(&agg, s), (1, 10));
+}
+
+#[test]
+fn dup2_over_an_open_fd_closes_it_and_inherits_the_kind() {
+    let mut agg = Aggregator::new();
+    let sock = fd_stack(&mut agg, FdKind::Socket, &[1]);
+    let tfd = fd_stack(&mut agg, FdKind::Timerfd, &[2]);
+    open(&mut agg, 5, FdKind::Socket, false, sock);
+    open(&mut agg, 6, FdKind::Timerfd, false, tfd);
+    assert_eq!(agg.kind_of_fd(P, 5), FdKind::Socket);
+    let dup = fd_stack(&mut agg, FdKind::Socket, &[3]);
+    agg.apply(P, 2, &Body::FdDup { new: 6, old: 5, cloexec: false }, Some(dup));
+    assert_eq!(outstanding(&agg, tfd), (0, 0), "dup2 closed the timerfd");
+    assert_eq!(agg.open_fds(P), vec![(5, FdKind::Socket), (6, FdKind::Socket)]);
+    // dup2(fd, fd) changes nothing.
+    agg.apply(P, 3, &Body::FdDup { new: 5, old: 5, cloexec: false }, Some(dup));
+    assert_eq!(outstanding(&agg, sock), (1, 0));
+}
+
+#[test]
+fn socketpair_opens_both_and_close_releases_each() {
+    let mut agg = Aggregator::new();
+    let s = fd_stack(&mut agg, FdKind::Socket, &[1]);
+    agg.apply(P, 1, &Body::FdOpen { fd: 3, kind: FdKind::Socket, cloexec: false, pair: Some(4) }, Some(s));
+    assert_eq!(outstanding(&agg, s), (2, 0));
+    agg.apply(P, 2, &Body::FdClose { fd: 4 }, None);
+    assert_eq!(agg.open_fds(P), vec![(3, FdKind::Socket)]);
+    agg.apply(P, 2, &Body::FdClose { fd: 42 }, None);
+    assert_eq!(agg.anomalies().unknown_closes, 1);
+}
+
+#[test]
+fn close_range_closes_or_marks_cloexec() {
+    let mut agg = Aggregator::new();
+    let s = fd_stack(&mut agg, FdKind::Eventfd, &[1]);
+    for fd in 3..=8 {
+        open(&mut agg, fd, FdKind::Eventfd, false, s);
+    }
+    agg.apply(P, 2, &Body::FdCloseRange { first: 4, last: 6, flags: 0 }, None);
+    assert_eq!(agg.open_fds(P).iter().map(|f| f.0).collect::<Vec<_>>(), vec![3, 7, 8]);
+    agg.apply(P, 3, &Body::FdCloseRange { first: 7, last: u32::MAX, flags: CLOSE_RANGE_CLOEXEC }, None);
+    agg.apply(P, 4, &Body::Exec, None);
+    assert_eq!(agg.open_fds(P).iter().map(|f| f.0).collect::<Vec<_>>(), vec![3]);
+}
+
+#[test]
+fn exec_drops_the_heap_and_cloexec_fds_only() {
+    let mut agg = Aggregator::new();
+    let h = heap(&mut agg, &[1]);
+    let f = fd_stack(&mut agg, FdKind::Pipe, &[2]);
+    alloc(&mut agg, 0x10, 10, h);
+    open(&mut agg, 3, FdKind::Pipe, true, f);
+    open(&mut agg, 4, FdKind::Pipe, false, f);
+    agg.apply(P, 2, &Body::FdSetCloexec { fd: 4, on: false }, None);
+    agg.apply(P, 3, &Body::Exec, None);
+    assert_eq!(agg.heap_totals(), (0, 0));
+    assert_eq!(agg.open_fds(P), vec![(4, FdKind::Pipe)]);
+}
+
+#[test]
+fn summaries_report_the_oldest_outstanding_item() {
+    let mut agg = Aggregator::new();
+    let s = heap(&mut agg, &[1]);
+    agg.apply(P, 50, &Body::Alloc { addr: 1, size: 1, func: AllocFn::Malloc }, Some(s));
+    agg.apply(P, 20, &Body::Alloc { addr: 2, size: 1, func: AllocFn::Malloc }, Some(s));
+    agg.apply(P, 60, &Body::Free { addr: 2 }, None);
+    let sum = agg.summaries();
+    assert_eq!(sum.len(), 1);
+    assert_eq!(sum[0].oldest_ns, Some(50));
+    assert_eq!(sum[0].counters.outstanding, 1);
+}
+
+#[test]
+fn a_reused_address_releases_the_missed_allocation() {
+    let mut agg = Aggregator::new();
+    let s = heap(&mut agg, &[1]);
+    alloc(&mut agg, 0x10, 10, s);
+    alloc(&mut agg, 0x10, 30, s);
+    assert_eq!(outstanding(&agg, s), (1, 30));
+    assert_eq!(agg.anomalies().reused_addresses, 1);
+}

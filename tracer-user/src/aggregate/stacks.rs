@@ -1,0 +1,100 @@
+//! Interning of (kind, stack) pairs, with per-stack counters.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+
+use super::ResourceKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StackId(pub u32);
+
+/// Counters of one interned stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackCounters {
+    pub outstanding: u64,
+    pub outstanding_bytes: u64,
+    /// Acquisitions ever seen at this stack.
+    pub acquired: u64,
+    /// Of those, released.
+    pub released: u64,
+}
+
+pub struct StackEntry {
+    pub kind: ResourceKind,
+    /// The process image (address space) the frames belong to.
+    pub image: u32,
+    pub frames: Box<[u64]>,
+    /// The unwinder could not recover frames past the last one.
+    pub truncated: bool,
+    pub counters: StackCounters,
+}
+
+/// Stacks are looked up by a hash of (kind, frames); entries with the same
+/// hash are compared in full. The hot path allocates nothing.
+#[derive(Default)]
+pub struct StackTable {
+    entries: Vec<StackEntry>,
+    index: HashMap<u64, Vec<StackId>>,
+    hasher: RandomState,
+}
+
+impl StackTable {
+    pub fn intern(&mut self, kind: ResourceKind, image: u32, frames: &[u64], truncated: bool) -> StackId {
+        let mut h = self.hasher.build_hasher();
+        (kind, image, frames).hash(&mut h);
+        let key = h.finish();
+        let bucket = self.index.entry(key).or_default();
+        if let Some(&id) = bucket.iter().find(|id| {
+            let e = &self.entries[id.0 as usize];
+            e.kind == kind && e.image == image && &*e.frames == frames
+        }) {
+            return id;
+        }
+        let id = StackId(self.entries.len() as u32);
+        bucket.push(id);
+        self.entries.push(StackEntry { kind, image, frames: frames.into(), truncated, counters: StackCounters::default() });
+        id
+    }
+
+    pub fn get(&self, id: StackId) -> &StackEntry {
+        &self.entries[id.0 as usize]
+    }
+
+    pub fn counters_mut(&mut self, id: StackId) -> &mut StackCounters {
+        &mut self.entries[id.0 as usize].counters
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (StackId, &StackEntry)> {
+        self.entries.iter().enumerate().map(|(i, e)| (StackId(i as u32), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::FdKind;
+
+    #[test]
+    fn same_kind_and_frames_intern_once() {
+        let mut t = StackTable::default();
+        let a = t.intern(ResourceKind::Heap, 0, &[1, 2, 3], false);
+        let b = t.intern(ResourceKind::Heap, 0, &[1, 2, 3], false);
+        let c = t.intern(ResourceKind::Fd(FdKind::Socket), 0, &[1, 2, 3], false);
+        let d = t.intern(ResourceKind::Heap, 0, &[1, 2], false);
+        let e = t.intern(ResourceKind::Heap, 1, &[1, 2, 3], false);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+        assert_ne!(a, e, "another image's addresses are another stack");
+        assert_eq!(t.len(), 4);
+        assert_eq!(&*t.get(c).frames, &[1, 2, 3]);
+    }
+}

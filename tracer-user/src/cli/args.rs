@@ -1,0 +1,98 @@
+//! Command-line arguments.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "leaktrace", version, about = "Finds leaked sockets, timerfds and heap bytes, and the call sites that leaked them (eBPF).")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run COMMAND under tracing and report what it still holds when it exits.
+    Run {
+        #[command(flatten)]
+        opts: Options,
+        /// The command and its arguments (after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
+    /// Attach to a running process; report on Ctrl-C, after --duration, or when it exits.
+    Attach {
+        #[arg(long, value_name = "PID")]
+        pid: u32,
+        /// Detach and report after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+        #[command(flatten)]
+        opts: Options,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Options {
+    /// Attribute each leak to the innermost frame inside PATH (a module path or a source-directory prefix, e.g. fixtures/net/).
+    #[arg(long, value_name = "PATH")]
+    pub focus: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch).
+    #[arg(long)]
+    pub ci: bool,
+    /// With --ci: leaked heap bytes tolerated.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub max_leaked_bytes: u64,
+    /// With --ci: leaked handles tolerated.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_leaked_handles: u64,
+    /// Compare the leaks with a manifest (the fixture's format); any missing or unexpected site fails.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
+    /// With --expect: only these scenarios of the manifest (default: all).
+    #[arg(long = "expect-scenario", value_name = "NAME")]
+    pub expect_scenarios: Vec<String>,
+    /// Ignore sites matching a suppressions file (`function:NAME`, `module:TEXT`, `file:TEXT` lines).
+    #[arg(long, value_name = "FILE")]
+    pub suppress: Option<PathBuf>,
+    /// Do not apply the built-in suppressions (memory the C runtime keeps by design).
+    #[arg(long)]
+    pub no_default_suppressions: bool,
+    /// Probe this allocator instead of the one that serves malloc in the target.
+    #[arg(long, value_name = "PATH")]
+    pub allocator: Option<PathBuf>,
+    /// Trace children of the target too.
+    #[arg(long)]
+    pub follow_forks: bool,
+    /// User frames captured per allocation or handle (1-32); fewer is cheaper.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=32), value_name = "N")]
+    pub stack_depth: u32,
+    /// Ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 64, value_parser = ring_size, value_name = "MIB")]
+    pub ring_size: u32,
+    /// Print the text report every SECS seconds while tracing (without the TUI).
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<f64>,
+}
+
+fn ring_size(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if !v.is_power_of_two() || !(1..=1024).contains(&v) {
+        return Err("must be a power of two between 1 and 1024".into());
+    }
+    Ok(v)
+}

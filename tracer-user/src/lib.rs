@@ -1,0 +1,7 @@
+//! leaktrace: attributes leaked handles and heap bytes to call sites.
+pub mod aggregate;
+pub mod cli;
+pub mod probes;
+pub mod report;
+pub mod session;
+pub mod symbolize;

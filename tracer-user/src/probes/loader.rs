@@ -1,0 +1,163 @@
+//! The embedded eBPF object: loading, settings, attaching.
+
+use std::num::NonZeroU32;
+
+use aya::{
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint, UProbe},
+    programs::uprobe::{UProbeAttachLocation, UProbeScope},
+    Ebpf, EbpfLoader,
+};
+use tracer_common::{AllocFn, Counter};
+
+use super::{allocator::AllocatorChoice, preflight, ProbeError};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LEAKTRACE_BPF_OBJECT"));
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+    /// Frames captured per stack, 1..=MAX_FRAMES.
+    pub stack_frames: u32,
+    /// Trace children of traced processes.
+    pub follow_forks: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { ring_bytes: 64 << 20, stack_frames: tracer_common::MAX_FRAMES as u32, follow_forks: false }
+    }
+}
+
+/// Loaded programs. Dropping it detaches everything.
+pub struct Probes {
+    ebpf: Ebpf,
+    targets: BpfHashMap<MapData, u32, u32>,
+    follow_forks: bool,
+}
+
+/// Reads the kernel side's loss counters; movable to the consumer thread.
+pub struct CounterReader(PerCpuArray<MapData, u64>);
+
+fn attach_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
+    let what = what.into();
+    move |e| ProbeError::Attach { what, detail: error_chain(&e) }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+impl Probes {
+    /// Loads the programs and attaches the syscall and process tracepoints.
+    /// Nothing is traced until a target is added.
+    pub fn load(opts: &LoadOptions) -> Result<(Self, RingBuf<MapData>, CounterReader), ProbeError> {
+        preflight::preflight()?;
+        if OBJECT.is_empty() {
+            return Err(ProbeError::StubBuild);
+        }
+        let frames = opts.stack_frames.clamp(1, tracer_common::MAX_FRAMES as u32);
+        let follow: u32 = opts.follow_forks.into();
+        let fork_offset = if opts.follow_forks { preflight::fork_child_pid_offset()? } else { 0 };
+        let wakeup = u64::from(opts.ring_bytes / 4);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("STACK_FRAMES", &frames, true)
+            .override_global("FOLLOW_FORKS", &follow, true)
+            .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)
+            .override_global("WAKEUP_BYTES", &wakeup, true)
+            .map_max_entries("EVENTS", opts.ring_bytes)
+            .load(OBJECT)
+            .map_err(|e| ProbeError::Load(error_chain(&e)))?;
+
+        for (prog, tp) in [("sys_enter", "sys_enter"), ("sys_exit", "sys_exit"), ("process_exec", "sched_process_exec"), ("process_exit", "sched_process_exit")] {
+            let p: &mut RawTracePoint = program(&mut ebpf, prog)?;
+            p.load().map_err(attach_err(format!("{prog} (load)")))?;
+            p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;
+        }
+        if opts.follow_forks {
+            let p: &mut TracePoint = program(&mut ebpf, "process_fork")?;
+            p.load().map_err(attach_err("process_fork (load)"))?;
+            p.attach("sched", "sched_process_fork").map_err(attach_err("tracepoint sched/sched_process_fork"))?;
+        }
+        let take = |ebpf: &mut Ebpf, name: &str| ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")));
+        let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
+        let counters = PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
+        let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
+        Ok((Self { ebpf, targets, follow_forks: opts.follow_forks }, ring, CounterReader(counters)))
+    }
+
+    /// Traces `pid` (all its threads) from now on.
+    pub fn add_target(&mut self, pid: u32) -> Result<(), ProbeError> {
+        self.targets.insert(pid, 1, 0).map_err(|e| ProbeError::Load(format!("adding pid {pid} to the target table: {e}")))
+    }
+
+    /// Attaches the allocator probes. Return probes go first: an entry probe
+    /// whose return probe is not yet in place would leave a call in flight forever.
+    /// Without follow-forks the probes fire only in `pid`; with it, in every
+    /// process, filtered in the kernel by the target table.
+    pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32) -> Result<(), ProbeError> {
+        let scope = match (self.follow_forks, NonZeroU32::new(pid)) {
+            (false, Some(pid)) => UProbeScope::OneProcess(pid),
+            _ => UProbeScope::AllProcesses,
+        };
+        let path = alloc.path.clone();
+        let exit: &mut UProbe = program(&mut self.ebpf, "alloc_exit")?;
+        exit.load().map_err(attach_err("alloc_exit (load)"))?;
+        for f in alloc.functions.iter().filter(|f| f.func != AllocFn::Free) {
+            exit.attach(UProbeAttachLocation::AbsoluteOffset(f.file_offset), &path, scope)
+                .map_err(attach_err(format!("uretprobe on {}:{}", path.display(), f.func.symbol())))?;
+        }
+        for f in &alloc.functions {
+            let prog = entry_program(f.func);
+            let p: &mut UProbe = program(&mut self.ebpf, prog)?;
+            p.load().map_err(attach_err(format!("{prog} (load)")))?;
+            p.attach(UProbeAttachLocation::AbsoluteOffset(f.entry_offset), &path, scope)
+                .map_err(attach_err(format!("uprobe on {}:{}", path.display(), f.func.symbol())))?;
+        }
+        Ok(())
+    }
+}
+
+fn entry_program(f: AllocFn) -> &'static str {
+    match f {
+        AllocFn::Malloc => "malloc_enter",
+        AllocFn::Calloc => "calloc_enter",
+        AllocFn::Realloc => "realloc_enter",
+        AllocFn::Reallocarray => "reallocarray_enter",
+        AllocFn::PosixMemalign => "posix_memalign_enter",
+        AllocFn::AlignedAlloc => "aligned_alloc_enter",
+        AllocFn::Memalign => "memalign_enter",
+        AllocFn::Valloc => "valloc_enter",
+        AllocFn::Pvalloc => "pvalloc_enter",
+        AllocFn::Free => "free_enter",
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, ProbeError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let p = ebpf.program_mut(name).ok_or_else(|| ProbeError::Load(format!("program {name} missing from the object")))?;
+    p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {name}: {e}")))
+}
+
+impl CounterReader {
+    /// Totals over all CPUs, indexed by [`Counter`].
+    pub fn read(&self) -> [u64; Counter::COUNT as usize] {
+        let mut out = [0u64; Counter::COUNT as usize];
+        for c in Counter::ALL {
+            if let Ok(values) = self.0.get(&(c as u32), 0) {
+                out[c as usize] = values.iter().sum();
+            }
+        }
+        out
+    }
+}

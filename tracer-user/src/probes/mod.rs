@@ -1,0 +1,12 @@
+//! Loading leaktrace's eBPF programs and attaching them to a target.
+
+mod allocator;
+mod errors;
+mod loader;
+mod preflight;
+mod prologue;
+
+pub use allocator::{AllocatorChoice, AllocatorFunction};
+pub use errors::ProbeError;
+pub use loader::{CounterReader, LoadOptions, Probes};
+pub use preflight::preflight;

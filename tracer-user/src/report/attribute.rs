@@ -1,0 +1,149 @@
+//! Choosing a stack's call site: the innermost frame inside `--focus`, else
+//! the first frame outside libc and the allocator.
+
+use std::collections::HashMap;
+
+use crate::aggregate::StackId;
+use crate::session::Tracer;
+use crate::symbolize::Frame;
+
+use super::model::{Location, StackFrame};
+
+/// What a focus matches: a module path or a source path, by substring, so
+/// `fixtures/net/` matches `/src/leaktrace/fixtures/net/net_socket.c`.
+#[derive(Debug, Clone, Default)]
+pub struct Attribution {
+    pub focus: Option<String>,
+    /// The allocator's module path (frames inside it are never the site).
+    pub allocator: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub site: Location,
+    /// A frame matched `--focus` (always true without one).
+    pub in_focus: bool,
+    pub stack: Vec<StackFrame>,
+    pub truncated: bool,
+}
+
+/// Sites are cached per stack: the stack table only grows.
+#[derive(Default)]
+pub struct SiteCache {
+    resolved: HashMap<StackId, Resolved>,
+}
+
+impl SiteCache {
+    pub fn resolve(&mut self, tracer: &mut Tracer, attribution: &Attribution, id: StackId) -> &Resolved {
+        self.resolved.entry(id).or_insert_with(|| {
+            let entry = tracer.agg.stacks.get(id);
+            let (frames, truncated) = (entry.frames.clone(), entry.truncated);
+            let maps = &tracer.images[entry.image as usize].maps;
+            let symbolized: Vec<Frame> = frames.iter().flat_map(|&a| tracer.sym.symbolize(maps, a, true)).collect();
+            attribute(&symbolized, attribution, truncated)
+        })
+    }
+}
+
+fn is_runtime(frame: &Frame, attribution: &Attribution) -> bool {
+    let base = frame.module.rsplit('/').next().unwrap_or("");
+    base.starts_with("libc.so") || base.starts_with("libc-") || base.starts_with("ld-linux") || attribution.allocator.as_deref() == Some(frame.module.as_str())
+}
+
+fn matches_focus(frame: &Frame, focus: &str) -> bool {
+    frame.module.contains(focus) || frame.file.as_deref().is_some_and(|f| f.contains(focus))
+}
+
+pub fn attribute(frames: &[Frame], attribution: &Attribution, truncated: bool) -> Resolved {
+    let stack: Vec<StackFrame> = frames
+        .iter()
+        .map(|f| StackFrame { function: f.function.clone(), file: f.file.clone(), line: f.line, module: f.module.clone(), address: f.address, inlined: f.inlined })
+        .collect();
+    let (site, in_focus) = match &attribution.focus {
+        Some(focus) => match frames.iter().find(|f| matches_focus(f, focus)) {
+            Some(f) => (Some(f), true),
+            None => (frames.iter().find(|f| !is_runtime(f, attribution)), false),
+        },
+        None => (frames.iter().find(|f| !is_runtime(f, attribution)).or(frames.first()), true),
+    };
+    let site = site.map(location).unwrap_or_else(|| Location { module: "[unknown]".into(), label: "[no stack]".into(), ..Location::default() });
+    Resolved { site, in_focus, stack, truncated }
+}
+
+fn location(f: &Frame) -> Location {
+    Location {
+        function: f.function.clone(),
+        file: f.file.clone(),
+        line: f.line,
+        module: f.module.clone(),
+        label: f.function.clone().unwrap_or_else(|| f.unresolved_label()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, file: &str, module: &str) -> Frame {
+        Frame {
+            address: 0x1000,
+            module: module.into(),
+            module_offset: 0x10,
+            function: (!function.is_empty()).then(|| function.into()),
+            file: (!file.is_empty()).then(|| file.into()),
+            line: Some(7),
+            column: None,
+            inlined: false,
+        }
+    }
+
+    fn stack() -> Vec<Frame> {
+        vec![
+            frame("strdup", "", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            frame("helper", "/src/lib/util.c", "/opt/app/bin/app"),
+            frame("js_socket_connect", "/src/fixtures/net/net_socket.c", "/opt/app/bin/app"),
+            frame("main", "/src/fixtures/net/net_driver.c", "/opt/app/bin/app"),
+        ]
+    }
+
+    #[test]
+    fn without_focus_the_first_frame_outside_libc_is_the_site() {
+        let r = attribute(&stack(), &Attribution::default(), false);
+        assert_eq!(r.site.function.as_deref(), Some("helper"));
+        assert!(r.in_focus);
+        assert_eq!(r.stack.len(), 4);
+    }
+
+    #[test]
+    fn focus_picks_the_innermost_frame_inside_it() {
+        let a = Attribution { focus: Some("fixtures/net/".into()), allocator: None };
+        let r = attribute(&stack(), &a, false);
+        assert_eq!(r.site.function.as_deref(), Some("js_socket_connect"));
+        assert_eq!(r.site.line, Some(7));
+        assert!(r.in_focus);
+    }
+
+    #[test]
+    fn a_stack_outside_the_focus_is_marked() {
+        let a = Attribution { focus: Some("nowhere/".into()), allocator: None };
+        let r = attribute(&stack(), &a, false);
+        assert!(!r.in_focus);
+    }
+
+    #[test]
+    fn the_allocator_module_is_never_the_site() {
+        let mut s = stack();
+        s.insert(0, frame("je_malloc", "", "/usr/lib/libjemalloc.so.2"));
+        let a = Attribution { focus: None, allocator: Some("/usr/lib/libjemalloc.so.2".into()) };
+        assert_eq!(attribute(&s, &a, false).site.function.as_deref(), Some("helper"));
+    }
+
+    #[test]
+    fn unresolved_frames_keep_a_label() {
+        let s = vec![frame("", "", "/opt/app/bin/app")];
+        let r = attribute(&s, &Attribution::default(), true);
+        assert_eq!(r.site.function, None);
+        assert!(r.site.label.contains("app+0x"), "{}", r.site.label);
+        assert!(r.truncated);
+    }
+}

@@ -1,0 +1,97 @@
+//! Building a [`Report`] from the tracer's state.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tracer_common::Counter;
+
+use crate::aggregate::ResourceKind;
+use crate::session::Tracer;
+
+use super::attribute::{Attribution, SiteCache};
+use super::model::{Location, Report, Site, Target, Totals, SCHEMA_VERSION};
+use super::suppress::Suppressions;
+
+/// What a report needs besides the tracer's state.
+pub struct ReportInput<'a> {
+    pub target: Target,
+    pub counters: [u64; Counter::COUNT as usize],
+    pub attribution: &'a Attribution,
+    pub suppressions: &'a Suppressions,
+    /// CLOCK_MONOTONIC now, for ages.
+    pub now_ns: u64,
+}
+
+pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> Report {
+    let mut sites: HashMap<(ResourceKind, Location), Site> = HashMap::new();
+    let mut totals = Totals::default();
+    let mut outside = Totals::default();
+    let mut largest: HashMap<(ResourceKind, Location), u64> = HashMap::new();
+    for s in tracer.agg.summaries() {
+        let c = s.counters;
+        if c.acquired == 0 {
+            continue;
+        }
+        let resolved = cache.resolve(tracer, input.attribution, s.stack).clone();
+        if c.outstanding > 0 {
+            totals.add(s.kind, c.outstanding, c.outstanding_bytes);
+        }
+        if input.suppressions.matches(&resolved.stack) {
+            continue;
+        }
+        if !resolved.in_focus {
+            if c.outstanding > 0 {
+                outside.add(s.kind, c.outstanding, c.outstanding_bytes);
+            }
+            continue;
+        }
+        let key = (s.kind, resolved.site.clone());
+        let site = sites.entry(key.clone()).or_insert_with(|| Site {
+            kind: s.kind,
+            count: 0,
+            bytes: 0,
+            allocations: 0,
+            releases: 0,
+            oldest_age_secs: 0.0,
+            site: resolved.site.clone(),
+            stack: Vec::new(),
+            truncated: false,
+        });
+        site.count += c.outstanding;
+        site.bytes += c.outstanding_bytes;
+        site.allocations += c.acquired;
+        site.releases += c.released;
+        if let Some(oldest) = s.oldest_ns {
+            let age = input.now_ns.saturating_sub(oldest) as f64 / 1e9;
+            site.oldest_age_secs = site.oldest_age_secs.max(age);
+        }
+        // Show the stack that holds the most (or, when nothing is held, the first).
+        let weight = c.outstanding_bytes.max(c.outstanding);
+        let best = largest.entry(key).or_insert(0);
+        if site.stack.is_empty() || weight > *best {
+            *best = weight;
+            site.stack = resolved.stack.clone();
+            site.truncated = resolved.truncated;
+        }
+    }
+    let mut sites: Vec<Site> = sites.into_values().collect();
+    sites.sort_by(|a, b| (b.bytes, b.count, &a.site).cmp(&(a.bytes, a.count, &b.site)).then(a.kind.cmp(&b.kind)));
+
+    let lost_events: u64 = Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>() + tracer.decode_errors;
+    let counters: BTreeMap<String, u64> = Counter::ALL.iter().map(|&c| (c.name().to_owned(), input.counters[c as usize])).chain([("decode_errors".to_owned(), tracer.decode_errors), ("truncated_stacks".to_owned(), tracer.truncated_stacks)]).collect();
+    let mut warnings: Vec<String> = tracer.sym.warnings().to_vec();
+    if tracer.truncated_stacks > 0 {
+        warnings.push(format!("{} stacks could not be unwound past frameless code (built without frame pointers?): their deeper frames are missing", tracer.truncated_stacks));
+    }
+    Report {
+        schema: SCHEMA_VERSION,
+        complete: lost_events == 0,
+        lost_events,
+        counters,
+        target: input.target,
+        totals,
+        outside_focus: input.attribution.focus.is_some().then_some(outside),
+        anomalies: tracer.agg.anomalies(),
+        sites,
+        warnings,
+    }
+}

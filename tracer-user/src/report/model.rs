@@ -1,0 +1,115 @@
+//! The report: what the text, JSON and TUI views all show. Its JSON form is a
+//! documented interface (README, "JSON report").
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::aggregate::{Anomalies, ResourceKind};
+
+/// Schema version of the JSON report.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub schema: u32,
+    /// False when the kernel side lost events: counts may be wrong.
+    pub complete: bool,
+    pub lost_events: u64,
+    /// Every kernel-side counter by name (losses, failed stack captures...).
+    pub counters: BTreeMap<String, u64>,
+    pub target: Target,
+    /// Everything outstanding, in focus or not.
+    pub totals: Totals,
+    /// Outstanding with no frame inside `--focus` (absent without `--focus`); not in `sites`.
+    pub outside_focus: Option<Totals>,
+    pub anomalies: Anomalies,
+    /// One row per (kind, call site), largest first.
+    pub sites: Vec<Site>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Target {
+    pub pid: u32,
+    pub command: String,
+    /// "running", "exited", "detached".
+    pub state: String,
+    /// The exit code or `signal N` once it has exited (run only).
+    pub exit: Option<String>,
+    pub duration_secs: f64,
+    pub allocator: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Totals {
+    pub heap_bytes: u64,
+    pub heap_allocations: u64,
+    /// Outstanding descriptors by kind name.
+    pub handles: BTreeMap<String, u64>,
+}
+
+impl Totals {
+    pub fn add(&mut self, kind: ResourceKind, count: u64, bytes: u64) {
+        match kind {
+            ResourceKind::Heap => {
+                self.heap_allocations += count;
+                self.heap_bytes += bytes;
+            }
+            ResourceKind::Fd(k) => *self.handles.entry(k.name().to_owned()).or_insert(0) += count,
+        }
+    }
+
+    pub fn handle_count(&self) -> u64 {
+        self.handles.values().sum()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Site {
+    pub kind: ResourceKind,
+    /// Outstanding items.
+    pub count: u64,
+    /// Outstanding bytes (heap; 0 for handles).
+    pub bytes: u64,
+    /// Acquisitions and releases seen at this site since tracing began.
+    pub allocations: u64,
+    pub releases: u64,
+    /// Age of the oldest outstanding item.
+    pub oldest_age_secs: f64,
+    pub site: Location,
+    /// The stack of the largest contributor, innermost first.
+    pub stack: Vec<StackFrame>,
+    /// The unwinder could not recover frames beyond the last one.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Location {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub module: String,
+    /// `module+0xoffset` when the function is unknown.
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StackFrame {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub module: String,
+    pub address: u64,
+    pub inlined: bool,
+}
+
+impl Report {
+    pub fn leaked_handles(&self) -> u64 {
+        self.sites.iter().filter(|s| s.kind != ResourceKind::Heap).map(|s| s.count).sum()
+    }
+
+    pub fn leaked_bytes(&self) -> u64 {
+        self.sites.iter().filter(|s| s.kind == ResourceKind::Heap).map(|s| s.bytes).sum()
+    }
+}

@@ -1,0 +1,80 @@
+//! The human-readable report.
+
+use std::fmt::Write;
+
+use super::model::{Report, Site, StackFrame};
+
+/// Frames of each site's stack shown in text (the JSON has them all).
+const STACK_LINES: usize = 8;
+
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let t = &r.target;
+    let _ = writeln!(out, "leaktrace: pid {} `{}` — {}{} after {:.1}s", t.pid, t.command, t.state, t.exit.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(), t.duration_secs);
+    if let Some(a) = &t.allocator {
+        let _ = writeln!(out, "allocator: {a}");
+    }
+    let handles = |h: &std::collections::BTreeMap<String, u64>| {
+        if h.is_empty() {
+            "no handles".to_owned()
+        } else {
+            h.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let _ = writeln!(out, "outstanding: {} bytes in {} allocations; {}", r.totals.heap_bytes, r.totals.heap_allocations, handles(&r.totals.handles));
+    if let Some(o) = &r.outside_focus {
+        let _ = writeln!(out, "outside --focus (not counted): {} bytes in {} allocations; {}", o.heap_bytes, o.heap_allocations, handles(&o.handles));
+    }
+    if !r.complete {
+        let _ = writeln!(out, "INCOMPLETE: {} events were lost; counts below may be wrong", r.lost_events);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let leaking: Vec<&Site> = r.sites.iter().filter(|s| s.count > 0).collect();
+    if leaking.is_empty() {
+        let _ = writeln!(out, "\nno leaks found");
+    } else {
+        let _ = writeln!(out, "\n{} leaking call sites ({} bytes, {} handles):", leaking.len(), r.leaked_bytes(), r.leaked_handles());
+    }
+    for s in leaking {
+        let what = if s.kind == crate::aggregate::ResourceKind::Heap { format!("{} bytes in {} allocations", s.bytes, s.count) } else { format!("{} {} handles", s.count, s.kind) };
+        let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site.label, s.site.file.as_deref(), s.site.line));
+        let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s", s.allocations, s.releases, s.oldest_age_secs);
+        for f in s.stack.iter().take(STACK_LINES) {
+            let _ = writeln!(out, "    {}", frame_line(f));
+        }
+        if s.stack.len() > STACK_LINES {
+            let _ = writeln!(out, "    ... {} more frames", s.stack.len() - STACK_LINES);
+        }
+        if s.truncated {
+            let _ = writeln!(out, "    (stack truncated: frameless code)");
+        }
+    }
+    let a = &r.anomalies;
+    if a.unknown_frees + a.unknown_closes + a.failed_allocations > 0 {
+        let _ = writeln!(out, "\nalso seen: {} frees and {} closes of things acquired before tracing; {} failed allocations", a.unknown_frees, a.unknown_closes, a.failed_allocations);
+    }
+    out
+}
+
+fn place(label: &str, file: Option<&str>, line: Option<u32>) -> String {
+    match (file, line) {
+        (Some(f), Some(l)) => format!("{label} ({}:{l})", short(f)),
+        (Some(f), None) => format!("{label} ({})", short(f)),
+        _ => label.to_owned(),
+    }
+}
+
+fn short(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn frame_line(f: &StackFrame) -> String {
+    let name = f.function.clone().unwrap_or_else(|| format!("{}+?", short(&f.module)));
+    let inl = if f.inlined { " [inlined]" } else { "" };
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => format!("{name}{inl}  {}:{line}", short(file)),
+        _ => format!("{name}{inl}  ({}) {:#x}", short(&f.module), f.address),
+    }
+}

@@ -1,0 +1,279 @@
+//! Starting the target of `leaktrace run` under ptrace.
+//!
+//! A supervisor thread forks the child (ptrace requests must come from the
+//! thread that forked it). The child stops itself before exec, so probes are
+//! attached before its first instruction; PTRACE_O_TRACEEXIT stops it once
+//! more at exit, while its memory map still exists, so stacks can be
+//! symbolized after it is gone. PTRACE_O_EXITKILL kills it if leaktrace dies.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("command not found: {0}")]
+    NotFound(String),
+    #[error("cannot execute {path}: {reason}")]
+    Exec { path: String, reason: String },
+    #[error("starting the target failed: {0}")]
+    Os(String),
+}
+
+/// How the target ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit code {c}"),
+            Self::Signal(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
+/// Resolves the program like execvp would, so "not found" is known before forking.
+pub fn resolve_program(program: &OsStr) -> Result<PathBuf, SpawnError> {
+    let p = Path::new(program);
+    let executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.as_bytes().contains(&b'/') {
+        if !p.exists() {
+            return Err(SpawnError::NotFound(p.display().to_string()));
+        }
+        if !executable(p) {
+            return Err(SpawnError::Exec { path: p.display().to_string(), reason: "not an executable file".into() });
+        }
+        return Ok(p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| executable(c)).ok_or_else(|| SpawnError::NotFound(program.to_string_lossy().into_owned()))
+}
+
+enum ToMain {
+    Ready(u32),
+    Failed(SpawnError),
+    Ended(Ended),
+}
+
+/// The running target of `leaktrace run`.
+pub struct Supervised {
+    pub pid: u32,
+    go: Sender<()>,
+    events: Receiver<ToMain>,
+}
+
+impl Supervised {
+    /// Forks `argv` stopped before exec. `on_exit_stop(pid)` runs in the
+    /// supervisor while the target is stopped at exit with its memory intact.
+    pub fn spawn(program: PathBuf, argv: Vec<OsString>, on_exit_stop: Box<dyn FnMut(u32) + Send>) -> Result<Self, SpawnError> {
+        let (to_main, events) = channel();
+        let (go, go_rx) = channel::<()>();
+        std::thread::Builder::new()
+            .name("leaktrace-supervisor".into())
+            .spawn(move || supervise(program, argv, to_main, go_rx, on_exit_stop))
+            .map_err(|e| SpawnError::Os(e.to_string()))?;
+        match events.recv() {
+            Ok(ToMain::Ready(pid)) => Ok(Self { pid, go, events }),
+            Ok(ToMain::Failed(e)) => Err(e),
+            Ok(ToMain::Ended(_)) | Err(_) => Err(SpawnError::Os("the supervisor stopped before the target started".into())),
+        }
+    }
+
+    /// Lets the target exec and run. Fails when exec fails.
+    pub fn start(&self) -> Result<(), SpawnError> {
+        self.go.send(()).map_err(|_| SpawnError::Os("the supervisor is gone".into()))?;
+        match self.events.recv() {
+            Ok(ToMain::Ready(_)) => Ok(()),
+            Ok(ToMain::Failed(e)) => Err(e),
+            Ok(ToMain::Ended(e)) => Err(SpawnError::Os(format!("the target ended before exec ({e})"))),
+            Err(_) => Err(SpawnError::Os("the supervisor is gone".into())),
+        }
+    }
+
+    /// Blocks until the target has ended.
+    pub fn wait(&self) -> Option<Ended> {
+        match self.events.recv() {
+            Ok(ToMain::Ended(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Non-blocking [`Self::wait`].
+    pub fn try_wait(&self) -> Option<Ended> {
+        match self.events.try_recv() {
+            Ok(ToMain::Ended(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn os_err(what: &str) -> SpawnError {
+    SpawnError::Os(format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+fn cstring(s: &OsStr) -> Result<CString, SpawnError> {
+    CString::new(s.as_bytes()).map_err(|_| SpawnError::Os("an argument contains a NUL byte".into()))
+}
+
+fn supervise(program: PathBuf, argv: Vec<OsString>, to_main: Sender<ToMain>, go: Receiver<()>, mut on_exit_stop: Box<dyn FnMut(u32) + Send>) {
+    let pid = match fork_stopped(&program, &argv) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = to_main.send(ToMain::Failed(e));
+            return;
+        }
+    };
+    let _ = to_main.send(ToMain::Ready(pid.0 as u32));
+    if go.recv().is_err() {
+        // leaktrace gave up before starting it: EXITKILL is for our death; kill explicitly.
+        unsafe { libc::kill(pid.0, libc::SIGKILL) };
+        let _ = wait_raw(pid.0);
+        return;
+    }
+    // SAFETY: pid is our stopped tracee.
+    unsafe { libc::ptrace(libc::PTRACE_CONT, pid.0, 0, 0) };
+    let mut errno = [0u8; 4];
+    // SAFETY: reading into a local buffer from our pipe.
+    let n = unsafe { libc::read(pid.1, errno.as_mut_ptr().cast(), 4) };
+    unsafe { libc::close(pid.1) };
+    if n == 4 {
+        let reason = std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)).to_string();
+        let _ = wait_raw(pid.0);
+        let _ = to_main.send(ToMain::Failed(SpawnError::Exec { path: program.display().to_string(), reason }));
+        return;
+    }
+    let _ = to_main.send(ToMain::Ready(pid.0 as u32));
+    loop {
+        let status = match wait_raw(pid.0) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = to_main.send(ToMain::Ended(Ended::Code(-1)));
+                return;
+            }
+        };
+        if libc::WIFEXITED(status) {
+            let _ = to_main.send(ToMain::Ended(Ended::Code(libc::WEXITSTATUS(status))));
+            return;
+        }
+        if libc::WIFSIGNALED(status) {
+            let _ = to_main.send(ToMain::Ended(Ended::Signal(libc::WTERMSIG(status))));
+            return;
+        }
+        if !libc::WIFSTOPPED(status) {
+            continue;
+        }
+        let event = status >> 16;
+        let sig = libc::WSTOPSIG(status);
+        let deliver = if event == libc::PTRACE_EVENT_EXIT {
+            on_exit_stop(pid.0 as u32);
+            0
+        } else if event != 0 || sig == libc::SIGTRAP {
+            0 // exec stop, or a trap of ours
+        } else {
+            sig // a signal for the target: pass it on
+        };
+        // SAFETY: restarting our tracee.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid.0, 0, deliver) };
+    }
+}
+
+fn wait_raw(pid: i32) -> Result<i32, ()> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if r == pid {
+            return Ok(status);
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(());
+        }
+    }
+}
+
+/// Forks; the child asks to be traced, stops, and after the tracer resumes it
+/// execs, reporting an exec failure's errno through a close-on-exec pipe.
+/// Returns (pid, read end of that pipe).
+fn fork_stopped(program: &Path, argv: &[OsString]) -> Result<(i32, i32), SpawnError> {
+    let path = cstring(program.as_os_str())?;
+    let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+    let envs: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.into_vec());
+            CString::new(kv).map_err(|_| SpawnError::Os("an environment variable contains a NUL byte".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut argp: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argp.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = envs.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    let mut fds = [0i32; 2];
+    // SAFETY: plain syscalls on local buffers.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(os_err("pipe2"));
+    }
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(os_err("fork"));
+    }
+    if pid == 0 {
+        // Child: async-signal-safe calls only, nothing that allocates.
+        unsafe {
+            libc::close(fds[0]);
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::raise(libc::SIGSTOP);
+            libc::execve(path.as_ptr(), argp.as_ptr(), envp.as_ptr());
+            let e = *libc::__errno_location();
+            libc::write(fds[1], (&e as *const i32).cast(), 4);
+            libc::_exit(127);
+        }
+    }
+    unsafe { libc::close(fds[1]) };
+    let status = wait_raw(pid).map_err(|_| os_err("waitpid"))?;
+    if !libc::WIFSTOPPED(status) {
+        return Err(SpawnError::Os("the child did not stop before exec".into()));
+    }
+    let opts = libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_EXITKILL;
+    // SAFETY: configuring our stopped tracee.
+    if unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) } != 0 {
+        return Err(os_err("ptrace(PTRACE_SETOPTIONS)"));
+    }
+    Ok((pid, fds[0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_resolve_through_path() {
+        assert!(resolve_program(OsStr::new("sh")).unwrap().is_absolute());
+        assert!(matches!(resolve_program(OsStr::new("no-such-command-xyz")), Err(SpawnError::NotFound(_))));
+        assert!(matches!(resolve_program(OsStr::new("/etc/hostname")), Err(SpawnError::Exec { .. })));
+        assert!(matches!(resolve_program(OsStr::new("/no/such/file")), Err(SpawnError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_supervised_child_runs_and_reports_its_exit_code() {
+        let exits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = exits.clone();
+        let s = Supervised::spawn(resolve_program(OsStr::new("sh")).unwrap(), vec!["sh".into(), "-c".into(), "exit 7".into()], Box::new(move |_| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }))
+        .unwrap();
+        s.start().unwrap();
+        assert_eq!(s.wait(), Some(Ended::Code(7)));
+        assert_eq!(exits.load(std::sync::atomic::Ordering::SeqCst), 1, "stopped once at exit");
+    }
+}

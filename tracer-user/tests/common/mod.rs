@@ -1,0 +1,77 @@
+//! Shared by the privileged end-to-end tests: building the C test programs,
+//! running the real `leaktrace` binary, reading its JSON report.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn leaktrace() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leaktrace"))
+}
+
+/// These tests load eBPF programs: they need root. In CI they run as root;
+/// anywhere else they fail with this reason rather than skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "the kernel tests load eBPF programs and must run as root (they never skip)");
+}
+
+pub fn programs_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn cc(args: &[&str], dir: &Path) {
+    let out = Command::new("cc").current_dir(dir).args(args).output().expect("cc must be installed (cargo xtask setup)");
+    assert!(out.status.success(), "cc {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Builds the test programs into a fresh directory (frame pointers on, debug info).
+pub fn build_programs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = programs_src();
+    let s = |f: &str| src.join(f).display().to_string();
+    let flags = ["-g", "-O1", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer"];
+    let d = dir.path();
+    let mut lib: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    lib.extend(["-shared".into(), "-fPIC".into(), "-o".into(), "libleaky.so".into(), s("libleaky.c")]);
+    cc(&lib.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    let mut paths: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    paths.extend(["-o".into(), "paths".into(), s("paths.c"), "-L.".into(), "-lleaky".into(), "-Wl,-rpath,$ORIGIN".into(), "-pthread".into()]);
+    cc(&paths.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    for prog in ["churn", "churn_heap"] {
+        let mut a: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        a.extend(["-o".into(), prog.into(), s(&format!("{prog}.c"))]);
+        cc(&a.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    }
+    dir
+}
+
+/// The expected leaks of the `@site NAME KIND COUNT BYTES_EACH` markers of
+/// `files`, as a manifest in the fixture's format.
+pub fn manifest_from_markers(files: &[&str], function_of: impl Fn(&str) -> &'static str) -> serde_json::Value {
+    let mut leaks = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(programs_src().join(f)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let Some(m) = line.split("@site ").nth(1) else { continue };
+            let w: Vec<&str> = m.split_whitespace().collect();
+            let (name, kind, count, each): (&str, &str, u64, u64) = (w[0], w[1], w[2].parse().unwrap(), w[3].parse().unwrap());
+            leaks.push(serde_json::json!({"kind": kind, "function": function_of(name), "file": f, "line": i + 1, "count": count, "bytes": count * each}));
+        }
+    }
+    serde_json::json!({"fixture": "tests", "driver": "paths", "scenarios": [{"name": "all", "iterations": 1, "description": "test program", "leaks": leaks}]})
+}
+
+pub fn json_report(out: &Output, path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no report at {} ({e}); stderr:\n{}", path.display(), String::from_utf8_lossy(&out.stderr)));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,58 @@
+//! Privileged: `leaktrace attach` to a running process that opens and closes
+//! sockets and timerfds. What it reports outstanding equals what
+//! /proc/PID/fd shows of those kinds, opened after attaching.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn fds_of_kind(pid: u32) -> (Vec<String>, Vec<String>) {
+    let mut sockets = Vec::new();
+    let mut timers = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let target = std::fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if target.starts_with("socket:") {
+            sockets.push(name);
+        } else if target == "anon_inode:[timerfd]" {
+            timers.push(name);
+        }
+    }
+    (sockets, timers)
+}
+
+#[test]
+fn outstanding_handles_equal_proc_fd() {
+    require_root();
+    let dir = build_programs();
+    let mut child = Command::new(dir.path().join("churn")).arg("7").stdin(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let (before_s, before_t) = fds_of_kind(pid);
+    let report = dir.path().join("report.json");
+    let tracer = leaktrace()
+        .args(["attach", "--pid", &pid.to_string(), "--duration", "3", "--format", "json", "--output"])
+        .arg(&report)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    child.stdin.as_mut().unwrap().write_all(b"p").unwrap(); // stop churning, hold what it has
+    let out = tracer.wait_with_output().unwrap();
+    let (after_s, after_t) = fds_of_kind(pid);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let r = json_report(&out, &report);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    let new = |after: &[String], before: &[String]| after.iter().filter(|f| !before.contains(f)).count() as u64;
+    let (exp_s, exp_t) = (new(&after_s, &before_s), new(&after_t, &before_t));
+    assert!(exp_s > 10 && exp_t > 10, "the churn kept handles while attached: {exp_s} sockets, {exp_t} timerfds");
+    assert_eq!(r["totals"]["handles"]["socket"].as_u64().unwrap_or(0), exp_s, "{:#}", r["totals"]);
+    assert_eq!(r["totals"]["handles"]["timerfd"].as_u64().unwrap_or(0), exp_t, "{:#}", r["totals"]);
+    assert_eq!(r["target"]["state"], "detached");
+    assert!(r["anomalies"]["unknown_closes"].as_u64().unwrap() <= 2, "closes of pre-attach fds are at most the two in flight");
+}

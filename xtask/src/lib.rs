@@ -1,0 +1,3 @@
+//! Orchestration for leaktrace: toolchain setup, the fixture and its oracle, CI and benchmarks.
+pub mod fixture;
+pub mod setup;

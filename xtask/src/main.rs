@@ -1,0 +1,88 @@
+//! `cargo xtask`: the project's own orchestration.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use xtask::{fixture, setup};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "leaktrace's set-up, demo, tests and benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing: LLVM 22, bpf-linker 0.13, rust-src, gcc, valgrind, tmux.
+    Setup,
+    /// The main job: set up, build, and run leaktrace over the fixture's leaky and fixed builds.
+    Demo,
+    /// Set up, build, and run every test (unit, oracle, and the privileged kernel tests).
+    Test,
+    /// Check the fixture against valgrind (the oracle independent of leaktrace).
+    Oracle,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let status = Command::new(env!("CARGO")).current_dir(root).args(args).env("PATH", path_with_cargo_bin()).status().context("running cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn path_with_cargo_bin() -> std::ffi::OsString {
+    let mut paths: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    paths.push(setup::cargo_bin());
+    std::env::join_paths(paths).expect("PATH entries")
+}
+
+fn demo(root: &Path) -> Result<()> {
+    setup::setup(&[])?;
+    fixture::build(root)?;
+    cargo(root, &["build", "--release", "-p", "tracer-user"])?;
+    let leaktrace = root.join("target/release/leaktrace");
+    let manifest = root.join("fixtures/manifest.json");
+    for variant in ["leaky", "fixed"] {
+        let driver = fixture::driver(root, variant);
+        eprintln!("\n=== leaktrace run --ci --focus fixtures/net/ -- {} ({variant} build)", driver.display());
+        let mut cmd = Command::new(&leaktrace);
+        cmd.args(["run", "--ci", "--focus", "fixtures/net/"]);
+        if variant == "leaky" {
+            cmd.arg("--expect").arg(&manifest);
+        }
+        let status = cmd.arg("--").arg(&driver).status().context("running leaktrace")?;
+        eprintln!("=== exit code {} ({variant}: expected 0 — {})", status.code().unwrap_or(-1), if variant == "leaky" { "leaks equal the manifest" } else { "nothing leaks" });
+        if !status.success() {
+            bail!("leaktrace over the {variant} fixture did not give the expected verdict");
+        }
+    }
+    Ok(())
+}
+
+fn test(root: &Path) -> Result<()> {
+    setup::setup(&[])?;
+    fixture::build(root)?;
+    cargo(root, &["test"])
+}
+
+fn main() -> Result<()> {
+    let root = root();
+    match Cli::parse().cmd {
+        Cmd::Setup => setup::setup(&[]),
+        Cmd::Demo => demo(&root),
+        Cmd::Test => test(&root),
+        Cmd::Oracle => {
+            setup::setup(&[])?;
+            println!("{}", fixture::check(&root)?);
+            Ok(())
+        }
+    }
+}

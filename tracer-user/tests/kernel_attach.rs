@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -31,21 +31,33 @@ fn outstanding_handles_equal_proc_fd() {
     let dir = build_programs();
     let mut child = Command::new(dir.path().join("churn")).arg("7").stdin(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
+    let mut ctl = child.stdin.take().unwrap();
     std::thread::sleep(Duration::from_millis(300));
+    // Hold still while leaktrace attaches, so "opened after attach" is exact.
+    ctl.write_all(b"p").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
     let (before_s, before_t) = fds_of_kind(pid);
     let report = dir.path().join("report.json");
-    let tracer = leaktrace()
-        .args(["attach", "--pid", &pid.to_string(), "--duration", "3", "--format", "json", "--output"])
+    let mut tracer = leaktrace()
+        .args(["attach", "--pid", &pid.to_string(), "--duration", "4", "--format", "json", "--output"])
         .arg(&report)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut err = BufReader::new(tracer.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("tracing pid"), "leaktrace did not start: {line}");
+    ctl.write_all(b"r").unwrap();
     std::thread::sleep(Duration::from_millis(2000));
-    child.stdin.as_mut().unwrap().write_all(b"p").unwrap(); // stop churning, hold what it has
-    let out = tracer.wait_with_output().unwrap();
+    ctl.write_all(b"p").unwrap(); // stop churning, hold what it has
+    let status = tracer.wait().unwrap();
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
     let (after_s, after_t) = fds_of_kind(pid);
-    drop(child.stdin.take());
+    drop(ctl);
     let _ = child.wait();
+    let out = std::process::Output { status, stdout: Vec::new(), stderr: (line + &rest).into_bytes() };
     let r = json_report(&out, &report);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
     let new = |after: &[String], before: &[String]| after.iter().filter(|f| !before.contains(f)).count() as u64;

@@ -76,7 +76,9 @@ impl Tracer {
         let image = self.image_of(pid);
         self.cover(image, &raw.frames);
         let img = &self.images[image as usize];
-        let input = UnwindInput { kernel_frames: &raw.frames, sp: raw.sp, bp: raw.bp, stack_top: &raw.top };
+        // The kernel's frame-pointer walk ends at a zero return address: not a frame.
+        let end = raw.frames.iter().position(|&a| a == 0).unwrap_or(raw.frames.len());
+        let input = UnwindInput { kernel_frames: &raw.frames[..end], sp: raw.sp, bp: raw.bp, stack_top: &raw.top };
         let unwound = self.sym.unwind(&img.maps, &input);
         if unwound.truncated {
             self.truncated_stacks += 1;

@@ -192,11 +192,13 @@ pub enum Counter {
     TargetsFull = 7,
     /// Allocator calls skipped by sampling (sampling mode only).
     Unsampled = 8,
+    /// The table of sampled addresses was full: a sampled allocation is not followed.
+    SampledFull = 9,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 9;
-    pub const ALL: [Counter; 9] = [
+    pub const COUNT: u32 = 10;
+    pub const ALL: [Counter; 10] = [
         Self::LostHeap,
         Self::LostHandle,
         Self::LostProcess,
@@ -206,6 +208,7 @@ impl Counter {
         Self::ResultReadFailed,
         Self::TargetsFull,
         Self::Unsampled,
+        Self::SampledFull,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -219,6 +222,7 @@ impl Counter {
             Self::ResultReadFailed => "result_read_failed",
             Self::TargetsFull => "targets_table_full",
             Self::Unsampled => "unsampled_calls",
+            Self::SampledFull => "sampled_table_full",
         }
     }
 
@@ -226,7 +230,7 @@ impl Counter {
     pub const fn is_loss(self) -> bool {
         matches!(
             self,
-            Self::LostHeap | Self::LostHandle | Self::LostProcess | Self::PendingFull | Self::TargetsFull
+            Self::LostHeap | Self::LostHandle | Self::LostProcess | Self::PendingFull | Self::TargetsFull | Self::SampledFull
         )
     }
 }

@@ -8,7 +8,7 @@
 //! realloc(p, 0) → free) belong to the outer call and are not recorded twice.
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_user,
+    helpers::{bpf_get_prandom_u32, bpf_probe_read_user},
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
     EbpfContext,
@@ -16,7 +16,7 @@ use aya_ebpf::{
 use tracer_common::{AllocFn, Counter, EventKind};
 
 use crate::capture::{emit_small, emit_with_stack};
-use crate::maps::{count, traced, Pending, PENDING};
+use crate::maps::{count, sample_every, traced, AddrKey, Pending, PENDING, SAMPLED};
 
 #[inline(always)]
 fn enter(func: AllocFn, size: u64, old: u64, out: u64) -> Result<u32, i64> {
@@ -26,6 +26,18 @@ fn enter(func: AllocFn, size: u64, old: u64, out: u64) -> Result<u32, i64> {
         // SAFETY: the entry belongs to this thread.
         unsafe { (*p).depth += 1 };
         return Ok(0);
+    }
+    let every = sample_every();
+    // SAFETY: a helper call without arguments.
+    if every > 1 && unsafe { bpf_get_prandom_u32() } % every != 0 {
+        // Unsampled: no record, no stack. A realloc of a sampled block is
+        // always followed, or the block would look leaked.
+        // SAFETY: only tested for presence.
+        let follows_sampled = old != 0 && unsafe { SAMPLED.get(&AddrKey { tgid: pid_tgid >> 32, addr: old }) }.is_some();
+        if !follows_sampled {
+            count(Counter::Unsampled);
+            return Ok(0);
+        }
     }
     let pending = Pending { depth: 1, func: func as u32, size, old, out };
     if PENDING.insert(&tid, &pending, 0).is_err() {
@@ -112,6 +124,9 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
     if unsafe { PENDING.get(&tid) }.is_some() {
         return 0; // inside realloc: the realloc's record covers it
     }
+    if sample_every() > 1 && SAMPLED.remove(&AddrKey { tgid: pid_tgid >> 32, addr }).is_err() {
+        return 0; // not a sampled block
+    }
     emit_small(EventKind::Free, pid_tgid, addr, 0, 0, Counter::LostHeap);
     0
 }
@@ -159,11 +174,21 @@ fn try_alloc_exit(ctx: &RetProbeContext) -> Result<u32, i64> {
     if addr == 0 {
         // NULL: nothing outstanding. A realloc(p, 0) that returned NULL freed p.
         if is_realloc && pending.old != 0 && pending.size == 0 {
+            let _ = SAMPLED.remove(&AddrKey { tgid: pid_tgid >> 32, addr: pending.old });
             emit_small(EventKind::Free, pid_tgid, pending.old, 0, 0, Counter::LostHeap);
         } else {
             emit_small(EventKind::AllocFailed, pid_tgid, 0, pending.size, pending.func as u64, Counter::LostHeap);
         }
         return Ok(0);
+    }
+    if sample_every() > 1 {
+        let tgid = pid_tgid >> 32;
+        if is_realloc && pending.old != 0 {
+            let _ = SAMPLED.remove(&AddrKey { tgid, addr: pending.old });
+        }
+        if SAMPLED.insert(&AddrKey { tgid, addr }, &1, 0).is_err() {
+            count(Counter::SampledFull);
+        }
     }
     // SAFETY: a uretprobe's context is the user pt_regs.
     let (sp, bp) = unsafe { ((*ctx.regs).rsp, (*ctx.regs).rbp) };

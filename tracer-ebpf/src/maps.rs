@@ -20,6 +20,18 @@ pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0);
 #[map]
 pub static PENDING: HashMap<u32, Pending> = HashMap::with_max_entries(65536, 0);
 
+/// Sampling mode: the sampled allocations still outstanding, so that only
+/// their frees and reallocs are followed.
+#[map]
+pub static SAMPLED: HashMap<AddrKey, u8> = HashMap::with_max_entries(1 << 20, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct AddrKey {
+    pub tgid: u64,
+    pub addr: u64,
+}
+
 /// What could not be delivered or captured, by [`Counter`].
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
@@ -32,6 +44,10 @@ static STACK_FRAMES: u32 = tracer_common::MAX_FRAMES as u32;
 /// consumer polls, which keeps the per-event cost off the traced program.
 #[unsafe(no_mangle)]
 static WAKEUP_BYTES: u64 = 1 << 20;
+
+/// Sampling mode when > 1: about one allocator call in SAMPLE_EVERY is traced.
+#[unsafe(no_mangle)]
+static SAMPLE_EVERY: u32 = 0;
 
 /// 1 when children of traced processes are traced too.
 #[unsafe(no_mangle)]
@@ -64,6 +80,11 @@ pub fn setting_u32(v: &'static u32) -> u32 {
 #[inline(always)]
 pub fn stack_frames() -> u32 {
     setting_u32(&STACK_FRAMES)
+}
+
+#[inline(always)]
+pub fn sample_every() -> u32 {
+    setting_u32(&SAMPLE_EVERY)
 }
 
 #[inline(always)]

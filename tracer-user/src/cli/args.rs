@@ -81,6 +81,11 @@ pub struct Options {
     /// User frames captured per allocation or handle (1-32); fewer is cheaper.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=32), value_name = "N")]
     pub stack_depth: u32,
+    /// Sampling mode for production: trace about 1 in N allocator calls (N >= 2)
+    /// and scale heap figures by N. Estimates: a site with k sampled blocks is
+    /// off by about 1/sqrt(k). Descriptors stay exact.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub sample: Option<u32>,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 64, value_parser = ring_size, value_name = "MIB")]
     pub ring_size: u32,

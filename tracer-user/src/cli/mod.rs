@@ -57,7 +57,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         suppressions.extend(Suppressions::load(path)?);
     }
     let config = SessionConfig {
-        load: LoadOptions { ring_bytes: opts.ring_size << 20, stack_frames: opts.stack_depth, follow_forks: opts.follow_forks },
+        load: LoadOptions { ring_bytes: opts.ring_size << 20, stack_frames: opts.stack_depth, follow_forks: opts.follow_forks, sample_every: opts.sample.unwrap_or(0) },
         allocator: opts.allocator.clone(),
         attribution: Attribution { focus: opts.focus.clone(), allocator: None },
         suppressions,

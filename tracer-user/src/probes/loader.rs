@@ -22,11 +22,14 @@ pub struct LoadOptions {
     pub stack_frames: u32,
     /// Trace children of traced processes.
     pub follow_forks: bool,
+    /// Sampling mode when > 1: trace about one allocator call in N (no stack,
+    /// no record for the others). Descriptors are always exact.
+    pub sample_every: u32,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { ring_bytes: 64 << 20, stack_frames: tracer_common::MAX_FRAMES as u32, follow_forks: false }
+        Self { ring_bytes: 64 << 20, stack_frames: tracer_common::MAX_FRAMES as u32, follow_forks: false, sample_every: 0 }
     }
 }
 
@@ -73,6 +76,7 @@ impl Probes {
             .override_global("FOLLOW_FORKS", &follow, true)
             .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)
             .override_global("WAKEUP_BYTES", &wakeup, true)
+            .override_global("SAMPLE_EVERY", &opts.sample_every, true)
             .map_max_entries("EVENTS", opts.ring_bytes)
             .load(OBJECT)
             .map_err(|e| ProbeError::Load(error_chain(&e)))?;

@@ -19,6 +19,8 @@ pub struct ReportInput<'a> {
     pub suppressions: &'a Suppressions,
     /// CLOCK_MONOTONIC now, for ages.
     pub now_ns: u64,
+    /// Sampling rate (> 1 in sampling mode): heap counts are scaled by it.
+    pub sample_every: u32,
 }
 
 pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> Report {
@@ -26,8 +28,15 @@ pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> 
     let mut totals = Totals::default();
     let mut outside = Totals::default();
     let mut largest: HashMap<(ResourceKind, Location), u64> = HashMap::new();
+    let scale = u64::from(input.sample_every.max(1));
     for s in tracer.agg.summaries() {
-        let c = s.counters;
+        let mut c = s.counters;
+        if s.kind == ResourceKind::Heap && scale > 1 {
+            c.outstanding *= scale;
+            c.outstanding_bytes *= scale;
+            c.acquired *= scale;
+            c.released *= scale;
+        }
         if c.acquired == 0 {
             continue;
         }
@@ -91,6 +100,7 @@ pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> 
         totals,
         outside_focus: input.attribution.focus.is_some().then_some(outside),
         anomalies: tracer.agg.anomalies(),
+        sample_every: (scale > 1).then_some(scale as u32),
         sites,
         warnings,
     }

@@ -24,6 +24,8 @@ pub struct Report {
     /// Outstanding with no frame inside `--focus` (absent without `--focus`); not in `sites`.
     pub outside_focus: Option<Totals>,
     pub anomalies: Anomalies,
+    /// Sampling mode: heap figures are estimates, scaled by this rate.
+    pub sample_every: Option<u32>,
     /// One row per (kind, call site), largest first.
     pub sites: Vec<Site>,
     pub warnings: Vec<String>,

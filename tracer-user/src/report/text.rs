@@ -25,6 +25,9 @@ pub fn render(r: &Report) -> String {
     if let Some(o) = &r.outside_focus {
         let _ = writeln!(out, "outside --focus (not counted): {} bytes in {} allocations; {}", o.heap_bytes, o.heap_allocations, handles(&o.handles));
     }
+    if let Some(n) = r.sample_every {
+        let _ = writeln!(out, "sampling 1 in {n} allocator calls: heap figures are estimates (a site with k sampled blocks is off by about 1/sqrt(k))");
+    }
     if !r.complete {
         let _ = writeln!(out, "INCOMPLETE: {} events were lost; counts below may be wrong", r.lost_events);
     }

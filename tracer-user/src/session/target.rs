@@ -199,7 +199,7 @@ impl Session {
         }
         let counters = self.counters.read();
         let mut tracer = self.shared.tracer();
-        let input = ReportInput { target, counters, attribution: &self.config.attribution, suppressions: &self.config.suppressions, now_ns: monotonic_ns() };
+        let input = ReportInput { target, counters, attribution: &self.config.attribution, suppressions: &self.config.suppressions, now_ns: monotonic_ns(), sample_every: self.config.load.sample_every };
         report::build(&mut tracer, &mut self.cache, input)
     }
 

@@ -13,3 +13,6 @@ pub use build::{build, ReportInput};
 pub use model::Report;
 pub use suppress::{SuppressError, Suppressions};
 pub use verdict::{verdict, ExitCode, Thresholds};
+
+#[cfg(test)]
+mod tests;

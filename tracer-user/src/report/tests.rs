@@ -1,0 +1,129 @@
+//! Verdict, `--expect` and text rendering over hand-built reports.
+
+use std::collections::BTreeMap;
+
+use tracer_common::manifest::ExpectedLeak;
+use tracer_common::FdKind;
+
+use super::expect::{compare, Mismatch};
+use super::model::{Location, Report, Site, StackFrame, Target, Totals, SCHEMA_VERSION};
+use super::{text, verdict, ExitCode, Thresholds};
+use crate::aggregate::{Anomalies, ResourceKind};
+
+fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> Site {
+    Site {
+        kind,
+        count,
+        bytes,
+        allocations: count + 1,
+        releases: 1,
+        oldest_age_secs: 1.5,
+        site: Location { function: Some(function.into()), file: Some(format!("/src/fixtures/net/{file}")), line: Some(line), module: "/bin/net-driver".into(), label: function.into() },
+        stack: vec![StackFrame { function: Some(function.into()), file: Some(file.into()), line: Some(line), module: "/bin/net-driver".into(), address: 0x1234, inlined: false }],
+        truncated: false,
+    }
+}
+
+fn report(sites: Vec<Site>, lost: u64) -> Report {
+    let mut totals = Totals::default();
+    for s in &sites {
+        totals.add(s.kind, s.count, s.bytes);
+    }
+    Report {
+        schema: SCHEMA_VERSION,
+        complete: lost == 0,
+        lost_events: lost,
+        counters: BTreeMap::new(),
+        target: Target { pid: 42, command: "net-driver".into(), state: "exited".into(), exit: Some("exit code 0".into()), duration_secs: 1.0, allocator: None },
+        totals,
+        outside_focus: None,
+        anomalies: Anomalies::default(),
+        sample_every: None,
+        sites,
+        warnings: Vec::new(),
+    }
+}
+
+fn expected(kind: &str, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> ExpectedLeak {
+    ExpectedLeak { kind: kind.into(), function: function.into(), file: file.into(), line, count, bytes }
+}
+
+fn leaky() -> Report {
+    report(vec![site(ResourceKind::Heap, "js_socket_connect", "net_socket.c", 57, 3, 30), site(ResourceKind::Fd(FdKind::Socket), "js_socket_connect", "net_socket.c", 52, 3, 0)], 0)
+}
+
+#[test]
+fn verdicts_follow_the_thresholds() {
+    let limits = Thresholds::default();
+    assert_eq!(verdict(&leaky(), limits, None), ExitCode::LeaksFound);
+    assert_eq!(verdict(&report(vec![], 0), limits, None), ExitCode::Clean);
+    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 3 }, None), ExitCode::Clean);
+    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 2 }, None), ExitCode::LeaksFound);
+}
+
+#[test]
+fn lost_events_make_the_verdict_incomplete_first() {
+    let mut r = leaky();
+    r.complete = false;
+    r.lost_events = 5;
+    assert_eq!(verdict(&r, Thresholds::default(), None), ExitCode::Incomplete);
+    assert_eq!(verdict(&r, Thresholds::default(), Some(false)), ExitCode::Incomplete);
+}
+
+#[test]
+fn expectation_matches_exactly_or_names_each_difference() {
+    let exact = [expected("heap", "js_socket_connect", "net_socket.c", 57, 3, 30), expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0)];
+    assert!(compare(&leaky(), &exact).is_empty());
+    assert_eq!(verdict(&leaky(), Thresholds::default(), Some(false)), ExitCode::Clean);
+
+    let wrong_count = [expected("heap", "js_socket_connect", "net_socket.c", 57, 4, 40), exact[1].clone()];
+    assert!(matches!(compare(&leaky(), &wrong_count)[..], [Mismatch::Different { count: 3, bytes: 30, .. }]));
+
+    let missing_one = [exact[0].clone(), exact[1].clone(), expected("timerfd", "js_socket_set_timeout", "net_socket.c", 90, 2, 0)];
+    let diff = compare(&leaky(), &missing_one);
+    assert_eq!(diff.len(), 1);
+    assert!(diff[0].to_string().starts_with("missing: timerfd at js_socket_set_timeout"), "{}", diff[0]);
+
+    let diff = compare(&leaky(), &exact[..1]);
+    assert!(matches!(&diff[..], [Mismatch::Unexpected { kind, count: 3, .. }] if kind == "socket"), "{diff:?}");
+    assert_eq!(verdict(&leaky(), Thresholds::default(), Some(true)), ExitCode::ExpectationMismatch);
+}
+
+#[test]
+fn a_site_on_another_line_is_not_the_expected_one() {
+    let other_line = [expected("heap", "js_socket_connect", "net_socket.c", 58, 3, 30), expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0)];
+    let diff = compare(&leaky(), &other_line);
+    assert_eq!(diff.len(), 2, "{diff:?}");
+}
+
+#[test]
+fn text_report_names_sites_lines_and_losses() {
+    let mut r = leaky();
+    let t = text::render(&r);
+    assert!(t.contains("2 leaking call sites (30 bytes, 3 handles)"), "{t}");
+    assert!(t.contains("[heap] 30 bytes in 3 allocations at js_socket_connect (net_socket.c:57)"), "{t}");
+    assert!(t.contains("[socket] 3 socket handles at js_socket_connect (net_socket.c:52)"), "{t}");
+    assert!(!t.contains("INCOMPLETE"));
+    r.complete = false;
+    r.lost_events = 7;
+    assert!(text::render(&r).contains("INCOMPLETE: 7 events were lost"));
+    assert!(text::render(&report(vec![], 0)).contains("no leaks found"));
+}
+
+#[test]
+fn json_report_has_the_documented_fields() {
+    let v = serde_json::to_value(leaky()).unwrap();
+    for key in ["schema", "complete", "lost_events", "counters", "target", "totals", "outside_focus", "anomalies", "sites", "warnings"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let s = &v["sites"][0];
+    assert_eq!(s["kind"], "heap");
+    for key in ["count", "bytes", "allocations", "releases", "oldest_age_secs", "truncated"] {
+        assert!(s.get(key).is_some(), "missing sites[].{key}");
+    }
+    for key in ["function", "file", "line", "module"] {
+        assert!(s["site"].get(key).is_some() && s["stack"][0].get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(s["stack"][0]["address"], 0x1234);
+    assert_eq!(v["totals"]["handles"]["socket"], 3);
+}

@@ -61,3 +61,24 @@ fn a_million_malloc_free_pairs_leave_nothing_and_lose_nothing() {
     assert_eq!(churn["allocations"], 1_000_000);
     assert_eq!(churn["releases"], 1_000_000);
 }
+
+#[test]
+fn follow_forks_traces_a_child_that_execs() {
+    require_root();
+    let dir = build_programs();
+    let manifest = dir.path().join("expect.json");
+    // The shell's own heap has no frame in the focus: only the child's sites count.
+    let m = manifest_from_markers(&["libleaky.c"], |_| "lib_leak");
+    std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let script = format!("{} && true", dir.path().join("paths").display());
+    let out = leaktrace()
+        .args(["run", "--ci", "--follow-forks", "--focus", "libleaky", "--expect"])
+        .arg(&manifest)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    // Without --follow-forks the child is not traced at all.
+    let out = leaktrace().args(["run", "--ci", "--focus", "libleaky", "--expect"]).arg(&manifest).args(["--", "sh", "-c", &script]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "the child's leaks are missing without --follow-forks: {}", stderr(&out));
+}

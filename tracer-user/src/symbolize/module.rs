@@ -1,0 +1,203 @@
+//! One ELF module: its load segments, DWARF and symbols (through addr2line),
+//! and its call-frame information for the unwinder.
+
+use std::path::{Path, PathBuf};
+
+use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindContext, UnwindSection};
+use object::{Object, ObjectSection, ObjectSegment};
+
+/// How the canonical frame address (CFA) of a frame is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CfaRule {
+    /// rsp + offset: frameless code (or a prologue).
+    Sp(i64),
+    /// rbp + offset: frame-pointer code.
+    Bp(i64),
+}
+
+/// What the unwinder needs of one CFI row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnwindRow {
+    pub cfa: CfaRule,
+    /// Where the return address is saved, relative to the CFA.
+    pub ra: i64,
+    /// Where the caller's rbp is saved, relative to the CFA (None: unchanged).
+    pub bp: Option<i64>,
+}
+
+struct Cfi {
+    data: Vec<u8>,
+    eh_frame: std::ops::Range<usize>,
+    eh_frame_addr: u64,
+    hdr: Option<(std::ops::Range<usize>, u64)>,
+    text_addr: u64,
+}
+
+pub struct Module {
+    /// (file offset, virtual address, size in file) of each PT_LOAD.
+    segments: Vec<(u64, u64, u64)>,
+    debug: Option<addr2line::Loader>,
+    cfi: Option<Cfi>,
+}
+
+pub fn build_id_of(data: &[u8]) -> Option<Vec<u8>> {
+    object::File::parse(data).ok()?.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+const RSP: gimli::Register = gimli::X86_64::RSP;
+const RBP: gimli::Register = gimli::X86_64::RBP;
+
+impl Module {
+    /// Parses `path`. `expected_build_id` is what was mapped; a different file
+    /// on disk now (rebuilt) yields None, never a misreading.
+    pub fn load(path: &Path, expected_build_id: Option<&[u8]>) -> Result<Self, String> {
+        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = object::File::parse(&*data).map_err(|e| format!("{}: not an ELF file: {e}", path.display()))?;
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        if let (Some(want), Some(have)) = (expected_build_id, build_id.as_deref()) {
+            if want != have {
+                return Err(format!("{} was rebuilt since it was mapped (build-id differs)", path.display()));
+            }
+        }
+        let segments = file.segments().map(|s| (s.file_range().0, s.address(), s.file_range().1)).collect();
+        let has_dwarf = file.section_by_name(".debug_info").is_some();
+        let debug_path = if has_dwarf { Some(path.to_path_buf()) } else { separate_debug_file(path, &file, build_id.as_deref()).or_else(|| Some(path.to_path_buf())) };
+        let debug = debug_path.and_then(|p| addr2line::Loader::new(p).ok());
+        let section = |name: &str| {
+            file.section_by_name(name).and_then(|s| s.file_range().map(|(o, n)| (o as usize..(o + n) as usize, s.address())))
+        };
+        let text_addr = file.section_by_name(".text").map_or(0, |s| s.address());
+        let cfi = section(".eh_frame").map(|(eh_frame, eh_frame_addr)| Cfi { eh_frame, eh_frame_addr, hdr: section(".eh_frame_hdr"), text_addr, data: Vec::new() });
+        let cfi = cfi.map(|mut c| {
+            c.data = data;
+            c
+        });
+        Ok(Self { segments, debug, cfi })
+    }
+
+    /// The ELF virtual address of a file offset.
+    pub fn svma_of_offset(&self, offset: u64) -> Option<u64> {
+        self.segments.iter().find(|(o, _, n)| offset >= *o && offset < o + n).map(|(o, v, _)| offset - o + v)
+    }
+
+    /// Frames at `svma`: innermost (inlined) first. Each: (function, file, line, column).
+    pub fn frames(&self, svma: u64) -> Vec<(Option<String>, Option<String>, Option<u32>, Option<u32>)> {
+        let Some(debug) = &self.debug else { return Vec::new() };
+        let mut out = Vec::new();
+        if let Ok(mut iter) = debug.find_frames(svma) {
+            while let Ok(Some(f)) = iter.next() {
+                let function = f.function.as_ref().and_then(|n| n.demangle().ok()).map(|n| n.into_owned());
+                let (file, line, column) = f.location.map_or((None, None, None), |l| (l.file.map(str::to_owned), l.line, l.column));
+                out.push((function, file, line, column));
+            }
+        }
+        if out.last().is_none_or(|f| f.0.is_none()) {
+            if let Some(sym) = debug.find_symbol(svma) {
+                let name = addr2line::demangle_auto(sym.into(), None).into_owned();
+                match out.last_mut() {
+                    Some(last) => last.0 = Some(name),
+                    None => out.push((Some(name), None, None, None)),
+                }
+            }
+        }
+        out
+    }
+
+    /// The CFI row in force at `svma`.
+    pub fn unwind_row(&self, svma: u64, ctx: &mut UnwindContext<usize>) -> Option<UnwindRow> {
+        let cfi = self.cfi.as_ref()?;
+        let eh = EhFrame::new(&cfi.data[cfi.eh_frame.clone()], LittleEndian);
+        let mut bases = BaseAddresses::default().set_eh_frame(cfi.eh_frame_addr).set_text(cfi.text_addr);
+        let row = match &cfi.hdr {
+            Some((range, addr)) => {
+                bases = bases.set_eh_frame_hdr(*addr);
+                let hdr = EhFrameHdr::new(&cfi.data[range.clone()], LittleEndian).parse(&bases, 8).ok()?;
+                match hdr.table() {
+                    Some(table) => table.unwind_info_for_address(&eh, &bases, ctx, svma, EhFrame::cie_from_offset).ok()?.clone(),
+                    None => eh.unwind_info_for_address(&bases, ctx, svma, EhFrame::cie_from_offset).ok()?.clone(),
+                }
+            }
+            None => eh.unwind_info_for_address(&bases, ctx, svma, EhFrame::cie_from_offset).ok()?.clone(),
+        };
+        let cfa = match row.cfa() {
+            gimli::CfaRule::RegisterAndOffset { register, offset } if *register == RSP => CfaRule::Sp(*offset),
+            gimli::CfaRule::RegisterAndOffset { register, offset } if *register == RBP => CfaRule::Bp(*offset),
+            _ => return None,
+        };
+        let ra = match row.register(gimli::X86_64::RA) {
+            gimli::RegisterRule::Offset(o) => o,
+            _ => return None,
+        };
+        let bp = match row.register(RBP) {
+            gimli::RegisterRule::Offset(o) => Some(o),
+            _ => None,
+        };
+        Some(UnwindRow { cfa, ra, bp })
+    }
+}
+
+/// A separate debug file: by build-id under /usr/lib/debug/.build-id, then by
+/// .gnu_debuglink next to the file, in .debug/, and under /usr/lib/debug.
+fn separate_debug_file(path: &Path, file: &object::File, build_id: Option<&[u8]>) -> Option<PathBuf> {
+    if let Some(id) = build_id.filter(|id| id.len() > 1) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let p = PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]));
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    let (name, crc) = file.gnu_debuglink().ok().flatten()?;
+    let name = std::str::from_utf8(name).ok()?;
+    let dir = path.parent()?;
+    let candidates = [dir.join(name), dir.join(".debug").join(name), Path::new("/usr/lib/debug").join(dir.strip_prefix("/").unwrap_or(dir)).join(name)];
+    candidates.into_iter().find(|c| std::fs::read(c).is_ok_and(|d| crc32(&d) == crc))
+}
+
+/// The CRC-32 .gnu_debuglink uses (IEEE, reflected).
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    }
+
+    #[test]
+    fn libc_has_symbols_and_cfi() {
+        let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+        let m = Module::load(libc, None).unwrap();
+        let data = std::fs::read(libc).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let malloc = object::ObjectSymbolTable::symbols(&file.dynamic_symbol_table().unwrap()).find(|s| object::ObjectSymbol::name(s) == Ok("malloc")).unwrap();
+        let addr = object::ObjectSymbol::address(&malloc);
+        let frames = m.frames(addr + 4);
+        assert!(frames.last().and_then(|f| f.0.as_deref()).is_some_and(|n| n.contains("malloc")), "{frames:?}");
+        let row = m.unwind_row(addr, &mut UnwindContext::new()).unwrap();
+        assert_eq!(row, UnwindRow { cfa: CfaRule::Sp(8), ra: -8, bp: None }, "at entry the return address is on top of the stack");
+    }
+
+    #[test]
+    fn a_rebuilt_file_is_refused() {
+        let err = Module::load(Path::new("/lib/x86_64-linux-gnu/libc.so.6"), Some(b"not the same build")).err().unwrap();
+        assert!(err.contains("rebuilt"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), b"\x7fELF garbage").unwrap();
+        assert!(Module::load(f.path(), None).is_err());
+    }
+}

@@ -89,7 +89,7 @@ pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> 
     let counters: BTreeMap<String, u64> = Counter::ALL.iter().map(|&c| (c.name().to_owned(), input.counters[c as usize])).chain([("decode_errors".to_owned(), tracer.decode_errors), ("truncated_stacks".to_owned(), tracer.truncated_stacks)]).collect();
     let mut warnings: Vec<String> = tracer.sym.warnings().to_vec();
     if tracer.truncated_stacks > 0 {
-        warnings.push(format!("{} stacks could not be unwound past frameless code (built without frame pointers?): their deeper frames are missing", tracer.truncated_stacks));
+        warnings.push(format!("{} stacks end early: frameless code (no frame pointers) past the copied stack top; their outer frames are missing", tracer.truncated_stacks));
     }
     Report {
         schema: SCHEMA_VERSION,

@@ -9,6 +9,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::collections::HashSet;
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,13 +73,15 @@ pub struct Supervised {
 
 impl Supervised {
     /// Forks `argv` stopped before exec. `on_exit_stop(pid)` runs in the
-    /// supervisor while the target is stopped at exit with its memory intact.
-    pub fn spawn(program: PathBuf, argv: Vec<OsString>, on_exit_stop: Box<dyn FnMut(u32) + Send>) -> Result<Self, SpawnError> {
+    /// supervisor while a traced process is stopped at exit with its memory
+    /// intact. With `follow_forks` its descendants are traced too, and the
+    /// target has ended when all of them have.
+    pub fn spawn(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, on_exit_stop: Box<dyn FnMut(u32) + Send>) -> Result<Self, SpawnError> {
         let (to_main, events) = channel();
         let (go, go_rx) = channel::<()>();
         std::thread::Builder::new()
             .name("leaktrace-supervisor".into())
-            .spawn(move || supervise(program, argv, to_main, go_rx, on_exit_stop))
+            .spawn(move || supervise(program, argv, follow_forks, to_main, go_rx, on_exit_stop))
             .map_err(|e| SpawnError::Os(e.to_string()))?;
         match events.recv() {
             Ok(ToMain::Ready(pid)) => Ok(Self { pid, go, events }),
@@ -123,8 +126,8 @@ fn cstring(s: &OsStr) -> Result<CString, SpawnError> {
     CString::new(s.as_bytes()).map_err(|_| SpawnError::Os("an argument contains a NUL byte".into()))
 }
 
-fn supervise(program: PathBuf, argv: Vec<OsString>, to_main: Sender<ToMain>, go: Receiver<()>, mut on_exit_stop: Box<dyn FnMut(u32) + Send>) {
-    let pid = match fork_stopped(&program, &argv) {
+fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main: Sender<ToMain>, go: Receiver<()>, mut on_exit_stop: Box<dyn FnMut(u32) + Send>) {
+    let pid = match fork_stopped(&program, &argv, follow_forks) {
         Ok(p) => p,
         Err(e) => {
             let _ = to_main.send(ToMain::Failed(e));
@@ -151,37 +154,61 @@ fn supervise(program: PathBuf, argv: Vec<OsString>, to_main: Sender<ToMain>, go:
         return;
     }
     let _ = to_main.send(ToMain::Ready(pid.0 as u32));
-    loop {
-        let status = match wait_raw(pid.0) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = to_main.send(ToMain::Ended(Ended::Code(-1)));
-                return;
+    // Traced processes still alive; the target's own end is reported when the last one ends.
+    let mut alive: HashSet<i32> = HashSet::from([pid.0]);
+    // Followed children whose initial ptrace SIGSTOP has not been seen yet.
+    let mut fresh: HashSet<i32> = HashSet::new();
+    let mut target_end = None;
+    while !alive.is_empty() {
+        let Ok((who, status)) = wait_any() else { break };
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            alive.remove(&who);
+            if who == pid.0 {
+                target_end = Some(if libc::WIFEXITED(status) { Ended::Code(libc::WEXITSTATUS(status)) } else { Ended::Signal(libc::WTERMSIG(status)) });
             }
-        };
-        if libc::WIFEXITED(status) {
-            let _ = to_main.send(ToMain::Ended(Ended::Code(libc::WEXITSTATUS(status))));
-            return;
-        }
-        if libc::WIFSIGNALED(status) {
-            let _ = to_main.send(ToMain::Ended(Ended::Signal(libc::WTERMSIG(status))));
-            return;
+            continue;
         }
         if !libc::WIFSTOPPED(status) {
             continue;
         }
-        let event = status >> 16;
-        let sig = libc::WSTOPSIG(status);
-        let deliver = if event == libc::PTRACE_EVENT_EXIT {
-            on_exit_stop(pid.0 as u32);
+        let (event, sig) = (status >> 16, libc::WSTOPSIG(status));
+        let deliver = if !alive.contains(&who) {
+            // A followed child reporting its initial stop before its parent's fork event.
+            alive.insert(who);
             0
-        } else if event != 0 || sig == libc::SIGTRAP {
-            0 // exec stop, or a trap of ours
+        } else if event == libc::PTRACE_EVENT_EXIT {
+            on_exit_stop(who as u32);
+            0
+        } else if event == libc::PTRACE_EVENT_FORK || event == libc::PTRACE_EVENT_VFORK {
+            let mut child: libc::c_ulong = 0;
+            // SAFETY: reading the new child's pid from our stopped tracee.
+            unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, who, 0, &mut child) };
+            if alive.insert(child as i32) {
+                fresh.insert(child as i32);
+            }
+            0
+        } else if event != 0 || sig == libc::SIGTRAP || (sig == libc::SIGSTOP && fresh.remove(&who)) {
+            0 // exec, a trap of ours, or a child's initial stop
         } else {
             sig // a signal for the target: pass it on
         };
         // SAFETY: restarting our tracee.
-        unsafe { libc::ptrace(libc::PTRACE_CONT, pid.0, 0, deliver) };
+        unsafe { libc::ptrace(libc::PTRACE_CONT, who, 0, deliver) };
+    }
+    let _ = to_main.send(ToMain::Ended(target_end.unwrap_or(Ended::Code(-1))));
+}
+
+fn wait_any() -> Result<(i32, i32), ()> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for any of our children and tracees.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if r > 0 {
+            return Ok((r, status));
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(());
+        }
     }
 }
 
@@ -202,7 +229,7 @@ fn wait_raw(pid: i32) -> Result<i32, ()> {
 /// Forks; the child asks to be traced, stops, and after the tracer resumes it
 /// execs, reporting an exec failure's errno through a close-on-exec pipe.
 /// Returns (pid, read end of that pipe).
-fn fork_stopped(program: &Path, argv: &[OsString]) -> Result<(i32, i32), SpawnError> {
+fn fork_stopped(program: &Path, argv: &[OsString], follow_forks: bool) -> Result<(i32, i32), SpawnError> {
     let path = cstring(program.as_os_str())?;
     let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     let envs: Vec<CString> = std::env::vars_os()
@@ -244,7 +271,10 @@ fn fork_stopped(program: &Path, argv: &[OsString]) -> Result<(i32, i32), SpawnEr
     if !libc::WIFSTOPPED(status) {
         return Err(SpawnError::Os("the child did not stop before exec".into()));
     }
-    let opts = libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_EXITKILL;
+    let mut opts = libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_EXITKILL;
+    if follow_forks {
+        opts |= libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK;
+    }
     // SAFETY: configuring our stopped tracee.
     if unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) } != 0 {
         return Err(os_err("ptrace(PTRACE_SETOPTIONS)"));
@@ -269,7 +299,7 @@ mod tests {
     fn a_supervised_child_runs_and_reports_its_exit_code() {
         let exits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
         let seen = exits.clone();
-        let s = Supervised::spawn(resolve_program(OsStr::new("sh")).unwrap(), vec!["sh".into(), "-c".into(), "exit 7".into()], Box::new(move |_| {
+        let s = Supervised::spawn(resolve_program(OsStr::new("sh")).unwrap(), vec!["sh".into(), "-c".into(), "exit 7".into()], false, Box::new(move |_| {
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }))
         .unwrap();

@@ -106,7 +106,7 @@ impl Session {
                     for_exit.sync();
                 });
                 let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-                let child = Supervised::spawn(program, argv, on_exit_stop)?;
+                let child = Supervised::spawn(program, argv, config.load.follow_forks, on_exit_stop)?;
                 probes.add_target(child.pid)?;
                 probes.attach_allocator(&alloc, child.pid)?;
                 (Handle::Child(child), 0, command, alloc)

@@ -1,20 +1,140 @@
-// PLACEHOLDER written by the lead so the workspace builds while the fixture
-// manifest is being written. The fixture's manifest.rs replaces this file.
+//! The fixture manifest: expected leaks per scenario. Read by `leaktrace
+//! --expect` and by the xtask oracle that checks the fixture with valgrind.
+
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
+
+/// Kinds a leak can have.
+pub const KINDS: [&str; 8] = ["heap", "socket", "timerfd", "eventfd", "epoll", "pipe", "file", "other"];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExpectedLeak { pub kind: String, pub function: String, pub file: String, pub line: u32, pub count: u64, pub bytes: u64 }
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Scenario { pub name: String, pub iterations: u64, pub description: String, pub leaks: Vec<ExpectedLeak> }
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest { pub fixture: String, pub driver: String, pub scenarios: Vec<Scenario> }
+pub struct ExpectedLeak {
+    pub kind: String,
+    /// The function that calls the allocator or syscall wrapper.
+    pub function: String,
+    /// Source file basename.
+    pub file: String,
+    /// Line of that call.
+    pub line: u32,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub name: String,
+    pub iterations: u64,
+    pub description: String,
+    pub leaks: Vec<ExpectedLeak>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub fixture: String,
+    pub driver: String,
+    #[serde(default)]
+    pub note: String,
+    pub scenarios: Vec<Scenario>,
+}
+
 #[derive(Debug)]
-pub struct ManifestError(pub String);
-impl std::fmt::Display for ManifestError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(&self.0) } }
-impl std::error::Error for ManifestError {}
-impl Manifest {
-    pub fn load(path: &std::path::Path) -> Result<Self, ManifestError> {
-        let t = std::fs::read_to_string(path).map_err(|e| ManifestError(e.to_string()))?;
-        serde_json::from_str(&t).map_err(|e| ManifestError(e.to_string()))
+pub enum ManifestError {
+    Read { path: String, err: std::io::Error },
+    Parse { path: String, err: serde_json::Error },
+    UnknownKind { scenario: String, kind: String },
+    UnknownScenario(String),
+}
+
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read { path, err } => write!(f, "cannot read manifest {path}: {err}"),
+            Self::Parse { path, err } => write!(f, "malformed manifest {path}: {err}"),
+            Self::UnknownKind { scenario, kind } => write!(f, "scenario {scenario}: unknown leak kind `{kind}` (one of {})", KINDS.join(", ")),
+            Self::UnknownScenario(name) => write!(f, "no scenario named `{name}` in the manifest"),
+        }
     }
-    pub fn expected(&self, _s: &[&str]) -> Result<Vec<ExpectedLeak>, ManifestError> { Ok(self.scenarios.iter().flat_map(|s| s.leaks.clone()).collect()) }
+}
+
+impl std::error::Error for ManifestError {}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ManifestError::Read { path: path.display().to_string(), err })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ManifestError> {
+        let m: Manifest = serde_json::from_str(text).map_err(|err| ManifestError::Parse { path: origin.to_owned(), err })?;
+        for s in &m.scenarios {
+            if let Some(l) = s.leaks.iter().find(|l| !KINDS.contains(&l.kind.as_str())) {
+                return Err(ManifestError::UnknownKind { scenario: s.name.clone(), kind: l.kind.clone() });
+            }
+        }
+        Ok(m)
+    }
+
+    /// The leaks of the named scenarios (all when `scenarios` is empty), one
+    /// entry per (kind, function, file, line) with counts and bytes summed.
+    pub fn expected(&self, scenarios: &[&str]) -> Result<Vec<ExpectedLeak>, ManifestError> {
+        if let Some(bad) = scenarios.iter().find(|n| !self.scenarios.iter().any(|s| s.name == **n)) {
+            return Err(ManifestError::UnknownScenario((*bad).to_owned()));
+        }
+        let mut out: Vec<ExpectedLeak> = Vec::new();
+        for s in self.scenarios.iter().filter(|s| scenarios.is_empty() || scenarios.contains(&s.name.as_str())) {
+            for l in &s.leaks {
+                match out.iter_mut().find(|o| o.kind == l.kind && o.function == l.function && o.file == l.file && o.line == l.line) {
+                    Some(o) => {
+                        o.count += l.count;
+                        o.bytes += l.bytes;
+                    }
+                    None => out.push(l.clone()),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"{"fixture":"net","driver":"net-driver","scenarios":[
+        {"name":"a","iterations":3,"description":"","leaks":[
+            {"kind":"heap","function":"f","file":"x.c","line":7,"count":3,"bytes":30},
+            {"kind":"socket","function":"f","file":"x.c","line":8,"count":3,"bytes":0}]},
+        {"name":"b","iterations":2,"description":"","leaks":[
+            {"kind":"heap","function":"f","file":"x.c","line":7,"count":2,"bytes":20}]}]}"#;
+
+    #[test]
+    fn same_sites_merge_across_scenarios() {
+        let m = Manifest::parse(TEXT, "t").unwrap();
+        let all = m.expected(&[]).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].count, all[0].bytes), (5, 50));
+        let only_b = m.expected(&["b"]).unwrap();
+        assert_eq!(only_b.len(), 1);
+        assert_eq!(only_b[0].count, 2);
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let m = Manifest::parse(TEXT, "t").unwrap();
+        assert_eq!(m.expected(&["zzz"]).unwrap_err().to_string(), "no scenario named `zzz` in the manifest");
+        let bad = TEXT.replace("\"socket\"", "\"sock\"");
+        assert!(Manifest::parse(&bad, "t").unwrap_err().to_string().contains("unknown leak kind `sock`"));
+        assert!(Manifest::parse("{", "m.json").unwrap_err().to_string().starts_with("malformed manifest m.json"));
+        assert!(Manifest::load(Path::new("/no/such.json")).unwrap_err().to_string().starts_with("cannot read manifest /no/such.json"));
+    }
+
+    #[test]
+    fn the_fixture_manifest_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/manifest.json");
+        let m = Manifest::load(&path).unwrap();
+        assert_eq!(m.scenarios.len(), 8);
+        let names: std::collections::HashSet<u64> = m.scenarios.iter().map(|s| s.iterations).collect();
+        assert_eq!(names.len(), 8, "every scenario has its own iteration count");
+    }
 }

@@ -5,3 +5,4 @@ pub mod probes;
 pub mod report;
 pub mod session;
 pub mod symbolize;
+pub mod tui;

@@ -89,6 +89,12 @@ pub struct Options {
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 64, value_parser = ring_size, value_name = "MIB")]
     pub ring_size: u32,
+    /// Open the live view even when stdout is not a terminal.
+    #[arg(long, conflicts_with = "no_tui")]
+    pub tui: bool,
+    /// No live view: trace quietly (with --interval, print the text report periodically).
+    #[arg(long)]
+    pub no_tui: bool,
     /// Print the text report every SECS seconds while tracing (without the TUI).
     #[arg(long, value_name = "SECS")]
     pub interval: Option<f64>,

@@ -2,7 +2,7 @@
 
 mod args;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ pub use args::{Cli, Command, Format, Options};
 use crate::probes::LoadOptions;
 use crate::report::{self, expect, text, Attribution, ExitCode, Report, Suppressions, Thresholds};
 use crate::session::{Session, SessionConfig, TargetSpec};
+use crate::tui::{self, TuiConfig};
 
 const TICK: Duration = Duration::from_millis(50);
 
@@ -63,10 +64,24 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         suppressions,
     };
     let is_run = matches!(spec, TargetSpec::Run { .. });
+    let live = opts.tui || (!opts.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal());
     let mut session = Session::start(spec, config)?;
+    let interrupted = install_signal_flag()?;
+    if live {
+        let tui_config = TuiConfig { refresh: Duration::from_millis(500), export_dir: std::env::current_dir()? };
+        tui::run(&mut session, &tui_config, interrupted)?;
+        if is_run && !session.poll_ended() {
+            session.signal(libc::SIGTERM); // quitting the view ends a target leaktrace started
+        }
+        if is_run {
+            session.wait_child();
+        }
+        let report = session.finish();
+        emit(&report, &opts)?;
+        return Ok(judge(&report, &opts, expected.as_deref()));
+    }
     eprintln!("leaktrace: tracing pid {}", session.pid());
 
-    let interrupted = install_signal_flag()?;
     let started = Instant::now();
     let mut last_print = Instant::now();
     let mut interrupts_seen = 0;

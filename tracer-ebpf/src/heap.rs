@@ -196,3 +196,15 @@ fn try_alloc_exit(ctx: &RetProbeContext) -> Result<u32, i64> {
     emit_with_stack(ctx.as_ptr(), kind, pid_tgid, [addr, pending.size, c], sp, bp, Counter::LostHeap);
     Ok(0)
 }
+
+/// Benchmarks only (`leaktrace --probe-floor`): empty programs at the same
+/// attach points, to measure what the probes cost before any work is done.
+#[uprobe]
+pub fn floor_enter(_ctx: ProbeContext) -> u32 {
+    0
+}
+
+#[uretprobe]
+pub fn floor_exit(_ctx: RetProbeContext) -> u32 {
+    0
+}

@@ -1,3 +1,4 @@
 //! Orchestration for leaktrace: toolchain setup, the fixture and its oracle, CI and benchmarks.
+pub mod bench;
 pub mod fixture;
 pub mod setup;

@@ -24,6 +24,12 @@ enum Cmd {
     Test,
     /// Check the fixture against valgrind (the oracle independent of leaktrace).
     Oracle,
+    /// Overhead and throughput: leaktrace against the probe floor, bpftrace, valgrind and heaptrack (writes bench/results.md).
+    Bench {
+        /// A short smoke run.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn root() -> PathBuf {
@@ -79,6 +85,7 @@ fn main() -> Result<()> {
         Cmd::Setup => setup::setup(&[]),
         Cmd::Demo => demo(&root),
         Cmd::Test => test(&root),
+        Cmd::Bench { quick } => xtask::bench::run(&root, &xtask::bench::BenchOptions { quick }),
         Cmd::Oracle => {
             setup::setup(&[])?;
             println!("{}", fixture::check(&root)?);

@@ -86,6 +86,10 @@ pub struct Options {
     /// off by about 1/sqrt(k). Descriptors stay exact.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
     pub sample: Option<u32>,
+    /// Benchmarks only: attach empty programs at the allocator's probe points
+    /// and record nothing (the cost floor of the probes themselves).
+    #[arg(long, hide = true)]
+    pub probe_floor: bool,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 64, value_parser = ring_size, value_name = "MIB")]
     pub ring_size: u32,

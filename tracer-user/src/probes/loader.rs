@@ -107,22 +107,30 @@ impl Probes {
     /// whose return probe is not yet in place would leave a call in flight forever.
     /// Without follow-forks the probes fire only in `pid`; with it, in every
     /// process, filtered in the kernel by the target table.
-    pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32) -> Result<(), ProbeError> {
+    /// With `floor`, empty programs go to the same points (a benchmark's probe floor).
+    pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32, floor: bool) -> Result<(), ProbeError> {
         let scope = match (self.follow_forks, NonZeroU32::new(pid)) {
             (false, Some(pid)) => UProbeScope::OneProcess(pid),
             _ => UProbeScope::AllProcesses,
         };
         let path = alloc.path.clone();
-        let exit: &mut UProbe = program(&mut self.ebpf, "alloc_exit")?;
-        exit.load().map_err(attach_err("alloc_exit (load)"))?;
+        let exit_name = if floor { "floor_exit" } else { "alloc_exit" };
+        let exit: &mut UProbe = program(&mut self.ebpf, exit_name)?;
+        exit.load().map_err(attach_err(format!("{exit_name} (load)")))?;
         for f in alloc.functions.iter().filter(|f| f.func != AllocFn::Free) {
             exit.attach(UProbeAttachLocation::AbsoluteOffset(f.file_offset), &path, scope)
                 .map_err(attach_err(format!("uretprobe on {}:{}", path.display(), f.func.symbol())))?;
         }
+        if floor {
+            let p: &mut UProbe = program(&mut self.ebpf, "floor_enter")?;
+            p.load().map_err(attach_err("floor_enter (load)"))?;
+        }
         for f in &alloc.functions {
-            let prog = entry_program(f.func);
+            let prog = if floor { "floor_enter" } else { entry_program(f.func) };
             let p: &mut UProbe = program(&mut self.ebpf, prog)?;
-            p.load().map_err(attach_err(format!("{prog} (load)")))?;
+            if !floor {
+                p.load().map_err(attach_err(format!("{prog} (load)")))?;
+            }
             p.attach(UProbeAttachLocation::AbsoluteOffset(f.entry_offset), &path, scope)
                 .map_err(attach_err(format!("uprobe on {}:{}", path.display(), f.func.symbol())))?;
         }

@@ -8,7 +8,7 @@ use crate::aggregate::ResourceKind;
 use crate::session::Tracer;
 
 use super::attribute::{Attribution, SiteCache};
-use super::model::{Location, Report, Site, Target, Totals, SCHEMA_VERSION};
+use super::model::{Location, Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
 use super::suppress::Suppressions;
 
 /// What a report needs besides the tracer's state.
@@ -103,5 +103,25 @@ pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> 
         sample_every: (scale > 1).then_some(scale as u32),
         sites,
         warnings,
+        tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: tracer.events },
     }
+}
+
+fn own_usage() -> libc::rusage {
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    }
+}
+
+fn own_cpu_secs() -> f64 {
+    let ru = own_usage();
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+fn own_peak_rss_kib() -> u64 {
+    own_usage().ru_maxrss as u64
 }

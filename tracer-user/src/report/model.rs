@@ -29,6 +29,7 @@ pub struct Report {
     /// One row per (kind, call site), largest first.
     pub sites: Vec<Site>,
     pub warnings: Vec<String>,
+    pub tracer: TracerCost,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -41,6 +42,16 @@ pub struct Target {
     pub exit: Option<String>,
     pub duration_secs: f64,
     pub allocator: Option<String>,
+}
+
+/// leaktrace's own cost, for the benchmarks.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct TracerCost {
+    /// User + system CPU of leaktrace itself (all its threads, not the target).
+    pub cpu_secs: f64,
+    pub peak_rss_kib: u64,
+    /// Records ingested.
+    pub events: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]

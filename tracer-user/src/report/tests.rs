@@ -41,6 +41,7 @@ fn report(sites: Vec<Site>, lost: u64) -> Report {
         sample_every: None,
         sites,
         warnings: Vec::new(),
+        tracer: Default::default(),
     }
 }
 

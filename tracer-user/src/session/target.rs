@@ -25,6 +25,8 @@ pub struct SessionConfig {
     pub allocator: Option<PathBuf>,
     pub attribution: Attribution,
     pub suppressions: Suppressions,
+    /// Benchmarks only: empty allocator probes (the probe floor).
+    pub probe_floor: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +110,7 @@ impl Session {
                 let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
                 let child = Supervised::spawn(program, argv, config.load.follow_forks, on_exit_stop)?;
                 probes.add_target(child.pid)?;
-                probes.attach_allocator(&alloc, child.pid)?;
+                probes.attach_allocator(&alloc, child.pid, config.probe_floor)?;
                 (Handle::Child(child), 0, command, alloc)
             }
             TargetSpec::Attach { pid } => {
@@ -124,7 +126,7 @@ impl Session {
                 // SAFETY: we own the fresh descriptor.
                 let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
                 probes.add_target(pid)?;
-                probes.attach_allocator(&alloc, pid).map_err(|e| if proc_alive(pid) { SessionError::Probe(e) } else { SessionError::ExitedDuringAttach(pid) })?;
+                probes.attach_allocator(&alloc, pid, config.probe_floor).map_err(|e| if proc_alive(pid) { SessionError::Probe(e) } else { SessionError::ExitedDuringAttach(pid) })?;
                 match ProcessMaps::capture(pid) {
                     Ok(maps) => shared.tracer().add_maps(pid, maps),
                     Err(_) => return Err(SessionError::ExitedDuringAttach(pid)),

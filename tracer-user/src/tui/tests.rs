@@ -47,6 +47,7 @@ fn report(sites: Vec<Site>, lost: u64) -> Report {
         sample_every: None,
         sites,
         warnings: vec![],
+        tracer: Default::default(),
     }
 }
 

@@ -1,0 +1,110 @@
+//! `cargo xtask bench`: overhead on the traced program and throughput without
+//! loss, leaktrace against the probe floor and the anchors, in one run.
+//! Writes bench/results.md and bench/results.json.
+
+mod measure;
+mod server;
+mod targets;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use measure::{Config, Measurement, Tools};
+
+pub struct BenchOptions {
+    /// A short smoke run (fewer iterations and configurations).
+    pub quick: bool,
+}
+
+/// One cell of the results.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchResult {
+    pub workload: String,
+    pub config: &'static str,
+    /// ns per op, requests per second, or wall seconds (see `unit`).
+    pub value: Option<f64>,
+    pub unit: &'static str,
+    pub m: Measurement,
+    pub error: Option<String>,
+}
+
+fn cc(out: &Path, src: &Path, extra: &[&str]) -> Result<()> {
+    let st = Command::new("cc").args(["-O2", "-g", "-fno-omit-frame-pointer"]).args(extra).arg("-o").arg(out).arg(src).status()?;
+    if !st.success() {
+        bail!("compiling {} failed", src.display());
+    }
+    Ok(())
+}
+
+fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
+    let st = Command::new(env!("CARGO")).current_dir(root).args(["build", "--release", "-p", "tracer-user"]).status()?;
+    if !st.success() {
+        bail!("building leaktrace failed");
+    }
+    let w = root.join("bench/workloads");
+    cc(&scratch.join("malloc_loop"), &w.join("malloc_loop.c"), &["-pthread"])?;
+    cc(&scratch.join("fd_churn"), &w.join("fd_churn.c"), &[])?;
+    cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
+    crate::fixture::build(root)?;
+    Ok(root.join("target/release/leaktrace"))
+}
+
+pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
+    crate::setup::setup(&["bpftrace", "redis-server", "heaptrack"])?;
+    let scratch = root.join("target/bench");
+    std::fs::create_dir_all(&scratch)?;
+    let leaktrace = build(root, &scratch)?;
+    let tools = Tools { leaktrace, anchors: root.join("bench/anchors"), scratch: scratch.clone() };
+    let exe = |n: &str| scratch.join(n).display().to_string();
+    let pairs: u64 = if opts.quick { 100_000 } else { 500_000 };
+    let mut results = Vec::new();
+    let mut record = |workload: String, config: Config, unit: &'static str, r: Result<(Option<f64>, Measurement)>| {
+        let (value, m, error) = match r {
+            Ok((v, m)) => (v, m, None),
+            Err(e) => (None, Measurement::default(), Some(format!("{e:#}"))),
+        };
+        eprintln!("bench: {workload:<32} {:<36} {}", config.name(), value.map_or_else(|| error.clone().unwrap_or_default(), |v| format!("{v:.1} {unit}")));
+        results.push(BenchResult { workload, config: config.name(), value, unit, m, error });
+    };
+    let limit = Duration::from_secs(300);
+    let malloc_configs: &[Config] = if opts.quick { &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::Sample64, Config::Memleak] } else { &Config::ALL };
+    for (threads, depth) in [(1, 0), (1, 24), (2, 0), (2, 24)] {
+        let name = format!("malloc/free {threads}T depth {depth}");
+        for &c in malloc_configs {
+            let cmd = vec![exe("malloc_loop"), threads.to_string(), depth.to_string(), pairs.to_string()];
+            record(name.clone(), c, "ns/pair", measure::run(&tools, c, &cmd, limit).map(|m| (m.ns_per_op, m)));
+        }
+    }
+    for &c in &[Config::Untraced, Config::Exact, Config::Valgrind] {
+        let cmd = vec![exe("fd_churn"), if opts.quick { "20000" } else { "100000" }.to_owned()];
+        record("socket+timerfd open/close".into(), c, "ns/op", measure::run(&tools, c, &cmd, limit).map(|m| (m.ns_per_op, m)));
+    }
+    let driver = crate::fixture::driver(root, "leaky").display().to_string();
+    for &c in &[Config::Untraced, Config::Exact, Config::Valgrind, Config::Heaptrack] {
+        record("fixture driver (leaky)".into(), c, "s", measure::run(&tools, c, std::slice::from_ref(&driver), limit).map(|m| (Some(m.wall_secs), m)));
+    }
+    let requests = if opts.quick { 20_000 } else { 100_000 };
+    let server_configs: &[Config] = if opts.quick { &[Config::Untraced, Config::Exact] } else { &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::Sample64, Config::Memleak, Config::Heaptrack, Config::Valgrind] };
+    for &c in server_configs {
+        record("redis SET/GET".into(), c, "req/s", server::run(&tools, c, requests).map(|(rps, m)| (Some(rps), m)));
+    }
+    // Two threads allocating flat out: nothing may be lost.
+    let secs = if opts.quick { "3" } else { "10" };
+    let cmd = vec![exe("malloc_loop"), "2".into(), "0".into(), "0".into(), secs.into()];
+    record(format!("2 threads flat out {secs}s"), Config::Exact, "ns/pair", measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.ns_per_op, m)));
+    // leaktrace's own memory with 1,000,000 outstanding allocations.
+    let cmd = vec![exe("hold"), "1000000".into()];
+    record("1,000,000 outstanding".into(), Config::Exact, "MiB RSS", measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)));
+
+    let checks = targets::evaluate(&results);
+    let md = targets::markdown(&results, &checks, opts.quick);
+    print!("{md}");
+    let dir = root.join("bench");
+    std::fs::write(dir.join("results.md"), &md).context("writing bench/results.md")?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    eprintln!("bench: wrote bench/results.md and bench/results.json");
+    Ok(())
+}

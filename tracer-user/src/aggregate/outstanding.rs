@@ -9,12 +9,25 @@ use super::stacks::{StackCounters, StackId, StackTable};
 use super::ResourceKind;
 
 const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+const TARGET_RESERVE: usize = 1 << 20;
 
+/// 16 bytes: a million outstanding allocations fit in tens of MiB.
 #[derive(Clone, Copy, Debug)]
 struct Allocation {
-    stack: StackId,
     size: u64,
-    ts_ns: u64,
+    stack: StackId,
+    /// Milliseconds of CLOCK_MONOTONIC, wrapping every 49 days (ages only).
+    ts_ms: u32,
+}
+
+fn ms(ts_ns: u64) -> u32 {
+    (ts_ns / 1_000_000) as u32
+}
+
+/// Back to nanoseconds, taking the wrap into account relative to `now_ns`.
+fn ns_of(ts_ms: u32, now_ns: u64) -> u64 {
+    let now_ms = ms(now_ns);
+    now_ns.saturating_sub(u64::from(now_ms.wrapping_sub(ts_ms)) * 1_000_000)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +66,8 @@ pub struct StackSummary {
 #[derive(Default)]
 pub struct Aggregator {
     pub stacks: StackTable,
-    allocs: HashMap<(u32, u64), Allocation>,
+    /// Outstanding heap per process, by address.
+    allocs: HashMap<u32, HashMap<u64, Allocation>>,
     fds: BTreeMap<(u32, i32), Handle>,
     anomalies: Anomalies,
     exited: HashSet<u32>,
@@ -71,7 +85,7 @@ impl Aggregator {
         match *body {
             Body::Alloc { addr, size, .. } => {
                 if let Some(stack) = stack {
-                    self.insert_alloc(tgid, addr, Allocation { stack, size, ts_ns });
+                    self.insert_alloc(tgid, addr, Allocation { stack, size, ts_ms: ms(ts_ns) });
                 }
             }
             Body::Realloc { old, new, size } => {
@@ -79,7 +93,7 @@ impl Aggregator {
                     self.release_alloc(tgid, old);
                 }
                 if let Some(stack) = stack {
-                    self.insert_alloc(tgid, new, Allocation { stack, size, ts_ns });
+                    self.insert_alloc(tgid, new, Allocation { stack, size, ts_ms: ms(ts_ns) });
                 }
             }
             Body::Free { addr } => self.release_alloc(tgid, addr),
@@ -151,7 +165,8 @@ impl Aggregator {
 
     /// Outstanding heap: (bytes, allocations).
     pub fn heap_totals(&self) -> (u64, u64) {
-        (self.allocs.values().map(|a| a.size).sum(), self.allocs.len() as u64)
+        let all = || self.allocs.values().flat_map(HashMap::values);
+        (all().map(|a| a.size).sum(), all().count() as u64)
     }
 
     /// Outstanding descriptors by kind.
@@ -168,13 +183,13 @@ impl Aggregator {
         self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).map(|(k, h)| (k.1, h.kind)).collect()
     }
 
-    /// One summary per stack that has ever acquired something.
-    pub fn summaries(&self) -> Vec<StackSummary> {
+    /// One summary per stack that has ever acquired something; ages relative to `now_ns`.
+    pub fn summaries(&self, now_ns: u64) -> Vec<StackSummary> {
         let mut oldest: HashMap<StackId, u64> = HashMap::new();
         let mut note = |stack: StackId, ts: u64| {
             oldest.entry(stack).and_modify(|o| *o = (*o).min(ts)).or_insert(ts);
         };
-        self.allocs.values().for_each(|a| note(a.stack, a.ts_ns));
+        self.allocs.values().flat_map(HashMap::values).for_each(|a| note(a.stack, ns_of(a.ts_ms, now_ns)));
         self.fds.values().for_each(|h| note(h.stack, h.ts_ns));
         self.stacks
             .iter()
@@ -183,7 +198,7 @@ impl Aggregator {
     }
 
     fn insert_alloc(&mut self, tgid: u32, addr: u64, a: Allocation) {
-        if self.allocs.contains_key(&(tgid, addr)) {
+        if self.allocs.get(&tgid).is_some_and(|m| m.contains_key(&addr)) {
             self.anomalies.reused_addresses += 1;
             self.release_alloc(tgid, addr);
         }
@@ -191,11 +206,18 @@ impl Aggregator {
         c.acquired += 1;
         c.outstanding += 1;
         c.outstanding_bytes += a.size;
-        self.allocs.insert((tgid, addr), a);
+        let first = self.allocs.is_empty();
+        self.allocs
+            .entry(tgid)
+            // The first process is the target: room for a million outstanding up
+            // front, so growing never holds two tables at once (untouched room
+            // costs no memory).
+            .or_insert_with(|| HashMap::with_capacity(if first { TARGET_RESERVE } else { 0 }))
+            .insert(addr, a);
     }
 
     fn release_alloc(&mut self, tgid: u32, addr: u64) {
-        match self.allocs.remove(&(tgid, addr)) {
+        match self.allocs.get_mut(&tgid).and_then(|m| m.remove(&addr)) {
             Some(a) => {
                 let c = self.stacks.counters_mut(a.stack);
                 c.released += 1;
@@ -227,16 +249,11 @@ impl Aggregator {
 
     /// A new image: the old heap is gone (not leaked), close-on-exec descriptors close.
     fn exec(&mut self, tgid: u32) {
-        let stacks = &mut self.stacks;
-        self.allocs.retain(|&(pid, _), a| {
-            if pid != tgid {
-                return true;
-            }
-            let c = stacks.counters_mut(a.stack);
+        for a in self.allocs.remove(&tgid).unwrap_or_default().into_values() {
+            let c = self.stacks.counters_mut(a.stack);
             c.outstanding -= 1;
             c.outstanding_bytes -= a.size;
-            false
-        });
+        }
         let cloexec: Vec<i32> = self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).filter(|(_, h)| h.cloexec).map(|(k, _)| k.1).collect();
         for fd in cloexec {
             self.remove_fd(tgid, fd);

@@ -132,12 +132,13 @@ fn exec_drops_the_heap_and_cloexec_fds_only() {
 fn summaries_report_the_oldest_outstanding_item() {
     let mut agg = Aggregator::new();
     let s = heap(&mut agg, &[1]);
-    agg.apply(P, 50, &Body::Alloc { addr: 1, size: 1, func: AllocFn::Malloc }, Some(s));
-    agg.apply(P, 20, &Body::Alloc { addr: 2, size: 1, func: AllocFn::Malloc }, Some(s));
-    agg.apply(P, 60, &Body::Free { addr: 2 }, None);
-    let sum = agg.summaries();
+    let ms = 1_000_000;
+    agg.apply(P, 50 * ms, &Body::Alloc { addr: 1, size: 1, func: AllocFn::Malloc }, Some(s));
+    agg.apply(P, 20 * ms, &Body::Alloc { addr: 2, size: 1, func: AllocFn::Malloc }, Some(s));
+    agg.apply(P, 60 * ms, &Body::Free { addr: 2 }, None);
+    let sum = agg.summaries(70 * ms);
     assert_eq!(sum.len(), 1);
-    assert_eq!(sum[0].oldest_ns, Some(50));
+    assert_eq!(sum[0].oldest_ns, Some(50 * ms));
     assert_eq!(sum[0].counters.outstanding, 1);
 }
 

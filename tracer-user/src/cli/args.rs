@@ -90,8 +90,9 @@ pub struct Options {
     /// and record nothing (the cost floor of the probes themselves).
     #[arg(long, hide = true)]
     pub probe_floor: bool,
-    /// Ring buffer size in MiB (a power of two).
-    #[arg(long, default_value_t = 64, value_parser = ring_size, value_name = "MIB")]
+    /// Ring buffer size in MiB (a power of two). It is mapped twice into
+    /// leaktrace's memory; the consumer is woken when a quarter is used.
+    #[arg(long, default_value_t = 8, value_parser = ring_size, value_name = "MIB")]
     pub ring_size: u32,
     /// Open the live view even when stdout is not a terminal.
     #[arg(long, conflicts_with = "no_tui")]

@@ -29,7 +29,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { ring_bytes: 64 << 20, stack_frames: tracer_common::MAX_FRAMES as u32, follow_forks: false, sample_every: 0 }
+        Self { ring_bytes: 8 << 20, stack_frames: tracer_common::MAX_FRAMES as u32, follow_forks: false, sample_every: 0 }
     }
 }
 

@@ -29,7 +29,7 @@ pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> 
     let mut outside = Totals::default();
     let mut largest: HashMap<(ResourceKind, Location), u64> = HashMap::new();
     let scale = u64::from(input.sample_every.max(1));
-    for s in tracer.agg.summaries() {
+    for s in tracer.agg.summaries(input.now_ns) {
         let mut c = s.counters;
         if s.kind == ResourceKind::Heap && scale > 1 {
             c.outstanding *= scale;

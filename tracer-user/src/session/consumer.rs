@@ -69,7 +69,13 @@ impl Consumer {
     }
 }
 
+/// The consumer must keep up with targets that use every core: it runs at a
+/// higher priority than they do (best effort; needs CAP_SYS_NICE, which root has).
+const CONSUMER_NICE: i32 = -10;
+
 fn consume(ring: &mut RingBuf<MapData>, shared: &Shared) {
+    // SAFETY: adjusting this thread's own priority (tid 0 = the caller).
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, CONSUMER_NICE) };
     let fd = ring.as_raw_fd();
     loop {
         // Read the request before draining: a drain that ends after this read

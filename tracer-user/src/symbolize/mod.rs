@@ -49,6 +49,14 @@ impl Frame {
 
 type ModuleKey = (PathBuf, Option<Vec<u8>>);
 
+/// The C library and the dynamic linker: named from their symbol tables only.
+/// Their full debug information (when installed) costs tens of MiB to parse,
+/// for file:line inside glibc that a leak report does not need.
+fn is_c_runtime(path: &std::path::Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with("libc.so") || name.starts_with("ld-linux") || name.starts_with("libc-")
+}
+
 #[derive(Default)]
 pub struct Symbolizer {
     modules: Vec<Option<Module>>,
@@ -76,7 +84,7 @@ impl Symbolizer {
         if let Some(&i) = self.index.get(&key) {
             return self.modules[i].as_ref().map(|_| i);
         }
-        let module = match Module::load(&key.0, key.1.as_deref()) {
+        let module = match Module::load(&key.0, key.1.as_deref(), is_c_runtime(&key.0)) {
             Ok(m) => Some(m),
             Err(e) => {
                 self.warnings.push(format!("{e}: its frames are shown as module+offset"));

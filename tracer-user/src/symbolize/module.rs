@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindContext, UnwindSection};
-use object::{Object, ObjectSection, ObjectSegment};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
 /// How the canonical frame address (CFA) of a frame is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +33,22 @@ struct Cfi {
     text_addr: u64,
 }
 
+/// Where function names come from.
+enum Names {
+    /// DWARF lines and inlines, with the symbol table as fallback.
+    Dwarf(addr2line::Loader),
+    /// Symbols only, sorted by address: (address, size, name).
+    Symbols(Vec<(u64, u64, String)>),
+}
+
 pub struct Module {
     /// (file offset, virtual address, size in file) of each PT_LOAD.
     segments: Vec<(u64, u64, u64)>,
-    debug: Option<addr2line::Loader>,
+    /// The file with the debug information (this one, or a separate one).
+    debug_path: PathBuf,
+    symbols_only: bool,
+    /// Loaded on first use: unwinding needs only the CFI.
+    names: std::cell::OnceCell<Option<Names>>,
     cfi: Option<Cfi>,
 }
 
@@ -49,8 +61,10 @@ const RBP: gimli::Register = gimli::X86_64::RBP;
 
 impl Module {
     /// Parses `path`. `expected_build_id` is what was mapped; a different file
-    /// on disk now (rebuilt) yields None, never a misreading.
-    pub fn load(path: &Path, expected_build_id: Option<&[u8]>) -> Result<Self, String> {
+    /// on disk now (rebuilt) is an error, never a misreading. With
+    /// `symbols_only` no DWARF is read (the C runtime's own modules: names from
+    /// the symbol table, at a fraction of the memory).
+    pub fn load(path: &Path, expected_build_id: Option<&[u8]>, symbols_only: bool) -> Result<Self, String> {
         let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let file = object::File::parse(&*data).map_err(|e| format!("{}: not an ELF file: {e}", path.display()))?;
         let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
@@ -61,8 +75,7 @@ impl Module {
         }
         let segments = file.segments().map(|s| (s.file_range().0, s.address(), s.file_range().1)).collect();
         let has_dwarf = file.section_by_name(".debug_info").is_some();
-        let debug_path = if has_dwarf { Some(path.to_path_buf()) } else { separate_debug_file(path, &file, build_id.as_deref()).or_else(|| Some(path.to_path_buf())) };
-        let debug = debug_path.and_then(|p| addr2line::Loader::new(p).ok());
+        let debug_path = if has_dwarf { path.to_path_buf() } else { separate_debug_file(path, &file, build_id.as_deref()).unwrap_or_else(|| path.to_path_buf()) };
         let section = |name: &str| {
             file.section_by_name(name).and_then(|s| s.file_range().map(|(o, n)| (o as usize..(o + n) as usize, s.address())))
         };
@@ -72,7 +85,7 @@ impl Module {
             c.data = data;
             c
         });
-        Ok(Self { segments, debug, cfi })
+        Ok(Self { segments, debug_path, symbols_only, names: std::cell::OnceCell::new(), cfi })
     }
 
     /// The ELF virtual address of a file offset.
@@ -80,9 +93,38 @@ impl Module {
         self.segments.iter().find(|(o, _, n)| offset >= *o && offset < o + n).map(|(o, v, _)| offset - o + v)
     }
 
+    fn names(&self) -> Option<&Names> {
+        self.names
+            .get_or_init(|| {
+                if self.symbols_only {
+                    let data = std::fs::read(&self.debug_path).ok()?;
+                    let file = object::File::parse(&*data).ok()?;
+                    let mut syms: Vec<(u64, u64, String)> = file
+                        .symbols()
+                        .chain(file.dynamic_symbols())
+                        .filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0)
+                        .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_owned())))
+                        .collect();
+                    syms.sort();
+                    syms.dedup_by_key(|s| s.0);
+                    Some(Names::Symbols(syms))
+                } else {
+                    addr2line::Loader::new(&self.debug_path).ok().map(Names::Dwarf)
+                }
+            })
+            .as_ref()
+    }
+
     /// Frames at `svma`: innermost (inlined) first. Each: (function, file, line, column).
     pub fn frames(&self, svma: u64) -> Vec<(Option<String>, Option<String>, Option<u32>, Option<u32>)> {
-        let Some(debug) = &self.debug else { return Vec::new() };
+        let debug = match self.names() {
+            None => return Vec::new(),
+            Some(Names::Symbols(syms)) => {
+                let i = syms.partition_point(|s| s.0 <= svma);
+                return syms[..i].last().filter(|s| s.1 == 0 || svma < s.0 + s.1).map(|s| vec![(Some(s.2.clone()), None, None, None)]).unwrap_or_default();
+            }
+            Some(Names::Dwarf(d)) => d,
+        };
         let mut out = Vec::new();
         if let Ok(mut iter) = debug.find_frames(svma) {
             while let Ok(Some(f)) = iter.next() {
@@ -177,11 +219,11 @@ mod tests {
     #[test]
     fn libc_has_symbols_and_cfi() {
         let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
-        let m = Module::load(libc, None).unwrap();
+        let m = Module::load(libc, None, true).unwrap();
         let data = std::fs::read(libc).unwrap();
         let file = object::File::parse(&*data).unwrap();
-        let malloc = object::ObjectSymbolTable::symbols(&file.dynamic_symbol_table().unwrap()).find(|s| object::ObjectSymbol::name(s) == Ok("malloc")).unwrap();
-        let addr = object::ObjectSymbol::address(&malloc);
+        let malloc = object::ObjectSymbolTable::symbols(&file.dynamic_symbol_table().unwrap()).find(|s| s.name() == Ok("malloc")).unwrap();
+        let addr = malloc.address();
         let frames = m.frames(addr + 4);
         assert!(frames.last().and_then(|f| f.0.as_deref()).is_some_and(|n| n.contains("malloc")), "{frames:?}");
         let row = m.unwind_row(addr, &mut UnwindContext::new()).unwrap();
@@ -190,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_rebuilt_file_is_refused() {
-        let err = Module::load(Path::new("/lib/x86_64-linux-gnu/libc.so.6"), Some(b"not the same build")).err().unwrap();
+        let err = Module::load(Path::new("/lib/x86_64-linux-gnu/libc.so.6"), Some(b"not the same build"), false).err().unwrap();
         assert!(err.contains("rebuilt"), "{err}");
     }
 
@@ -198,6 +240,6 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), b"\x7fELF garbage").unwrap();
-        assert!(Module::load(f.path(), None).is_err());
+        assert!(Module::load(f.path(), None, false).is_err());
     }
 }

@@ -8,7 +8,7 @@
 //! realloc(p, 0) → free) belong to the outer call and are not recorded twice.
 
 use aya_ebpf::{
-    helpers::{bpf_get_prandom_u32, bpf_probe_read_user},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_prandom_u32, bpf_probe_read_user},
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
     EbpfContext,
@@ -16,11 +16,11 @@ use aya_ebpf::{
 use tracer_common::{AllocFn, Counter, EventKind};
 
 use crate::capture::{emit_small, emit_with_stack};
-use crate::maps::{count, sample_every, traced_uprobe, AddrKey, Pending, PENDING, SAMPLED};
+use crate::maps::{count, sample_every, AddrKey, Pending, PENDING, SAMPLED};
 
 #[inline(always)]
 fn enter(func: AllocFn, size: u64, old: u64, out: u64) -> Result<u32, i64> {
-    let Some(pid_tgid) = traced_uprobe() else { return Ok(0) };
+    let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     if let Some(p) = PENDING.get_ptr_mut(&tid) {
         // SAFETY: the entry belongs to this thread.
@@ -118,7 +118,7 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
     if addr == 0 {
         return 0;
     }
-    let Some(pid_tgid) = traced_uprobe() else { return 0 };
+    let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     // SAFETY: only tested for presence.
     if unsafe { PENDING.get(&tid) }.is_some() {
@@ -140,7 +140,7 @@ pub fn alloc_exit(ctx: RetProbeContext) -> u32 {
 }
 
 fn try_alloc_exit(ctx: &RetProbeContext) -> Result<u32, i64> {
-    let Some(pid_tgid) = traced_uprobe() else { return Ok(0) };
+    let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     let Some(p) = PENDING.get_ptr_mut(&tid) else { return Ok(0) };
     // SAFETY: the entry belongs to this thread.

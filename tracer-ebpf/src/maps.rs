@@ -97,18 +97,6 @@ pub fn fork_child_pid_offset() -> usize {
     setting_u32(&FORK_CHILD_PID_OFFSET) as usize
 }
 
-/// The current pid_tgid for a uprobe: without follow-forks the probes are
-/// attached to the target alone (the kernel filters by process), so the
-/// table lookup is skipped on the allocator's hot path.
-#[inline(always)]
-pub fn traced_uprobe() -> Option<u64> {
-    if follow_forks() {
-        traced()
-    } else {
-        Some(bpf_get_current_pid_tgid())
-    }
-}
-
 /// The current pid_tgid when the current process is traced.
 #[inline(always)]
 pub fn traced() -> Option<u64> {

@@ -54,8 +54,8 @@ fn a_million_malloc_free_pairs_leave_nothing_and_lose_nothing() {
         .output()
         .unwrap();
     let r = json_report(&out, &report);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}\n{:#}", stderr(&out), r["sites"]);
     assert_eq!(r["lost_events"], 0, "{:#}", r["counters"]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}\n{:#}", stderr(&out), r["sites"]);
     assert_eq!(r["totals"]["heap_bytes"], 0);
     let churn = r["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "main").expect("the loop's site");
     assert_eq!(churn["allocations"], 1_000_000);

@@ -1,11 +1,12 @@
 //! The embedded eBPF object: loading, settings, attaching.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{RawTracePoint, TracePoint, UProbe},
-    programs::uprobe::{UProbeAttachLocation, UProbeScope},
+    programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{AllocFn, Counter};
@@ -37,7 +38,10 @@ impl Default for LoadOptions {
 pub struct Probes {
     ebpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u32>,
-    follow_forks: bool,
+    /// Whether the allocator programs are loaded (they load once, attach per process).
+    allocator_loaded: bool,
+    /// Each traced process's allocator links, by program.
+    links: HashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
 }
 
 /// Reads the kernel side's loss counters; movable to the consumer thread.
@@ -95,7 +99,7 @@ impl Probes {
         let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
-        Ok((Self { ebpf, targets, follow_forks: opts.follow_forks }, ring, CounterReader(counters)))
+        Ok((Self { ebpf, targets, allocator_loaded: false, links: HashMap::new() }, ring, CounterReader(counters)))
     }
 
     /// Traces `pid` (all its threads) from now on.
@@ -103,38 +107,65 @@ impl Probes {
         self.targets.insert(pid, 1, 0).map_err(|e| ProbeError::Load(format!("adding pid {pid} to the target table: {e}")))
     }
 
-    /// Attaches the allocator probes. Return probes go first: an entry probe
-    /// whose return probe is not yet in place would leave a call in flight forever.
-    /// Without follow-forks the probes fire only in `pid`; with it, in every
-    /// process, filtered in the kernel by the target table.
+    /// Attaches the allocator probes to `pid` (all its threads, across exec).
+    /// They fire in that process alone: the kernel filters uprobes by process,
+    /// so no other process on the machine pays for a trap (with
+    /// `--follow-forks`, each child gets its own as it is created).
+    /// Return probes go first: an entry probe whose return probe is not yet in
+    /// place would leave a call in flight forever.
     /// With `floor`, empty programs go to the same points (a benchmark's probe floor).
     pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32, floor: bool) -> Result<(), ProbeError> {
-        let scope = match (self.follow_forks, NonZeroU32::new(pid)) {
-            (false, Some(pid)) => UProbeScope::OneProcess(pid),
-            _ => UProbeScope::AllProcesses,
-        };
-        let path = alloc.path.clone();
+        let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| ProbeError::Load("pid 0 is not a process".into()))?);
+        if !self.allocator_loaded {
+            self.load_allocator_programs(alloc, floor)?;
+        }
+        let path = &alloc.path;
         let exit_name = if floor { "floor_exit" } else { "alloc_exit" };
-        let exit: &mut UProbe = program(&mut self.ebpf, exit_name)?;
-        exit.load().map_err(attach_err(format!("{exit_name} (load)")))?;
-        for f in alloc.functions.iter().filter(|f| f.func != AllocFn::Free) {
-            exit.attach(UProbeAttachLocation::AbsoluteOffset(f.file_offset), &path, scope)
-                .map_err(attach_err(format!("uretprobe on {}:{}", path.display(), f.func.symbol())))?;
+        let mut links = Vec::new();
+        let mut attach = |ebpf: &mut Ebpf, prog: &'static str, offset: u64, what: &str| -> Result<(), ProbeError> {
+            let p: &mut UProbe = program(ebpf, prog)?;
+            let id = p.attach(UProbeAttachLocation::AbsoluteOffset(offset), path, scope).map_err(attach_err(format!("{what} on {}", path.display())))?;
+            links.push((prog, id));
+            Ok(())
+        };
+        let result = alloc
+            .functions
+            .iter()
+            .filter(|f| f.func != AllocFn::Free)
+            .try_for_each(|f| attach(&mut self.ebpf, exit_name, f.file_offset, &format!("uretprobe {}", f.func.symbol())))
+            .and_then(|()| {
+                alloc.functions.iter().try_for_each(|f| {
+                    let prog = if floor { "floor_enter" } else { entry_program(f.func) };
+                    attach(&mut self.ebpf, prog, f.entry_offset, &format!("uprobe {}", f.func.symbol()))
+                })
+            });
+        self.links.entry(pid).or_default().extend(links);
+        result
+    }
+
+    fn load_allocator_programs(&mut self, alloc: &AllocatorChoice, floor: bool) -> Result<(), ProbeError> {
+        let mut names: Vec<&'static str> = if floor { vec!["floor_exit", "floor_enter"] } else { vec!["alloc_exit"] };
+        if !floor {
+            names.extend(alloc.functions.iter().map(|f| entry_program(f.func)));
         }
-        if floor {
-            let p: &mut UProbe = program(&mut self.ebpf, "floor_enter")?;
-            p.load().map_err(attach_err("floor_enter (load)"))?;
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let p: &mut UProbe = program(&mut self.ebpf, name)?;
+            p.load().map_err(attach_err(format!("{name} (load)")))?;
         }
-        for f in &alloc.functions {
-            let prog = if floor { "floor_enter" } else { entry_program(f.func) };
-            let p: &mut UProbe = program(&mut self.ebpf, prog)?;
-            if !floor {
-                p.load().map_err(attach_err(format!("{prog} (load)")))?;
-            }
-            p.attach(UProbeAttachLocation::AbsoluteOffset(f.entry_offset), &path, scope)
-                .map_err(attach_err(format!("uprobe on {}:{}", path.display(), f.func.symbol())))?;
-        }
+        self.allocator_loaded = true;
         Ok(())
+    }
+
+    /// Detaches the allocator probes of a process that has gone.
+    pub fn detach_process(&mut self, pid: u32) {
+        for (prog, id) in self.links.remove(&pid).unwrap_or_default() {
+            if let Ok(p) = program::<UProbe>(&mut self.ebpf, prog) {
+                // A failure here leaves a link to a dead process, released when leaktrace ends.
+                let _ = p.detach(id);
+            }
+        }
     }
 }
 

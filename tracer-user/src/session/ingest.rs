@@ -25,6 +25,8 @@ pub struct Tracer {
     pub events: u64,
     pub decode_errors: u64,
     pub truncated_stacks: u64,
+    /// What the session could not do, for the report.
+    pub warnings: Vec<String>,
 }
 
 impl Default for Tracer {
@@ -35,7 +37,11 @@ impl Default for Tracer {
 
 impl Tracer {
     pub fn new() -> Self {
-        Self { agg: Aggregator::new(), sym: Symbolizer::new(), images: Vec::new(), current: HashMap::new(), events: 0, decode_errors: 0, truncated_stacks: 0 }
+        Self { agg: Aggregator::new(), sym: Symbolizer::new(), images: Vec::new(), current: HashMap::new(), events: 0, decode_errors: 0, truncated_stacks: 0, warnings: Vec::new() }
+    }
+
+    pub fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
     }
 
     /// One ring-buffer record.

@@ -64,6 +64,17 @@ enum ToMain {
     Ended(Ended),
 }
 
+/// What the supervisor reports while the target runs; called on its thread
+/// while the process concerned is stopped.
+pub trait Hooks: Send {
+    /// A followed child, stopped before its first instruction.
+    fn new_process(&mut self, pid: u32);
+    /// A traced process stopped at exit, its memory map still intact.
+    fn exit_stop(&mut self, pid: u32);
+    /// A traced process (all its threads) is gone.
+    fn gone(&mut self, pid: u32);
+}
+
 /// The running target of `leaktrace run`.
 pub struct Supervised {
     pub pid: u32,
@@ -72,16 +83,15 @@ pub struct Supervised {
 }
 
 impl Supervised {
-    /// Forks `argv` stopped before exec. `on_exit_stop(pid)` runs in the
-    /// supervisor while a traced process is stopped at exit with its memory
-    /// intact. With `follow_forks` its descendants are traced too, and the
-    /// target has ended when all of them have.
-    pub fn spawn(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, on_exit_stop: Box<dyn FnMut(u32) + Send>) -> Result<Self, SpawnError> {
+    /// Forks `argv` stopped before exec; `hooks` hear of its processes. With
+    /// `follow_forks` its descendants are traced too, and the target has ended
+    /// when all of them have.
+    pub fn spawn(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, hooks: Box<dyn Hooks>) -> Result<Self, SpawnError> {
         let (to_main, events) = channel();
         let (go, go_rx) = channel::<()>();
         std::thread::Builder::new()
             .name("leaktrace-supervisor".into())
-            .spawn(move || supervise(program, argv, follow_forks, to_main, go_rx, on_exit_stop))
+            .spawn(move || supervise(program, argv, follow_forks, to_main, go_rx, hooks))
             .map_err(|e| SpawnError::Os(e.to_string()))?;
         match events.recv() {
             Ok(ToMain::Ready(pid)) => Ok(Self { pid, go, events }),
@@ -126,7 +136,7 @@ fn cstring(s: &OsStr) -> Result<CString, SpawnError> {
     CString::new(s.as_bytes()).map_err(|_| SpawnError::Os("an argument contains a NUL byte".into()))
 }
 
-fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main: Sender<ToMain>, go: Receiver<()>, mut on_exit_stop: Box<dyn FnMut(u32) + Send>) {
+fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main: Sender<ToMain>, go: Receiver<()>, mut hooks: Box<dyn Hooks>) {
     let pid = match fork_stopped(&program, &argv, follow_forks) {
         Ok(p) => p,
         Err(e) => {
@@ -163,6 +173,7 @@ fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main:
         let Ok((who, status)) = wait_any() else { break };
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             alive.remove(&who);
+            hooks.gone(who as u32);
             if who == pid.0 {
                 target_end = Some(if libc::WIFEXITED(status) { Ended::Code(libc::WEXITSTATUS(status)) } else { Ended::Signal(libc::WTERMSIG(status)) });
             }
@@ -175,9 +186,10 @@ fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main:
         let deliver = if !alive.contains(&who) {
             // A followed child reporting its initial stop before its parent's fork event.
             alive.insert(who);
+            hooks.new_process(who as u32);
             0
         } else if event == libc::PTRACE_EVENT_EXIT {
-            on_exit_stop(who as u32);
+            hooks.exit_stop(who as u32);
             0
         } else if event == libc::PTRACE_EVENT_FORK || event == libc::PTRACE_EVENT_VFORK {
             let mut child: libc::c_ulong = 0;
@@ -187,8 +199,11 @@ fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main:
                 fresh.insert(child as i32);
             }
             0
-        } else if event != 0 || sig == libc::SIGTRAP || (sig == libc::SIGSTOP && fresh.remove(&who)) {
-            0 // exec, a trap of ours, or a child's initial stop
+        } else if sig == libc::SIGSTOP && fresh.remove(&who) {
+            hooks.new_process(who as u32);
+            0 // a child's initial stop
+        } else if event != 0 || sig == libc::SIGTRAP {
+            0 // exec or a trap of ours
         } else {
             sig // a signal for the target: pass it on
         };
@@ -198,6 +213,7 @@ fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main:
     let _ = to_main.send(ToMain::Ended(target_end.unwrap_or(Ended::Code(-1))));
 }
 
+/// Any child or tracee of this process: a process runs one supervisor at a time.
 fn wait_any() -> Result<(i32, i32), ()> {
     let mut status = 0;
     loop {
@@ -295,16 +311,48 @@ mod tests {
         assert!(matches!(resolve_program(OsStr::new("/no/such/file")), Err(SpawnError::NotFound(_))));
     }
 
+    /// Records what the supervisor reports, in order.
+    struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Hooks for Log {
+        fn new_process(&mut self, _: u32) {
+            self.0.lock().unwrap().push("new".into());
+        }
+        fn exit_stop(&mut self, _: u32) {
+            self.0.lock().unwrap().push("exit".into());
+        }
+        fn gone(&mut self, _: u32) {
+            self.0.lock().unwrap().push("gone".into());
+        }
+    }
+
+    /// A supervisor waits for any child of the process (`waitpid(-1)`): one at a time.
+    static ONE_SUPERVISOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn run_sh(script: &str, follow_forks: bool) -> (Option<Ended>, Vec<String>) {
+        let _one = ONE_SUPERVISOR.lock().unwrap_or_else(|e| e.into_inner());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let argv = vec!["sh".into(), "-c".into(), script.into()];
+        let s = Supervised::spawn(resolve_program(OsStr::new("sh")).unwrap(), argv, follow_forks, Box::new(Log(log.clone()))).unwrap();
+        s.start().unwrap();
+        let end = s.wait();
+        let seen = log.lock().unwrap().clone();
+        (end, seen)
+    }
+
     #[test]
     fn a_supervised_child_runs_and_reports_its_exit_code() {
-        let exits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let seen = exits.clone();
-        let s = Supervised::spawn(resolve_program(OsStr::new("sh")).unwrap(), vec!["sh".into(), "-c".into(), "exit 7".into()], false, Box::new(move |_| {
-            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }))
-        .unwrap();
-        s.start().unwrap();
-        assert_eq!(s.wait(), Some(Ended::Code(7)));
-        assert_eq!(exits.load(std::sync::atomic::Ordering::SeqCst), 1, "stopped once at exit");
+        let (end, seen) = run_sh("exit 7", false);
+        assert_eq!(end, Some(Ended::Code(7)));
+        assert_eq!(seen, ["exit", "gone"], "stopped once at exit, then gone");
+    }
+
+    #[test]
+    fn followed_children_are_reported_before_they_run_and_when_gone() {
+        let (end, seen) = run_sh("/bin/true; /bin/true; exit 3", true);
+        assert_eq!(end, Some(Ended::Code(3)));
+        assert_eq!(seen.iter().filter(|s| *s == "new").count(), 2, "{seen:?}");
+        assert_eq!(seen.iter().filter(|s| *s == "gone").count(), 3, "{seen:?}");
+        assert_eq!(seen.last().map(String::as_str), Some("gone"));
     }
 }

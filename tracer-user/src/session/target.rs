@@ -3,14 +3,14 @@
 use std::ffi::OsString;
 use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::probes::{AllocatorChoice, CounterReader, LoadOptions, ProbeError, Probes};
 use crate::report::{self, model::Target, Attribution, Report, ReportInput, SiteCache, Suppressions};
 use crate::symbolize::ProcessMaps;
 
-use super::spawn::{resolve_program, Ended, SpawnError, Supervised};
+use super::spawn::{resolve_program, Ended, Hooks, SpawnError, Supervised};
 use super::{Consumer, Shared, Tracer};
 
 #[derive(Debug, Clone)]
@@ -51,7 +51,8 @@ enum Handle {
 
 pub struct Session {
     pub shared: Arc<Shared>,
-    _probes: Probes,
+    /// Shared with the supervisor, which attaches followed children.
+    _probes: Arc<Mutex<Probes>>,
     consumer: Option<Consumer>,
     counters: CounterReader,
     handle: Handle,
@@ -61,6 +62,39 @@ pub struct Session {
     detached: bool,
     config: SessionConfig,
     cache: SiteCache,
+}
+
+fn lock(probes: &Mutex<Probes>) -> MutexGuard<'_, Probes> {
+    probes.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What `run` does as the supervisor reports the target's processes.
+struct RunHooks {
+    shared: Arc<Shared>,
+    probes: Arc<Mutex<Probes>>,
+    alloc: AllocatorChoice,
+    floor: bool,
+}
+
+impl Hooks for RunHooks {
+    fn new_process(&mut self, pid: u32) {
+        // The kernel already lists the child (it follows forks in the target
+        // table); its allocator probes go on before it runs.
+        if let Err(e) = lock(&self.probes).attach_allocator(&self.alloc, pid, self.floor) {
+            self.shared.tracer().warn(format!("child {pid}: its heap is not traced ({e})"));
+        }
+    }
+
+    fn exit_stop(&mut self, pid: u32) {
+        if let Ok(maps) = ProcessMaps::capture(pid) {
+            self.shared.tracer().add_maps(pid, maps);
+        }
+        self.shared.sync();
+    }
+
+    fn gone(&mut self, pid: u32) {
+        lock(&self.probes).detach_process(pid);
+    }
 }
 
 fn proc_alive(pid: u32) -> bool {
@@ -90,7 +124,8 @@ impl Session {
                 None
             }
         };
-        let (mut probes, ring, counters) = Probes::load(&config.load)?;
+        let (probes, ring, counters) = Probes::load(&config.load)?;
+        let probes = Arc::new(Mutex::new(probes));
         let shared = Shared::new(Tracer::new());
         let (handle, pid, command, alloc) = match spec {
             TargetSpec::Run { argv } => {
@@ -99,18 +134,13 @@ impl Session {
                     Some(p) => AllocatorChoice::from_path(p)?,
                     None => AllocatorChoice::for_command(&program, std::env::var_os("LD_PRELOAD").as_deref(), std::env::var_os("LD_LIBRARY_PATH").as_deref())?,
                 };
-                let for_exit = shared.clone();
-                let on_exit_stop = Box::new(move |pid: u32| {
-                    // The target is stopped at exit with its memory map intact.
-                    if let Ok(maps) = ProcessMaps::capture(pid) {
-                        for_exit.tracer().add_maps(pid, maps);
-                    }
-                    for_exit.sync();
-                });
                 let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-                let child = Supervised::spawn(program, argv, config.load.follow_forks, on_exit_stop)?;
-                probes.add_target(child.pid)?;
-                probes.attach_allocator(&alloc, child.pid, config.probe_floor)?;
+                let hooks = RunHooks { shared: shared.clone(), probes: probes.clone(), alloc: alloc.clone(), floor: config.probe_floor };
+                let child = Supervised::spawn(program, argv, config.load.follow_forks, Box::new(hooks))?;
+                let mut p = lock(&probes);
+                p.add_target(child.pid)?;
+                p.attach_allocator(&alloc, child.pid, config.probe_floor)?;
+                drop(p);
                 (Handle::Child(child), 0, command, alloc)
             }
             TargetSpec::Attach { pid } => {
@@ -125,8 +155,9 @@ impl Session {
                 }
                 // SAFETY: we own the fresh descriptor.
                 let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
-                probes.add_target(pid)?;
-                probes.attach_allocator(&alloc, pid, config.probe_floor).map_err(|e| if proc_alive(pid) { SessionError::Probe(e) } else { SessionError::ExitedDuringAttach(pid) })?;
+                let mut p = lock(&probes);
+                p.add_target(pid)?;
+                p.attach_allocator(&alloc, pid, config.probe_floor).map_err(|e| if proc_alive(pid) { SessionError::Probe(e) } else { SessionError::ExitedDuringAttach(pid) })?;
                 match ProcessMaps::capture(pid) {
                     Ok(maps) => shared.tracer().add_maps(pid, maps),
                     Err(_) => return Err(SessionError::ExitedDuringAttach(pid)),

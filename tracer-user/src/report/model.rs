@@ -32,6 +32,31 @@ pub struct Report {
     pub tracer: TracerCost,
 }
 
+#[cfg(test)]
+impl Report {
+    /// A report over hand-made sites, for tests of what consumes reports.
+    pub fn of_sites(target: Target, sites: Vec<Site>, lost: u64) -> Self {
+        let mut totals = Totals::default();
+        for s in &sites {
+            totals.add(s.kind, s.count, s.bytes);
+        }
+        Self {
+            schema: SCHEMA_VERSION,
+            complete: lost == 0,
+            lost_events: lost,
+            counters: BTreeMap::from([("lost_heap_events".to_owned(), lost)]),
+            target,
+            totals,
+            outside_focus: None,
+            anomalies: Anomalies::default(),
+            sample_every: None,
+            sites,
+            warnings: Vec::new(),
+            tracer: TracerCost::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Target {
     pub pid: u32,

@@ -1,14 +1,12 @@
 //! Verdict, `--expect` and text rendering over hand-built reports.
 
-use std::collections::BTreeMap;
-
 use tracer_common::manifest::ExpectedLeak;
 use tracer_common::FdKind;
 
 use super::expect::{compare, Mismatch};
-use super::model::{Location, Report, Site, StackFrame, Target, Totals, SCHEMA_VERSION};
+use super::model::{Location, Report, Site, StackFrame, Target};
 use super::{text, verdict, ExitCode, Thresholds};
-use crate::aggregate::{Anomalies, ResourceKind};
+use crate::aggregate::ResourceKind;
 
 fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> Site {
     Site {
@@ -25,24 +23,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
 }
 
 fn report(sites: Vec<Site>, lost: u64) -> Report {
-    let mut totals = Totals::default();
-    for s in &sites {
-        totals.add(s.kind, s.count, s.bytes);
-    }
-    Report {
-        schema: SCHEMA_VERSION,
-        complete: lost == 0,
-        lost_events: lost,
-        counters: BTreeMap::new(),
-        target: Target { pid: 42, command: "net-driver".into(), state: "exited".into(), exit: Some("exit code 0".into()), duration_secs: 1.0, allocator: None },
-        totals,
-        outside_focus: None,
-        anomalies: Anomalies::default(),
-        sample_every: None,
-        sites,
-        warnings: Vec::new(),
-        tracer: Default::default(),
-    }
+    Report::of_sites(Target { pid: 42, command: "net-driver".into(), state: "exited".into(), exit: Some("exit code 0".into()), duration_secs: 1.0, allocator: None }, sites, lost)
 }
 
 fn expected(kind: &str, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> ExpectedLeak {

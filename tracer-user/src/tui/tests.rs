@@ -1,7 +1,5 @@
 //! Rendering tests on ratatui's TestBackend: no terminal, no root.
 
-use std::collections::BTreeMap;
-
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
@@ -9,8 +7,8 @@ use ratatui::Terminal;
 use tracer_common::FdKind;
 
 use super::*;
-use crate::aggregate::{Anomalies, ResourceKind};
-use crate::report::model::{Location, Site, StackFrame, Target, Totals, SCHEMA_VERSION};
+use crate::aggregate::ResourceKind;
+use crate::report::model::{Location, Site, StackFrame, Target};
 
 fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> Site {
     Site {
@@ -31,24 +29,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
 }
 
 fn report(sites: Vec<Site>, lost: u64) -> Report {
-    let mut totals = Totals::default();
-    for s in &sites {
-        totals.add(s.kind, s.count, s.bytes);
-    }
-    Report {
-        schema: SCHEMA_VERSION,
-        complete: lost == 0,
-        lost_events: lost,
-        counters: BTreeMap::from([("lost_heap_events".to_owned(), lost)]),
-        target: Target { pid: 4242, command: "net-driver".into(), state: "running".into(), exit: None, duration_secs: 3.0, allocator: None },
-        totals,
-        outside_focus: None,
-        anomalies: Anomalies::default(),
-        sample_every: None,
-        sites,
-        warnings: vec![],
-        tracer: Default::default(),
-    }
+    Report::of_sites(Target { pid: 4242, command: "net-driver".into(), state: "running".into(), exit: None, duration_secs: 3.0, allocator: None }, sites, lost)
 }
 
 fn two_sites() -> Vec<Site> {

@@ -1,6 +1,9 @@
 //! A real server from Debian's packages, redis, under its own load generator.
 
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -9,16 +12,32 @@ use super::measure::{read_report, Config, Measurement, Tools};
 
 const PORT: &str = "6399";
 
-/// Kills and reaps on every exit path.
+/// Kills and reaps on every exit path. Each child leads its own process
+/// group, killed whole: valgrind and heaptrack's wrapper script have the
+/// server as a child of their own, which must not outlive the run.
 struct Guard(Vec<Child>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         for c in &mut self.0 {
-            let _ = c.kill();
+            // SAFETY: signalling a process group we created.
+            unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
             let _ = c.wait();
         }
     }
+}
+
+/// Returns once `stream` has printed a line containing `needle`.
+fn wait_for_line(stream: impl Read + Send + 'static, needle: &'static str, limit: Duration, who: &str) -> Result<()> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if line.contains(needle) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(limit).with_context(|| format!("{who} did not print {needle:?} within {limit:?}"))
 }
 
 fn server_args() -> Vec<&'static str> {
@@ -42,21 +61,27 @@ fn wait_ready(limit: Duration) -> Result<()> {
 
 /// Requests per second (SET and GET averaged) under `config`.
 pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measurement)> {
+    if ping() {
+        bail!("something already answers on port {PORT}: stop it first, or its figures would be measured");
+    }
     let mut guard = Guard(Vec::new());
     let args = server_args();
-    let server = match config {
-        Config::Valgrind => Command::new("valgrind").args(["-q", "--leak-check=full", "--track-fds=yes"]).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
-        Config::Heaptrack => Command::new("heaptrack").arg("-o").arg(tools.scratch.join("heaptrack-redis")).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
-        _ => Command::new(args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
+    let mut server = match config {
+        Config::Valgrind => Command::new("valgrind").args(["-q", "--leak-check=full", "--track-fds=yes"]).args(&args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
+        Config::Heaptrack => Command::new("heaptrack").arg("-o").arg(tools.scratch.join("heaptrack-redis")).args(&args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
+        _ => Command::new(args[0]).args(&args[1..]).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
     }
     .context("starting redis-server (cargo xtask bench installs it)")?;
+    wait_ready(Duration::from_secs(90))?;
+    if server.try_wait()?.is_some() {
+        bail!("redis-server under {} exited at start", config.name());
+    }
     let pid = server.id();
     guard.0.push(server);
-    wait_ready(Duration::from_secs(90))?;
     let report = tools.scratch.join("redis-report.json");
     let _ = std::fs::remove_file(&report);
-    // Attaching tracers: to the running server.
-    let tracer = match config {
+    // Attaching tracers: to the running server, measured once they are attached.
+    match config {
         Config::Exact | Config::Sample64 | Config::Depth8 | Config::ProbeFloor => {
             let mut c = Command::new(&tools.leaktrace);
             c.args(["attach", "--no-tui", "--pid", &pid.to_string(), "--format", "json", "--output"]).arg(&report);
@@ -66,22 +91,27 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
                 Config::ProbeFloor => c.arg("--probe-floor"),
                 _ => &mut c,
             };
-            Some(c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?)
+            let mut t = c.process_group(0).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+            let ready = t.stderr.take().expect("piped");
+            guard.0.push(t);
+            wait_for_line(ready, "tracing pid", Duration::from_secs(60), "leaktrace")?;
         }
         Config::Memleak => {
             let script = std::fs::read_to_string(tools.anchors.join("memleak.bt"))?.replace("cpid", &pid.to_string());
-            Some(Command::new("bpftrace").args(["-e", &script]).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?)
+            let mut t = Command::new("bpftrace").args(["-e", &script]).process_group(0).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+            let ready = t.stdout.take().expect("piped");
+            guard.0.push(t);
+            wait_for_line(ready, "Attaching", Duration::from_secs(60), "bpftrace")?;
         }
-        _ => None,
-    };
-    if let Some(t) = tracer {
-        guard.0.push(t);
-        std::thread::sleep(Duration::from_secs(3)); // loading and attaching
+        _ => {}
     }
     let out = Command::new("redis-benchmark")
         .args(["-p", PORT, "-q", "-t", "set,get", "-c", "20", "-n", &requests.to_string()])
         .output()
         .context("running redis-benchmark")?;
+    if guard.0.iter_mut().any(|c| c.try_wait().ok().flatten().is_some()) {
+        bail!("the server or its tracer ended during the {} run", config.name());
+    }
     let rps = parse_rps(&String::from_utf8_lossy(&out.stdout)).context("redis-benchmark printed no requests per second")?;
     let mut m = Measurement::default();
     if config.is_leaktrace() {

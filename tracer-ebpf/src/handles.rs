@@ -80,13 +80,28 @@ fn cloexec(flags: u64, bit: u64) -> u64 {
     (flags & bit != 0) as u64
 }
 
+/// The system calls whose exit this program records.
+fn makes_descriptors(id: u64) -> bool {
+    matches!(
+        id,
+        SOCKET | ACCEPT | ACCEPT4 | TIMERFD_CREATE | EVENTFD | EVENTFD2 | EPOLL_CREATE | EPOLL_CREATE1 | OPEN | CREAT | OPENAT | OPENAT2 | MEMFD_CREATE | PIPE | PIPE2 | SOCKETPAIR | DUP | DUP2 | DUP3 | FCNTL
+    )
+}
+
 fn try_sys_exit(ctx: &RawTracePointContext) -> Result<u32, i64> {
     let ret: i64 = ctx.arg(1);
     if ret < 0 {
         return Ok(0);
     }
-    let Some(pid_tgid) = traced() else { return Ok(0) };
     let regs: *const pt_regs = ctx.arg(0);
+    // Every system call passes here (x86-64's return probes too, through the
+    // uretprobe syscall): its number first, before the table or the registers.
+    // SAFETY: reading one field of the syscall's saved user registers.
+    let id = unsafe { bpf_probe_read_kernel(core::ptr::addr_of!((*regs).orig_rax)) }?;
+    if !makes_descriptors(id) {
+        return Ok(0);
+    }
+    let Some(pid_tgid) = traced() else { return Ok(0) };
     // SAFETY: the tracepoint's first argument is the syscall's saved user registers.
     let r = unsafe { bpf_probe_read_kernel(regs) }?;
     let fd = ret as u64;

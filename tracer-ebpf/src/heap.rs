@@ -22,10 +22,16 @@ use crate::maps::{count, sample_every, AddrKey, Pending, PENDING, SAMPLED};
 fn enter(func: AllocFn, size: u64, old: u64, out: u64) -> Result<u32, i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    if let Some(p) = PENDING.get_ptr_mut(&tid) {
+    // Each thread's entry stays in the table between calls (depth 0 = none in
+    // flight) and is removed when the thread exits: a lookup and a write per
+    // call instead of an insert and a delete.
+    let slot = PENDING.get_ptr_mut(&tid);
+    if let Some(p) = slot {
         // SAFETY: the entry belongs to this thread.
-        unsafe { (*p).depth += 1 };
-        return Ok(0);
+        if unsafe { (*p).depth } > 0 {
+            unsafe { (*p).depth += 1 };
+            return Ok(0);
+        }
     }
     let every = sample_every();
     // SAFETY: a helper call without arguments.
@@ -40,8 +46,14 @@ fn enter(func: AllocFn, size: u64, old: u64, out: u64) -> Result<u32, i64> {
         }
     }
     let pending = Pending { depth: 1, func: func as u32, size, old, out };
-    if PENDING.insert(&tid, &pending, 0).is_err() {
-        count(Counter::PendingFull);
+    match slot {
+        // SAFETY: the entry belongs to this thread.
+        Some(p) => unsafe { *p = pending },
+        None => {
+            if PENDING.insert(&tid, &pending, 0).is_err() {
+                count(Counter::PendingFull);
+            }
+        }
     }
     Ok(0)
 }
@@ -120,8 +132,8 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    // SAFETY: only tested for presence.
-    if unsafe { PENDING.get(&tid) }.is_some() {
+    // SAFETY: a plain read of this thread's entry.
+    if unsafe { PENDING.get(&tid) }.is_some_and(|p| p.depth > 0) {
         return 0; // inside realloc: the realloc's record covers it
     }
     if sample_every() > 1 && SAMPLED.remove(&AddrKey { tgid: pid_tgid >> 32, addr }).is_err() {
@@ -145,13 +157,15 @@ fn try_alloc_exit(ctx: &RetProbeContext) -> Result<u32, i64> {
     let Some(p) = PENDING.get_ptr_mut(&tid) else { return Ok(0) };
     // SAFETY: the entry belongs to this thread.
     let pending = unsafe {
+        if (*p).depth == 0 {
+            return Ok(0); // a call whose entry was not recorded (unsampled, or before attach)
+        }
         (*p).depth -= 1;
         if (*p).depth > 0 {
             return Ok(0);
         }
         *p
     };
-    let _ = PENDING.remove(&tid);
 
     let ret: u64 = ctx.ret::<u64>();
     let addr = if pending.func == AllocFn::PosixMemalign as u32 {

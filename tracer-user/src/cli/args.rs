@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::probes::AllocatorPrograms;
+
 #[derive(Parser, Debug)]
 #[command(name = "leaktrace", version, about = "Finds leaked sockets, timerfds and heap bytes, and the call sites that leaked them (eBPF).")]
 pub struct Cli {
@@ -87,9 +89,10 @@ pub struct Options {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
     pub sample: Option<u32>,
     /// Benchmarks only: attach empty programs at the allocator's probe points
-    /// and record nothing (the cost floor of the probes themselves).
-    #[arg(long, hide = true)]
-    pub probe_floor: bool,
+    /// and record nothing (the cost floor of the probes themselves);
+    /// `--probe-floor=floor-entries` leaves out the return probes.
+    #[arg(long, hide = true, value_enum, num_args = 0..=1, default_missing_value = "floor", require_equals = true, value_name = "PROGRAMS")]
+    pub probe_floor: Option<AllocatorPrograms>,
     /// Ring buffer size in MiB (a power of two). It is mapped twice into
     /// leaktrace's memory; the consumer is woken when a quarter is used.
     #[arg(long, default_value_t = 8, value_parser = ring_size, value_name = "MIB")]

@@ -62,7 +62,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         allocator: opts.allocator.clone(),
         attribution: Attribution { focus: opts.focus.clone(), allocator: None },
         suppressions,
-        probe_floor: opts.probe_floor,
+        allocator_programs: opts.probe_floor.unwrap_or_default(),
     };
     let is_run = matches!(spec, TargetSpec::Run { .. });
     let live = opts.tui || (!opts.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal());

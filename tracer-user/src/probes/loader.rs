@@ -34,6 +34,20 @@ impl Default for LoadOptions {
     }
 }
 
+/// What goes on the allocator's probe points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AllocatorPrograms {
+    /// leaktrace's own programs: every allocation and release is traced.
+    #[default]
+    Trace,
+    /// Benchmarks: empty programs at the same entry and return points (the
+    /// cost of the traps before any work).
+    Floor,
+    /// Benchmarks: empty programs at the entry points only, no return probes
+    /// (the cost of bare uprobe hits).
+    FloorEntries,
+}
+
 /// Loaded programs. Dropping it detaches everything.
 pub struct Probes {
     ebpf: Ebpf,
@@ -113,13 +127,13 @@ impl Probes {
     /// `--follow-forks`, each child gets its own as it is created).
     /// Return probes go first: an entry probe whose return probe is not yet in
     /// place would leave a call in flight forever.
-    /// With `floor`, empty programs go to the same points (a benchmark's probe floor).
-    pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32, floor: bool) -> Result<(), ProbeError> {
+    pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32, programs: AllocatorPrograms) -> Result<(), ProbeError> {
         let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| ProbeError::Load("pid 0 is not a process".into()))?);
         if !self.allocator_loaded {
-            self.load_allocator_programs(alloc, floor)?;
+            self.load_allocator_programs(alloc, programs)?;
         }
         let path = &alloc.path;
+        let floor = programs != AllocatorPrograms::Trace;
         let exit_name = if floor { "floor_exit" } else { "alloc_exit" };
         let mut links = Vec::new();
         let mut attach = |ebpf: &mut Ebpf, prog: &'static str, offset: u64, what: &str| -> Result<(), ProbeError> {
@@ -131,7 +145,7 @@ impl Probes {
         let result = alloc
             .functions
             .iter()
-            .filter(|f| f.func != AllocFn::Free)
+            .filter(|f| f.func != AllocFn::Free && programs != AllocatorPrograms::FloorEntries)
             .try_for_each(|f| attach(&mut self.ebpf, exit_name, f.file_offset, &format!("uretprobe {}", f.func.symbol())))
             .and_then(|()| {
                 alloc.functions.iter().try_for_each(|f| {
@@ -143,11 +157,12 @@ impl Probes {
         result
     }
 
-    fn load_allocator_programs(&mut self, alloc: &AllocatorChoice, floor: bool) -> Result<(), ProbeError> {
-        let mut names: Vec<&'static str> = if floor { vec!["floor_exit", "floor_enter"] } else { vec!["alloc_exit"] };
-        if !floor {
-            names.extend(alloc.functions.iter().map(|f| entry_program(f.func)));
-        }
+    fn load_allocator_programs(&mut self, alloc: &AllocatorChoice, programs: AllocatorPrograms) -> Result<(), ProbeError> {
+        let mut names: Vec<&'static str> = match programs {
+            AllocatorPrograms::Trace => std::iter::once("alloc_exit").chain(alloc.functions.iter().map(|f| entry_program(f.func))).collect(),
+            AllocatorPrograms::Floor => vec!["floor_exit", "floor_enter"],
+            AllocatorPrograms::FloorEntries => vec!["floor_enter"],
+        };
         names.sort_unstable();
         names.dedup();
         for name in names {

@@ -8,5 +8,5 @@ mod prologue;
 
 pub use allocator::{AllocatorChoice, AllocatorFunction};
 pub use errors::ProbeError;
-pub use loader::{CounterReader, LoadOptions, Probes};
+pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Probes};
 pub use preflight::preflight;

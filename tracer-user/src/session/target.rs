@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::probes::{AllocatorChoice, CounterReader, LoadOptions, ProbeError, Probes};
+use crate::probes::{AllocatorChoice, AllocatorPrograms, CounterReader, LoadOptions, ProbeError, Probes};
 use crate::report::{self, model::Target, Attribution, Report, ReportInput, SiteCache, Suppressions};
 use crate::symbolize::ProcessMaps;
 
@@ -26,7 +26,7 @@ pub struct SessionConfig {
     pub attribution: Attribution,
     pub suppressions: Suppressions,
     /// Benchmarks only: empty allocator probes (the probe floor).
-    pub probe_floor: bool,
+    pub allocator_programs: AllocatorPrograms,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,14 +73,14 @@ struct RunHooks {
     shared: Arc<Shared>,
     probes: Arc<Mutex<Probes>>,
     alloc: AllocatorChoice,
-    floor: bool,
+    programs: AllocatorPrograms,
 }
 
 impl Hooks for RunHooks {
     fn new_process(&mut self, pid: u32) {
         // The kernel already lists the child (it follows forks in the target
         // table); its allocator probes go on before it runs.
-        if let Err(e) = lock(&self.probes).attach_allocator(&self.alloc, pid, self.floor) {
+        if let Err(e) = lock(&self.probes).attach_allocator(&self.alloc, pid, self.programs) {
             self.shared.tracer().warn(format!("child {pid}: its heap is not traced ({e})"));
         }
     }
@@ -135,11 +135,11 @@ impl Session {
                     None => AllocatorChoice::for_command(&program, std::env::var_os("LD_PRELOAD").as_deref(), std::env::var_os("LD_LIBRARY_PATH").as_deref())?,
                 };
                 let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-                let hooks = RunHooks { shared: shared.clone(), probes: probes.clone(), alloc: alloc.clone(), floor: config.probe_floor };
+                let hooks = RunHooks { shared: shared.clone(), probes: probes.clone(), alloc: alloc.clone(), programs: config.allocator_programs };
                 let child = Supervised::spawn(program, argv, config.load.follow_forks, Box::new(hooks))?;
                 let mut p = lock(&probes);
                 p.add_target(child.pid)?;
-                p.attach_allocator(&alloc, child.pid, config.probe_floor)?;
+                p.attach_allocator(&alloc, child.pid, config.allocator_programs)?;
                 drop(p);
                 (Handle::Child(child), 0, command, alloc)
             }
@@ -157,7 +157,7 @@ impl Session {
                 let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
                 let mut p = lock(&probes);
                 p.add_target(pid)?;
-                p.attach_allocator(&alloc, pid, config.probe_floor).map_err(|e| if proc_alive(pid) { SessionError::Probe(e) } else { SessionError::ExitedDuringAttach(pid) })?;
+                p.attach_allocator(&alloc, pid, config.allocator_programs).map_err(|e| if proc_alive(pid) { SessionError::Probe(e) } else { SessionError::ExitedDuringAttach(pid) })?;
                 match ProcessMaps::capture(pid) {
                     Ok(maps) => shared.tracer().add_maps(pid, maps),
                     Err(_) => return Err(SessionError::ExitedDuringAttach(pid)),

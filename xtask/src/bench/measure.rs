@@ -12,6 +12,8 @@ pub enum Config {
     Untraced,
     /// leaktrace with empty programs at its own allocator probe points.
     ProbeFloor,
+    /// The same at the entry points only: two bare uprobe hits per malloc/free pair.
+    EntryFloor,
     Exact,
     Depth8,
     Sample64,
@@ -26,9 +28,10 @@ pub enum Config {
 }
 
 impl Config {
-    pub const ALL: [Config; 10] = [
+    pub const ALL: [Config; 11] = [
         Self::Untraced,
         Self::ProbeFloor,
+        Self::EntryFloor,
         Self::Exact,
         Self::Depth8,
         Self::Sample64,
@@ -43,6 +46,7 @@ impl Config {
         match self {
             Self::Untraced => "untraced",
             Self::ProbeFloor => "probe floor (leaktrace points, empty)",
+            Self::EntryFloor => "entry probes only (empty)",
             Self::Exact => "leaktrace exact",
             Self::Depth8 => "leaktrace --stack-depth 8",
             Self::Sample64 => "leaktrace --sample 64",
@@ -55,7 +59,7 @@ impl Config {
     }
 
     pub fn is_leaktrace(self) -> bool {
-        matches!(self, Self::ProbeFloor | Self::Exact | Self::Depth8 | Self::Sample64)
+        matches!(self, Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::Depth8 | Self::Sample64)
     }
 }
 
@@ -98,6 +102,7 @@ pub fn command(tools: &Tools, config: Config, cmd: &[String]) -> (Command, Optio
             (c, None)
         }
         Config::ProbeFloor => (lt(&["--probe-floor"]), Some(report)),
+        Config::EntryFloor => (lt(&["--probe-floor=floor-entries"]), Some(report)),
         Config::Exact => (lt(&[]), Some(report)),
         Config::Depth8 => (lt(&["--stack-depth", "8"]), Some(report)),
         Config::Sample64 => (lt(&["--sample", "64"]), Some(report)),

@@ -32,10 +32,8 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
     if let (Some(exact), Some(ml)) = (over(Config::Exact), over(Config::Memleak)) {
         checks.push(Check { target: "exact overhead ≤ ½ memleak-style script's", figure: format!("{exact:.0} ns vs {ml:.0} ns = {:.2}×", exact / ml), pass: Some(exact <= ml / 2.0) });
     }
-    if let (Some(sample), Some(floor)) = (over(Config::Sample64), over(Config::ProbeFloor)) {
-        // Two bare uprobe hits: the floor less its return probe is not measured apart; the
-        // floor (entry + return + free) bounds it from above, so this check is generous.
-        checks.push(Check { target: "sampling overhead ≤ 1.2 × two bare uprobe hits", figure: format!("{sample:.0} ns vs floor {floor:.0} ns (entry+return+free): {:.2}× the floor", sample / floor), pass: Some(sample <= 1.2 * floor) });
+    if let (Some(sample), Some(bare)) = (over(Config::Sample64), over(Config::EntryFloor)) {
+        checks.push(Check { target: "sampling overhead ≤ 1.2 × two bare uprobe hits", figure: format!("{sample:.0} ns vs {bare:.0} ns (empty malloc and free entry probes) = {:.2}×", sample / bare), pass: Some(sample <= 1.2 * bare) });
     }
     let s = "redis SET/GET";
     if let (Some(lt), Some(ht), Some(vg)) = (value(r, s, Config::Exact), value(r, s, Config::Heaptrack), value(r, s, Config::Valgrind)) {

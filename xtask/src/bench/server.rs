@@ -97,7 +97,10 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
             wait_for_line(ready, "tracing pid", Duration::from_secs(60), "leaktrace")?;
         }
         Config::Memleak => {
-            let script = std::fs::read_to_string(tools.anchors.join("memleak.bt"))?.replace("cpid", &pid.to_string());
+            // The script names libc's allocator; Debian's redis allocates with
+            // jemalloc, so the anchor probes the library that serves malloc there
+            // (probing libc would measure nothing).
+            let script = std::fs::read_to_string(tools.anchors.join("memleak.bt"))?.replace("cpid", &pid.to_string()).replace(LIBC, &allocator_of(pid)?);
             let mut t = Command::new("bpftrace").args(["-e", &script]).process_group(0).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
             let ready = t.stdout.take().expect("piped");
             guard.0.push(t);
@@ -123,6 +126,14 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
         read_report(&report, &mut m)?;
     }
     Ok((rps, m))
+}
+
+const LIBC: &str = "/lib/x86_64-linux-gnu/libc.so.6";
+
+/// The jemalloc that `pid` has mapped, else libc.
+fn allocator_of(pid: u32) -> Result<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).context("reading the server's maps")?;
+    Ok(maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.contains("libjemalloc")).unwrap_or(LIBC).to_owned())
 }
 
 /// "SET: 81037.28 requests per second, p50=0.135 msec" lines, averaged.

@@ -99,15 +99,19 @@ impl Module {
                 if self.symbols_only {
                     let data = std::fs::read(&self.debug_path).ok()?;
                     let file = object::File::parse(&*data).ok()?;
-                    let mut syms: Vec<(u64, u64, String)> = file
+                    // Several names per address (malloc, __libc_malloc,
+                    // __GI___libc_malloc, or socket and __socket): the global
+                    // one without leading underscores, the name callers use, wins.
+                    let rank = |s: &object::Symbol| u8::from(!s.is_global()) * 2 + u8::from(s.name().is_ok_and(|n| n.starts_with('_')));
+                    let mut syms: Vec<(u64, u8, u64, String)> = file
                         .symbols()
                         .chain(file.dynamic_symbols())
                         .filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0)
-                        .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_owned())))
+                        .filter_map(|s| Some((s.address(), rank(&s), s.size(), s.name().ok()?.to_owned())))
                         .collect();
                     syms.sort();
                     syms.dedup_by_key(|s| s.0);
-                    Some(Names::Symbols(syms))
+                    Some(Names::Symbols(syms.into_iter().map(|(addr, _, size, name)| (addr, size, name)).collect()))
                 } else {
                     addr2line::Loader::new(&self.debug_path).ok().map(Names::Dwarf)
                 }
@@ -226,6 +230,11 @@ mod tests {
         let addr = malloc.address();
         let frames = m.frames(addr + 4);
         assert!(frames.last().and_then(|f| f.0.as_deref()).is_some_and(|n| n.contains("malloc")), "{frames:?}");
+        let named = |name: &str| {
+            let sym = object::ObjectSymbolTable::symbols(&file.dynamic_symbol_table().unwrap()).find(|s| s.name() == Ok(name)).unwrap();
+            m.frames(sym.address()).last().and_then(|f| f.0.clone())
+        };
+        assert_eq!(named("socket").as_deref(), Some("socket"), "the exported name wins");
         let row = m.unwind_row(addr, &mut UnwindContext::new()).unwrap();
         assert_eq!(row, UnwindRow { cfa: CfaRule::Sp(8), ra: -8, bp: None }, "at entry the return address is on top of the stack");
     }

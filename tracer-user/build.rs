@@ -49,7 +49,14 @@ fn main() {
     // Settings of the outer (host) build must not leak into the BPF build.
     for (k, _) in env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("CARGO_ENCODED_RUSTFLAGS") || k == "RUSTFLAGS" || k == "RUSTC_WORKSPACE_WRAPPER" || k == "RUSTC_WRAPPER" || k.starts_with("CARGO_CFG_") || k.starts_with("CARGO_FEATURE_") || k == "CARGO_MAKEFLAGS" {
+        if k.starts_with("CARGO_ENCODED_RUSTFLAGS")
+            || k == "RUSTFLAGS"
+            || k == "RUSTC_WORKSPACE_WRAPPER"
+            || k == "RUSTC_WRAPPER"
+            || k.starts_with("CARGO_CFG_")
+            || k.starts_with("CARGO_FEATURE_")
+            || k == "CARGO_MAKEFLAGS"
+        {
             cmd.env_remove(&k);
         }
     }
@@ -80,7 +87,10 @@ fn check_toolchain(rustc: &str) {
     let Some(sysroot) = sysroot else { fail(&format!("could not run `{rustc} --print sysroot`")) };
     let src = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim()).join("lib/rustlib/src/rust/library/core");
     if !src.is_dir() {
-        fail(&format!("the Rust standard library sources (rust-src) are missing for {}; run `{SETUP}`", String::from_utf8_lossy(&sysroot.stdout).trim()));
+        fail(&format!(
+            "the Rust standard library sources (rust-src) are missing for {}; run `{SETUP}`",
+            String::from_utf8_lossy(&sysroot.stdout).trim()
+        ));
     }
 }
 

@@ -1,5 +1,7 @@
 //! Host-side decoding of ring-buffer records, bounds-checked.
 
+use std::vec::Vec;
+
 use crate::kinds::{AllocFn, EventKind, FdKind};
 use crate::record::{HEADER_SIZE, MAX_FRAMES, SMALL_SIZE, STACK_SIZE, STACK_TOP_WORDS};
 
@@ -128,6 +130,7 @@ impl TryFrom<&[u8]> for Event {
 mod tests {
     use super::*;
     use crate::record::{EventHeader, SmallEvent, StackEvent};
+    use std::vec;
 
     fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
         // SAFETY: T is a plain #[repr(C)] record without padding holes we read back.
@@ -137,7 +140,8 @@ mod tests {
     fn stack_event(kind: EventKind) -> StackEvent {
         let mut hdr = EventHeader::new(kind, (42u64 << 32) | 43, 1000);
         hdr.nframes = 3;
-        let mut ev = StackEvent { hdr, sp: 0x7ff0, bp: 0x7ff8, stack_top_len: 2, _pad: 0, frames: [0; MAX_FRAMES], stack_top: [0; STACK_TOP_WORDS] };
+        let mut ev =
+            StackEvent { hdr, sp: 0x7ff0, bp: 0x7ff8, stack_top_len: 2, _pad: 0, frames: [0; MAX_FRAMES], stack_top: [0; STACK_TOP_WORDS] };
         ev.frames[..3].copy_from_slice(&[0x1000, 0x2000, 0x3000]);
         ev.stack_top[..2].copy_from_slice(&[7, 8]);
         ev

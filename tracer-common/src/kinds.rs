@@ -70,15 +70,7 @@ pub enum FdKind {
 }
 
 impl FdKind {
-    pub const ALL: [FdKind; 7] = [
-        Self::Socket,
-        Self::Timerfd,
-        Self::Eventfd,
-        Self::Epoll,
-        Self::Pipe,
-        Self::File,
-        Self::Other,
-    ];
+    pub const ALL: [FdKind; 7] = [Self::Socket, Self::Timerfd, Self::Eventfd, Self::Epoll, Self::Pipe, Self::File, Self::Other];
 
     pub const fn from_u32(v: u32) -> Self {
         match v {
@@ -228,9 +220,6 @@ impl Counter {
 
     /// Whether a non-zero value means events were lost (the report is incomplete).
     pub const fn is_loss(self) -> bool {
-        matches!(
-            self,
-            Self::LostHeap | Self::LostHandle | Self::LostProcess | Self::PendingFull | Self::TargetsFull | Self::SampledFull
-        )
+        matches!(self, Self::LostHeap | Self::LostHandle | Self::LostProcess | Self::PendingFull | Self::TargetsFull | Self::SampledFull)
     }
 }

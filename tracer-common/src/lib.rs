@@ -1,16 +1,20 @@
 //! Records the kernel side writes into the ring buffer and userspace decodes.
 //!
-//! `no_std` only on the BPF target, so the layouts and decoders carry ordinary
-//! host unit tests. Every kind is an explicit `#[repr(u32)]` enum; userspace
-//! decodes with [`decode::Event::try_from`], never by transmuting bytes.
-#![cfg_attr(target_arch = "bpf", no_std)]
+//! `no_std`, as the eBPF side needs; the `user` feature adds what only
+//! userspace uses (decoding, the manifest format) on top of std. Every kind is
+//! an explicit `#[repr(u32)]` enum; userspace decodes with
+//! [`decode::Event::try_from`], never by transmuting bytes.
+#![no_std]
+
+#[cfg(any(feature = "user", test))]
+extern crate std;
 
 pub mod kinds;
 pub mod record;
 
-#[cfg(not(target_arch = "bpf"))]
+#[cfg(feature = "user")]
 pub mod decode;
-#[cfg(all(not(target_arch = "bpf"), feature = "manifest"))]
+#[cfg(feature = "user")]
 pub mod manifest;
 
 pub use kinds::{AllocFn, Counter, EventKind, FdKind};

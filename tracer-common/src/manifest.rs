@@ -1,7 +1,10 @@
 //! The fixture manifest: expected leaks per scenario. Read by `leaktrace
 //! --expect` and by the xtask oracle that checks the fixture with valgrind.
 
+use std::borrow::ToOwned;
 use std::path::Path;
+use std::string::{String, ToString};
+use std::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +54,9 @@ impl std::fmt::Display for ManifestError {
         match self {
             Self::Read { path, err } => write!(f, "cannot read manifest {path}: {err}"),
             Self::Parse { path, err } => write!(f, "malformed manifest {path}: {err}"),
-            Self::UnknownKind { scenario, kind } => write!(f, "scenario {scenario}: unknown leak kind `{kind}` (one of {})", KINDS.join(", ")),
+            Self::UnknownKind { scenario, kind } => {
+                write!(f, "scenario {scenario}: unknown leak kind `{kind}` (one of {})", KINDS.join(", "))
+            }
             Self::UnknownScenario(name) => write!(f, "no scenario named `{name}` in the manifest"),
         }
     }

@@ -25,16 +25,7 @@ pub struct EventHeader {
 
 impl EventHeader {
     pub const fn new(kind: EventKind, pid_tgid: u64, ts_ns: u64) -> Self {
-        Self {
-            kind: kind as u32,
-            tgid: (pid_tgid >> 32) as u32,
-            tid: pid_tgid as u32,
-            nframes: 0,
-            ts_ns,
-            a: 0,
-            b: 0,
-            c: 0,
-        }
+        Self { kind: kind as u32, tgid: (pid_tgid >> 32) as u32, tid: pid_tgid as u32, nframes: 0, ts_ns, a: 0, b: 0, c: 0 }
     }
 }
 

@@ -70,10 +70,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> u32 {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
-    match try_sys_exit(&ctx) {
-        Ok(v) => v,
-        Err(_) => 1,
-    }
+    try_sys_exit(&ctx).unwrap_or(1)
 }
 
 fn cloexec(flags: u64, bit: u64) -> u64 {
@@ -84,7 +81,26 @@ fn cloexec(flags: u64, bit: u64) -> u64 {
 fn makes_descriptors(id: u64) -> bool {
     matches!(
         id,
-        SOCKET | ACCEPT | ACCEPT4 | TIMERFD_CREATE | EVENTFD | EVENTFD2 | EPOLL_CREATE | EPOLL_CREATE1 | OPEN | CREAT | OPENAT | OPENAT2 | MEMFD_CREATE | PIPE | PIPE2 | SOCKETPAIR | DUP | DUP2 | DUP3 | FCNTL
+        SOCKET
+            | ACCEPT
+            | ACCEPT4
+            | TIMERFD_CREATE
+            | EVENTFD
+            | EVENTFD2
+            | EPOLL_CREATE
+            | EPOLL_CREATE1
+            | OPEN
+            | CREAT
+            | OPENAT
+            | OPENAT2
+            | MEMFD_CREATE
+            | PIPE
+            | PIPE2
+            | SOCKETPAIR
+            | DUP
+            | DUP2
+            | DUP3
+            | FCNTL
     )
 }
 
@@ -143,7 +159,9 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<u32, i64> {
             match r.rsi {
                 F_DUPFD => return Ok(emit_dup(ctx, pid_tgid, &r, fd, r.rdi, 0)),
                 F_DUPFD_CLOEXEC => return Ok(emit_dup(ctx, pid_tgid, &r, fd, r.rdi, 1)),
-                F_SETFD => emit_small(EventKind::FdSetCloexec, pid_tgid, r.rdi as u32 as u64, cloexec(r.rdx, FD_CLOEXEC), 0, Counter::LostHandle),
+                F_SETFD => {
+                    emit_small(EventKind::FdSetCloexec, pid_tgid, r.rdi as u32 as u64, cloexec(r.rdx, FD_CLOEXEC), 0, Counter::LostHandle)
+                }
                 _ => {}
             }
             return Ok(0);

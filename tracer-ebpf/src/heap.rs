@@ -25,7 +25,7 @@ fn enter(func: AllocFn, size: u64, old: u64, out: u64) -> Result<u32, i64> {
     // Each thread's entry stays in the table between calls (depth 0 = none in
     // flight) and is removed when the thread exits: a lookup and a write per
     // call instead of an insert and a delete.
-    let slot = PENDING.get_ptr_mut(&tid);
+    let slot = PENDING.get_ptr_mut(tid);
     if let Some(p) = slot {
         // SAFETY: the entry belongs to this thread.
         if unsafe { (*p).depth } > 0 {
@@ -39,7 +39,7 @@ fn enter(func: AllocFn, size: u64, old: u64, out: u64) -> Result<u32, i64> {
         // Unsampled: no record, no stack. A realloc of a sampled block is
         // always followed, or the block would look leaked.
         // SAFETY: only tested for presence.
-        let follows_sampled = old != 0 && unsafe { SAMPLED.get(&AddrKey { tgid: pid_tgid >> 32, addr: old }) }.is_some();
+        let follows_sampled = old != 0 && unsafe { SAMPLED.get(AddrKey { tgid: pid_tgid >> 32, addr: old }) }.is_some();
         if !follows_sampled {
             count(Counter::Unsampled);
             return Ok(0);
@@ -50,7 +50,7 @@ fn enter(func: AllocFn, size: u64, old: u64, out: u64) -> Result<u32, i64> {
         // SAFETY: the entry belongs to this thread.
         Some(p) => unsafe { *p = pending },
         None => {
-            if PENDING.insert(&tid, &pending, 0).is_err() {
+            if PENDING.insert(tid, pending, 0).is_err() {
                 count(Counter::PendingFull);
             }
         }
@@ -133,10 +133,10 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     // SAFETY: a plain read of this thread's entry.
-    if unsafe { PENDING.get(&tid) }.is_some_and(|p| p.depth > 0) {
+    if unsafe { PENDING.get(tid) }.is_some_and(|p| p.depth > 0) {
         return 0; // inside realloc: the realloc's record covers it
     }
-    if sample_every() > 1 && SAMPLED.remove(&AddrKey { tgid: pid_tgid >> 32, addr }).is_err() {
+    if sample_every() > 1 && SAMPLED.remove(AddrKey { tgid: pid_tgid >> 32, addr }).is_err() {
         return 0; // not a sampled block
     }
     emit_small(EventKind::Free, pid_tgid, addr, 0, 0, Counter::LostHeap);
@@ -145,16 +145,13 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
 
 #[uretprobe]
 pub fn alloc_exit(ctx: RetProbeContext) -> u32 {
-    match try_alloc_exit(&ctx) {
-        Ok(v) => v,
-        Err(_) => 1,
-    }
+    try_alloc_exit(&ctx).unwrap_or(1)
 }
 
 fn try_alloc_exit(ctx: &RetProbeContext) -> Result<u32, i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    let Some(p) = PENDING.get_ptr_mut(&tid) else { return Ok(0) };
+    let Some(p) = PENDING.get_ptr_mut(tid) else { return Ok(0) };
     // SAFETY: the entry belongs to this thread.
     let pending = unsafe {
         if (*p).depth == 0 {
@@ -188,7 +185,7 @@ fn try_alloc_exit(ctx: &RetProbeContext) -> Result<u32, i64> {
     if addr == 0 {
         // NULL: nothing outstanding. A realloc(p, 0) that returned NULL freed p.
         if is_realloc && pending.old != 0 && pending.size == 0 {
-            let _ = SAMPLED.remove(&AddrKey { tgid: pid_tgid >> 32, addr: pending.old });
+            let _ = SAMPLED.remove(AddrKey { tgid: pid_tgid >> 32, addr: pending.old });
             emit_small(EventKind::Free, pid_tgid, pending.old, 0, 0, Counter::LostHeap);
         } else {
             emit_small(EventKind::AllocFailed, pid_tgid, 0, pending.size, pending.func as u64, Counter::LostHeap);
@@ -198,9 +195,9 @@ fn try_alloc_exit(ctx: &RetProbeContext) -> Result<u32, i64> {
     if sample_every() > 1 {
         let tgid = pid_tgid >> 32;
         if is_realloc && pending.old != 0 {
-            let _ = SAMPLED.remove(&AddrKey { tgid, addr: pending.old });
+            let _ = SAMPLED.remove(AddrKey { tgid, addr: pending.old });
         }
-        if SAMPLED.insert(&AddrKey { tgid, addr }, &1, 0).is_err() {
+        if SAMPLED.insert(AddrKey { tgid, addr }, 1, 0).is_err() {
             count(Counter::SampledFull);
         }
     }

@@ -103,7 +103,7 @@ pub fn traced() -> Option<u64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: the value is only tested for presence.
-    unsafe { TARGETS.get(&tgid) }.map(|_| pid_tgid)
+    unsafe { TARGETS.get(tgid) }.map(|_| pid_tgid)
 }
 
 #[inline(always)]

@@ -24,16 +24,16 @@ pub fn process_exit(_ctx: RawTracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // SAFETY: only tested for presence.
-    if unsafe { TARGETS.get(&tgid) }.is_none() {
+    if unsafe { TARGETS.get(tgid) }.is_none() {
         return 0;
     }
-    let _ = PENDING.remove(&tid);
+    let _ = PENDING.remove(tid);
     emit_small(EventKind::Exit, pid_tgid, 0, 0, 0, Counter::LostProcess);
     if follow_forks() && tid == tgid {
-        let _ = TARGETS.remove(&tgid);
+        let _ = TARGETS.remove(tgid);
     } else if tid != tgid {
         // With follow-forks a new thread's tid was added at clone: drop it.
-        let _ = TARGETS.remove(&tid);
+        let _ = TARGETS.remove(tid);
     }
     0
 }
@@ -47,7 +47,7 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
     let Ok(child) = (unsafe { ctx.read_at::<i32>(fork_child_pid_offset()) }) else { return 1 };
     let child = child as u32;
     // A new thread gets its tid added too (the record cannot tell); it is removed at its exit.
-    if TARGETS.insert(&child, &1, 0).is_err() {
+    if TARGETS.insert(child, 1, 0).is_err() {
         count(Counter::TargetsFull);
     }
     emit_small(EventKind::Fork, pid_tgid, child as u64, 0, 0, Counter::LostProcess);

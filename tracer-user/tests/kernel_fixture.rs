@@ -10,7 +10,8 @@ use std::process::Command;
 use common::*;
 
 fn build_fixture() {
-    let st = Command::new("make").args(["-s", "-C"]).arg(workspace().join("fixtures")).status().expect("make (cargo xtask setup installs it)");
+    let st =
+        Command::new("make").args(["-s", "-C"]).arg(workspace().join("fixtures")).status().expect("make (cargo xtask setup installs it)");
     assert!(st.success(), "building the fixture failed");
 }
 

@@ -37,7 +37,10 @@ fn every_site_is_attributed_and_nothing_else_reported() {
     let lib = r["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "lib_leak").expect("the shared library's site");
     assert!(lib["site"]["module"].as_str().unwrap().ends_with("libleaky.so"), "{lib:#}");
     assert_eq!((lib["count"].as_u64(), lib["bytes"].as_u64()), (Some(4), Some(128)));
-    assert!(lib["stack"].as_array().unwrap().iter().any(|f| f["function"] == "heap_paths"), "the caller of the library is on the stack: {lib:#}");
+    assert!(
+        lib["stack"].as_array().unwrap().iter().any(|f| f["function"] == "heap_paths"),
+        "the caller of the library is on the stack: {lib:#}"
+    );
 }
 
 #[test]
@@ -79,6 +82,11 @@ fn follow_forks_traces_a_child_that_execs() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     // Without --follow-forks the child is not traced at all.
-    let out = leaktrace().args(["run", "--ci", "--focus", "libleaky", "--expect"]).arg(&manifest).args(["--", "sh", "-c", &script]).output().unwrap();
+    let out = leaktrace()
+        .args(["run", "--ci", "--focus", "libleaky", "--expect"])
+        .arg(&manifest)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4), "the child's leaks are missing without --follow-forks: {}", stderr(&out));
 }

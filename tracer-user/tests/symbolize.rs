@@ -24,10 +24,17 @@ fn run(cmd: &mut Command) {
 }
 
 fn build_c(dir: &Path, pie: bool) -> PathBuf {
-    run(Command::new("cc").args(["-g", "-O2", "-fno-omit-frame-pointer", "-shared", "-fPIC", "-o"]).arg(dir.join("libsym.so")).arg(data("symbols_lib.c")));
+    run(Command::new("cc")
+        .args(["-g", "-O2", "-fno-omit-frame-pointer", "-shared", "-fPIC", "-o"])
+        .arg(dir.join("libsym.so"))
+        .arg(data("symbols_lib.c")));
     let exe = dir.join(if pie { "sym_pie" } else { "sym_nopie" });
     let mut cc = Command::new("cc");
-    cc.args(["-g", "-O2", "-fno-omit-frame-pointer"]).arg(if pie { "-pie" } else { "-no-pie" }).arg("-o").arg(&exe).arg(data("symbols_main.c"));
+    cc.args(["-g", "-O2", "-fno-omit-frame-pointer"])
+        .arg(if pie { "-pie" } else { "-no-pie" })
+        .arg("-o")
+        .arg(&exe)
+        .arg(data("symbols_main.c"));
     cc.arg("-L").arg(dir).args(["-lsym", "-Wl,-rpath,$ORIGIN"]);
     run(&mut cc);
     exe

@@ -12,7 +12,12 @@ pub const VARIANTS: [&str; 4] = ["leaky", "fixed", "leaky-nofp", "fixed-nofp"];
 
 /// `make -C fixtures`: all four builds.
 pub fn build(root: &Path) -> Result<()> {
-    let status = Command::new("make").arg("-s").arg("-C").arg(root.join("fixtures")).status().context("running make (cargo xtask setup installs it)")?;
+    let status = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(root.join("fixtures"))
+        .status()
+        .context("running make (cargo xtask setup installs it)")?;
     if !status.success() {
         bail!("building the fixture failed ({status})");
     }
@@ -136,7 +141,8 @@ pub fn check(root: &Path) -> Result<String> {
     let mut table = String::from("kind     site                                         manifest        valgrind (leaky)\n");
     for (k, v) in &expected {
         let got = leaky.get(k).copied().unwrap_or((0, 0));
-        table += &format!("{:<8} {:<44} x{:<3} {:>6} B   x{:<3} {:>6} B\n", k.0, format!("{} ({}:{})", k.1, k.2, k.3), v.0, v.1, got.0, got.1);
+        table +=
+            &format!("{:<8} {:<44} x{:<3} {:>6} B   x{:<3} {:>6} B\n", k.0, format!("{} ({}:{})", k.1, k.2, k.3), v.0, v.1, got.0, got.1);
     }
     table += &format!("fixed build under valgrind: {} sites held at exit\n", fixed.len());
     if leaky != expected {

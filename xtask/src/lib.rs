@@ -1,4 +1,5 @@
 //! Orchestration for leaktrace: toolchain setup, the fixture and its oracle, CI and benchmarks.
 pub mod bench;
 pub mod fixture;
+pub mod lint;
 pub mod setup;

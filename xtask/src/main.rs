@@ -20,8 +20,10 @@ enum Cmd {
     Setup,
     /// The main job: set up, build, and run leaktrace over the fixture's leaky and fixed builds.
     Demo,
-    /// Set up, build, and run every test (unit, oracle, and the privileged kernel tests).
+    /// Set up, lint (fmt, clippy, unused dependencies), build, and run every test (unit, oracle, and the privileged kernel tests).
     Test,
+    /// Formatting, clippy (host and eBPF target, -D warnings) and unused dependencies, as CI runs them.
+    Lint,
     /// Check the fixture against valgrind (the oracle independent of leaktrace).
     Oracle,
     /// Overhead and throughput: leaktrace against the probe floor, bpftrace, valgrind and heaptrack (writes bench/results.md).
@@ -37,7 +39,8 @@ fn root() -> PathBuf {
 }
 
 fn cargo(root: &Path, args: &[&str]) -> Result<()> {
-    let status = Command::new(env!("CARGO")).current_dir(root).args(args).env("PATH", path_with_cargo_bin()).status().context("running cargo")?;
+    let status =
+        Command::new(env!("CARGO")).current_dir(root).args(args).env("PATH", path_with_cargo_bin()).status().context("running cargo")?;
     if !status.success() {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
@@ -65,7 +68,11 @@ fn demo(root: &Path) -> Result<()> {
             cmd.arg("--expect").arg(&manifest);
         }
         let status = cmd.arg("--").arg(&driver).status().context("running leaktrace")?;
-        eprintln!("=== exit code {} ({variant}: expected 0 — {})", status.code().unwrap_or(-1), if variant == "leaky" { "leaks equal the manifest" } else { "nothing leaks" });
+        eprintln!(
+            "=== exit code {} ({variant}: expected 0 — {})",
+            status.code().unwrap_or(-1),
+            if variant == "leaky" { "leaks equal the manifest" } else { "nothing leaks" }
+        );
         if !status.success() {
             bail!("leaktrace over the {variant} fixture did not give the expected verdict");
         }
@@ -75,6 +82,7 @@ fn demo(root: &Path) -> Result<()> {
 
 fn test(root: &Path) -> Result<()> {
     setup::setup(&[])?;
+    xtask::lint::lint(root, Path::new(env!("CARGO")), &path_with_cargo_bin())?;
     fixture::build(root)?;
     cargo(root, &["test"])
 }
@@ -85,6 +93,7 @@ fn main() -> Result<()> {
         Cmd::Setup => setup::setup(&[]),
         Cmd::Demo => demo(&root),
         Cmd::Test => test(&root),
+        Cmd::Lint => xtask::lint::lint(&root, Path::new(env!("CARGO")), &path_with_cargo_bin()),
         Cmd::Bench { quick } => xtask::bench::run(&root, &xtask::bench::BenchOptions { quick }),
         Cmd::Oracle => {
             setup::setup(&[])?;

@@ -34,7 +34,9 @@ fn dpkg_installed(pkg: &str) -> bool {
 }
 
 pub fn cargo_bin() -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
     home.join("bin")
 }
 
@@ -47,8 +49,11 @@ fn apt_packages(extra: &[&str]) -> Result<()> {
     }
     step(&format!("installing Debian packages: {} (apt-get)", missing.join(" ")));
     run(Command::new("apt-get").args(["update", "-qq"]))?;
-    run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
-        .context("apt-get install failed: setup needs root and access to Debian's package archive")
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("apt-get install failed: setup needs root and access to Debian's package archive")
 }
 
 fn rust_src() -> Result<()> {
@@ -71,9 +76,29 @@ fn bpf_linker() -> Result<()> {
     }
     step(&format!("building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (cargo install; about a minute)"));
     run(Command::new("cargo")
-        .args(["install", "--locked", "bpf-linker", "--version", &format!("^{BPF_LINKER_VERSION}"), "--no-default-features", "--features", "llvm-22"])
+        .args([
+            "install",
+            "--locked",
+            "bpf-linker",
+            "--version",
+            &format!("^{BPF_LINKER_VERSION}"),
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
         .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
         .env("LLVM_PREFIX", LLVM_PREFIX))
+}
+
+/// A cargo-installed tool at a pinned version (`cargo install --locked`).
+fn cargo_tool(krate: &str, exe: &str, version: &str, why: &str) -> Result<()> {
+    let current = Command::new(cargo_bin().join(exe)).arg("--version").output().ok();
+    if current.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains(version)) {
+        step(&format!("{krate} {version} already installed"));
+        return Ok(());
+    }
+    step(&format!("installing {krate} {version} ({why}; cargo install)"));
+    run(Command::new("cargo").args(["install", "--locked", krate, "--version", &format!("={version}")]))
 }
 
 fn tracefs() -> Result<()> {
@@ -90,6 +115,7 @@ pub fn setup(extra: &[&str]) -> Result<()> {
     apt_packages(extra)?;
     rust_src()?;
     bpf_linker()?;
+    cargo_tool("cargo-machete", "cargo-machete", "0.9.2", "CI's check for unused dependencies")?;
     tracefs()?;
     step("done");
     Ok(())

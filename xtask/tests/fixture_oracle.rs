@@ -25,7 +25,18 @@ fn every_manifest_line_holds_the_named_call() {
         let line = src.lines().nth(leak.line as usize - 1).unwrap_or("");
         let call = ["calloc(", "malloc(", "strdup(", "socket(", "accept4(", "timerfd_create("].iter().any(|c| line.contains(c));
         assert!(call, "{}:{} should call an allocator or a syscall wrapper: {line}", leak.file, leak.line);
-        let defined_in = src.lines().take(leak.line as usize).filter(|l| !l.starts_with(' ') && l.contains('(') && l.ends_with('{')).last().unwrap_or("");
-        assert!(defined_in.contains(&format!("{}(", leak.function)), "{}:{} is not inside {}: {defined_in}", leak.file, leak.line, leak.function);
+        let defined_in = src
+            .lines()
+            .take(leak.line as usize)
+            .filter(|l| !l.starts_with(' ') && l.contains('(') && l.ends_with('{'))
+            .last()
+            .unwrap_or("");
+        assert!(
+            defined_in.contains(&format!("{}(", leak.function)),
+            "{}:{} is not inside {}: {defined_in}",
+            leak.file,
+            leak.line,
+            leak.function
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Interning of (kind, stack) pairs, with per-stack counters.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 
 use super::ResourceKind;
 
@@ -40,9 +40,7 @@ pub struct StackTable {
 
 impl StackTable {
     pub fn intern(&mut self, kind: ResourceKind, image: u32, frames: &[u64], truncated: bool) -> StackId {
-        let mut h = self.hasher.build_hasher();
-        (kind, image, frames).hash(&mut h);
-        let key = h.finish();
+        let key = self.hasher.hash_one((kind, image, frames));
         let bucket = self.index.entry(key).or_default();
         if let Some(&id) = bucket.iter().find(|id| {
             let e = &self.entries[id.0 as usize];

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::probes::AllocatorPrograms;
 
 #[derive(Parser, Debug)]
-#[command(name = "leaktrace", version, about = "Finds leaked sockets, timerfds and heap bytes, and the call sites that leaked them (eBPF).")]
+#[command(
+    name = "leaktrace",
+    version,
+    about = "Finds leaked sockets, timerfds and heap bytes, and the call sites that leaked them (eBPF)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -58,7 +58,12 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         suppressions.extend(Suppressions::load(path)?);
     }
     let config = SessionConfig {
-        load: LoadOptions { ring_bytes: opts.ring_size << 20, stack_frames: opts.stack_depth, follow_forks: opts.follow_forks, sample_every: opts.sample.unwrap_or(0) },
+        load: LoadOptions {
+            ring_bytes: opts.ring_size << 20,
+            stack_frames: opts.stack_depth,
+            follow_forks: opts.follow_forks,
+            sample_every: opts.sample.unwrap_or(0),
+        },
         allocator: opts.allocator.clone(),
         attribution: Attribution { focus: opts.focus.clone(), allocator: None },
         suppressions,
@@ -143,7 +148,11 @@ fn judge(report: &Report, opts: &Options, expected: Option<&[tracer_common::mani
         }
         !diff.is_empty()
     });
-    let code = report::verdict(report, Thresholds { max_leaked_bytes: opts.max_leaked_bytes, max_leaked_handles: opts.max_leaked_handles }, expectation_failed);
+    let code = report::verdict(
+        report,
+        Thresholds { max_leaked_bytes: opts.max_leaked_bytes, max_leaked_handles: opts.max_leaked_handles },
+        expectation_failed,
+    );
     if !opts.ci {
         return ExitCode::Clean;
     }

@@ -53,12 +53,18 @@ impl AllocatorChoice {
     /// For a running process: resolve against what it has mapped.
     pub fn for_pid(pid: u32) -> Result<Self, ProbeError> {
         let proc_path = |p: &str| PathBuf::from(format!("/proc/{pid}/{p}"));
-        let exe = std::fs::read_link(proc_path("exe")).map_err(|e| ProbeError::Unreadable { path: proc_path("exe"), detail: e.to_string() })?;
-        let maps = std::fs::read_to_string(proc_path("maps")).map_err(|e| ProbeError::Unreadable { path: proc_path("maps"), detail: e.to_string() })?;
-        let mapped: Vec<PathBuf> = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with('/')).map(PathBuf::from).collect();
+        let exe =
+            std::fs::read_link(proc_path("exe")).map_err(|e| ProbeError::Unreadable { path: proc_path("exe"), detail: e.to_string() })?;
+        let maps = std::fs::read_to_string(proc_path("maps"))
+            .map_err(|e| ProbeError::Unreadable { path: proc_path("maps"), detail: e.to_string() })?;
+        let mapped: Vec<PathBuf> =
+            maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with('/')).map(PathBuf::from).collect();
         let environ = std::fs::read(proc_path("environ")).unwrap_or_default();
         let var = |name: &[u8]| {
-            environ.split(|&b| b == 0).find_map(|kv| kv.strip_prefix(name)).map(|v| std::ffi::OsString::from(String::from_utf8_lossy(v).into_owned()))
+            environ
+                .split(|&b| b == 0)
+                .find_map(|kv| kv.strip_prefix(name))
+                .map(|v| std::ffi::OsString::from(String::from_utf8_lossy(v).into_owned()))
         };
         let search = Search { library_path: split_paths(var(b"LD_LIBRARY_PATH=").as_deref()), mapped, ..Search::default() };
         Self::resolve(&exe, preload_list(var(b"LD_PRELOAD=").as_deref()), &search)
@@ -194,8 +200,15 @@ impl Search {
             return Some(p.clone());
         }
         let origin = requester.and_then(|(p, _)| p.parent()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-        let runpath = requester.map(|(_, r)| r.iter().map(|d| PathBuf::from(d.replace("$ORIGIN", &origin))).collect()).unwrap_or_else(Vec::new);
-        self.library_path.iter().cloned().chain(runpath).chain(system_dirs()).map(|d| d.join(name)).find(|p| p.is_file() && self.same_arch(p))
+        let runpath: Vec<PathBuf> =
+            requester.map(|(_, r)| r.iter().map(|d| PathBuf::from(d.replace("$ORIGIN", &origin))).collect()).unwrap_or_default();
+        self.library_path
+            .iter()
+            .cloned()
+            .chain(runpath)
+            .chain(system_dirs())
+            .map(|d| d.join(name))
+            .find(|p| p.is_file() && self.same_arch(p))
     }
 }
 
@@ -241,7 +254,12 @@ fn expand_glob(pattern: &str) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) else { return Vec::new() };
     let (prefix, suffix) = name.split_once('*').unwrap_or((name, ""));
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|e| e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|e| e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix)))
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out

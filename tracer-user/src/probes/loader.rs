@@ -5,8 +5,8 @@ use std::num::NonZeroU32;
 
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint, UProbe},
     programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
+    programs::{RawTracePoint, TracePoint, UProbe},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{AllocFn, Counter};
@@ -99,7 +99,12 @@ impl Probes {
             .load(OBJECT)
             .map_err(|e| ProbeError::Load(error_chain(&e)))?;
 
-        for (prog, tp) in [("sys_enter", "sys_enter"), ("sys_exit", "sys_exit"), ("process_exec", "sched_process_exec"), ("process_exit", "sched_process_exit")] {
+        for (prog, tp) in [
+            ("sys_enter", "sys_enter"),
+            ("sys_exit", "sys_exit"),
+            ("process_exec", "sched_process_exec"),
+            ("process_exit", "sched_process_exit"),
+        ] {
             let p: &mut RawTracePoint = program(&mut ebpf, prog)?;
             p.load().map_err(attach_err(format!("{prog} (load)")))?;
             p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;
@@ -109,7 +114,9 @@ impl Probes {
             p.load().map_err(attach_err("process_fork (load)"))?;
             p.attach("sched", "sched_process_fork").map_err(attach_err("tracepoint sched/sched_process_fork"))?;
         }
-        let take = |ebpf: &mut Ebpf, name: &str| ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")));
+        let take = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")))
+        };
         let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
@@ -138,7 +145,9 @@ impl Probes {
         let mut links = Vec::new();
         let mut attach = |ebpf: &mut Ebpf, prog: &'static str, offset: u64, what: &str| -> Result<(), ProbeError> {
             let p: &mut UProbe = program(ebpf, prog)?;
-            let id = p.attach(UProbeAttachLocation::AbsoluteOffset(offset), path, scope).map_err(attach_err(format!("{what} on {}", path.display())))?;
+            let id = p
+                .attach(UProbeAttachLocation::AbsoluteOffset(offset), path, scope)
+                .map_err(attach_err(format!("{what} on {}", path.display())))?;
             links.push((prog, id));
             Ok(())
         };
@@ -159,7 +168,9 @@ impl Probes {
 
     fn load_allocator_programs(&mut self, alloc: &AllocatorChoice, programs: AllocatorPrograms) -> Result<(), ProbeError> {
         let mut names: Vec<&'static str> = match programs {
-            AllocatorPrograms::Trace => std::iter::once("alloc_exit").chain(alloc.functions.iter().map(|f| entry_program(f.func))).collect(),
+            AllocatorPrograms::Trace => {
+                std::iter::once("alloc_exit").chain(alloc.functions.iter().map(|f| entry_program(f.func))).collect()
+            }
             AllocatorPrograms::Floor => vec!["floor_exit", "floor_enter"],
             AllocatorPrograms::FloorEntries => vec!["floor_enter"],
         };

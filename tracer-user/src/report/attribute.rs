@@ -47,7 +47,10 @@ impl SiteCache {
 
 fn is_runtime(frame: &Frame, attribution: &Attribution) -> bool {
     let base = frame.module.rsplit('/').next().unwrap_or("");
-    base.starts_with("libc.so") || base.starts_with("libc-") || base.starts_with("ld-linux") || attribution.allocator.as_deref() == Some(frame.module.as_str())
+    base.starts_with("libc.so")
+        || base.starts_with("libc-")
+        || base.starts_with("ld-linux")
+        || attribution.allocator.as_deref() == Some(frame.module.as_str())
 }
 
 fn matches_focus(frame: &Frame, focus: &str) -> bool {
@@ -57,7 +60,14 @@ fn matches_focus(frame: &Frame, focus: &str) -> bool {
 pub fn attribute(frames: &[Frame], attribution: &Attribution, truncated: bool) -> Resolved {
     let stack: Vec<StackFrame> = frames
         .iter()
-        .map(|f| StackFrame { function: f.function.clone(), file: f.file.clone(), line: f.line, module: f.module.clone(), address: f.address, inlined: f.inlined })
+        .map(|f| StackFrame {
+            function: f.function.clone(),
+            file: f.file.clone(),
+            line: f.line,
+            module: f.module.clone(),
+            address: f.address,
+            inlined: f.inlined,
+        })
         .collect();
     let (site, in_focus) = match &attribution.focus {
         Some(focus) => match frames.iter().find(|f| matches_focus(f, focus)) {
@@ -66,7 +76,8 @@ pub fn attribute(frames: &[Frame], attribution: &Attribution, truncated: bool) -
         },
         None => (frames.iter().find(|f| !is_runtime(f, attribution)).or(frames.first()), true),
     };
-    let site = site.map(location).unwrap_or_else(|| Location { module: "[unknown]".into(), label: "[no stack]".into(), ..Location::default() });
+    let site =
+        site.map(location).unwrap_or_else(|| Location { module: "[unknown]".into(), label: "[no stack]".into(), ..Location::default() });
     Resolved { site, in_focus, stack, truncated }
 }
 

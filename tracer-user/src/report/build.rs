@@ -85,11 +85,19 @@ pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> 
     let mut sites: Vec<Site> = sites.into_values().collect();
     sites.sort_by(|a, b| (b.bytes, b.count, &a.site).cmp(&(a.bytes, a.count, &b.site)).then(a.kind.cmp(&b.kind)));
 
-    let lost_events: u64 = Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>() + tracer.decode_errors;
-    let counters: BTreeMap<String, u64> = Counter::ALL.iter().map(|&c| (c.name().to_owned(), input.counters[c as usize])).chain([("decode_errors".to_owned(), tracer.decode_errors), ("truncated_stacks".to_owned(), tracer.truncated_stacks)]).collect();
+    let lost_events: u64 =
+        Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>() + tracer.decode_errors;
+    let counters: BTreeMap<String, u64> = Counter::ALL
+        .iter()
+        .map(|&c| (c.name().to_owned(), input.counters[c as usize]))
+        .chain([("decode_errors".to_owned(), tracer.decode_errors), ("truncated_stacks".to_owned(), tracer.truncated_stacks)])
+        .collect();
     let mut warnings: Vec<String> = tracer.warnings.iter().chain(tracer.sym.warnings()).cloned().collect();
     if tracer.truncated_stacks > 0 {
-        warnings.push(format!("{} stacks end early: frameless code (no frame pointers) past the copied stack top; their outer frames are missing", tracer.truncated_stacks));
+        warnings.push(format!(
+            "{} stacks end early: frameless code (no frame pointers) past the copied stack top; their outer frames are missing",
+            tracer.truncated_stacks
+        ));
     }
     Report {
         schema: SCHEMA_VERSION,

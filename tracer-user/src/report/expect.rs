@@ -16,9 +16,15 @@ impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Missing(e) => write!(f, "missing: {} at {} ({}:{}) x{} / {} bytes", e.kind, e.function, e.file, e.line, e.count, e.bytes),
-            Self::Unexpected { kind, function, file, count, bytes } => write!(f, "unexpected: {kind} at {function} ({file}) x{count} / {bytes} bytes"),
+            Self::Unexpected { kind, function, file, count, bytes } => {
+                write!(f, "unexpected: {kind} at {function} ({file}) x{count} / {bytes} bytes")
+            }
             Self::Different { expected: e, count, bytes } => {
-                write!(f, "different: {} at {} ({}:{}): expected x{} / {} bytes, found x{count} / {bytes} bytes", e.kind, e.function, e.file, e.line, e.count, e.bytes)
+                write!(
+                    f,
+                    "different: {} at {} ({}:{}): expected x{} / {} bytes, found x{count} / {bytes} bytes",
+                    e.kind, e.function, e.file, e.line, e.count, e.bytes
+                )
             }
         }
     }

@@ -82,7 +82,14 @@ mod tests {
     use super::*;
 
     fn f(function: &str, module: &str) -> StackFrame {
-        StackFrame { function: Some(function.into()), file: Some("/src/a.c".into()), line: None, module: module.into(), address: 0, inlined: false }
+        StackFrame {
+            function: Some(function.into()),
+            file: Some("/src/a.c".into()),
+            line: None,
+            module: module.into(),
+            address: 0,
+            inlined: false,
+        }
     }
 
     #[test]

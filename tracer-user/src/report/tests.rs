@@ -16,14 +16,38 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         allocations: count + 1,
         releases: 1,
         oldest_age_secs: 1.5,
-        site: Location { function: Some(function.into()), file: Some(format!("/src/fixtures/net/{file}")), line: Some(line), module: "/bin/net-driver".into(), label: function.into() },
-        stack: vec![StackFrame { function: Some(function.into()), file: Some(file.into()), line: Some(line), module: "/bin/net-driver".into(), address: 0x1234, inlined: false }],
+        site: Location {
+            function: Some(function.into()),
+            file: Some(format!("/src/fixtures/net/{file}")),
+            line: Some(line),
+            module: "/bin/net-driver".into(),
+            label: function.into(),
+        },
+        stack: vec![StackFrame {
+            function: Some(function.into()),
+            file: Some(file.into()),
+            line: Some(line),
+            module: "/bin/net-driver".into(),
+            address: 0x1234,
+            inlined: false,
+        }],
         truncated: false,
     }
 }
 
 fn report(sites: Vec<Site>, lost: u64) -> Report {
-    Report::of_sites(Target { pid: 42, command: "net-driver".into(), state: "exited".into(), exit: Some("exit code 0".into()), duration_secs: 1.0, allocator: None }, sites, lost)
+    Report::of_sites(
+        Target {
+            pid: 42,
+            command: "net-driver".into(),
+            state: "exited".into(),
+            exit: Some("exit code 0".into()),
+            duration_secs: 1.0,
+            allocator: None,
+        },
+        sites,
+        lost,
+    )
 }
 
 fn expected(kind: &str, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> ExpectedLeak {
@@ -31,7 +55,13 @@ fn expected(kind: &str, function: &str, file: &str, line: u32, count: u64, bytes
 }
 
 fn leaky() -> Report {
-    report(vec![site(ResourceKind::Heap, "js_socket_connect", "net_socket.c", 57, 3, 30), site(ResourceKind::Fd(FdKind::Socket), "js_socket_connect", "net_socket.c", 52, 3, 0)], 0)
+    report(
+        vec![
+            site(ResourceKind::Heap, "js_socket_connect", "net_socket.c", 57, 3, 30),
+            site(ResourceKind::Fd(FdKind::Socket), "js_socket_connect", "net_socket.c", 52, 3, 0),
+        ],
+        0,
+    )
 }
 
 #[test]
@@ -54,7 +84,10 @@ fn lost_events_make_the_verdict_incomplete_first() {
 
 #[test]
 fn expectation_matches_exactly_or_names_each_difference() {
-    let exact = [expected("heap", "js_socket_connect", "net_socket.c", 57, 3, 30), expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0)];
+    let exact = [
+        expected("heap", "js_socket_connect", "net_socket.c", 57, 3, 30),
+        expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0),
+    ];
     assert!(compare(&leaky(), &exact).is_empty());
     assert_eq!(verdict(&leaky(), Thresholds::default(), Some(false)), ExitCode::Clean);
 
@@ -73,7 +106,10 @@ fn expectation_matches_exactly_or_names_each_difference() {
 
 #[test]
 fn a_site_on_another_line_is_not_the_expected_one() {
-    let other_line = [expected("heap", "js_socket_connect", "net_socket.c", 58, 3, 30), expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0)];
+    let other_line = [
+        expected("heap", "js_socket_connect", "net_socket.c", 58, 3, 30),
+        expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0),
+    ];
     let diff = compare(&leaky(), &other_line);
     assert_eq!(diff.len(), 2, "{diff:?}");
 }

@@ -10,7 +10,15 @@ const STACK_LINES: usize = 8;
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let t = &r.target;
-    let _ = writeln!(out, "leaktrace: pid {} `{}` — {}{} after {:.1}s", t.pid, t.command, t.state, t.exit.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(), t.duration_secs);
+    let _ = writeln!(
+        out,
+        "leaktrace: pid {} `{}` — {}{} after {:.1}s",
+        t.pid,
+        t.command,
+        t.state,
+        t.exit.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(),
+        t.duration_secs
+    );
     if let Some(a) = &t.allocator {
         let _ = writeln!(out, "allocator: {a}");
     }
@@ -21,12 +29,27 @@ pub fn render(r: &Report) -> String {
             h.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
         }
     };
-    let _ = writeln!(out, "outstanding: {} bytes in {} allocations; {}", r.totals.heap_bytes, r.totals.heap_allocations, handles(&r.totals.handles));
+    let _ = writeln!(
+        out,
+        "outstanding: {} bytes in {} allocations; {}",
+        r.totals.heap_bytes,
+        r.totals.heap_allocations,
+        handles(&r.totals.handles)
+    );
     if let Some(o) = &r.outside_focus {
-        let _ = writeln!(out, "outside --focus (not counted): {} bytes in {} allocations; {}", o.heap_bytes, o.heap_allocations, handles(&o.handles));
+        let _ = writeln!(
+            out,
+            "outside --focus (not counted): {} bytes in {} allocations; {}",
+            o.heap_bytes,
+            o.heap_allocations,
+            handles(&o.handles)
+        );
     }
     if let Some(n) = r.sample_every {
-        let _ = writeln!(out, "sampling 1 in {n} allocator calls: heap figures are estimates (a site with k sampled blocks is off by about 1/sqrt(k))");
+        let _ = writeln!(
+            out,
+            "sampling 1 in {n} allocator calls: heap figures are estimates (a site with k sampled blocks is off by about 1/sqrt(k))"
+        );
     }
     if !r.complete {
         let _ = writeln!(out, "INCOMPLETE: {} events were lost; counts below may be wrong", r.lost_events);
@@ -41,7 +64,11 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "\n{} leaking call sites ({} bytes, {} handles):", leaking.len(), r.leaked_bytes(), r.leaked_handles());
     }
     for s in leaking {
-        let what = if s.kind == crate::aggregate::ResourceKind::Heap { format!("{} bytes in {} allocations", s.bytes, s.count) } else { format!("{} {} handles", s.count, s.kind) };
+        let what = if s.kind == crate::aggregate::ResourceKind::Heap {
+            format!("{} bytes in {} allocations", s.bytes, s.count)
+        } else {
+            format!("{} {} handles", s.count, s.kind)
+        };
         let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site.label, s.site.file.as_deref(), s.site.line));
         let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s", s.allocations, s.releases, s.oldest_age_secs);
         for f in s.stack.iter().take(STACK_LINES) {
@@ -56,7 +83,11 @@ pub fn render(r: &Report) -> String {
     }
     let a = &r.anomalies;
     if a.unknown_frees + a.unknown_closes + a.failed_allocations > 0 {
-        let _ = writeln!(out, "\nalso seen: {} frees and {} closes of things acquired before tracing; {} failed allocations", a.unknown_frees, a.unknown_closes, a.failed_allocations);
+        let _ = writeln!(
+            out,
+            "\nalso seen: {} frees and {} closes of things acquired before tracing; {} failed allocations",
+            a.unknown_frees, a.unknown_closes, a.failed_allocations
+        );
     }
     out
 }

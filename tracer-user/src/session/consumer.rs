@@ -26,7 +26,13 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(tracer: Tracer) -> Arc<Self> {
-        Arc::new(Self { tracer: Mutex::new(tracer), stop: AtomicBool::new(false), sync_requested: AtomicU64::new(0), sync_done: Mutex::new(0), synced: Condvar::new() })
+        Arc::new(Self {
+            tracer: Mutex::new(tracer),
+            stop: AtomicBool::new(false),
+            sync_requested: AtomicU64::new(0),
+            sync_done: Mutex::new(0),
+            synced: Condvar::new(),
+        })
     }
 
     pub fn tracer(&self) -> MutexGuard<'_, Tracer> {

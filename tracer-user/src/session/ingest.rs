@@ -37,7 +37,16 @@ impl Default for Tracer {
 
 impl Tracer {
     pub fn new() -> Self {
-        Self { agg: Aggregator::new(), sym: Symbolizer::new(), images: Vec::new(), current: HashMap::new(), events: 0, decode_errors: 0, truncated_stacks: 0, warnings: Vec::new() }
+        Self {
+            agg: Aggregator::new(),
+            sym: Symbolizer::new(),
+            images: Vec::new(),
+            current: HashMap::new(),
+            events: 0,
+            decode_errors: 0,
+            truncated_stacks: 0,
+            warnings: Vec::new(),
+        }
     }
 
     pub fn warn(&mut self, warning: String) {

@@ -6,10 +6,10 @@
 //! more at exit, while its memory map still exists, so stacks can be
 //! symbolized after it is gone. PTRACE_O_EXITKILL kills it if leaktrace dies.
 
+use std::collections::HashSet;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::collections::HashSet;
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,10 @@ pub fn resolve_program(program: &OsStr) -> Result<PathBuf, SpawnError> {
         return Ok(p.to_path_buf());
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| executable(c)).ok_or_else(|| SpawnError::NotFound(program.to_string_lossy().into_owned()))
+    std::env::split_paths(&path)
+        .map(|d| d.join(p))
+        .find(|c| executable(c))
+        .ok_or_else(|| SpawnError::NotFound(program.to_string_lossy().into_owned()))
 }
 
 enum ToMain {
@@ -136,7 +139,14 @@ fn cstring(s: &OsStr) -> Result<CString, SpawnError> {
     CString::new(s.as_bytes()).map_err(|_| SpawnError::Os("an argument contains a NUL byte".into()))
 }
 
-fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main: Sender<ToMain>, go: Receiver<()>, mut hooks: Box<dyn Hooks>) {
+fn supervise(
+    program: PathBuf,
+    argv: Vec<OsString>,
+    follow_forks: bool,
+    to_main: Sender<ToMain>,
+    go: Receiver<()>,
+    mut hooks: Box<dyn Hooks>,
+) {
     let pid = match fork_stopped(&program, &argv, follow_forks) {
         Ok(p) => p,
         Err(e) => {
@@ -175,7 +185,11 @@ fn supervise(program: PathBuf, argv: Vec<OsString>, follow_forks: bool, to_main:
             alive.remove(&who);
             hooks.gone(who as u32);
             if who == pid.0 {
-                target_end = Some(if libc::WIFEXITED(status) { Ended::Code(libc::WEXITSTATUS(status)) } else { Ended::Signal(libc::WTERMSIG(status)) });
+                target_end = Some(if libc::WIFEXITED(status) {
+                    Ended::Code(libc::WEXITSTATUS(status))
+                } else {
+                    Ended::Signal(libc::WTERMSIG(status))
+                });
             }
             continue;
         }

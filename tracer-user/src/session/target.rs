@@ -1,7 +1,7 @@
 //! Starting a session on a new command (`run`) or a running process (`attach`).
 
 use std::ffi::OsString;
-use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -119,7 +119,11 @@ impl Session {
                     return Err(SessionError::NoSuchProcess(*pid));
                 }
                 if std::fs::read_link(format!("/proc/{pid}/exe")).is_err() {
-                    return Err(if proc_alive(*pid) { SessionError::BadTarget(*pid, "a kernel thread") } else { SessionError::NoSuchProcess(*pid) });
+                    return Err(if proc_alive(*pid) {
+                        SessionError::BadTarget(*pid, "a kernel thread")
+                    } else {
+                        SessionError::NoSuchProcess(*pid)
+                    });
                 }
                 None
             }
@@ -132,10 +136,15 @@ impl Session {
                 let program = program.expect("resolved above");
                 let alloc = match &config.allocator {
                     Some(p) => AllocatorChoice::from_path(p)?,
-                    None => AllocatorChoice::for_command(&program, std::env::var_os("LD_PRELOAD").as_deref(), std::env::var_os("LD_LIBRARY_PATH").as_deref())?,
+                    None => AllocatorChoice::for_command(
+                        &program,
+                        std::env::var_os("LD_PRELOAD").as_deref(),
+                        std::env::var_os("LD_LIBRARY_PATH").as_deref(),
+                    )?,
                 };
                 let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-                let hooks = RunHooks { shared: shared.clone(), probes: probes.clone(), alloc: alloc.clone(), programs: config.allocator_programs };
+                let hooks =
+                    RunHooks { shared: shared.clone(), probes: probes.clone(), alloc: alloc.clone(), programs: config.allocator_programs };
                 let child = Supervised::spawn(program, argv, config.load.follow_forks, Box::new(hooks))?;
                 let mut p = lock(&probes);
                 p.add_target(child.pid)?;
@@ -146,7 +155,13 @@ impl Session {
             TargetSpec::Attach { pid } => {
                 let alloc = match &config.allocator {
                     Some(p) => AllocatorChoice::from_path(p)?,
-                    None => AllocatorChoice::for_pid(pid).map_err(|e| if proc_alive(pid) { SessionError::Probe(e) } else { SessionError::ExitedDuringAttach(pid) })?,
+                    None => AllocatorChoice::for_pid(pid).map_err(|e| {
+                        if proc_alive(pid) {
+                            SessionError::Probe(e)
+                        } else {
+                            SessionError::ExitedDuringAttach(pid)
+                        }
+                    })?,
                 };
                 // SAFETY: pidfd_open returns a new descriptor or -1.
                 let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) } as i32;
@@ -157,7 +172,13 @@ impl Session {
                 let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
                 let mut p = lock(&probes);
                 p.add_target(pid)?;
-                p.attach_allocator(&alloc, pid, config.allocator_programs).map_err(|e| if proc_alive(pid) { SessionError::Probe(e) } else { SessionError::ExitedDuringAttach(pid) })?;
+                p.attach_allocator(&alloc, pid, config.allocator_programs).map_err(|e| {
+                    if proc_alive(pid) {
+                        SessionError::Probe(e)
+                    } else {
+                        SessionError::ExitedDuringAttach(pid)
+                    }
+                })?;
                 match ProcessMaps::capture(pid) {
                     Ok(maps) => shared.tracer().add_maps(pid, maps),
                     Err(_) => return Err(SessionError::ExitedDuringAttach(pid)),
@@ -174,8 +195,27 @@ impl Session {
             }
             Handle::Pid(_) => pid,
         };
-        let target = Target { pid, command, state: "running".into(), exit: None, duration_secs: 0.0, allocator: Some(format!("{} ({})", alloc.path.display(), alloc.reason)) };
-        Ok(Self { shared, _probes: probes, consumer: Some(consumer), counters, handle, target, started: Instant::now(), ended: None, detached: false, config, cache: SiteCache::default() })
+        let target = Target {
+            pid,
+            command,
+            state: "running".into(),
+            exit: None,
+            duration_secs: 0.0,
+            allocator: Some(format!("{} ({})", alloc.path.display(), alloc.reason)),
+        };
+        Ok(Self {
+            shared,
+            _probes: probes,
+            consumer: Some(consumer),
+            counters,
+            handle,
+            target,
+            started: Instant::now(),
+            ended: None,
+            detached: false,
+            config,
+            cache: SiteCache::default(),
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -232,7 +272,14 @@ impl Session {
         }
         let counters = self.counters.read();
         let mut tracer = self.shared.tracer();
-        let input = ReportInput { target, counters, attribution: &self.config.attribution, suppressions: &self.config.suppressions, now_ns: monotonic_ns(), sample_every: self.config.load.sample_every };
+        let input = ReportInput {
+            target,
+            counters,
+            attribution: &self.config.attribution,
+            suppressions: &self.config.suppressions,
+            now_ns: monotonic_ns(),
+            sample_every: self.config.load.sample_every,
+        };
         report::build(&mut tracer, &mut self.cache, input)
     }
 

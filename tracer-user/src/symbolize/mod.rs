@@ -102,11 +102,29 @@ impl Symbolizer {
     pub fn symbolize(&mut self, maps: &ProcessMaps, addr: u64, is_return_address: bool) -> Vec<Frame> {
         let probe = if is_return_address { addr.saturating_sub(1) } else { addr };
         let Some(m) = maps.find(probe).cloned() else {
-            return vec![Frame { address: addr, module: "[unknown]".into(), module_offset: addr, function: None, file: None, line: None, column: None, inlined: false }];
+            return vec![Frame {
+                address: addr,
+                module: "[unknown]".into(),
+                module_offset: addr,
+                function: None,
+                file: None,
+                line: None,
+                column: None,
+                inlined: false,
+            }];
         };
         let offset = probe - m.start + m.offset;
         let module_name = m.path.as_ref().map_or_else(|| "[anonymous]".to_owned(), |p| p.display().to_string());
-        let unresolved = Frame { address: addr, module: module_name.clone(), module_offset: offset, function: None, file: None, line: None, column: None, inlined: false };
+        let unresolved = Frame {
+            address: addr,
+            module: module_name.clone(),
+            module_offset: offset,
+            function: None,
+            file: None,
+            line: None,
+            column: None,
+            inlined: false,
+        };
         let Some(i) = self.module(&m) else { return vec![unresolved] };
         let Some(svma) = self.modules[i].as_ref().and_then(|md| md.svma_of_offset(offset)) else { return vec![unresolved] };
         if let Some(hit) = self.frames.get(&(i, svma)) {
@@ -120,7 +138,16 @@ impl Symbolizer {
             found
                 .into_iter()
                 .enumerate()
-                .map(|(k, (function, file, line, column))| Frame { address: addr, module: module_name.clone(), module_offset: offset, function, file, line, column, inlined: k < last })
+                .map(|(k, (function, file, line, column))| Frame {
+                    address: addr,
+                    module: module_name.clone(),
+                    module_offset: offset,
+                    function,
+                    file,
+                    line,
+                    column,
+                    inlined: k < last,
+                })
                 .collect()
         };
         self.frames.insert((i, svma), frames.clone());

@@ -33,10 +33,13 @@ struct Cfi {
     text_addr: u64,
 }
 
+/// (function, file, line, column) of one (possibly inlined) frame.
+pub type RawFrame = (Option<String>, Option<String>, Option<u32>, Option<u32>);
+
 /// Where function names come from.
 enum Names {
     /// DWARF lines and inlines, with the symbol table as fallback.
-    Dwarf(addr2line::Loader),
+    Dwarf(Box<addr2line::Loader>),
     /// Symbols only, sorted by address: (address, size, name).
     Symbols(Vec<(u64, u64, String)>),
 }
@@ -75,12 +78,21 @@ impl Module {
         }
         let segments = file.segments().map(|s| (s.file_range().0, s.address(), s.file_range().1)).collect();
         let has_dwarf = file.section_by_name(".debug_info").is_some();
-        let debug_path = if has_dwarf { path.to_path_buf() } else { separate_debug_file(path, &file, build_id.as_deref()).unwrap_or_else(|| path.to_path_buf()) };
-        let section = |name: &str| {
-            file.section_by_name(name).and_then(|s| s.file_range().map(|(o, n)| (o as usize..(o + n) as usize, s.address())))
+        let debug_path = if has_dwarf {
+            path.to_path_buf()
+        } else {
+            separate_debug_file(path, &file, build_id.as_deref()).unwrap_or_else(|| path.to_path_buf())
         };
+        let section =
+            |name: &str| file.section_by_name(name).and_then(|s| s.file_range().map(|(o, n)| (o as usize..(o + n) as usize, s.address())));
         let text_addr = file.section_by_name(".text").map_or(0, |s| s.address());
-        let cfi = section(".eh_frame").map(|(eh_frame, eh_frame_addr)| Cfi { eh_frame, eh_frame_addr, hdr: section(".eh_frame_hdr"), text_addr, data: Vec::new() });
+        let cfi = section(".eh_frame").map(|(eh_frame, eh_frame_addr)| Cfi {
+            eh_frame,
+            eh_frame_addr,
+            hdr: section(".eh_frame_hdr"),
+            text_addr,
+            data: Vec::new(),
+        });
         let cfi = cfi.map(|mut c| {
             c.data = data;
             c
@@ -113,19 +125,23 @@ impl Module {
                     syms.dedup_by_key(|s| s.0);
                     Some(Names::Symbols(syms.into_iter().map(|(addr, _, size, name)| (addr, size, name)).collect()))
                 } else {
-                    addr2line::Loader::new(&self.debug_path).ok().map(Names::Dwarf)
+                    addr2line::Loader::new(&self.debug_path).ok().map(|l| Names::Dwarf(Box::new(l)))
                 }
             })
             .as_ref()
     }
 
     /// Frames at `svma`: innermost (inlined) first. Each: (function, file, line, column).
-    pub fn frames(&self, svma: u64) -> Vec<(Option<String>, Option<String>, Option<u32>, Option<u32>)> {
+    pub fn frames(&self, svma: u64) -> Vec<RawFrame> {
         let debug = match self.names() {
             None => return Vec::new(),
             Some(Names::Symbols(syms)) => {
                 let i = syms.partition_point(|s| s.0 <= svma);
-                return syms[..i].last().filter(|s| s.1 == 0 || svma < s.0 + s.1).map(|s| vec![(Some(s.2.clone()), None, None, None)]).unwrap_or_default();
+                return syms[..i]
+                    .last()
+                    .filter(|s| s.1 == 0 || svma < s.0 + s.1)
+                    .map(|s| vec![(Some(s.2.clone()), None, None, None)])
+                    .unwrap_or_default();
             }
             Some(Names::Dwarf(d)) => d,
         };
@@ -195,7 +211,8 @@ fn separate_debug_file(path: &Path, file: &object::File, build_id: Option<&[u8]>
     let (name, crc) = file.gnu_debuglink().ok().flatten()?;
     let name = std::str::from_utf8(name).ok()?;
     let dir = path.parent()?;
-    let candidates = [dir.join(name), dir.join(".debug").join(name), Path::new("/usr/lib/debug").join(dir.strip_prefix("/").unwrap_or(dir)).join(name)];
+    let candidates =
+        [dir.join(name), dir.join(".debug").join(name), Path::new("/usr/lib/debug").join(dir.strip_prefix("/").unwrap_or(dir)).join(name)];
     candidates.into_iter().find(|c| std::fs::read(c).is_ok_and(|d| crc32(&d) == crc))
 }
 

@@ -46,7 +46,12 @@ pub fn key_of(s: &Site) -> SiteKey {
 #[derive(Debug)]
 pub enum Action {
     /// New data: the report, events ingested so far, seconds since start, and whether the target has ended.
-    Refresh { report: Box<Report>, events: u64, elapsed: f64, ended: bool },
+    Refresh {
+        report: Box<Report>,
+        events: u64,
+        elapsed: f64,
+        ended: bool,
+    },
     Up,
     Down,
     CycleSort,
@@ -153,17 +158,20 @@ impl App {
                 self.filter.clear();
             }
             Action::MarkBaseline => {
-                let counts = self.report.as_ref().map(|r| r.sites.iter().map(|s| (key_of(s), (s.count, s.bytes))).collect()).unwrap_or_default();
+                let counts =
+                    self.report.as_ref().map(|r| r.sites.iter().map(|s| (key_of(s), (s.count, s.bytes))).collect()).unwrap_or_default();
                 self.baseline = Some(Baseline { at: self.elapsed, counts });
                 self.selected = 0;
             }
             Action::ClearBaseline => self.baseline = None,
             Action::TogglePause => self.paused = !self.paused,
             Action::ToggleHelp => self.help = !self.help,
-            Action::Exported(r) => self.message = Some(match r {
-                Ok(path) => format!("exported to {path}"),
-                Err(e) => format!("export failed: {e}"),
-            }),
+            Action::Exported(r) => {
+                self.message = Some(match r {
+                    Ok(path) => format!("exported to {path}"),
+                    Err(e) => format!("export failed: {e}"),
+                })
+            }
             Action::Quit => self.quit = true,
         }
     }
@@ -180,7 +188,8 @@ impl App {
             return; // data keeps being collected; the view stays
         }
         self.elapsed = elapsed;
-        self.growth = report.sites.iter().map(|s| (key_of(s), s.count as i64 - *self.previous.get(&key_of(s)).unwrap_or(&s.count) as i64)).collect();
+        self.growth =
+            report.sites.iter().map(|s| (key_of(s), s.count as i64 - *self.previous.get(&key_of(s)).unwrap_or(&s.count) as i64)).collect();
         self.previous = report.sites.iter().map(|s| (key_of(s), s.count)).collect();
         push_capped(&mut self.trend, (elapsed, report.totals.heap_bytes, report.totals.handle_count()));
         for s in &report.sites {
@@ -198,7 +207,12 @@ impl App {
             .sites
             .iter()
             .filter(|s| self.kind.is_none_or(|k| s.kind == k))
-            .filter(|s| needle.is_empty() || format!("{} {} {}", s.site.label, s.site.file.as_deref().unwrap_or(""), s.site.module).to_lowercase().contains(&needle))
+            .filter(|s| {
+                needle.is_empty()
+                    || format!("{} {} {}", s.site.label, s.site.file.as_deref().unwrap_or(""), s.site.module)
+                        .to_lowercase()
+                        .contains(&needle)
+            })
             .filter_map(|s| {
                 let mut site = s.clone();
                 if let Some(b) = &self.baseline {
@@ -215,10 +229,10 @@ impl App {
             })
             .collect();
         match self.sort() {
-            SortBy::Bytes => rows.sort_by(|a, b| (b.site.bytes, b.site.count).cmp(&(a.site.bytes, a.site.count))),
-            SortBy::Count => rows.sort_by(|a, b| (b.site.count, b.site.bytes).cmp(&(a.site.count, a.site.bytes))),
+            SortBy::Bytes => rows.sort_by_key(|r| std::cmp::Reverse((r.site.bytes, r.site.count))),
+            SortBy::Count => rows.sort_by_key(|r| std::cmp::Reverse((r.site.count, r.site.bytes))),
             SortBy::Age => rows.sort_by(|a, b| b.site.oldest_age_secs.total_cmp(&a.site.oldest_age_secs)),
-            SortBy::Growth => rows.sort_by(|a, b| b.growth.cmp(&a.growth)),
+            SortBy::Growth => rows.sort_by_key(|r| std::cmp::Reverse(r.growth)),
         }
         rows
     }

@@ -47,8 +47,16 @@ fn render_table(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
     let sort = app.sort();
     let head = |name: &'static str, col| if sort == col { format!("{name}▼") } else { name.to_owned() };
     use super::app::SortBy::*;
-    let header = TableRow::new(vec!["kind".to_owned(), "call site".to_owned(), head("count", Count), head("bytes", Bytes), "acq/rel".to_owned(), head("oldest", Age), head("growth", Growth)])
-        .style(Style::default().add_modifier(Modifier::BOLD));
+    let header = TableRow::new(vec![
+        "kind".to_owned(),
+        "call site".to_owned(),
+        head("count", Count),
+        head("bytes", Bytes),
+        "acq/rel".to_owned(),
+        head("oldest", Age),
+        head("growth", Growth),
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
     let body = rows.iter().map(|r| {
         let s = &r.site;
         let place = match (&s.site.file, s.site.line) {
@@ -56,7 +64,15 @@ fn render_table(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
             _ => s.site.label.clone(),
         };
         let growth = if r.growth > 0 { format!("+{}", r.growth) } else { r.growth.to_string() };
-        TableRow::new(vec![s.kind.name().to_owned(), place, s.count.to_string(), human_bytes(s.bytes), format!("{}/{}", s.allocations, s.releases), format!("{:.1}s", s.oldest_age_secs), growth])
+        TableRow::new(vec![
+            s.kind.name().to_owned(),
+            place,
+            s.count.to_string(),
+            human_bytes(s.bytes),
+            format!("{}/{}", s.allocations, s.releases),
+            format!("{:.1}s", s.oldest_age_secs),
+            growth,
+        ])
     });
     let mut title = format!(" leaking sites ({}) sort: {}", rows.len(), sort.name());
     if let Some(k) = app.kind {
@@ -68,7 +84,15 @@ fn render_table(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
     if let Some(b) = &app.baseline {
         title += &format!(" baseline: +{:.0}s ago (growth since the mark)", app.elapsed - b.at);
     }
-    let widths = [Constraint::Length(8), Constraint::Min(30), Constraint::Length(8), Constraint::Length(11), Constraint::Length(13), Constraint::Length(8), Constraint::Length(8)];
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Min(30),
+        Constraint::Length(8),
+        Constraint::Length(11),
+        Constraint::Length(13),
+        Constraint::Length(8),
+        Constraint::Length(8),
+    ];
     let table = Table::new(body, widths)
         .header(header)
         .block(Block::bordered().title(title + " "))
@@ -91,9 +115,24 @@ fn render_trend(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
     let t0 = app.trend.front().map_or(0.0, |p| p.0);
     let t1 = app.trend.back().map_or(1.0, |p| p.0).max(t0 + 1.0);
     let datasets = vec![
-        Dataset::default().name(format!("heap {}", human_bytes(max(&heap) as u64))).marker(Marker::Braille).graph_type(GraphType::Line).style(Style::default().fg(Color::Cyan)).data(&h),
-        Dataset::default().name(format!("handles {}", max(&handles) as u64)).marker(Marker::Braille).graph_type(GraphType::Line).style(Style::default().fg(Color::Yellow)).data(&c),
-        Dataset::default().name(format!("selected {}", max(&selected) as u64)).marker(Marker::Braille).graph_type(GraphType::Line).style(Style::default().fg(Color::Magenta)).data(&s),
+        Dataset::default()
+            .name(format!("heap {}", human_bytes(max(&heap) as u64)))
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Cyan))
+            .data(&h),
+        Dataset::default()
+            .name(format!("handles {}", max(&handles) as u64))
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Yellow))
+            .data(&c),
+        Dataset::default()
+            .name(format!("selected {}", max(&selected) as u64))
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Magenta))
+            .data(&s),
     ];
     let chart = Chart::new(datasets)
         .block(Block::bordered().title(" outstanding over time (% of each maximum) "))
@@ -138,9 +177,14 @@ fn render_status(app: &App, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new("waiting for data..."), area);
         return;
     };
-    let state = if app.ended { r.target.state.clone() + r.target.exit.as_ref().map(|e| format!(" ({e})")).as_deref().unwrap_or("") } else { r.target.state.clone() };
+    let state = if app.ended {
+        r.target.state.clone() + r.target.exit.as_ref().map(|e| format!(" ({e})")).as_deref().unwrap_or("")
+    } else {
+        r.target.state.clone()
+    };
     let probe_errors: u64 = r.counters.iter().filter(|(k, _)| k.ends_with("_failed") || k.ends_with("_full")).map(|(_, v)| v).sum();
-    let alarm = |n: u64| if n > 0 { Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::default() };
+    let alarm =
+        |n: u64| if n > 0 { Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::default() };
     let mut first = vec![
         Span::styled(format!(" pid {} ", r.target.pid), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("{}  up {:.0}s  {:.0} ev/s  ", r.target.command, app.elapsed, app.events_per_sec)),
@@ -155,7 +199,9 @@ fn render_status(app: &App, f: &mut Frame, area: Rect) {
     let second = match (&app.editing, &app.message) {
         (Some(text), _) => Line::raw(format!(" filter: {text}▏")),
         (None, Some(m)) => Line::raw(format!(" {m}")),
-        (None, None) => Line::styled(" ? help  q quit  s sort  t kind  / filter  b baseline  p pause  e export", Style::default().fg(Color::Gray)),
+        (None, None) => {
+            Line::styled(" ? help  q quit  s sort  t kind  / filter  b baseline  p pause  e export", Style::default().fg(Color::Gray))
+        }
     };
     f.render_widget(Paragraph::new(vec![Line::from(first), second]), area);
 }

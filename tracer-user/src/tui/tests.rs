@@ -18,22 +18,56 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         allocations: count + 2,
         releases: 2,
         oldest_age_secs: count as f64,
-        site: Location { function: Some(function.into()), file: Some(file.into()), line: Some(line), module: "/bin/net-driver".into(), label: function.into() },
+        site: Location {
+            function: Some(function.into()),
+            file: Some(file.into()),
+            line: Some(line),
+            module: "/bin/net-driver".into(),
+            label: function.into(),
+        },
         stack: vec![
-            StackFrame { function: Some("__GI_socket".into()), file: None, line: None, module: "/lib/libc.so.6".into(), address: 0x7f00, inlined: false },
-            StackFrame { function: Some(function.into()), file: Some(file.into()), line: Some(line), module: "/bin/net-driver".into(), address: 0x1234, inlined: false },
-            StackFrame { function: Some("main".into()), file: Some("net_driver.c".into()), line: Some(188), module: "/bin/net-driver".into(), address: 0x1300, inlined: false },
+            StackFrame {
+                function: Some("__GI_socket".into()),
+                file: None,
+                line: None,
+                module: "/lib/libc.so.6".into(),
+                address: 0x7f00,
+                inlined: false,
+            },
+            StackFrame {
+                function: Some(function.into()),
+                file: Some(file.into()),
+                line: Some(line),
+                module: "/bin/net-driver".into(),
+                address: 0x1234,
+                inlined: false,
+            },
+            StackFrame {
+                function: Some("main".into()),
+                file: Some("net_driver.c".into()),
+                line: Some(188),
+                module: "/bin/net-driver".into(),
+                address: 0x1300,
+                inlined: false,
+            },
         ],
         truncated: false,
     }
 }
 
 fn report(sites: Vec<Site>, lost: u64) -> Report {
-    Report::of_sites(Target { pid: 4242, command: "net-driver".into(), state: "running".into(), exit: None, duration_secs: 3.0, allocator: None }, sites, lost)
+    Report::of_sites(
+        Target { pid: 4242, command: "net-driver".into(), state: "running".into(), exit: None, duration_secs: 3.0, allocator: None },
+        sites,
+        lost,
+    )
 }
 
 fn two_sites() -> Vec<Site> {
-    vec![site(ResourceKind::Heap, "js_socket_connect", "net_socket.c", 15, 3, 30), site(ResourceKind::Fd(FdKind::Timerfd), "net_timer_init", "net_loop.c", 73, 15, 0)]
+    vec![
+        site(ResourceKind::Heap, "js_socket_connect", "net_socket.c", 15, 3, 30),
+        site(ResourceKind::Fd(FdKind::Timerfd), "net_timer_init", "net_loop.c", 73, 15, 0),
+    ]
 }
 
 fn refresh(app: &mut App, r: Report, t: f64) {

@@ -41,7 +41,15 @@ pub fn build_programs() -> tempfile::TempDir {
     lib.extend(["-shared".into(), "-fPIC".into(), "-o".into(), "libleaky.so".into(), s("libleaky.c")]);
     cc(&lib.iter().map(String::as_str).collect::<Vec<_>>(), d);
     let mut paths: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-    paths.extend(["-o".into(), "paths".into(), s("paths.c"), "-L.".into(), "-lleaky".into(), "-Wl,-rpath,$ORIGIN".into(), "-pthread".into()]);
+    paths.extend([
+        "-o".into(),
+        "paths".into(),
+        s("paths.c"),
+        "-L.".into(),
+        "-lleaky".into(),
+        "-Wl,-rpath,$ORIGIN".into(),
+        "-pthread".into(),
+    ]);
     cc(&paths.iter().map(String::as_str).collect::<Vec<_>>(), d);
     for prog in ["churn", "churn_heap"] {
         let mut a: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
@@ -68,7 +76,8 @@ pub fn manifest_from_markers(files: &[&str], function_of: impl Fn(&str) -> &'sta
 }
 
 pub fn json_report(out: &Output, path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no report at {} ({e}); stderr:\n{}", path.display(), String::from_utf8_lossy(&out.stderr)));
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no report at {} ({e}); stderr:\n{}", path.display(), String::from_utf8_lossy(&out.stderr)));
     serde_json::from_str(&text).unwrap()
 }
 

@@ -66,11 +66,16 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
             Ok((v, m)) => (v, m, None),
             Err(e) => (None, Measurement::default(), Some(format!("{e:#}"))),
         };
-        eprintln!("bench: {workload:<32} {:<36} {}", config.name(), value.map_or_else(|| error.clone().unwrap_or_default(), |v| format!("{v:.1} {unit}")));
+        eprintln!(
+            "bench: {workload:<32} {:<36} {}",
+            config.name(),
+            value.map_or_else(|| error.clone().unwrap_or_default(), |v| format!("{v:.1} {unit}"))
+        );
         results.push(BenchResult { workload, config: config.name(), value, unit, m, error });
     };
     let limit = Duration::from_secs(300);
-    let malloc_configs: &[Config] = if opts.quick { &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::Sample64, Config::Memleak] } else { &Config::ALL };
+    let malloc_configs: &[Config] =
+        if opts.quick { &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::Sample64, Config::Memleak] } else { &Config::ALL };
     for (threads, depth) in [(1, 0), (1, 24), (2, 0), (2, 24)] {
         let name = format!("malloc/free {threads}T depth {depth}");
         for &c in malloc_configs {
@@ -84,20 +89,39 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     }
     let driver = crate::fixture::driver(root, "leaky").display().to_string();
     for &c in &[Config::Untraced, Config::Exact, Config::Valgrind, Config::Heaptrack] {
-        record("fixture driver (leaky)".into(), c, "s", measure::run(&tools, c, std::slice::from_ref(&driver), limit).map(|m| (Some(m.wall_secs), m)));
+        record(
+            "fixture driver (leaky)".into(),
+            c,
+            "s",
+            measure::run(&tools, c, std::slice::from_ref(&driver), limit).map(|m| (Some(m.wall_secs), m)),
+        );
     }
     let requests = if opts.quick { 20_000 } else { 100_000 };
-    let server_configs: &[Config] = if opts.quick { &[Config::Untraced, Config::Exact] } else { &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::Sample64, Config::Memleak, Config::Heaptrack, Config::Valgrind] };
+    let server_configs: &[Config] = if opts.quick {
+        &[Config::Untraced, Config::Exact]
+    } else {
+        &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::Sample64, Config::Memleak, Config::Heaptrack, Config::Valgrind]
+    };
     for &c in server_configs {
         record("redis SET/GET".into(), c, "req/s", server::run(&tools, c, requests).map(|(rps, m)| (Some(rps), m)));
     }
     // Two threads allocating flat out: nothing may be lost.
     let secs = if opts.quick { "3" } else { "10" };
     let cmd = vec![exe("malloc_loop"), "2".into(), "0".into(), "0".into(), secs.into()];
-    record(format!("2 threads flat out {secs}s"), Config::Exact, "ns/pair", measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.ns_per_op, m)));
+    record(
+        format!("2 threads flat out {secs}s"),
+        Config::Exact,
+        "ns/pair",
+        measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.ns_per_op, m)),
+    );
     // leaktrace's own memory with 1,000,000 outstanding allocations.
     let cmd = vec![exe("hold"), "1000000".into()];
-    record("1,000,000 outstanding".into(), Config::Exact, "MiB RSS", measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)));
+    record(
+        "1,000,000 outstanding".into(),
+        Config::Exact,
+        "MiB RSS",
+        measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
+    );
 
     let checks = targets::evaluate(&results);
     let md = targets::markdown(&results, &checks, opts.quick);

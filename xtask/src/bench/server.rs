@@ -67,8 +67,21 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
     let mut guard = Guard(Vec::new());
     let args = server_args();
     let mut server = match config {
-        Config::Valgrind => Command::new("valgrind").args(["-q", "--leak-check=full", "--track-fds=yes"]).args(&args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
-        Config::Heaptrack => Command::new("heaptrack").arg("-o").arg(tools.scratch.join("heaptrack-redis")).args(&args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
+        Config::Valgrind => Command::new("valgrind")
+            .args(["-q", "--leak-check=full", "--track-fds=yes"])
+            .args(&args)
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn(),
+        Config::Heaptrack => Command::new("heaptrack")
+            .arg("-o")
+            .arg(tools.scratch.join("heaptrack-redis"))
+            .args(&args)
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn(),
         _ => Command::new(args[0]).args(&args[1..]).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
     }
     .context("starting redis-server (cargo xtask bench installs it)")?;
@@ -100,8 +113,11 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
             // The script names libc's allocator; Debian's redis allocates with
             // jemalloc, so the anchor probes the library that serves malloc there
             // (probing libc would measure nothing).
-            let script = std::fs::read_to_string(tools.anchors.join("memleak.bt"))?.replace("cpid", &pid.to_string()).replace(LIBC, &allocator_of(pid)?);
-            let mut t = Command::new("bpftrace").args(["-e", &script]).process_group(0).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+            let script = std::fs::read_to_string(tools.anchors.join("memleak.bt"))?
+                .replace("cpid", &pid.to_string())
+                .replace(LIBC, &allocator_of(pid)?);
+            let mut t =
+                Command::new("bpftrace").args(["-e", &script]).process_group(0).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
             let ready = t.stdout.take().expect("piped");
             guard.0.push(t);
             wait_for_line(ready, "Attaching", Duration::from_secs(60), "bpftrace")?;

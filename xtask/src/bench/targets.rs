@@ -27,25 +27,53 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
     };
     if let (Some(exact), Some(floor), Some(stack)) = (over(Config::Exact), over(Config::ProbeFloor), stack) {
         let ratio = exact / (floor + stack);
-        checks.push(Check { target: "exact overhead ≤ 1.3 × (probe floor + one stack)", figure: format!("{exact:.0} ns vs {floor:.0} + {stack:.0} ns = {ratio:.2}×"), pass: Some(ratio <= 1.3) });
+        checks.push(Check {
+            target: "exact overhead ≤ 1.3 × (probe floor + one stack)",
+            figure: format!("{exact:.0} ns vs {floor:.0} + {stack:.0} ns = {ratio:.2}×"),
+            pass: Some(ratio <= 1.3),
+        });
     }
     if let (Some(exact), Some(ml)) = (over(Config::Exact), over(Config::Memleak)) {
-        checks.push(Check { target: "exact overhead ≤ ½ memleak-style script's", figure: format!("{exact:.0} ns vs {ml:.0} ns = {:.2}×", exact / ml), pass: Some(exact <= ml / 2.0) });
+        checks.push(Check {
+            target: "exact overhead ≤ ½ memleak-style script's",
+            figure: format!("{exact:.0} ns vs {ml:.0} ns = {:.2}×", exact / ml),
+            pass: Some(exact <= ml / 2.0),
+        });
     }
     if let (Some(sample), Some(bare)) = (over(Config::Sample64), over(Config::EntryFloor)) {
-        checks.push(Check { target: "sampling overhead ≤ 1.2 × two bare uprobe hits", figure: format!("{sample:.0} ns vs {bare:.0} ns (empty malloc and free entry probes) = {:.2}×", sample / bare), pass: Some(sample <= 1.2 * bare) });
+        checks.push(Check {
+            target: "sampling overhead ≤ 1.2 × two bare uprobe hits",
+            figure: format!("{sample:.0} ns vs {bare:.0} ns (empty malloc and free entry probes) = {:.2}×", sample / bare),
+            pass: Some(sample <= 1.2 * bare),
+        });
     }
     let s = "redis SET/GET";
     if let (Some(lt), Some(ht), Some(vg)) = (value(r, s, Config::Exact), value(r, s, Config::Heaptrack), value(r, s, Config::Valgrind)) {
-        checks.push(Check { target: "server throughput under leaktrace ≥ heaptrack's", figure: format!("{lt:.0} vs {ht:.0} req/s"), pass: Some(lt >= ht) });
-        checks.push(Check { target: "server throughput under leaktrace ≥ 3 × valgrind's", figure: format!("{lt:.0} vs {vg:.0} req/s = {:.1}×", lt / vg), pass: Some(lt >= 3.0 * vg) });
+        checks.push(Check {
+            target: "server throughput under leaktrace ≥ heaptrack's",
+            figure: format!("{lt:.0} vs {ht:.0} req/s"),
+            pass: Some(lt >= ht),
+        });
+        checks.push(Check {
+            target: "server throughput under leaktrace ≥ 3 × valgrind's",
+            figure: format!("{lt:.0} vs {vg:.0} req/s = {:.1}×", lt / vg),
+            pass: Some(lt >= 3.0 * vg),
+        });
     }
     if let Some(x) = r.iter().find(|x| x.workload.starts_with("2 threads flat out")) {
         let lost = x.m.lost_events;
-        checks.push(Check { target: "0 lost events, two threads flat out", figure: format!("{} lost, {:.0} events/s", lost.map_or("?".into(), |l| l.to_string()), x.m.events_per_sec.unwrap_or(0.0)), pass: lost.map(|l| l == 0) });
+        checks.push(Check {
+            target: "0 lost events, two threads flat out",
+            figure: format!("{} lost, {:.0} events/s", lost.map_or("?".into(), |l| l.to_string()), x.m.events_per_sec.unwrap_or(0.0)),
+            pass: lost.map(|l| l == 0),
+        });
     }
     if let Some(x) = r.iter().find(|x| x.workload == "1,000,000 outstanding") {
-        checks.push(Check { target: "leaktrace RSS < 100 MiB with 1,000,000 outstanding", figure: format!("{:.1} MiB", x.value.unwrap_or(f64::NAN)), pass: x.value.map(|v| v < 100.0) });
+        checks.push(Check {
+            target: "leaktrace RSS < 100 MiB with 1,000,000 outstanding",
+            figure: format!("{:.1} MiB", x.value.unwrap_or(f64::NAN)),
+            pass: x.value.map(|v| v < 100.0),
+        });
     }
     checks
 }
@@ -71,7 +99,10 @@ pub fn markdown(r: &[BenchResult], checks: &[Check], quick: bool) -> String {
             (Some(v), Some(b)) if b > 0.0 && v > 0.0 => format!("{:.2}", if x.unit == "req/s" { b / v } else { v / b }),
             _ => "".into(),
         };
-        let value = x.value.map_or_else(|| format!("error: {}", x.error.clone().unwrap_or_default().lines().next().unwrap_or("")), |v| format!("{v:.1} {}", x.unit));
+        let value = x.value.map_or_else(
+            || format!("error: {}", x.error.clone().unwrap_or_default().lines().next().unwrap_or("")),
+            |v| format!("{v:.1} {}", x.unit),
+        );
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
         let _ = writeln!(
             s,

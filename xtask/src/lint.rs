@@ -1,0 +1,45 @@
+//! The checks CI runs before any test: formatting, clippy (host and the eBPF
+//! target) with warnings as errors, and unused dependencies.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn check(root: &Path, what: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("lint: {what}");
+    let status = cmd.current_dir(root).status().with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+pub fn lint(root: &Path, cargo: &Path, path: &std::ffi::OsStr) -> Result<()> {
+    let cargo_cmd = |args: &[&str]| {
+        let mut c = Command::new(cargo);
+        c.args(args).env("PATH", path);
+        c
+    };
+    check(root, "cargo fmt --check", &mut cargo_cmd(&["fmt", "--all", "--check"]))?;
+    check(root, "cargo clippy (host, -D warnings)", &mut cargo_cmd(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    let mut bpf = cargo_cmd(&[
+        "clippy",
+        "-p",
+        "tracer-ebpf",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--target-dir",
+        "target/ebpf-clippy",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    bpf.env("RUSTC_BOOTSTRAP", "1");
+    check(root, "cargo clippy (eBPF target, -D warnings)", &mut bpf)?;
+    let mut machete = Command::new("cargo-machete");
+    machete.arg(".").env("PATH", path);
+    check(root, "cargo machete (unused dependencies)", &mut machete)
+}

@@ -100,7 +100,7 @@ impl FdKind {
 /// The allocator entry point a uprobe sits on. Also the value of a uprobe's
 /// attach cookie, so one program serves every function of the same shape.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AllocFn {
     Malloc = 1,
     Calloc = 2,

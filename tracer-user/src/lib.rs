@@ -1,7 +1,9 @@
 //! leaktrace: attributes leaked handles and heap bytes to call sites.
 pub mod aggregate;
 pub mod cli;
+pub mod pipeline;
 pub mod probes;
+pub mod process;
 pub mod report;
 pub mod session;
 pub mod symbolize;

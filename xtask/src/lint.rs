@@ -1,5 +1,5 @@
-//! The checks CI runs before any test: formatting, clippy (host and the eBPF
-//! target) with warnings as errors, and unused dependencies.
+//! The checks CI runs before any test: formatting, the size rules, clippy
+//! (host and the eBPF target) with warnings as errors, and unused dependencies.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +22,8 @@ pub fn lint(root: &Path, cargo: &Path, path: &std::ffi::OsStr) -> Result<()> {
         c
     };
     check(root, "cargo fmt --check", &mut cargo_cmd(&["fmt", "--all", "--check"]))?;
+    eprintln!("lint: size rules (files <= {} lines, functions <= {})", crate::size::MAX_FILE_LINES, crate::size::MAX_FN_LINES);
+    crate::size::check(root)?;
     check(root, "cargo clippy (host, -D warnings)", &mut cargo_cmd(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     let mut bpf = cargo_cmd(&[
         "clippy",

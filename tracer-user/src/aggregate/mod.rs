@@ -2,12 +2,15 @@
 //!
 //! One [`Aggregator`] serves every front end (text report, JSON, TUI): it
 //! applies decoded events whose stacks have already been interned, and
-//! summarizes per stack on demand.
+//! summarizes per stack on demand. [`State`] adds the process images the
+//! stacks belong to; reports read it through a [`Snapshot`].
 
 mod kind;
 mod outstanding;
 mod stacks;
+mod state;
 
 pub use kind::ResourceKind;
 pub use outstanding::{Aggregator, Anomalies, StackSummary};
-pub use stacks::{StackId, StackTable};
+pub use stacks::{StackCounters, StackId, StackTable};
+pub use state::{Image, Snapshot, StackInfo, State};

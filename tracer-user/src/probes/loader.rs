@@ -11,9 +11,9 @@ use aya::{
 };
 use tracer_common::{AllocFn, Counter};
 
-use super::{allocator::AllocatorChoice, preflight, ProbeError};
+use super::{allocator::AllocatorChoice, preflight, ProbeError, Program};
 
-static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LEAKTRACE_BPF_OBJECT"));
+pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LEAKTRACE_BPF_OBJECT"));
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -55,7 +55,7 @@ pub struct Probes {
     /// Whether the allocator programs are loaded (they load once, attach per process).
     allocator_loaded: bool,
     /// Each traced process's allocator links, by program.
-    links: HashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
+    links: HashMap<u32, Vec<(Program, UProbeLinkId)>>,
 }
 
 /// Reads the kernel side's loss counters; movable to the consumer thread.
@@ -100,17 +100,17 @@ impl Probes {
             .map_err(|e| ProbeError::Load(error_chain(&e)))?;
 
         for (prog, tp) in [
-            ("sys_enter", "sys_enter"),
-            ("sys_exit", "sys_exit"),
-            ("process_exec", "sched_process_exec"),
-            ("process_exit", "sched_process_exit"),
+            (Program::SysEnter, "sys_enter"),
+            (Program::SysExit, "sys_exit"),
+            (Program::ProcessExec, "sched_process_exec"),
+            (Program::ProcessExit, "sched_process_exit"),
         ] {
             let p: &mut RawTracePoint = program(&mut ebpf, prog)?;
             p.load().map_err(attach_err(format!("{prog} (load)")))?;
             p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;
         }
         if opts.follow_forks {
-            let p: &mut TracePoint = program(&mut ebpf, "process_fork")?;
+            let p: &mut TracePoint = program(&mut ebpf, Program::ProcessFork)?;
             p.load().map_err(attach_err("process_fork (load)"))?;
             p.attach("sched", "sched_process_fork").map_err(attach_err("tracepoint sched/sched_process_fork"))?;
         }
@@ -141,9 +141,9 @@ impl Probes {
         }
         let path = &alloc.path;
         let floor = programs != AllocatorPrograms::Trace;
-        let exit_name = if floor { "floor_exit" } else { "alloc_exit" };
+        let exit_prog = if floor { Program::FloorExit } else { Program::AllocExit };
         let mut links = Vec::new();
-        let mut attach = |ebpf: &mut Ebpf, prog: &'static str, offset: u64, what: &str| -> Result<(), ProbeError> {
+        let mut attach = |ebpf: &mut Ebpf, prog: Program, offset: u64, what: &str| -> Result<(), ProbeError> {
             let p: &mut UProbe = program(ebpf, prog)?;
             let id = p
                 .attach(UProbeAttachLocation::AbsoluteOffset(offset), path, scope)
@@ -155,10 +155,10 @@ impl Probes {
             .functions
             .iter()
             .filter(|f| f.func != AllocFn::Free && programs != AllocatorPrograms::FloorEntries)
-            .try_for_each(|f| attach(&mut self.ebpf, exit_name, f.file_offset, &format!("uretprobe {}", f.func.symbol())))
+            .try_for_each(|f| attach(&mut self.ebpf, exit_prog, f.file_offset, &format!("uretprobe {}", f.func.symbol())))
             .and_then(|()| {
                 alloc.functions.iter().try_for_each(|f| {
-                    let prog = if floor { "floor_enter" } else { entry_program(f.func) };
+                    let prog = if floor { Program::FloorEnter } else { Program::Enter(f.func) };
                     attach(&mut self.ebpf, prog, f.entry_offset, &format!("uprobe {}", f.func.symbol()))
                 })
             });
@@ -167,12 +167,12 @@ impl Probes {
     }
 
     fn load_allocator_programs(&mut self, alloc: &AllocatorChoice, programs: AllocatorPrograms) -> Result<(), ProbeError> {
-        let mut names: Vec<&'static str> = match programs {
+        let mut names: Vec<Program> = match programs {
             AllocatorPrograms::Trace => {
-                std::iter::once("alloc_exit").chain(alloc.functions.iter().map(|f| entry_program(f.func))).collect()
+                std::iter::once(Program::AllocExit).chain(alloc.functions.iter().map(|f| Program::Enter(f.func))).collect()
             }
-            AllocatorPrograms::Floor => vec!["floor_exit", "floor_enter"],
-            AllocatorPrograms::FloorEntries => vec!["floor_enter"],
+            AllocatorPrograms::Floor => vec![Program::FloorExit, Program::FloorEnter],
+            AllocatorPrograms::FloorEntries => vec![Program::FloorEnter],
         };
         names.sort_unstable();
         names.dedup();
@@ -195,27 +195,12 @@ impl Probes {
     }
 }
 
-fn entry_program(f: AllocFn) -> &'static str {
-    match f {
-        AllocFn::Malloc => "malloc_enter",
-        AllocFn::Calloc => "calloc_enter",
-        AllocFn::Realloc => "realloc_enter",
-        AllocFn::Reallocarray => "reallocarray_enter",
-        AllocFn::PosixMemalign => "posix_memalign_enter",
-        AllocFn::AlignedAlloc => "aligned_alloc_enter",
-        AllocFn::Memalign => "memalign_enter",
-        AllocFn::Valloc => "valloc_enter",
-        AllocFn::Pvalloc => "pvalloc_enter",
-        AllocFn::Free => "free_enter",
-    }
-}
-
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, ProbeError>
+fn program<'a, T>(ebpf: &'a mut Ebpf, prog: Program) -> Result<&'a mut T, ProbeError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let p = ebpf.program_mut(name).ok_or_else(|| ProbeError::Load(format!("program {name} missing from the object")))?;
-    p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {name}: {e}")))
+    let p = ebpf.program_mut(prog.name()).ok_or_else(|| ProbeError::Load(format!("program {prog} missing from the object")))?;
+    p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {prog}: {e}")))
 }
 
 impl CounterReader {

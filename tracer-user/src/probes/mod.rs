@@ -4,9 +4,11 @@ mod allocator;
 mod errors;
 mod loader;
 mod preflight;
+mod programs;
 mod prologue;
 
 pub use allocator::{AllocatorChoice, AllocatorFunction};
 pub use errors::ProbeError;
 pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Probes};
 pub use preflight::preflight;
+pub use programs::Program;

@@ -1,11 +1,8 @@
 //! Choosing a stack's call site: the innermost frame inside `--focus`, else
 //! the first frame outside libc and the allocator.
 
-use std::collections::HashMap;
-
-use crate::aggregate::StackId;
-use crate::session::Tracer;
-use crate::symbolize::Frame;
+use crate::aggregate::{Snapshot, StackId};
+use crate::symbolize::{Frame, Symbolizer};
 
 use super::model::{Location, StackFrame};
 
@@ -27,21 +24,43 @@ pub struct Resolved {
     pub truncated: bool,
 }
 
-/// Sites are cached per stack: the stack table only grows.
+/// Sites are resolved once per stack: the stack table only grows and stack
+/// ids are dense, so the cache is a vector indexed by id.
 #[derive(Default)]
 pub struct SiteCache {
-    resolved: HashMap<StackId, Resolved>,
+    sym: Symbolizer,
+    resolved: Vec<Resolved>,
 }
 
 impl SiteCache {
-    pub fn resolve(&mut self, tracer: &mut Tracer, attribution: &Attribution, id: StackId) -> &Resolved {
-        self.resolved.entry(id).or_insert_with(|| {
-            let entry = tracer.agg.stacks.get(id);
-            let (frames, truncated) = (entry.frames.clone(), entry.truncated);
-            let maps = &tracer.images[entry.image as usize].maps;
-            let symbolized: Vec<Frame> = frames.iter().flat_map(|&a| tracer.sym.symbolize(maps, a, true)).collect();
-            attribute(&symbolized, attribution, truncated)
-        })
+    /// Stacks resolved so far: a snapshot need only carry the ones after.
+    pub fn len(&self) -> usize {
+        self.resolved.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resolved.is_empty()
+    }
+
+    /// Resolves the snapshot's new stacks (in id order, following those cached).
+    pub fn update(&mut self, snap: &Snapshot, attribution: &Attribution) {
+        for s in &snap.new_stacks {
+            if s.id.0 as usize != self.resolved.len() {
+                continue; // already resolved (or a gap, which a snapshot never leaves)
+            }
+            let maps = &snap.images[s.image as usize];
+            let symbolized: Vec<Frame> = s.frames.iter().flat_map(|&a| self.sym.symbolize(maps, a, true)).collect();
+            self.resolved.push(attribute(&symbolized, attribution, s.truncated));
+        }
+    }
+
+    pub fn get(&self, id: StackId) -> Option<&Resolved> {
+        self.resolved.get(id.0 as usize)
+    }
+
+    /// Modules that could not be read, for the report's warnings.
+    pub fn warnings(&self) -> &[String] {
+        self.sym.warnings()
     }
 }
 

@@ -4,10 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracer_common::Counter;
 
-use crate::aggregate::ResourceKind;
-use crate::session::Tracer;
+use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackSummary};
 
-use super::attribute::{Attribution, SiteCache};
+use super::attribute::{Attribution, Resolved, SiteCache};
 use super::model::{Location, Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
 use super::suppress::Suppressions;
 
@@ -23,13 +22,11 @@ pub struct ReportInput<'a> {
     pub sample_every: u32,
 }
 
-pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> Report {
-    let mut sites: HashMap<(ResourceKind, Location), Site> = HashMap::new();
-    let mut totals = Totals::default();
-    let mut outside = Totals::default();
-    let mut largest: HashMap<(ResourceKind, Location), u64> = HashMap::new();
+pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Report {
+    cache.update(snap, input.attribution);
     let scale = u64::from(input.sample_every.max(1));
-    for s in tracer.agg.summaries(input.now_ns) {
+    let mut acc = Accumulator::default();
+    for s in &snap.summaries {
         let mut c = s.counters;
         if s.kind == ResourceKind::Heap && scale > 1 {
             c.outstanding *= scale;
@@ -40,21 +37,68 @@ pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> 
         if c.acquired == 0 {
             continue;
         }
-        let resolved = cache.resolve(tracer, input.attribution, s.stack).clone();
+        let Some(resolved) = cache.get(s.stack) else { continue };
+        acc.add(s, &c, resolved, &input);
+    }
+    let lost_events: u64 =
+        Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>() + snap.decode_errors;
+    let counters: BTreeMap<String, u64> = Counter::ALL
+        .iter()
+        .map(|&c| (c.name().to_owned(), input.counters[c as usize]))
+        .chain([("decode_errors".to_owned(), snap.decode_errors), ("truncated_stacks".to_owned(), snap.truncated_stacks)])
+        .collect();
+    let mut warnings: Vec<String> = snap.warnings.iter().chain(cache.warnings()).cloned().collect();
+    if snap.truncated_stacks > 0 {
+        warnings.push(format!(
+            "{} stacks end early: frameless code (no frame pointers) past the copied stack top; their outer frames are missing",
+            snap.truncated_stacks
+        ));
+    }
+    let sites = acc.sites_sorted();
+    Report {
+        schema: SCHEMA_VERSION,
+        complete: lost_events == 0,
+        lost_events,
+        counters,
+        target: input.target,
+        totals: acc.totals,
+        outside_focus: input.attribution.focus.is_some().then_some(acc.outside),
+        anomalies: snap.anomalies,
+        sample_every: (scale > 1).then_some(scale as u32),
+        sites,
+        warnings,
+        tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: snap.events },
+    }
+}
+
+type SiteKey = (ResourceKind, Location);
+
+/// Stacks folded into sites, with the totals they add up to.
+#[derive(Default)]
+struct Accumulator {
+    sites: HashMap<SiteKey, Site>,
+    /// Weight of the stack each site shows.
+    shown: HashMap<SiteKey, u64>,
+    totals: Totals,
+    outside: Totals,
+}
+
+impl Accumulator {
+    fn add(&mut self, s: &StackSummary, c: &StackCounters, resolved: &Resolved, input: &ReportInput) {
         if c.outstanding > 0 {
-            totals.add(s.kind, c.outstanding, c.outstanding_bytes);
+            self.totals.add(s.kind, c.outstanding, c.outstanding_bytes);
         }
         if input.suppressions.matches(&resolved.stack) {
-            continue;
+            return;
         }
         if !resolved.in_focus {
             if c.outstanding > 0 {
-                outside.add(s.kind, c.outstanding, c.outstanding_bytes);
+                self.outside.add(s.kind, c.outstanding, c.outstanding_bytes);
             }
-            continue;
+            return;
         }
         let key = (s.kind, resolved.site.clone());
-        let site = sites.entry(key.clone()).or_insert_with(|| Site {
+        let site = self.sites.entry(key.clone()).or_insert_with(|| Site {
             kind: s.kind,
             count: 0,
             bytes: 0,
@@ -75,61 +119,33 @@ pub fn build(tracer: &mut Tracer, cache: &mut SiteCache, input: ReportInput) -> 
         }
         // Show the stack that holds the most (or, when nothing is held, the first).
         let weight = c.outstanding_bytes.max(c.outstanding);
-        let best = largest.entry(key).or_insert(0);
+        let best = self.shown.entry(key).or_insert(0);
         if site.stack.is_empty() || weight > *best {
             *best = weight;
             site.stack = resolved.stack.clone();
             site.truncated = resolved.truncated;
         }
     }
-    let mut sites: Vec<Site> = sites.into_values().collect();
-    sites.sort_by(|a, b| (b.bytes, b.count, &a.site).cmp(&(a.bytes, a.count, &b.site)).then(a.kind.cmp(&b.kind)));
 
-    let lost_events: u64 =
-        Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>() + tracer.decode_errors;
-    let counters: BTreeMap<String, u64> = Counter::ALL
-        .iter()
-        .map(|&c| (c.name().to_owned(), input.counters[c as usize]))
-        .chain([("decode_errors".to_owned(), tracer.decode_errors), ("truncated_stacks".to_owned(), tracer.truncated_stacks)])
-        .collect();
-    let mut warnings: Vec<String> = tracer.warnings.iter().chain(tracer.sym.warnings()).cloned().collect();
-    if tracer.truncated_stacks > 0 {
-        warnings.push(format!(
-            "{} stacks end early: frameless code (no frame pointers) past the copied stack top; their outer frames are missing",
-            tracer.truncated_stacks
-        ));
-    }
-    Report {
-        schema: SCHEMA_VERSION,
-        complete: lost_events == 0,
-        lost_events,
-        counters,
-        target: input.target,
-        totals,
-        outside_focus: input.attribution.focus.is_some().then_some(outside),
-        anomalies: tracer.agg.anomalies(),
-        sample_every: (scale > 1).then_some(scale as u32),
-        sites,
-        warnings,
-        tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: tracer.events },
+    /// Largest first.
+    fn sites_sorted(&mut self) -> Vec<Site> {
+        let mut sites: Vec<Site> = std::mem::take(&mut self.sites).into_values().collect();
+        sites.sort_by(|a, b| (b.bytes, b.count, &a.site).cmp(&(a.bytes, a.count, &b.site)).then(a.kind.cmp(&b.kind)));
+        sites
     }
 }
 
-fn own_usage() -> libc::rusage {
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    }
-}
-
+/// leaktrace's own CPU time (all threads) from /proc/self/stat.
 fn own_cpu_secs() -> f64 {
-    let ru = own_usage();
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(ru.ru_utime) + secs(ru.ru_stime)
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name: state is field 3, utime 14 and stime 15.
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    let ticks: u64 = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse::<u64>().ok()).sum();
+    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
 }
 
+/// leaktrace's peak resident set (VmHWM) in KiB.
 fn own_peak_rss_kib() -> u64 {
-    own_usage().ru_maxrss as u64
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
 }

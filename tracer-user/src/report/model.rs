@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::aggregate::{Anomalies, ResourceKind};
+use crate::process::Ended;
 
 /// Schema version of the JSON report.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -61,12 +62,56 @@ impl Report {
 pub struct Target {
     pub pid: u32,
     pub command: String,
-    /// "running", "exited", "detached".
-    pub state: String,
-    /// The exit code or `signal N` once it has exited (run only).
-    pub exit: Option<String>,
+    pub state: TargetState,
+    /// How it ended, once it has (run only): `{code, signal}`, one of them set.
+    pub exit: Option<ExitStatus>,
     pub duration_secs: f64,
     pub allocator: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetState {
+    #[default]
+    Running,
+    Exited,
+    Detached,
+}
+
+impl std::fmt::Display for TargetState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Exited => "exited",
+            Self::Detached => "detached",
+        })
+    }
+}
+
+/// How the target ended: an exit code, or the signal that killed it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl From<Ended> for ExitStatus {
+    fn from(e: Ended) -> Self {
+        match e {
+            Ended::Code(c) => Self { code: Some(c), signal: None },
+            Ended::Signal(s) => Self { code: None, signal: Some(s) },
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (_, Some(s)) => write!(f, "killed by signal {s}"),
+            (Some(c), None) => write!(f, "exit code {c}"),
+            (None, None) => f.write_str("exit status unknown"),
+        }
+    }
 }
 
 /// leaktrace's own cost, for the benchmarks.

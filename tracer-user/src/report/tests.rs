@@ -4,7 +4,7 @@ use tracer_common::manifest::ExpectedLeak;
 use tracer_common::FdKind;
 
 use super::expect::{compare, Mismatch};
-use super::model::{Location, Report, Site, StackFrame, Target};
+use super::model::{ExitStatus, Location, Report, Site, StackFrame, Target, TargetState};
 use super::{text, verdict, ExitCode, Thresholds};
 use crate::aggregate::ResourceKind;
 
@@ -40,8 +40,8 @@ fn report(sites: Vec<Site>, lost: u64) -> Report {
         Target {
             pid: 42,
             command: "net-driver".into(),
-            state: "exited".into(),
-            exit: Some("exit code 0".into()),
+            state: TargetState::Exited,
+            exit: Some(ExitStatus { code: Some(0), signal: None }),
             duration_secs: 1.0,
             allocator: None,
         },

@@ -9,6 +9,29 @@ const STACK_LINES: usize = 8;
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
+    header(&mut out, r);
+    let leaking: Vec<&Site> = r.sites.iter().filter(|s| s.count > 0).collect();
+    if leaking.is_empty() {
+        let _ = writeln!(out, "\nno leaks found");
+    } else {
+        let _ = writeln!(out, "\n{} leaking call sites ({} bytes, {} handles):", leaking.len(), r.leaked_bytes(), r.leaked_handles());
+    }
+    for s in leaking {
+        site(&mut out, s);
+    }
+    let a = &r.anomalies;
+    if a.unknown_frees + a.unknown_closes + a.failed_allocations > 0 {
+        let _ = writeln!(
+            out,
+            "\nalso seen: {} frees and {} closes of things acquired before tracing; {} failed allocations",
+            a.unknown_frees, a.unknown_closes, a.failed_allocations
+        );
+    }
+    out
+}
+
+/// The target, totals, losses and warnings.
+fn header(out: &mut String, r: &Report) {
     let t = &r.target;
     let _ = writeln!(
         out,
@@ -16,7 +39,7 @@ pub fn render(r: &Report) -> String {
         t.pid,
         t.command,
         t.state,
-        t.exit.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(),
+        t.exit.map(|e| format!(" ({e})")).unwrap_or_default(),
         t.duration_secs
     );
     if let Some(a) = &t.allocator {
@@ -57,39 +80,25 @@ pub fn render(r: &Report) -> String {
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let leaking: Vec<&Site> = r.sites.iter().filter(|s| s.count > 0).collect();
-    if leaking.is_empty() {
-        let _ = writeln!(out, "\nno leaks found");
+}
+
+fn site(out: &mut String, s: &Site) {
+    let what = if s.kind == crate::aggregate::ResourceKind::Heap {
+        format!("{} bytes in {} allocations", s.bytes, s.count)
     } else {
-        let _ = writeln!(out, "\n{} leaking call sites ({} bytes, {} handles):", leaking.len(), r.leaked_bytes(), r.leaked_handles());
+        format!("{} {} handles", s.count, s.kind)
+    };
+    let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site.label, s.site.file.as_deref(), s.site.line));
+    let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s", s.allocations, s.releases, s.oldest_age_secs);
+    for f in s.stack.iter().take(STACK_LINES) {
+        let _ = writeln!(out, "    {}", frame_line(f));
     }
-    for s in leaking {
-        let what = if s.kind == crate::aggregate::ResourceKind::Heap {
-            format!("{} bytes in {} allocations", s.bytes, s.count)
-        } else {
-            format!("{} {} handles", s.count, s.kind)
-        };
-        let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site.label, s.site.file.as_deref(), s.site.line));
-        let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s", s.allocations, s.releases, s.oldest_age_secs);
-        for f in s.stack.iter().take(STACK_LINES) {
-            let _ = writeln!(out, "    {}", frame_line(f));
-        }
-        if s.stack.len() > STACK_LINES {
-            let _ = writeln!(out, "    ... {} more frames", s.stack.len() - STACK_LINES);
-        }
-        if s.truncated {
-            let _ = writeln!(out, "    (stack truncated: frameless code)");
-        }
+    if s.stack.len() > STACK_LINES {
+        let _ = writeln!(out, "    ... {} more frames", s.stack.len() - STACK_LINES);
     }
-    let a = &r.anomalies;
-    if a.unknown_frees + a.unknown_closes + a.failed_allocations > 0 {
-        let _ = writeln!(
-            out,
-            "\nalso seen: {} frees and {} closes of things acquired before tracing; {} failed allocations",
-            a.unknown_frees, a.unknown_closes, a.failed_allocations
-        );
+    if s.truncated {
+        let _ = writeln!(out, "    (stack truncated: frameless code)");
     }
-    out
 }
 
 fn place(label: &str, file: Option<&str>, line: Option<u32>) -> String {

@@ -5,17 +5,19 @@
 
 mod maps;
 mod module;
+mod modules;
 mod unwind;
+mod unwinder;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
 pub use maps::{Mapping, ProcessMaps};
 pub use unwind::{UnwindInput, Unwound};
+pub use unwinder::Unwinder;
 
-use module::{Module, UnwindRow};
+use modules::ModuleSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolizeError {
@@ -47,24 +49,12 @@ impl Frame {
     }
 }
 
-type ModuleKey = (PathBuf, Option<Vec<u8>>);
-
-/// The C library and the dynamic linker: named from their symbol tables only.
-/// Their full debug information (when installed) costs tens of MiB to parse,
-/// for file:line inside glibc that a leak report does not need.
-fn is_c_runtime(path: &std::path::Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.starts_with("libc.so") || name.starts_with("ld-linux") || name.starts_with("libc-")
-}
-
+/// Names addresses: function, file, line, with inlined frames. Results are
+/// cached per (module, address).
 #[derive(Default)]
 pub struct Symbolizer {
-    modules: Vec<Option<Module>>,
-    index: HashMap<ModuleKey, usize>,
+    modules: ModuleSet,
     frames: HashMap<(usize, u64), Vec<Frame>>,
-    rows: HashMap<(usize, u64), Option<UnwindRow>>,
-    unwind_ctx: gimli::UnwindContext<usize>,
-    warnings: Vec<String>,
 }
 
 impl Symbolizer {
@@ -74,27 +64,7 @@ impl Symbolizer {
 
     /// Problems met so far (a rebuilt binary, an unreadable module).
     pub fn warnings(&self) -> &[String] {
-        &self.warnings
-    }
-
-    /// The module of a mapping, parsed on first use.
-    fn module(&mut self, m: &Mapping) -> Option<usize> {
-        let path = m.path.clone()?;
-        let key = (path, m.build_id.clone());
-        if let Some(&i) = self.index.get(&key) {
-            return self.modules[i].as_ref().map(|_| i);
-        }
-        let module = match Module::load(&key.0, key.1.as_deref(), is_c_runtime(&key.0)) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                self.warnings.push(format!("{e}: its frames are shown as module+offset"));
-                None
-            }
-        };
-        let i = self.modules.len();
-        self.modules.push(module);
-        self.index.insert(key, i);
-        self.modules[i].as_ref().map(|_| i)
+        self.modules.warnings()
     }
 
     /// Frames for `addr`, innermost (inlined) first. With `is_return_address`
@@ -125,12 +95,13 @@ impl Symbolizer {
             column: None,
             inlined: false,
         };
-        let Some(i) = self.module(&m) else { return vec![unresolved] };
-        let Some(svma) = self.modules[i].as_ref().and_then(|md| md.svma_of_offset(offset)) else { return vec![unresolved] };
+        let Some(i) = self.modules.index_of(&m) else { return vec![unresolved] };
+        let Some(module) = self.modules.get(i) else { return vec![unresolved] };
+        let Some(svma) = module.svma_of_offset(offset) else { return vec![unresolved] };
         if let Some(hit) = self.frames.get(&(i, svma)) {
             return hit.iter().map(|f| Frame { address: addr, ..f.clone() }).collect();
         }
-        let found = self.modules[i].as_ref().map(|md| md.frames(svma)).unwrap_or_default();
+        let found = module.frames(svma);
         let frames: Vec<Frame> = if found.is_empty() {
             vec![unresolved]
         } else {
@@ -152,23 +123,5 @@ impl Symbolizer {
         };
         self.frames.insert((i, svma), frames.clone());
         frames
-    }
-
-    /// Repairs a kernel stack through frameless code (see [`unwind`]).
-    pub fn unwind(&mut self, maps: &ProcessMaps, input: &UnwindInput) -> Unwound {
-        let mut row_at = |pc: u64| -> Option<UnwindRow> {
-            let probe = pc.saturating_sub(1);
-            let m = maps.find(probe)?.clone();
-            let i = self.module(&m)?;
-            let module = self.modules[i].as_ref()?;
-            let svma = module.svma_of_offset(probe - m.start + m.offset)?;
-            if let Some(row) = self.rows.get(&(i, svma)) {
-                return *row;
-            }
-            let row = module.unwind_row(svma, &mut self.unwind_ctx);
-            self.rows.insert((i, svma), row);
-            row
-        };
-        unwind::unwind(input, &mut row_at)
     }
 }

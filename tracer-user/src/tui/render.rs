@@ -178,9 +178,9 @@ fn render_status(app: &App, f: &mut Frame, area: Rect) {
         return;
     };
     let state = if app.ended {
-        r.target.state.clone() + r.target.exit.as_ref().map(|e| format!(" ({e})")).as_deref().unwrap_or("")
+        r.target.state.to_string() + r.target.exit.map(|e| format!(" ({e})")).as_deref().unwrap_or("")
     } else {
-        r.target.state.clone()
+        r.target.state.to_string()
     };
     let probe_errors: u64 = r.counters.iter().filter(|(k, _)| k.ends_with("_failed") || k.ends_with("_full")).map(|(_, v)| v).sum();
     let alarm =

@@ -8,7 +8,7 @@ use tracer_common::FdKind;
 
 use super::*;
 use crate::aggregate::ResourceKind;
-use crate::report::model::{Location, Site, StackFrame, Target};
+use crate::report::model::{Location, Site, StackFrame, Target, TargetState};
 
 fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> Site {
     Site {
@@ -57,7 +57,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
 
 fn report(sites: Vec<Site>, lost: u64) -> Report {
     Report::of_sites(
-        Target { pid: 4242, command: "net-driver".into(), state: "running".into(), exit: None, duration_secs: 3.0, allocator: None },
+        Target { pid: 4242, command: "net-driver".into(), state: TargetState::Running, exit: None, duration_secs: 3.0, allocator: None },
         sites,
         lost,
     )

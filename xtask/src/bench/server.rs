@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -65,6 +66,32 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
         bail!("something already answers on port {PORT}: stop it first, or its figures would be measured");
     }
     let mut guard = Guard(Vec::new());
+    let pid = start_server(tools, config, &mut guard)?;
+    let report = tools.scratch.join("redis-report.json");
+    let _ = std::fs::remove_file(&report);
+    attach_tracer(tools, config, pid, &report, &mut guard)?;
+    let out = Command::new("redis-benchmark")
+        .args(["-p", PORT, "-q", "-t", "set,get", "-c", "20", "-n", &requests.to_string()])
+        .output()
+        .context("running redis-benchmark")?;
+    if guard.0.iter_mut().any(|c| c.try_wait().ok().flatten().is_some()) {
+        bail!("the server or its tracer ended during the {} run", config.name());
+    }
+    let rps = parse_rps(&String::from_utf8_lossy(&out.stdout)).context("redis-benchmark printed no requests per second")?;
+    let mut m = Measurement::default();
+    if config.is_leaktrace() {
+        // SIGINT: leaktrace detaches and writes its report.
+        let lt = guard.0.pop().expect("the tracer");
+        unsafe { libc::kill(lt.id() as i32, libc::SIGINT) };
+        let mut lt = lt;
+        let _ = lt.wait();
+        read_report(&report, &mut m)?;
+    }
+    Ok((rps, m))
+}
+
+/// redis-server under `config`'s tool (valgrind, heaptrack) or bare; its pid once it answers.
+fn start_server(tools: &Tools, config: Config, guard: &mut Guard) -> Result<u32> {
     let args = server_args();
     let mut server = match config {
         Config::Valgrind => Command::new("valgrind")
@@ -91,13 +118,15 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
     }
     let pid = server.id();
     guard.0.push(server);
-    let report = tools.scratch.join("redis-report.json");
-    let _ = std::fs::remove_file(&report);
-    // Attaching tracers: to the running server, measured once they are attached.
+    Ok(pid)
+}
+
+/// Attaching tracers: to the running server, measured once they are attached.
+fn attach_tracer(tools: &Tools, config: Config, pid: u32, report: &Path, guard: &mut Guard) -> Result<()> {
     match config {
         Config::Exact | Config::Sample64 | Config::Depth8 | Config::ProbeFloor => {
             let mut c = Command::new(&tools.leaktrace);
-            c.args(["attach", "--no-tui", "--pid", &pid.to_string(), "--format", "json", "--output"]).arg(&report);
+            c.args(["attach", "--no-tui", "--pid", &pid.to_string(), "--format", "json", "--output"]).arg(report);
             match config {
                 Config::Sample64 => c.args(["--sample", "64"]),
                 Config::Depth8 => c.args(["--stack-depth", "8"]),
@@ -124,24 +153,7 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
         }
         _ => {}
     }
-    let out = Command::new("redis-benchmark")
-        .args(["-p", PORT, "-q", "-t", "set,get", "-c", "20", "-n", &requests.to_string()])
-        .output()
-        .context("running redis-benchmark")?;
-    if guard.0.iter_mut().any(|c| c.try_wait().ok().flatten().is_some()) {
-        bail!("the server or its tracer ended during the {} run", config.name());
-    }
-    let rps = parse_rps(&String::from_utf8_lossy(&out.stdout)).context("redis-benchmark printed no requests per second")?;
-    let mut m = Measurement::default();
-    if config.is_leaktrace() {
-        // SIGINT: leaktrace detaches and writes its report.
-        let lt = guard.0.pop().expect("the tracer");
-        unsafe { libc::kill(lt.id() as i32, libc::SIGINT) };
-        let mut lt = lt;
-        let _ = lt.wait();
-        read_report(&report, &mut m)?;
-    }
-    Ok((rps, m))
+    Ok(())
 }
 
 const LIBC: &str = "/lib/x86_64-linux-gnu/libc.so.6";

@@ -174,17 +174,26 @@ fn supervise(
         return;
     }
     let _ = to_main.send(ToMain::Ready(pid.0 as u32));
+    let end = watch(pid.0, hooks.as_mut());
+    let _ = to_main.send(ToMain::Ended(end.unwrap_or(Ended::Code(-1))));
+}
+
+/// Waits on the target and its followed children until every one has ended;
+/// returns how the target itself ended.
+fn watch(target: i32, hooks: &mut dyn Hooks) -> Option<Ended> {
     // Traced processes still alive; the target's own end is reported when the last one ends.
-    let mut alive: HashSet<i32> = HashSet::from([pid.0]);
+    let mut alive: HashSet<i32> = HashSet::from([target]);
     // Followed children whose initial ptrace SIGSTOP has not been seen yet.
     let mut fresh: HashSet<i32> = HashSet::new();
     let mut target_end = None;
     while !alive.is_empty() {
         let Ok((who, status)) = wait_any() else { break };
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-            alive.remove(&who);
-            hooks.gone(who as u32);
-            if who == pid.0 {
+            // waitpid(-1) also reaps children that are not tracees: not ours to report.
+            if alive.remove(&who) {
+                hooks.gone(who as u32);
+            }
+            if who == target {
                 target_end = Some(if libc::WIFEXITED(status) {
                     Ended::Code(libc::WEXITSTATUS(status))
                 } else {
@@ -224,7 +233,7 @@ fn supervise(
         // SAFETY: restarting our tracee.
         unsafe { libc::ptrace(libc::PTRACE_CONT, who, 0, deliver) };
     }
-    let _ = to_main.send(ToMain::Ended(target_end.unwrap_or(Ended::Code(-1))));
+    target_end
 }
 
 /// Any child or tracee of this process: a process runs one supervisor at a time.
@@ -340,11 +349,8 @@ mod tests {
         }
     }
 
-    /// A supervisor waits for any child of the process (`waitpid(-1)`): one at a time.
-    static ONE_SUPERVISOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     fn run_sh(script: &str, follow_forks: bool) -> (Option<Ended>, Vec<String>) {
-        let _one = ONE_SUPERVISOR.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = crate::process::CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let argv = vec!["sh".into(), "-c".into(), script.into()];
         let s = Supervised::spawn(resolve_program(OsStr::new("sh")).unwrap(), argv, follow_forks, Box::new(Log(log.clone()))).unwrap();

@@ -1,23 +1,24 @@
 //! The ring-buffer consumer: one thread that drains records in batches into
-//! the tracer. The kernel side wakes it only when a backlog builds up; in
+//! the state. The kernel side wakes it only when a backlog builds up; in
 //! between it polls, which keeps wake-ups off the traced program's hot path.
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use aya::maps::{MapData, RingBuf};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::Tracer;
+use super::Ingestor;
+use crate::aggregate::State;
 
-/// Records ingested per lock: bounds how long a TUI frame can wait for the lock.
+/// Records ingested per lock: bounds how long a snapshot can wait for the lock.
 const BATCH: usize = 4096;
-const POLL_MS: i32 = 5;
+const POLL: Timespec = Timespec { tv_sec: 0, tv_nsec: 5_000_000 };
 
 /// State shared between the consumer, the supervisor and the front end.
 pub struct Shared {
-    tracer: Mutex<Tracer>,
+    state: Mutex<State>,
     stop: AtomicBool,
     sync_requested: AtomicU64,
     sync_done: Mutex<u64>,
@@ -25,9 +26,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(tracer: Tracer) -> Arc<Self> {
+    pub fn new(state: State) -> Arc<Self> {
         Arc::new(Self {
-            tracer: Mutex::new(tracer),
+            state: Mutex::new(state),
             stop: AtomicBool::new(false),
             sync_requested: AtomicU64::new(0),
             sync_done: Mutex::new(0),
@@ -35,9 +36,10 @@ impl Shared {
         })
     }
 
-    pub fn tracer(&self) -> MutexGuard<'_, Tracer> {
+    /// The state, locked. Hold it briefly: the consumer waits meanwhile.
+    pub fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent-enough counters; keep going.
-        self.tracer.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Returns once every record submitted before the call has been ingested.
@@ -80,19 +82,19 @@ impl Consumer {
 const CONSUMER_NICE: i32 = -10;
 
 fn consume(ring: &mut RingBuf<MapData>, shared: &Shared) {
-    // SAFETY: adjusting this thread's own priority (tid 0 = the caller).
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, CONSUMER_NICE) };
-    let fd = ring.as_raw_fd();
+    // Best effort: without CAP_SYS_NICE the consumer runs at the default priority.
+    let _ = rustix::process::setpriority_process(None, CONSUMER_NICE);
+    let mut ingestor = Ingestor::new();
     loop {
         // Read the request before draining: a drain that ends after this read
         // covers every record submitted before the request.
         let requested = shared.sync_requested.load(Ordering::SeqCst);
         let mut n = 0;
         {
-            let mut tracer = shared.tracer();
+            let mut state = shared.state();
             while n < BATCH {
                 let Some(item) = ring.next() else { break };
-                tracer.ingest(&item);
+                ingestor.ingest(&mut state, &item);
                 n += 1;
             }
         }
@@ -109,8 +111,7 @@ fn consume(ring: &mut RingBuf<MapData>, shared: &Shared) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: polling one valid descriptor.
-        unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+        let mut fds = [PollFd::new(ring, PollFlags::IN)];
+        let _ = poll(&mut fds, Some(&POLL));
     }
 }

@@ -1,0 +1,165 @@
+//! Everything the event pipeline has learnt: the outstanding tables, the
+//! process images stacks belong to, and what went wrong on the way. Reports
+//! read it through a [`Snapshot`], taken under the pipeline's lock in time
+//! proportional to what changed; symbolizing happens outside that lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tracer_common::decode::Body;
+
+use super::{Aggregator, Anomalies, ResourceKind, StackId, StackSummary};
+use crate::symbolize::ProcessMaps;
+
+/// One address space: a process between two execs.
+pub struct Image {
+    pub pid: u32,
+    /// Replaced (copy on write) when a later capture adds mappings, so a
+    /// snapshot can hold it while the pipeline goes on.
+    pub maps: Arc<ProcessMaps>,
+    /// Addresses still outside every mapping after a fresh capture (JIT code,
+    /// unmapped): each costs one re-read of /proc, not one per event.
+    pub uncovered: HashSet<u64>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub agg: Aggregator,
+    images: Vec<Image>,
+    /// The current image of each process.
+    current: HashMap<u32, u32>,
+    pub events: u64,
+    pub decode_errors: u64,
+    pub truncated_stacks: u64,
+    warnings: Vec<String>,
+}
+
+/// A stack as the report needs it to name its frames.
+#[derive(Debug, Clone)]
+pub struct StackInfo {
+    pub id: StackId,
+    pub kind: ResourceKind,
+    pub image: u32,
+    pub frames: Box<[u64]>,
+    pub truncated: bool,
+}
+
+/// What a report reads, copied out of [`State`].
+pub struct Snapshot {
+    pub summaries: Vec<StackSummary>,
+    /// Stacks interned since the id the caller asked from, in id order.
+    pub new_stacks: Vec<StackInfo>,
+    pub images: Vec<Arc<ProcessMaps>>,
+    pub anomalies: Anomalies,
+    pub events: u64,
+    pub decode_errors: u64,
+    pub truncated_stacks: u64,
+    pub warnings: Vec<String>,
+}
+
+impl State {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Something the session could not do, for the report (said once).
+    pub fn warn(&mut self, warning: String) {
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+
+    /// Applies a decoded event whose stack (if any) is already interned.
+    pub fn apply(&mut self, tgid: u32, tid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
+        self.agg.apply(tgid, ts_ns, body, stack);
+        match body {
+            // The next stack of this process starts a new image.
+            Body::Exec => {
+                self.current.remove(&tgid);
+            }
+            Body::Exit if tid == tgid => self.agg.mark_exited(tgid),
+            _ => {}
+        }
+    }
+
+    /// The current image of `pid`, created on first use.
+    pub fn image_of(&mut self, pid: u32) -> u32 {
+        if let Some(&i) = self.current.get(&pid) {
+            return i;
+        }
+        let i = self.images.len() as u32;
+        self.images.push(Image { pid, maps: Arc::default(), uncovered: HashSet::new() });
+        self.current.insert(pid, i);
+        i
+    }
+
+    pub fn image(&self, i: u32) -> &Image {
+        &self.images[i as usize]
+    }
+
+    pub fn image_mut(&mut self, i: u32) -> &mut Image {
+        &mut self.images[i as usize]
+    }
+
+    /// Maps captured by the caller (at attach, at the target's exit stop) for `pid`'s current image.
+    pub fn add_maps(&mut self, pid: u32, maps: ProcessMaps) {
+        let image = self.image_of(pid);
+        Arc::make_mut(&mut self.images[image as usize].maps).merge(maps);
+    }
+
+    /// Copies what a report needs; `from` is the first stack id the caller has not seen.
+    pub fn snapshot(&self, from: StackId, now_ns: u64) -> Snapshot {
+        let new_stacks = self
+            .agg
+            .stacks
+            .iter()
+            .skip(from.0 as usize)
+            .map(|(id, e)| StackInfo { id, kind: e.kind, image: e.image, frames: e.frames.clone(), truncated: e.truncated })
+            .collect();
+        Snapshot {
+            summaries: self.agg.summaries(now_ns),
+            new_stacks,
+            images: self.images.iter().map(|i| i.maps.clone()).collect(),
+            anomalies: self.agg.anomalies(),
+            events: self.events,
+            decode_errors: self.decode_errors,
+            truncated_stacks: self.truncated_stacks,
+            warnings: self.warnings.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::AllocFn;
+
+    #[test]
+    fn a_snapshot_carries_only_new_stacks_and_every_summary() {
+        let mut s = State::new();
+        let img = s.image_of(7);
+        let a = s.agg.stacks.intern(ResourceKind::Heap, img, &[1, 2], false);
+        s.apply(7, 7, 1, &Body::Alloc { addr: 0x10, size: 8, func: AllocFn::Malloc }, Some(a));
+        let first = s.snapshot(StackId(0), 2);
+        assert_eq!(first.new_stacks.len(), 1);
+        let b = s.agg.stacks.intern(ResourceKind::Heap, img, &[3], true);
+        s.apply(7, 7, 1, &Body::Alloc { addr: 0x20, size: 8, func: AllocFn::Malloc }, Some(b));
+        let second = s.snapshot(StackId(1), 2);
+        assert_eq!(second.new_stacks.iter().map(|x| x.id).collect::<Vec<_>>(), vec![b]);
+        assert!(second.new_stacks[0].truncated);
+        assert_eq!(second.summaries.len(), 2);
+        assert_eq!(second.images.len(), 1);
+    }
+
+    #[test]
+    fn exec_starts_a_new_image_and_exit_marks_the_process() {
+        let mut s = State::new();
+        let before = s.image_of(7);
+        s.apply(7, 7, 1, &Body::Exec, None);
+        assert_ne!(s.image_of(7), before);
+        s.apply(7, 8, 1, &Body::Exit, None);
+        assert!(!s.agg.has_exited(7), "a thread's exit is not the process's");
+        s.apply(7, 7, 1, &Body::Exit, None);
+        assert!(s.agg.has_exited(7));
+    }
+}

@@ -1,0 +1,13 @@
+//! The traced processes themselves: starting a command under ptrace,
+//! watching an attached process, signals, and what /proc says about them.
+
+pub mod attach;
+pub mod spawn;
+
+pub use attach::{command_line, monotonic_ns, proc_alive, Watched};
+pub use spawn::{resolve_program, Ended, Hooks, SpawnError, Supervised};
+
+/// A supervisor waits for any child of the process (`waitpid(-1)`), so unit
+/// tests that start children take turns.
+#[cfg(test)]
+pub(crate) static CHILDREN: std::sync::Mutex<()> = std::sync::Mutex::new(());

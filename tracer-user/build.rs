@@ -60,7 +60,10 @@ fn main() {
             cmd.env_remove(&k);
         }
     }
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=0");
+    // BTF for the object (bpf-linker --btf, from the debug info): the kernel
+    // needs its func_info for programs that pass callbacks (bpf_loop,
+    // bpf_find_vma), and verifier messages then name source lines.
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf");
     let status = cmd.status().unwrap_or_else(|e| fail(&format!("could not run cargo for the eBPF crate: {e}")));
     if !status.success() {
         fail(&format!("building tracer-ebpf for bpfel-unknown-none failed ({status}); see the errors above"));

@@ -1,6 +1,7 @@
 //! Loading leaktrace's eBPF programs and attaching them to a target.
 
 mod allocator;
+pub mod btf;
 mod errors;
 mod loader;
 mod preflight;

@@ -24,6 +24,11 @@ pub enum Command {
     Run {
         #[command(flatten)]
         opts: Options,
+        /// After a stop request (SIGINT, SIGTERM or SIGHUP to leaktrace, passed
+        /// on to the command, or quitting the live view), kill the command if
+        /// it has not ended within SECS.
+        #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+        kill_after: Option<f64>,
         /// The command and its arguments (after `--`).
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<OsString>,
@@ -57,7 +62,7 @@ pub struct Options {
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch).
+    /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch, 5 the command failed); without it, `run` exits with the command's status.
     #[arg(long)]
     pub ci: bool,
     /// With --ci: leaked heap bytes tolerated.
@@ -110,6 +115,13 @@ pub struct Options {
     /// Print the text report every SECS seconds while tracing (without the TUI).
     #[arg(long, value_name = "SECS")]
     pub interval: Option<f64>,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {

@@ -13,8 +13,10 @@ use clap::Parser;
 
 pub use args::{Cli, Command, Format, Options};
 
+use crate::process::ChildSignals;
 use crate::report::ExitCode;
 use crate::session::{Session, TargetSpec};
+use trace::Limits;
 
 /// Parses arguments, runs, and returns the process exit code. Errors are one
 /// line on stderr and exit code 2.
@@ -28,7 +30,7 @@ pub fn main() -> i32 {
         }
     };
     match execute(cli) {
-        Ok(code) => code as i32,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("leaktrace: error: {e:#}");
             ExitCode::TracerError as i32
@@ -36,15 +38,26 @@ pub fn main() -> i32 {
     }
 }
 
-fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (spec, opts, duration) = match cli.command {
-        Command::Run { opts, command, .. } => (TargetSpec::Run { argv: command }, opts, None),
-        Command::Attach { pid, duration, opts } => (TargetSpec::Attach { pid }, opts, duration.map(Duration::from_secs_f64)),
+fn execute(cli: Cli) -> anyhow::Result<i32> {
+    let secs = |s: Option<f64>| s.map(Duration::from_secs_f64);
+    // The command starts with the signal state leaktrace was given, taken
+    // before leaktrace's own handlers go in.
+    let signals = ChildSignals::current();
+    let (spec, opts, limits) = match cli.command {
+        Command::Run { opts, kill_after, command } => {
+            (TargetSpec::Run { argv: command, signals }, opts, Limits { duration: None, kill_after: secs(kill_after) })
+        }
+        Command::Attach { pid, duration, opts } => {
+            (TargetSpec::Attach { pid }, opts, Limits { duration: secs(duration), kill_after: None })
+        }
     };
     let inputs = inputs::prepare(&opts)?;
-    let is_run = matches!(spec, TargetSpec::Run { .. });
+    let interrupts = signals::Interrupts::install()?;
     let session = Session::start(spec, inputs.config)?;
-    let report = trace::trace(session, &opts, is_run, duration)?;
+    if session.is_run() {
+        interrupts.forward_to(session.pid());
+    }
+    let report = trace::trace(session, &opts, &interrupts, &limits)?;
     output::emit(&report, &opts)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_deref()))
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use tracer_common::manifest::ExpectedLeak;
 
 use super::{Format, Options};
-use crate::report::{self, expect, text, ExitCode, Report, Thresholds};
+use crate::report::{self, expect, text, Report, Thresholds};
 
 pub fn emit(report: &Report, opts: &Options) -> anyhow::Result<()> {
     let body = match opts.format {
@@ -18,7 +18,9 @@ pub fn emit(report: &Report, opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>) -> ExitCode {
+/// The exit code: with `--ci` the verdict, without it the command's own
+/// status (128 + N for signal N; 0 for an attached process).
+pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>) -> i32 {
     let expectation_failed = expected.map(|e| {
         let diff = expect::compare(report, e);
         for m in &diff {
@@ -35,8 +37,8 @@ pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>)
         expectation_failed,
     );
     if !opts.ci {
-        return ExitCode::Clean;
+        return report::command_status(report);
     }
     eprintln!("leaktrace: verdict: {code:?} (exit {})", code as i32);
-    code
+    code as i32
 }

@@ -1,35 +1,81 @@
-//! SIGINT and SIGTERM counted instead of killing leaktrace, so it can detach
-//! cleanly and report. A thread of signal-hook's reads them; nothing unsafe here.
+//! SIGINT, SIGTERM and SIGHUP are counted instead of killing leaktrace, so it
+//! can detach cleanly and report. Under `run`, one sent to leaktrace by
+//! another process (kill, a supervisor's stop request) goes on to the command
+//! at once, and leaktrace reports when the command has ended; one from the
+//! terminal reached the command already (the same foreground process group)
+//! and is not sent twice. A thread of signal-hook's reads them; nothing
+//! unsafe here.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::low_level::siginfo::Cause;
 
 /// How many interrupts leaktrace has received so far.
 #[derive(Clone)]
-pub struct Interrupts(Arc<AtomicU32>);
+pub struct Interrupts {
+    count: Arc<AtomicU32>,
+    /// The command's pid under `run` (0: forward nothing).
+    forward_to: Arc<AtomicU32>,
+}
+
+/// Whether a signal leaktrace received (its cause, and its sender when known)
+/// should go on to the command `target`.
+fn forwarded(cause: &Cause, sender: Option<i32>, target: u32) -> bool {
+    target != 0 && matches!(cause, Cause::Sent(_)) && sender.is_none_or(|p| p as u32 != target)
+}
 
 impl Interrupts {
     pub fn install() -> std::io::Result<Self> {
         let count = Arc::new(AtomicU32::new(0));
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        let c = count.clone();
+        let forward_to = Arc::new(AtomicU32::new(0));
+        let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])?;
+        let (c, f) = (count.clone(), forward_to.clone());
         std::thread::Builder::new().name("leaktrace-signals".into()).spawn(move || {
-            for _ in signals.forever() {
+            for origin in signals.forever() {
+                let target = f.load(Ordering::SeqCst);
+                if forwarded(&origin.cause, origin.process.map(|p| p.pid), target) {
+                    let pid = rustix::process::Pid::from_raw(target as i32);
+                    let sig = rustix::process::Signal::from_named_raw(origin.signal);
+                    if let (Some(pid), Some(sig)) = (pid, sig) {
+                        let _ = rustix::process::kill_process(pid, sig);
+                    }
+                }
                 c.fetch_add(1, Ordering::SeqCst);
             }
         })?;
-        Ok(Self(count))
+        Ok(Self { count, forward_to })
+    }
+
+    /// From now on, signals sent to leaktrace by other processes go on to `pid`.
+    pub fn forward_to(&self, pid: u32) {
+        self.forward_to.store(pid, Ordering::SeqCst);
     }
 
     pub fn count(&self) -> u32 {
-        self.0.load(Ordering::SeqCst)
+        self.count.load(Ordering::SeqCst)
     }
 
     /// The counter, for the live view's loop.
     pub fn counter(&self) -> &AtomicU32 {
-        &self.0
+        &self.count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use signal_hook::low_level::siginfo::Sent;
+
+    use super::*;
+
+    #[test]
+    fn only_signals_sent_by_other_processes_are_forwarded() {
+        assert!(forwarded(&Cause::Sent(Sent::User), Some(100), 42));
+        assert!(!forwarded(&Cause::Kernel, None, 42), "the terminal's Ctrl-C reached the command already");
+        assert!(!forwarded(&Cause::Sent(Sent::User), Some(42), 42), "not back to the command that sent it");
+        assert!(!forwarded(&Cause::Sent(Sent::User), Some(100), 0), "nothing to forward to (attach)");
     }
 }

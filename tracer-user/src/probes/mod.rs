@@ -1,15 +1,20 @@
 //! Loading leaktrace's eBPF programs and attaching them to a target.
 
 mod allocator;
+mod allocator_probes;
+mod bpf_sys;
 pub mod btf;
 mod errors;
+mod links;
 mod loader;
 mod preflight;
 mod programs;
 mod prologue;
+mod raw_programs;
 
-pub use allocator::{AllocatorChoice, AllocatorFunction};
+pub use allocator::{AllocatorChoice, AllocatorFunction, ImageKey};
 pub use errors::ProbeError;
-pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Probes};
+pub use links::{LinkMode, LinkStats};
+pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Outputs, Probes};
 pub use preflight::preflight;
 pub use programs::Program;

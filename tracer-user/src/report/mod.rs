@@ -12,7 +12,7 @@ pub use attribute::{attribute, Attribution, Resolved, SiteCache};
 pub use build::{build, ReportInput};
 pub use model::Report;
 pub use suppress::{SuppressError, Suppressions};
-pub use verdict::{verdict, ExitCode, Thresholds};
+pub use verdict::{command_status, verdict, ExitCode, Thresholds};
 
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,12 @@ const SKIP_RETURN: u32 = 1;
 #[inline(always)]
 fn enter(func: AllocFn, size: u64, old: u64, out: u64, session: bool) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
+    // In a session an unsampled call is decided first, before any table is
+    // touched: it arms no return probe, so nothing needs balancing. Elsewhere
+    // the return probe fires anyway and the nesting depth must count it.
+    if session && !sampled(pid_tgid, old) {
+        return SKIP_RETURN;
+    }
     let tid = pid_tgid as u32;
     // Each thread's entry stays in the table between calls (depth 0 = none in
     // flight) and is removed when the thread exits: a lookup and a write per
@@ -55,17 +61,8 @@ fn enter(func: AllocFn, size: u64, old: u64, out: u64, session: bool) -> u32 {
             return ARM_RETURN;
         }
     }
-    let every = sample_every();
-    // SAFETY: a helper call without arguments.
-    if every > 1 && unsafe { bpf_get_prandom_u32() } % every != 0 {
-        // Unsampled: no record, no stack. A realloc of a sampled block is
-        // always followed, or the block would look leaked.
-        // SAFETY: only tested for presence.
-        let follows_sampled = old != 0 && unsafe { SAMPLED.get(AddrKey { tgid: pid_tgid >> 32, addr: old }) }.is_some();
-        if !follows_sampled {
-            count(Counter::Unsampled);
-            return SKIP_RETURN;
-        }
+    if !session && !sampled(pid_tgid, old) {
+        return SKIP_RETURN;
     }
     let pending = Pending { depth: 1, func: func as u32, size, old, out };
     match slot {
@@ -79,6 +76,24 @@ fn enter(func: AllocFn, size: u64, old: u64, out: u64, session: bool) -> u32 {
         }
     }
     ARM_RETURN
+}
+
+/// Sampling mode: whether this call is traced (about one in SAMPLE_EVERY; a
+/// realloc of a sampled block always is, or the block would look leaked).
+/// No record and no stack for the others.
+#[inline(always)]
+fn sampled(pid_tgid: u64, old: u64) -> bool {
+    let every = sample_every();
+    // SAFETY: a helper call without arguments.
+    if every <= 1 || unsafe { bpf_get_prandom_u32() } % every == 0 {
+        return true;
+    }
+    // SAFETY: only tested for presence.
+    if old != 0 && unsafe { SAMPLED.get(AddrKey { tgid: pid_tgid >> 32, addr: old }) }.is_some() {
+        return true;
+    }
+    count(Counter::Unsampled);
+    false
 }
 
 /// n * size as calloc sees it. BPF has no 128-bit multiply (LLVM turns an
@@ -134,13 +149,19 @@ fn on_free(addr: u64) {
         return;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
+    // Sampling mode: only sampled blocks are followed, and most frees are of
+    // others: a lookup settles it first (a delete would take the bucket's lock).
+    let key = AddrKey { tgid: pid_tgid >> 32, addr };
+    // SAFETY: only tested for presence.
+    if sample_every() > 1 && unsafe { SAMPLED.get(key) }.is_none() {
+        return;
+    }
     // SAFETY: a plain read of this thread's entry.
-    if unsafe { PENDING.get(tid) }.is_some_and(|p| p.depth > 0) {
+    if unsafe { PENDING.get(pid_tgid as u32) }.is_some_and(|p| p.depth > 0) {
         return; // inside realloc: the realloc's record covers it
     }
-    if sample_every() > 1 && SAMPLED.remove(AddrKey { tgid: pid_tgid >> 32, addr }).is_err() {
-        return; // not a sampled block
+    if sample_every() > 1 && SAMPLED.remove(key).is_err() {
+        return; // freed meanwhile by another thread
     }
     emit_small(EventKind::Free, pid_tgid, addr, 0, 0, Counter::LostHeap);
 }
@@ -158,11 +179,29 @@ pub fn alloc_exit(ctx: RetProbeContext) -> u32 {
     on_return(ctx.as_ptr(), ctx.regs).unwrap_or(1)
 }
 
-/// A uprobe session: entry and return in one program. At the return the
-/// user instruction pointer is the caller's return address; at the entry it
-/// is the probed address itself (what bpf_get_func_ip reports in both).
-#[uprobe]
-pub fn alloc_session(ctx: ProbeContext) -> u32 {
+/// Session programs are written out: aya's `#[uprobe]` returns 0 whatever
+/// the function returns, and a session entry answers with its return value.
+macro_rules! session_program {
+    ($(#[$doc:meta])* $name:ident, $body:ident) => {
+        $(#[$doc])*
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "uprobe")]
+        pub fn $name(ctx: *mut core::ffi::c_void) -> u32 {
+            $body(ProbeContext::new(ctx))
+        }
+    };
+}
+
+session_program!(
+    /// A uprobe session: entry and return in one program. At the return the
+    /// user instruction pointer is the caller's return address; at the entry
+    /// it is the probed address itself (what bpf_get_func_ip reports in both).
+    alloc_session,
+    session
+);
+
+#[inline(always)]
+fn session(ctx: ProbeContext) -> u32 {
     if is_return(&ctx) {
         return on_return(ctx.as_ptr(), ctx.regs).unwrap_or(1);
     }
@@ -246,17 +285,28 @@ pub fn floor_exit(_ctx: RetProbeContext) -> u32 {
     0
 }
 
-/// The floor as a session: the return is armed where leaktrace arms it (every allocating function).
-#[uprobe]
-pub fn floor_session(ctx: ProbeContext) -> u32 {
+session_program!(
+    /// The floor as a session: the return is armed where leaktrace arms it
+    /// (every allocating function).
+    floor_session,
+    floor_session_answer
+);
+
+#[inline(always)]
+fn floor_session_answer(ctx: ProbeContext) -> u32 {
     match probed_function(ctx.as_ptr()) {
         Some(AllocFn::Free) | None => SKIP_RETURN,
         Some(_) => ARM_RETURN,
     }
 }
 
-/// Bare entry hits as a session (`--probe-floor=floor-entries`).
-#[uprobe]
-pub fn floor_session_entries(_ctx: ProbeContext) -> u32 {
+session_program!(
+    /// Bare entry hits as a session (`--probe-floor=floor-entries`).
+    floor_session_entries,
+    never_return
+);
+
+#[inline(always)]
+fn never_return(_ctx: ProbeContext) -> u32 {
     SKIP_RETURN
 }

@@ -1,5 +1,7 @@
 //! Writing the report and deciding the exit code.
 
+use std::io::Write;
+
 use anyhow::Context;
 use tracer_common::manifest::ExpectedLeak;
 
@@ -13,7 +15,12 @@ pub fn emit(report: &Report, opts: &Options) -> anyhow::Result<()> {
     };
     match &opts.output {
         Some(path) => std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?,
-        None => print!("{body}"),
+        // A reader gone (`| head`) is not an error worth a word: the command's
+        // own status says how it went.
+        None => match std::io::stdout().lock().write_all(body.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.context("writing the report to stdout")?,
+        },
     }
     Ok(())
 }

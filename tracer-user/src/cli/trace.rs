@@ -47,7 +47,11 @@ pub fn trace(mut session: Session, opts: &Options, interrupts: &Interrupts, limi
             quiet(&mut session, opts, interrupts, limits, Some(Instant::now()));
         }
     } else {
-        eprintln!("leaktrace: tracing pid {}", session.pid());
+        // `attach` says when it is attached; under `run` the command's own
+        // output is all there is until the report.
+        if !is_run {
+            eprintln!("leaktrace: tracing pid {}", session.pid());
+        }
         quiet(&mut session, opts, interrupts, limits, None);
     }
     if is_run {

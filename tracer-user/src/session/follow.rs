@@ -12,6 +12,8 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use tracer_common::EventKind;
 
 use super::placement::{lock, Placement};
+use crate::pipeline::Shared;
+use crate::symbolize::ProcessMaps;
 
 /// How long the thread sleeps between checks of its stop flag.
 const POLL: Timespec = Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
@@ -22,11 +24,17 @@ pub struct Follower {
 }
 
 impl Follower {
-    pub fn start(notices: RingBuf<MapData>, placement: Arc<Mutex<Placement>>, follow_forks: bool) -> std::io::Result<Self> {
+    pub fn start(
+        notices: RingBuf<MapData>,
+        placement: Arc<Mutex<Placement>>,
+        shared: Arc<Shared>,
+        follow_forks: bool,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
-        let handle =
-            std::thread::Builder::new().name("leaktrace-follow".into()).spawn(move || follow(notices, &placement, follow_forks, &s))?;
+        let handle = std::thread::Builder::new()
+            .name("leaktrace-follow".into())
+            .spawn(move || follow(notices, &placement, &shared, follow_forks, &s))?;
         Ok(Self { stop, handle })
     }
 
@@ -48,11 +56,18 @@ fn is_process(pid: u32) -> bool {
     status.lines().find_map(|l| l.strip_prefix("Tgid:")).is_some_and(|t| t.trim() == pid.to_string())
 }
 
-fn follow(mut notices: RingBuf<MapData>, placement: &Mutex<Placement>, follow_forks: bool, stop: &AtomicBool) {
+fn follow(mut notices: RingBuf<MapData>, placement: &Mutex<Placement>, shared: &Shared, follow_forks: bool, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         while let Some(item) = notices.next() {
             match decode(&item) {
-                Some((EventKind::Fork, child)) if follow_forks && is_process(child) => lock(placement).forked(child, None),
+                Some((EventKind::Fork, child)) if follow_forks && is_process(child) => {
+                    lock(placement).forked(child, None);
+                    // Its parent's mappings, while it lives: a short-lived
+                    // child may be gone before its stacks are read.
+                    if let Ok(maps) = ProcessMaps::capture(child) {
+                        shared.state().add_maps(child, maps);
+                    }
+                }
                 Some((EventKind::Exec, pid)) => lock(placement).image(pid),
                 Some((EventKind::Exit, pid)) => lock(placement).gone(pid),
                 _ => {}

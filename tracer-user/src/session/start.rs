@@ -162,7 +162,7 @@ impl Session {
         let consumer = Consumer::start(outputs.events, shared.clone());
         let follower = match &started.handle {
             Handle::Pid(_) => Some(
-                Follower::start(outputs.notices, started.placement.clone(), config.load.follow_forks)
+                Follower::start(outputs.notices, started.placement.clone(), shared.clone(), config.load.follow_forks)
                     .map_err(|e| ProbeError::Load(format!("starting the follower thread: {e}")))?,
             ),
             Handle::Child(_) => None,

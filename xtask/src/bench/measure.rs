@@ -15,6 +15,8 @@ pub enum Config {
     /// The same at the entry points only: two bare uprobe hits per malloc/free pair.
     EntryFloor,
     Exact,
+    /// leaktrace exact with `--follow-forks`.
+    FollowForks,
     Depth8,
     Sample64,
     /// bpftrace, empty probes at malloc entry and return and free.
@@ -48,6 +50,7 @@ impl Config {
             Self::ProbeFloor => "probe floor (leaktrace points, empty)",
             Self::EntryFloor => "entry probes only (empty)",
             Self::Exact => "leaktrace exact",
+            Self::FollowForks => "leaktrace --follow-forks",
             Self::Depth8 => "leaktrace --stack-depth 8",
             Self::Sample64 => "leaktrace --sample 64",
             Self::BpftraceFloor => "bpftrace empty probes",
@@ -59,7 +62,7 @@ impl Config {
     }
 
     pub fn is_leaktrace(self) -> bool {
-        matches!(self, Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::Depth8 | Self::Sample64)
+        matches!(self, Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::FollowForks | Self::Depth8 | Self::Sample64)
     }
 }
 
@@ -74,6 +77,9 @@ pub struct Measurement {
     pub events_per_sec: Option<f64>,
     pub tracer_cpu_secs: Option<f64>,
     pub tracer_peak_rss_mib: Option<f64>,
+    /// Mean milliseconds to attach, and to detach, one process's allocator probes.
+    pub probe_attach_ms: Option<f64>,
+    pub probe_detach_ms: Option<f64>,
 }
 
 pub struct Tools {
@@ -104,6 +110,7 @@ pub fn command(tools: &Tools, config: Config, cmd: &[String]) -> (Command, Optio
         Config::ProbeFloor => (lt(&["--probe-floor"]), Some(report)),
         Config::EntryFloor => (lt(&["--probe-floor=floor-entries"]), Some(report)),
         Config::Exact => (lt(&[]), Some(report)),
+        Config::FollowForks => (lt(&["--follow-forks"]), Some(report)),
         Config::Depth8 => (lt(&["--stack-depth", "8"]), Some(report)),
         Config::Sample64 => (lt(&["--sample", "64"]), Some(report)),
         Config::BpftraceFloor => (bt("floor.bt"), None),
@@ -166,6 +173,8 @@ pub fn read_report(path: &Path, m: &mut Measurement) -> Result<()> {
     }
     m.tracer_cpu_secs = r["tracer"]["cpu_secs"].as_f64();
     m.tracer_peak_rss_mib = r["tracer"]["peak_rss_kib"].as_f64().map(|k| k / 1024.0);
+    m.probe_attach_ms = r["tracer"]["probe_attach_ms"].as_f64();
+    m.probe_detach_ms = r["tracer"]["probe_detach_ms"].as_f64();
     Ok(())
 }
 

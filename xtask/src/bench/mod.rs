@@ -2,6 +2,7 @@
 //! loss, leaktrace against the probe floor and the anchors, in one run.
 //! Writes bench/results.md and bench/results.json.
 
+mod lifecycle;
 mod measure;
 mod server;
 mod targets;
@@ -48,6 +49,7 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     cc(&scratch.join("malloc_loop"), &w.join("malloc_loop.c"), &["-pthread"])?;
     cc(&scratch.join("fd_churn"), &w.join("fd_churn.c"), &[])?;
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
+    cc(&scratch.join("forker"), &w.join("forker.c"), &[])?;
     crate::fixture::build(root)?;
     Ok(root.join("target/release/leaktrace"))
 }
@@ -123,12 +125,20 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
     );
 
-    let checks = targets::evaluate(&results);
-    let md = targets::markdown(&results, &checks, opts.quick);
+    for (workload, c, unit, r) in lifecycle::rows(&tools, &exe("forker"), opts.quick) {
+        record(workload, c, unit, r);
+    }
+
+    write_results(root, &results, opts.quick)
+}
+
+fn write_results(root: &Path, results: &[BenchResult], quick: bool) -> Result<()> {
+    let checks = targets::evaluate(results);
+    let md = targets::markdown(results, &checks, quick);
     print!("{md}");
     let dir = root.join("bench");
     std::fs::write(dir.join("results.md"), &md).context("writing bench/results.md")?;
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results)?)?;
     eprintln!("bench: wrote bench/results.md and bench/results.json");
     Ok(())
 }

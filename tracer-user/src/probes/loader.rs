@@ -261,3 +261,24 @@ impl CounterReader {
         out
     }
 }
+
+#[cfg(all(test, not(ebpf_stub)))]
+mod tests {
+    use super::*;
+
+    /// Privileged: the table of sampled blocks (~88 MiB of kernel memory at
+    /// full size) is sized only in sampling mode.
+    #[test]
+    fn the_sampling_table_is_sized_only_when_sampling() {
+        assert!(rustix::process::geteuid().is_root(), "the kernel tests load eBPF programs and must run as root (they never skip)");
+        let entries = |sample_every: u32| {
+            let mut ebpf = load_object(&LoadOptions { sample_every, ..LoadOptions::default() }, false).unwrap();
+            match ebpf.take_map("SAMPLED") {
+                Some(aya::maps::Map::HashMap(data)) => data.info().unwrap().max_entries(),
+                other => panic!("SAMPLED is a hash map: {other:?}"),
+            }
+        };
+        assert_eq!(entries(0), 1);
+        assert_eq!(entries(64), SAMPLED_ENTRIES);
+    }
+}

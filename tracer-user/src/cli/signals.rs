@@ -6,10 +6,10 @@
 //! and is not sent twice. A thread of signal-hook's reads them; nothing
 //! unsafe here.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
@@ -33,6 +33,10 @@ impl Interrupts {
         let count = Arc::new(AtomicU32::new(0));
         let forward_to = Arc::new(AtomicU32::new(0));
         let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])?;
+        // SIGCHLD ignored (inherited) would reap the command unseen and lose its
+        // exit status: a handler (a flag nobody reads) makes it waitable again.
+        // The command still starts with it ignored (see ChildSignals).
+        signal_hook::flag::register(SIGCHLD, Arc::new(AtomicBool::new(false)))?;
         let (c, f) = (count.clone(), forward_to.clone());
         std::thread::Builder::new().name("leaktrace-signals".into()).spawn(move || {
             for origin in signals.forever() {

@@ -147,3 +147,21 @@ pub(super) fn attach(ebpf: &mut Ebpf, loaded: &mut Loaded, alloc: &AllocatorChoi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_mode_hangs_the_programs_it_can() {
+        use AllocatorPrograms::*;
+        assert_eq!(programs_for(LinkMode::Session, Trace), (Program::AllocSession, None), "a session has one program");
+        assert_eq!(programs_for(LinkMode::Session, FloorEntries), (Program::FloorSessionEntries, None));
+        for mode in [LinkMode::Multi, LinkMode::PerfEvent] {
+            assert_eq!(programs_for(mode, Trace), (Program::AllocEnter, Some(Program::AllocExit)));
+            assert_eq!(programs_for(mode, Floor), (Program::FloorEnter, Some(Program::FloorExit)));
+            assert_eq!(programs_for(mode, FloorEntries), (Program::FloorEnter, None), "bare entries: no return probe");
+        }
+        assert!(fallback_warning(&["uprobe session: refused".into()]).contains("uprobe session: refused"));
+    }
+}

@@ -110,3 +110,24 @@ impl ProcessLinks {
         let _ = std::thread::Builder::new().name("leaktrace-detach".into()).spawn(work);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn means_are_per_process_and_absent_before_any() {
+        let stats = Arc::new(LinkStats::default());
+        assert_eq!(stats.means_ms(), (None, None));
+        stats.record_attach(Duration::from_millis(2));
+        stats.record_attach(Duration::from_millis(4));
+        let links = ProcessLinks { allocator: PathBuf::from("/lib/libc.so.6"), links: vec![Box::new(7u8)], stats: stats.clone() };
+        links.detach_in_background();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.means_ms().1.is_none() {
+            assert!(Instant::now() < deadline, "the background detach never finished");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(stats.means_ms().0, Some(3.0));
+    }
+}

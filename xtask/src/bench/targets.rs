@@ -90,6 +90,13 @@ fn lifecycle(r: &[BenchResult]) -> Vec<Check> {
             pass: Some(lt - base <= 0.3),
         });
     }
+    if let Some(q) = value(r, super::lifecycle::QUIT_ROW, Config::Exact) {
+        checks.push(Check {
+            target: "q in the live view returns the shell within 0.3 s",
+            figure: format!("{q:.3} s"),
+            pass: Some(q <= 0.3),
+        });
+    }
     let f = super::lifecycle::FORKS_ROW;
     if let (Some(lt), Some(base)) = (value(r, f, Config::FollowForks), value(r, f, Config::Untraced)) {
         checks.push(Check {

@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use leaktrace::aggregate::{ResourceKind, StackId, State};
+use leaktrace::aggregate::{ResourceKind, StackEnd, StackId, State};
 use leaktrace::pipeline::{Ingestor, Shared};
 use leaktrace::report::{Attribution, SiteCache};
 use leaktrace::symbolize::ProcessMaps;
@@ -26,7 +26,7 @@ fn ingestion_goes_on_while_a_report_build_is_blocked() {
         let mut st = shared.state();
         st.add_maps(pid, ProcessMaps::parse(&format!("10000-20000 r-xp 00000000 00:00 1 {}\n", fifo.display())).unwrap());
         let img = st.image_of(pid);
-        let s = st.agg.stacks.intern(ResourceKind::Heap, img, &[0x10010], false);
+        let s = st.agg.stacks.intern(ResourceKind::Heap, img, &[0x10010], StackEnd::COMPLETE);
         st.apply(pid, pid, 1, &Body::Alloc { addr: 0x1, size: 8, func: AllocFn::Malloc }, Some(s));
     }
     let snapshot = shared.state().snapshot(StackId(0), 2);
@@ -38,14 +38,14 @@ fn ingestion_goes_on_while_a_report_build_is_blocked() {
     });
 
     // The consumer's path: 10,000 allocations with stacks outside every mapping.
-    let mut ingestor = Ingestor::new();
+    let mut ingestor = Ingestor::default();
     for i in 0..10_000u64 {
         let ev = Event {
             tgid: pid,
             tid: pid,
             ts_ns: 10 + i,
             body: Body::Alloc { addr: 0x100 + i * 16, size: 16, func: AllocFn::Malloc },
-            stack: Some(RawStack { frames: vec![0x9000 + i % 7], sp: 0, bp: 0, top: Vec::new() }),
+            stack: Some(RawStack::complete(vec![0x9000 + i % 7])),
         };
         ingestor.apply(&mut shared.state(), &ev);
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracer_common::decode::Body;
 
-use super::{Aggregator, Anomalies, ResourceKind, StackId, StackSummary};
+use super::{Aggregator, Anomalies, ResourceKind, StackEnd, StackId, StackSummary};
 use crate::symbolize::ProcessMaps;
 
 /// One address space: a process between two execs.
@@ -30,6 +30,7 @@ pub struct State {
     current: HashMap<u32, u32>,
     pub events: u64,
     pub decode_errors: u64,
+    /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
     pub truncated_stacks: u64,
     warnings: Vec<String>,
 }
@@ -41,7 +42,7 @@ pub struct StackInfo {
     pub kind: ResourceKind,
     pub image: u32,
     pub frames: Box<[u64]>,
-    pub truncated: bool,
+    pub end: StackEnd,
 }
 
 /// What a report reads, copied out of [`State`].
@@ -114,7 +115,7 @@ impl State {
             .stacks
             .iter()
             .skip(from.0 as usize)
-            .map(|(id, e)| StackInfo { id, kind: e.kind, image: e.image, frames: e.frames.clone(), truncated: e.truncated })
+            .map(|(id, e)| StackInfo { id, kind: e.kind, image: e.image, frames: e.frames.clone(), end: e.end })
             .collect();
         Snapshot {
             summaries: self.agg.summaries(now_ns),
@@ -138,15 +139,15 @@ mod tests {
     fn a_snapshot_carries_only_new_stacks_and_every_summary() {
         let mut s = State::new();
         let img = s.image_of(7);
-        let a = s.agg.stacks.intern(ResourceKind::Heap, img, &[1, 2], false);
+        let a = s.agg.stacks.intern(ResourceKind::Heap, img, &[1, 2], StackEnd::COMPLETE);
         s.apply(7, 7, 1, &Body::Alloc { addr: 0x10, size: 8, func: AllocFn::Malloc }, Some(a));
         let first = s.snapshot(StackId(0), 2);
         assert_eq!(first.new_stacks.len(), 1);
-        let b = s.agg.stacks.intern(ResourceKind::Heap, img, &[3], true);
+        let b = s.agg.stacks.intern(ResourceKind::Heap, img, &[3], StackEnd { stop: tracer_common::StopReason::NoTable, exact: 0 });
         s.apply(7, 7, 1, &Body::Alloc { addr: 0x20, size: 8, func: AllocFn::Malloc }, Some(b));
         let second = s.snapshot(StackId(1), 2);
         assert_eq!(second.new_stacks.iter().map(|x| x.id).collect::<Vec<_>>(), vec![b]);
-        assert!(second.new_stacks[0].truncated);
+        assert!(second.new_stacks[0].end.is_truncated());
         assert_eq!(second.summaries.len(), 2);
         assert_eq!(second.images.len(), 1);
     }

@@ -34,6 +34,8 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
             stack_frames: opts.stack_depth,
             follow_forks: opts.follow_forks,
             sample_every: opts.sample.unwrap_or(0),
+            unwind: opts.unwind,
+            ..LoadOptions::default()
         },
         allocator: opts.allocator.clone(),
         attribution: Attribution { focus: opts.focus.clone(), allocator: None },

@@ -21,7 +21,8 @@ pub struct Resolved {
     /// A frame matched `--focus` (always true without one).
     pub in_focus: bool,
     pub stack: Vec<StackFrame>,
-    pub truncated: bool,
+    /// Why the stack ends before its outermost frame, when it does.
+    pub truncated: Option<String>,
 }
 
 /// Sites are resolved once per stack: the stack table only grows and stack
@@ -49,8 +50,17 @@ impl SiteCache {
                 continue; // already resolved (or a gap, which a snapshot never leaves)
             }
             let maps = &snap.images[s.image as usize];
-            let symbolized: Vec<Frame> = s.frames.iter().flat_map(|&a| self.sym.symbolize(maps, a, true)).collect();
-            self.resolved.push(attribute(&symbolized, attribution, s.truncated));
+            let symbolized: Vec<Frame> = s
+                .frames
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &a)| self.sym.symbolize(maps, a, i >= 32 || s.end.exact & (1 << i) == 0))
+                .collect();
+            let truncated = s.end.is_truncated().then(|| {
+                let last = symbolized.last().map(|f| f.function.clone().unwrap_or_else(|| f.unresolved_label()));
+                format!("{} (after {})", s.end.stop.describe(), last.as_deref().unwrap_or("no frame"))
+            });
+            self.resolved.push(attribute(&symbolized, attribution, truncated));
         }
     }
 
@@ -76,7 +86,7 @@ fn matches_focus(frame: &Frame, focus: &str) -> bool {
     frame.module.contains(focus) || frame.file.as_deref().is_some_and(|f| f.contains(focus))
 }
 
-pub fn attribute(frames: &[Frame], attribution: &Attribution, truncated: bool) -> Resolved {
+pub fn attribute(frames: &[Frame], attribution: &Attribution, truncated: Option<String>) -> Resolved {
     let stack: Vec<StackFrame> = frames
         .iter()
         .map(|f| StackFrame {
@@ -138,7 +148,7 @@ mod tests {
 
     #[test]
     fn without_focus_the_first_frame_outside_libc_is_the_site() {
-        let r = attribute(&stack(), &Attribution::default(), false);
+        let r = attribute(&stack(), &Attribution::default(), None);
         assert_eq!(r.site.function.as_deref(), Some("helper"));
         assert!(r.in_focus);
         assert_eq!(r.stack.len(), 4);
@@ -147,7 +157,7 @@ mod tests {
     #[test]
     fn focus_picks_the_innermost_frame_inside_it() {
         let a = Attribution { focus: Some("fixtures/net/".into()), allocator: None };
-        let r = attribute(&stack(), &a, false);
+        let r = attribute(&stack(), &a, None);
         assert_eq!(r.site.function.as_deref(), Some("js_socket_connect"));
         assert_eq!(r.site.line, Some(7));
         assert!(r.in_focus);
@@ -156,7 +166,7 @@ mod tests {
     #[test]
     fn a_stack_outside_the_focus_is_marked() {
         let a = Attribution { focus: Some("nowhere/".into()), allocator: None };
-        let r = attribute(&stack(), &a, false);
+        let r = attribute(&stack(), &a, None);
         assert!(!r.in_focus);
     }
 
@@ -165,15 +175,15 @@ mod tests {
         let mut s = stack();
         s.insert(0, frame("je_malloc", "", "/usr/lib/libjemalloc.so.2"));
         let a = Attribution { focus: None, allocator: Some("/usr/lib/libjemalloc.so.2".into()) };
-        assert_eq!(attribute(&s, &a, false).site.function.as_deref(), Some("helper"));
+        assert_eq!(attribute(&s, &a, None).site.function.as_deref(), Some("helper"));
     }
 
     #[test]
     fn unresolved_frames_keep_a_label() {
         let s = vec![frame("", "", "/opt/app/bin/app")];
-        let r = attribute(&s, &Attribution::default(), true);
+        let r = attribute(&s, &Attribution::default(), Some("stack memory unreadable (after app+0x10)".into()));
         assert_eq!(r.site.function, None);
         assert!(r.site.label.contains("app+0x"), "{}", r.site.label);
-        assert!(r.truncated);
+        assert!(r.truncated.is_some());
     }
 }

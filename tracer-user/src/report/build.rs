@@ -48,11 +48,9 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         .chain([("decode_errors".to_owned(), snap.decode_errors), ("truncated_stacks".to_owned(), snap.truncated_stacks)])
         .collect();
     let mut warnings: Vec<String> = snap.warnings.iter().chain(cache.warnings()).cloned().collect();
-    if snap.truncated_stacks > 0 {
-        warnings.push(format!(
-            "{} stacks end early: frameless code (no frame pointers) past the copied stack top; their outer frames are missing",
-            snap.truncated_stacks
-        ));
+    let cut_sites = acc.sites.values().filter(|s| s.truncated).count();
+    if cut_sites > 0 {
+        warnings.push(format!("{cut_sites} sites have a stack that ends early; each says why (`stack_end`)"));
     }
     let sites = acc.sites_sorted();
     Report {
@@ -108,6 +106,7 @@ impl Accumulator {
             site: resolved.site.clone(),
             stack: Vec::new(),
             truncated: false,
+            stack_end: None,
         });
         site.count += c.outstanding;
         site.bytes += c.outstanding_bytes;
@@ -123,7 +122,8 @@ impl Accumulator {
         if site.stack.is_empty() || weight > *best {
             *best = weight;
             site.stack = resolved.stack.clone();
-            site.truncated = resolved.truncated;
+            site.truncated = resolved.truncated.is_some();
+            site.stack_end = resolved.truncated.clone();
         }
     }
 

@@ -165,6 +165,8 @@ pub struct Site {
     pub stack: Vec<StackFrame>,
     /// The unwinder could not recover frames beyond the last one.
     pub truncated: bool,
+    /// Why, when it could not: the reason and the frame it stopped after.
+    pub stack_end: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

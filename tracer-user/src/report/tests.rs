@@ -32,6 +32,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             inlined: false,
         }],
         truncated: false,
+        stack_end: None,
     }
 }
 

@@ -96,8 +96,8 @@ fn site(out: &mut String, s: &Site) {
     if s.stack.len() > STACK_LINES {
         let _ = writeln!(out, "    ... {} more frames", s.stack.len() - STACK_LINES);
     }
-    if s.truncated {
-        let _ = writeln!(out, "    (stack truncated: frameless code)");
+    if let Some(why) = &s.stack_end {
+        let _ = writeln!(out, "    (stack ends early: {why})");
     }
 }
 

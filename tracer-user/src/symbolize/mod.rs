@@ -3,6 +3,7 @@
 //! that repairs stacks through frameless code. Modules are parsed once per
 //! (path, build-id); results are cached per address.
 
+mod cfi_table;
 mod maps;
 mod module;
 mod modules;
@@ -13,9 +14,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+pub use cfi_table::CfiTable;
 pub use maps::{Mapping, ProcessMaps};
-pub use unwind::{UnwindInput, Unwound};
-pub use unwinder::Unwinder;
+pub use unwinder::{Completed, Unwinder};
 
 use modules::ModuleSet;
 

@@ -1,37 +1,8 @@
-//! One ELF module: its load segments, DWARF and symbols (through addr2line),
-//! and its call-frame information for the unwinder.
+//! One ELF module: its load segments, DWARF and symbols (through addr2line).
 
 use std::path::{Path, PathBuf};
 
-use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindContext, UnwindSection};
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
-
-/// How the canonical frame address (CFA) of a frame is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CfaRule {
-    /// rsp + offset: frameless code (or a prologue).
-    Sp(i64),
-    /// rbp + offset: frame-pointer code.
-    Bp(i64),
-}
-
-/// What the unwinder needs of one CFI row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnwindRow {
-    pub cfa: CfaRule,
-    /// Where the return address is saved, relative to the CFA.
-    pub ra: i64,
-    /// Where the caller's rbp is saved, relative to the CFA (None: unchanged).
-    pub bp: Option<i64>,
-}
-
-struct Cfi {
-    data: Vec<u8>,
-    eh_frame: std::ops::Range<usize>,
-    eh_frame_addr: u64,
-    hdr: Option<(std::ops::Range<usize>, u64)>,
-    text_addr: u64,
-}
+use object::{Object, ObjectSegment, ObjectSymbol};
 
 /// (function, file, line, column) of one (possibly inlined) frame.
 pub type RawFrame = (Option<String>, Option<String>, Option<u32>, Option<u32>);
@@ -50,17 +21,13 @@ pub struct Module {
     /// The file with the debug information (this one, or a separate one).
     debug_path: PathBuf,
     symbols_only: bool,
-    /// Loaded on first use: unwinding needs only the CFI.
+    /// Loaded on first use.
     names: std::cell::OnceCell<Option<Names>>,
-    cfi: Option<Cfi>,
 }
 
 pub fn build_id_of(data: &[u8]) -> Option<Vec<u8>> {
     object::File::parse(data).ok()?.build_id().ok().flatten().map(<[u8]>::to_vec)
 }
-
-const RSP: gimli::Register = gimli::X86_64::RSP;
-const RBP: gimli::Register = gimli::X86_64::RBP;
 
 impl Module {
     /// Parses `path`. `expected_build_id` is what was mapped; a different file
@@ -83,21 +50,7 @@ impl Module {
         } else {
             separate_debug_file(path, &file, build_id.as_deref()).unwrap_or_else(|| path.to_path_buf())
         };
-        let section =
-            |name: &str| file.section_by_name(name).and_then(|s| s.file_range().map(|(o, n)| (o as usize..(o + n) as usize, s.address())));
-        let text_addr = file.section_by_name(".text").map_or(0, |s| s.address());
-        let cfi = section(".eh_frame").map(|(eh_frame, eh_frame_addr)| Cfi {
-            eh_frame,
-            eh_frame_addr,
-            hdr: section(".eh_frame_hdr"),
-            text_addr,
-            data: Vec::new(),
-        });
-        let cfi = cfi.map(|mut c| {
-            c.data = data;
-            c
-        });
-        Ok(Self { segments, debug_path, symbols_only, names: std::cell::OnceCell::new(), cfi })
+        Ok(Self { segments, debug_path, symbols_only, names: std::cell::OnceCell::new() })
     }
 
     /// The ELF virtual address of a file offset.
@@ -164,38 +117,6 @@ impl Module {
         }
         out
     }
-
-    /// The CFI row in force at `svma`.
-    pub fn unwind_row(&self, svma: u64, ctx: &mut UnwindContext<usize>) -> Option<UnwindRow> {
-        let cfi = self.cfi.as_ref()?;
-        let eh = EhFrame::new(&cfi.data[cfi.eh_frame.clone()], LittleEndian);
-        let mut bases = BaseAddresses::default().set_eh_frame(cfi.eh_frame_addr).set_text(cfi.text_addr);
-        let row = match &cfi.hdr {
-            Some((range, addr)) => {
-                bases = bases.set_eh_frame_hdr(*addr);
-                let hdr = EhFrameHdr::new(&cfi.data[range.clone()], LittleEndian).parse(&bases, 8).ok()?;
-                match hdr.table() {
-                    Some(table) => table.unwind_info_for_address(&eh, &bases, ctx, svma, EhFrame::cie_from_offset).ok()?.clone(),
-                    None => eh.unwind_info_for_address(&bases, ctx, svma, EhFrame::cie_from_offset).ok()?.clone(),
-                }
-            }
-            None => eh.unwind_info_for_address(&bases, ctx, svma, EhFrame::cie_from_offset).ok()?.clone(),
-        };
-        let cfa = match row.cfa() {
-            gimli::CfaRule::RegisterAndOffset { register, offset } if *register == RSP => CfaRule::Sp(*offset),
-            gimli::CfaRule::RegisterAndOffset { register, offset } if *register == RBP => CfaRule::Bp(*offset),
-            _ => return None,
-        };
-        let ra = match row.register(gimli::X86_64::RA) {
-            gimli::RegisterRule::Offset(o) => o,
-            _ => return None,
-        };
-        let bp = match row.register(RBP) {
-            gimli::RegisterRule::Offset(o) => Some(o),
-            _ => None,
-        };
-        Some(UnwindRow { cfa, ra, bp })
-    }
 }
 
 /// A separate debug file: by build-id under /usr/lib/debug/.build-id, then by
@@ -238,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn libc_has_symbols_and_cfi() {
+    fn libc_has_symbols() {
         let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
         let m = Module::load(libc, None, true).unwrap();
         let data = std::fs::read(libc).unwrap();
@@ -252,8 +173,6 @@ mod tests {
             m.frames(sym.address()).last().and_then(|f| f.0.clone())
         };
         assert_eq!(named("socket").as_deref(), Some("socket"), "the exported name wins");
-        let row = m.unwind_row(addr, &mut UnwindContext::new()).unwrap();
-        assert_eq!(row, UnwindRow { cfa: CfaRule::Sp(8), ra: -8, bp: None }, "at entry the return address is on top of the stack");
     }
 
     #[test]

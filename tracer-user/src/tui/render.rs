@@ -166,8 +166,8 @@ fn render_detail(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
         };
         lines.push(Line::raw(format!("  {name}{}  {place}", if fr.inlined { " [inlined]" } else { "" })));
     }
-    if s.truncated {
-        lines.push(Line::styled("  (stack ends early: frameless code)", Style::default().fg(Color::Gray)));
+    if let Some(why) = &s.stack_end {
+        lines.push(Line::styled(format!("  (stack ends early: {why})"), Style::default().fg(Color::Gray)));
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::bordered().title(" detail ")), area);
 }

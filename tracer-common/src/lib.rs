@@ -17,6 +17,8 @@ pub mod unwind;
 pub mod decode;
 #[cfg(feature = "user")]
 pub mod manifest;
+#[cfg(feature = "user")]
+pub mod valgrind;
 
 pub use kinds::{AllocFn, Counter, EventKind, FdKind};
 pub use record::{EventHeader, SmallEvent, StackCopyEvent, StackEvent, StackStop, MAX_FRAMES, STACK_COPY_WORDS};

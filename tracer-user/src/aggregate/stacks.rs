@@ -22,9 +22,10 @@ impl StackEnd {
     /// A stack walked to its outermost frame, of return addresses only.
     pub const COMPLETE: Self = Self { stop: StopReason::End, exact: 0 };
 
-    /// Whether frames are missing past the last (not by the user's --stack-depth).
+    /// Whether frames are known to be missing past the last (not by the
+    /// user's --stack-depth; the frame-pointer walk cannot tell).
     pub fn is_truncated(&self) -> bool {
-        !matches!(self.stop, StopReason::End | StopReason::MaxDepth)
+        !matches!(self.stop, StopReason::End | StopReason::MaxDepth | StopReason::FramePointers)
     }
 }
 

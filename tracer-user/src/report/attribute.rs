@@ -1,8 +1,8 @@
 //! Choosing a stack's call site: the innermost frame inside `--focus`, else
 //! the first frame outside libc and the allocator.
 
-use crate::aggregate::{Snapshot, StackId};
-use crate::symbolize::{Frame, Symbolizer};
+use crate::aggregate::{ResourceKind, Snapshot, StackId};
+use crate::symbolize::{symbolize_stack, Frame, StackCalls, Symbolizer};
 
 use super::model::{Location, StackFrame};
 
@@ -30,6 +30,7 @@ pub struct Resolved {
 #[derive(Default)]
 pub struct SiteCache {
     sym: Symbolizer,
+    calls: StackCalls,
     resolved: Vec<Resolved>,
 }
 
@@ -50,12 +51,7 @@ impl SiteCache {
                 continue; // already resolved (or a gap, which a snapshot never leaves)
             }
             let maps = &snap.images[s.image as usize];
-            let symbolized: Vec<Frame> = s
-                .frames
-                .iter()
-                .enumerate()
-                .flat_map(|(i, &a)| self.sym.symbolize(maps, a, i >= 32 || s.end.exact & (1 << i) == 0))
-                .collect();
+            let symbolized = symbolize_stack(&mut self.sym, &mut self.calls, maps, &s.frames, s.end.exact, s.kind == ResourceKind::Heap);
             let truncated = s.end.is_truncated().then(|| {
                 let last = symbolized.last().map(|f| f.function.clone().unwrap_or_else(|| f.unresolved_label()));
                 format!("{} (after {})", s.end.stop.describe(), last.as_deref().unwrap_or("no frame"))
@@ -96,6 +92,7 @@ pub fn attribute(frames: &[Frame], attribution: &Attribution, truncated: Option<
             module: f.module.clone(),
             address: f.address,
             inlined: f.inlined,
+            inferred: f.inferred,
         })
         .collect();
     let (site, in_focus) = match &attribution.focus {
@@ -134,6 +131,7 @@ mod tests {
             line: Some(7),
             column: None,
             inlined: false,
+            inferred: false,
         }
     }
 

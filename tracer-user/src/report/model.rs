@@ -187,6 +187,8 @@ pub struct StackFrame {
     pub module: String,
     pub address: u64,
     pub inlined: bool,
+    /// A frame a tail call left out, put back from the call instruction that led to it.
+    pub inferred: bool,
 }
 
 impl Report {

@@ -89,6 +89,7 @@ mod tests {
             module: module.into(),
             address: 0,
             inlined: false,
+            inferred: false,
         }
     }
 

@@ -30,6 +30,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             module: "/bin/net-driver".into(),
             address: 0x1234,
             inlined: false,
+            inferred: false,
         }],
         truncated: false,
         stack_end: None,

@@ -115,7 +115,11 @@ fn short(path: &str) -> &str {
 
 fn frame_line(f: &StackFrame) -> String {
     let name = f.function.clone().unwrap_or_else(|| format!("{}+?", short(&f.module)));
-    let inl = if f.inlined { " [inlined]" } else { "" };
+    let inl = match (f.inlined, f.inferred) {
+        (_, true) => " [tail call]",
+        (true, false) => " [inlined]",
+        _ => "",
+    };
     match (&f.file, f.line) {
         (Some(file), Some(line)) => format!("{name}{inl}  {}:{line}", short(file)),
         _ => format!("{name}{inl}  ({}) {:#x}", short(&f.module), f.address),

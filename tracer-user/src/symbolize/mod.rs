@@ -7,6 +7,8 @@ mod cfi_table;
 mod maps;
 mod module;
 mod modules;
+mod stack;
+mod tailcall;
 mod unwind;
 mod unwinder;
 
@@ -16,6 +18,7 @@ use serde::Serialize;
 
 pub use cfi_table::CfiTable;
 pub use maps::{Mapping, ProcessMaps};
+pub use stack::{symbolize_stack, StackCalls};
 pub use unwinder::{Completed, Unwinder};
 
 use modules::ModuleSet;
@@ -41,6 +44,8 @@ pub struct Frame {
     pub line: Option<u32>,
     pub column: Option<u32>,
     pub inlined: bool,
+    /// Put back where a tail call left no frame (see [`tailcall`]).
+    pub inferred: bool,
 }
 
 impl Frame {
@@ -82,6 +87,7 @@ impl Symbolizer {
                 line: None,
                 column: None,
                 inlined: false,
+                inferred: false,
             }];
         };
         let offset = probe - m.start + m.offset;
@@ -95,6 +101,7 @@ impl Symbolizer {
             line: None,
             column: None,
             inlined: false,
+            inferred: false,
         };
         let Some(i) = self.modules.index_of(&m) else { return vec![unresolved] };
         let Some(module) = self.modules.get(i) else { return vec![unresolved] };
@@ -119,6 +126,7 @@ impl Symbolizer {
                     line,
                     column,
                     inlined: k < last,
+                    inferred: false,
                 })
                 .collect()
         };

@@ -33,6 +33,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 module: "/lib/libc.so.6".into(),
                 address: 0x7f00,
                 inlined: false,
+                inferred: false,
             },
             StackFrame {
                 function: Some(function.into()),
@@ -41,6 +42,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 module: "/bin/net-driver".into(),
                 address: 0x1234,
                 inlined: false,
+                inferred: false,
             },
             StackFrame {
                 function: Some("main".into()),
@@ -49,6 +51,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 module: "/bin/net-driver".into(),
                 address: 0x1300,
                 inlined: false,
+                inferred: false,
             },
         ],
         truncated: false,

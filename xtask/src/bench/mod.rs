@@ -5,6 +5,7 @@
 mod measure;
 mod server;
 mod targets;
+mod unwind;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,6 +47,7 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     }
     let w = root.join("bench/workloads");
     cc(&scratch.join("malloc_loop"), &w.join("malloc_loop.c"), &["-pthread"])?;
+    cc(&scratch.join("malloc_loop_nofp"), &w.join("malloc_loop.c"), &["-pthread", "-fomit-frame-pointer"])?;
     cc(&scratch.join("fd_churn"), &w.join("fd_churn.c"), &[])?;
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
     crate::fixture::build(root)?;
@@ -82,6 +84,9 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
             let cmd = vec![exe("malloc_loop"), threads.to_string(), depth.to_string(), pairs.to_string()];
             record(name.clone(), c, "ns/pair", measure::run(&tools, c, &cmd, limit).map(|m| (m.ns_per_op, m)));
         }
+    }
+    for (workload, config, cmd) in unwind::runs(&exe, pairs) {
+        record(workload, config, "ns/pair", measure::run(&tools, config, &cmd, limit).map(|m| (m.ns_per_op, m)));
     }
     for &c in &[Config::Untraced, Config::Exact, Config::Valgrind] {
         let cmd = vec![exe("fd_churn"), if opts.quick { "20000" } else { "100000" }.to_owned()];
@@ -123,12 +128,17 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
     );
 
-    let checks = targets::evaluate(&results);
-    let md = targets::markdown(&results, &checks, opts.quick);
+    write_results(root, &results, opts.quick)
+}
+
+/// The targets judged and the table, to bench/results.md and results.json.
+fn write_results(root: &Path, results: &[BenchResult], quick: bool) -> Result<()> {
+    let checks = targets::evaluate(results);
+    let md = targets::markdown(results, &checks, quick);
     print!("{md}");
     let dir = root.join("bench");
     std::fs::write(dir.join("results.md"), &md).context("writing bench/results.md")?;
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results)?)?;
     eprintln!("bench: wrote bench/results.md and bench/results.json");
     Ok(())
 }

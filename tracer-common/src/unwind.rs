@@ -70,13 +70,41 @@ pub struct ModuleKey {
     pub ino: u64,
 }
 
-/// Where a module's rows are in the row table.
+/// Where a module's rows are in the row table, and its page index in the page table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModuleRows {
     pub first: u32,
     /// 0: the module has no unwind information (frame pointers are tried).
     pub count: u32,
+    /// The module's first entry in the page table.
+    pub pages_first: u32,
+    /// Entries it has there (0: no index; all rows are searched).
+    pub pages: u32,
+}
+
+/// Rows are indexed by pages of 1 << PAGE_SHIFT bytes of file offset.
+pub const PAGE_SHIFT: u32 = 12;
+
+/// A module's page index: entry p is the index of the row in force at file
+/// offset p << PAGE_SHIFT (the row before the first, 0, when none is).
+#[cfg(feature = "user")]
+pub fn page_index(rows: &[UnwindRow]) -> std::vec::Vec<u32> {
+    let Some(last) = rows.last() else { return std::vec::Vec::new() };
+    (0..=(last.offset >> PAGE_SHIFT)).map(|p| rows.partition_point(|r| r.offset <= p << PAGE_SHIFT).saturating_sub(1) as u32).collect()
+}
+
+/// The rows [lo, hi) that can hold the rule for `offset`, from the page
+/// index (`page(p)` is entry p of `pages`); all `count` rows without one.
+#[inline(always)]
+pub fn search_range(count: u32, pages: u32, offset: u64, page: impl Fn(u32) -> Option<u32>) -> (u32, u32) {
+    if pages == 0 {
+        return (0, count);
+    }
+    let p = (offset >> PAGE_SHIFT).min(u64::from(pages - 1)) as u32;
+    let lo = page(p).unwrap_or(0);
+    let hi = if p + 1 < pages { page(p + 1).map_or(count, |i| i + 1) } else { count };
+    (lo.min(count), hi.min(count))
 }
 
 // SAFETY: plain #[repr(C)] structs of integers without padding: any bytes are a valid value.
@@ -297,6 +325,23 @@ mod tests {
         (uc[(UC_RBP / 8) as usize], uc[(UC_RSP / 8) as usize], uc[(UC_RIP / 8) as usize]) = (0xb1, 0x9000, 0x1234);
         let c = step_rule(row(CfaKind::Signal, 0, 0), 0x1000, Regs { pc: 1, sp: SP, bp: 0 }, &Copy { base: SP, words: &uc }).unwrap();
         assert_eq!(c, Caller { regs: Regs { pc: 0x1234, sp: 0x9000, bp: 0xb1 }, exact: true });
+    }
+
+    #[test]
+    fn the_page_index_narrows_the_search_to_the_right_rows() {
+        let r = |offset| UnwindRow { offset, cfa: 1, rbp: 0, kind: CfaKind::Rsp as u8 };
+        let rows = [r(0x800), r(0x1010), r(0x1200), r(0x3004)];
+        let idx = page_index(&rows);
+        assert_eq!(idx, std::vec![0, 0, 2, 2]);
+        let range = |off| search_range(4, 4, off, |p| idx.get(p as usize).copied());
+        // Every offset's row lies in its range: the last row at or below it.
+        for off in [0x0, 0x800, 0x1000, 0x1010, 0x1fff, 0x2500, 0x3004, 0x9000] {
+            let want = rows.iter().rposition(|x| u64::from(x.offset) <= off);
+            let (lo, hi) = range(off);
+            let got = rows[lo as usize..hi as usize].iter().rposition(|x| u64::from(x.offset) <= off).map(|i| i + lo as usize);
+            assert_eq!(got, want, "offset {off:#x} searched in {lo}..{hi}");
+        }
+        assert_eq!(search_range(4, 0, 0x1234, |_| None), (0, 4), "no index: every row");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use aya_ebpf::{
 use tracer_common::{Counter, EventHeader, EventKind, SmallEvent, StackCopyEvent, StackEvent, StopReason, MAX_FRAMES, STACK_COPY_WORDS};
 
 use crate::maps::{count, setting_u32, stack_frames, submit_flags, EVENTS};
-use crate::unwind::lt_walk;
+use crate::walk::lt_walk;
 
 /// 1: the kernel's frame-pointer walk (`--unwind fp`) instead of the CFI walker.
 #[unsafe(no_mangle)]

@@ -12,7 +12,7 @@ mod handles;
 mod heap;
 mod maps;
 mod process;
-mod unwind;
+mod walk;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -11,7 +11,8 @@ use aya::{
 };
 use tracer_common::{AllocFn, Counter};
 
-use super::unwind_tables::{KernelTables, UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
+use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
+use super::unwind_tables::KernelTables;
 use super::{allocator::AllocatorChoice, preflight, ProbeError, Program};
 
 pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LEAKTRACE_BPF_OBJECT"));
@@ -144,11 +145,14 @@ impl Probes {
             return Ok(None);
         }
         let missing = |name: &str| ProbeError::Load(format!("map {name} missing from the object"));
-        let rows = self.ebpf.take_map("UNWIND_ROWS").ok_or_else(|| missing("UNWIND_ROWS"))?;
+        let mut array = |name: &'static str| match self.ebpf.take_map(name) {
+            Some(aya::maps::Map::Array(a)) => Ok(a),
+            _ => Err(missing(name)),
+        };
+        let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
         let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
         let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
-        let aya::maps::Map::Array(rows) = rows else { return Err(ProbeError::Load("UNWIND_ROWS is not an array".into())) };
-        KernelTables::new(rows, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
+        KernelTables::new(rows, pages, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
     }
 
     /// Traces `pid` (all its threads) from now on.

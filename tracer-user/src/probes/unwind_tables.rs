@@ -10,12 +10,10 @@ use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use memmap2::{MmapMut, MmapOptions};
+use tracer_common::unwind::page_index;
 use tracer_common::{ModuleKey, ModuleRows, UnwindRow};
 
-use aya::EbpfLoader;
-
-use super::btf::KernelBtf;
-use super::ProbeError;
+use super::unwind_settings::PAGES_PER_ROW;
 use crate::symbolize::CfiTable;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,68 +41,45 @@ pub fn module_key(file: &File) -> std::io::Result<ModuleKey> {
     Ok(ModuleKey { dev: kernel_dev(st.st_dev), ino: st.st_ino })
 }
 
-/// How user stacks are walked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum UnwindMode {
-    /// The modules' own CFI, walked in the kernel (frame pointers only where
-    /// a module has no unwind information).
-    #[default]
-    Cfi,
-    /// The kernel's frame-pointer walk: cheaper, wrong in code built without
-    /// frame pointers (Debian's own libraries among it).
-    #[value(name = "fp")]
-    FramePointers,
+/// An mmapable BPF array, written through the mapping.
+struct Mapped {
+    mem: MmapMut,
+    /// The map behind `mem`.
+    _map: MapData,
+    /// Bytes per element.
+    elem: usize,
+    capacity: u32,
+    next: u32,
 }
 
-/// Rows the kernel's table holds unless told otherwise: 8 MiB.
-pub const DEFAULT_UNWIND_ROWS: u32 = 1 << 20;
-
-/// Load-time settings of the walker: kernel structure offsets (from the
-/// kernel's BTF), the mode, the row table's size.
-pub struct UnwindSettings {
-    offsets: [(&'static str, u32); 8],
-    frame_pointers: u32,
-    rows: u32,
-}
-
-impl UnwindSettings {
-    pub fn new(mode: UnwindMode, rows: u32) -> Result<Self, ProbeError> {
-        let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
-        let mut offsets = [("", 0); 8];
-        let members = [
-            ("VMA_START", "vm_area_struct", "vm_start"),
-            ("VMA_END", "vm_area_struct", "vm_end"),
-            ("VMA_PGOFF", "vm_area_struct", "vm_pgoff"),
-            ("VMA_FILE", "vm_area_struct", "vm_file"),
-            ("FILE_INODE", "file", "f_inode"),
-            ("INODE_INO", "inode", "i_ino"),
-            ("INODE_SB", "inode", "i_sb"),
-            ("SB_DEV", "super_block", "s_dev"),
-        ];
-        for (slot, (global, ty, member)) in offsets.iter_mut().zip(members) {
-            let off = btf
-                .member_offset(ty, member)
-                .map_err(|e| ProbeError::KernelFeature { what: "a kernel structure member", detail: e.to_string() })?;
-            *slot = (global, off);
-        }
-        Ok(Self { offsets, frame_pointers: u32::from(mode == UnwindMode::FramePointers), rows: rows.max(1) })
+impl Mapped {
+    fn new(map: MapData, capacity: u32, elem: usize) -> Result<Self, TableError> {
+        let fd = map.fd().as_fd().as_raw_fd();
+        // SAFETY: the map is an mmapable BPF array of exactly `capacity`
+        // elements that only this process writes; the kernel reads a
+        // module's elements only after the module is published, once they
+        // are written.
+        let mem = unsafe { MmapOptions::new().len(capacity as usize * elem).map_mut(fd) }.map_err(TableError::Map)?;
+        Ok(Self { mem, _map: map, elem, capacity, next: 0 })
     }
 
-    pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
-        for (name, off) in &self.offsets {
-            loader.override_global(name, off, true);
-        }
-        loader.override_global("UNWIND_FRAME_POINTERS", &self.frame_pointers, true);
-        loader.map_max_entries("UNWIND_ROWS", self.rows);
+    /// Room for `n` more elements.
+    fn fits(&self, n: usize) -> bool {
+        n <= (self.capacity - self.next) as usize
+    }
+
+    /// Appends `bytes` (whole elements); returns the first index.
+    fn append(&mut self, bytes: &[u8]) -> u32 {
+        let first = self.next;
+        self.mem[first as usize * self.elem..][..bytes.len()].copy_from_slice(bytes);
+        self.next += (bytes.len() / self.elem) as u32;
+        first
     }
 }
 
 pub struct KernelTables {
-    rows: MmapMut,
-    /// The map behind `rows`.
-    _map: MapData,
-    capacity: u32,
-    next: u32,
+    rows: Mapped,
+    pages: Mapped,
     modules: BpfHashMap<MapData, ModuleKey, ModuleRows>,
     /// Published modules, and those that could not be (said once).
     done: HashMap<ModuleKey, ModuleRows>,
@@ -112,20 +87,26 @@ pub struct KernelTables {
 }
 
 impl KernelTables {
-    /// Over the loaded object's row array (`capacity` rows, BPF_F_MMAPABLE) and module table.
-    pub fn new(map: MapData, capacity: u32, modules: BpfHashMap<MapData, ModuleKey, ModuleRows>) -> Result<Self, TableError> {
-        let bytes = capacity as usize * std::mem::size_of::<UnwindRow>();
-        let fd = map.fd().as_fd().as_raw_fd();
-        // SAFETY: the map is an mmapable BPF array of exactly `capacity`
-        // rows that only this process writes; the kernel reads rows of a
-        // module only after its entry is published, once they are written.
-        let rows = unsafe { MmapOptions::new().len(bytes).map_mut(fd) }.map_err(TableError::Map)?;
-        Ok(Self { rows, _map: map, capacity, next: 0, modules, done: HashMap::new(), refused: HashSet::new() })
+    /// Over the loaded object's row and page arrays (`capacity` rows,
+    /// BPF_F_MMAPABLE, pages a quarter of that) and module table.
+    pub fn new(
+        rows: MapData,
+        pages: MapData,
+        capacity: u32,
+        modules: BpfHashMap<MapData, ModuleKey, ModuleRows>,
+    ) -> Result<Self, TableError> {
+        Ok(Self {
+            rows: Mapped::new(rows, capacity, ROW)?,
+            pages: Mapped::new(pages, (capacity / PAGES_PER_ROW).max(1), 8)?,
+            modules,
+            done: HashMap::new(),
+            refused: HashSet::new(),
+        })
     }
 
     /// Rows in use, and the capacity.
     pub fn usage(&self) -> (u32, u32) {
-        (self.next, self.capacity)
+        (self.rows.next, self.rows.capacity)
     }
 
     pub fn is_loaded(&self, key: &ModuleKey) -> bool {
@@ -171,26 +152,38 @@ impl KernelTables {
     }
 
     fn publish(&mut self, key: ModuleKey, rows: &[UnwindRow], name: &str) -> Result<(), TableError> {
-        let count = u32::try_from(rows.len()).unwrap_or(u32::MAX);
-        if count > self.capacity - self.next {
+        if !self.rows.fits(rows.len()) {
             self.refused.insert(key);
-            return Err(TableError::Full(self.capacity, name.to_owned()));
+            return Err(TableError::Full(self.rows.capacity, name.to_owned()));
         }
-        let first = self.next;
-        let size = std::mem::size_of::<UnwindRow>();
-        let dst = &mut self.rows[first as usize * size..(first + count) as usize * size];
-        for (chunk, row) in dst.chunks_exact_mut(size).zip(rows) {
-            chunk[0..4].copy_from_slice(&row.offset.to_ne_bytes());
-            chunk[4..6].copy_from_slice(&row.cfa.to_ne_bytes());
-            chunk[6] = row.rbp as u8;
-            chunk[7] = row.kind;
-        }
-        let entry = ModuleRows { first, count };
+        let bytes: Vec<u8> = rows.iter().flat_map(row_bytes).collect();
+        let first = self.rows.append(&bytes);
+        // Without room for its page index, a module's rows are searched whole.
+        let index = page_index(rows);
+        let (pages_first, pages) = if self.pages.fits(index.len()) {
+            // Array elements take 8 bytes each in the map, whatever their size.
+            let bytes: Vec<u8> = index.iter().flat_map(|&i| u64::from(i).to_ne_bytes()).collect();
+            (self.pages.append(&bytes), index.len() as u32)
+        } else {
+            (0, 0)
+        };
+        let entry = ModuleRows { first, count: rows.len() as u32, pages_first, pages };
         self.modules.insert(key, entry, 0).map_err(|e| TableError::Publish(name.to_owned(), e.to_string()))?;
-        self.next += count;
         self.done.insert(key, entry);
         Ok(())
     }
+}
+
+const ROW: usize = std::mem::size_of::<UnwindRow>();
+
+/// A row as the kernel reads it (its #[repr(C)] layout).
+fn row_bytes(r: &UnwindRow) -> [u8; ROW] {
+    let mut b = [0u8; ROW];
+    b[0..4].copy_from_slice(&r.offset.to_ne_bytes());
+    b[4..6].copy_from_slice(&r.cfa.to_ne_bytes());
+    b[6] = r.rbp as u8;
+    b[7] = r.kind;
+    b
 }
 
 fn read_all(mut file: &File) -> std::io::Result<Vec<u8>> {

@@ -71,6 +71,8 @@ pub struct Aggregator {
     fds: BTreeMap<(u32, i32), Handle>,
     anomalies: Anomalies,
     exited: HashSet<u32>,
+    /// Outstanding heap (bytes, allocations), kept as the tables change.
+    heap: (u64, u64),
 }
 
 impl Aggregator {
@@ -165,8 +167,7 @@ impl Aggregator {
 
     /// Outstanding heap: (bytes, allocations).
     pub fn heap_totals(&self) -> (u64, u64) {
-        let all = || self.allocs.values().flat_map(HashMap::values);
-        (all().map(|a| a.size).sum(), all().count() as u64)
+        self.heap
     }
 
     /// Outstanding descriptors by kind.
@@ -206,6 +207,8 @@ impl Aggregator {
         c.acquired += 1;
         c.outstanding += 1;
         c.outstanding_bytes += a.size;
+        self.heap.0 += a.size;
+        self.heap.1 += 1;
         let first = self.allocs.is_empty();
         self.allocs
             .entry(tgid)
@@ -223,6 +226,8 @@ impl Aggregator {
                 c.released += 1;
                 c.outstanding -= 1;
                 c.outstanding_bytes -= a.size;
+                self.heap.0 -= a.size;
+                self.heap.1 -= 1;
             }
             None => self.anomalies.unknown_frees += 1,
         }
@@ -253,6 +258,8 @@ impl Aggregator {
             let c = self.stacks.counters_mut(a.stack);
             c.outstanding -= 1;
             c.outstanding_bytes -= a.size;
+            self.heap.0 -= a.size;
+            self.heap.1 -= 1;
         }
         let cloexec: Vec<i32> = self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).filter(|(_, h)| h.cloexec).map(|(k, _)| k.1).collect();
         for fd in cloexec {

@@ -23,6 +23,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             module: "/bin/net-driver".into(),
             label: function.into(),
         },
+        stacks: 1,
         stack: vec![StackFrame {
             function: Some(function.into()),
             file: Some(file.into()),

@@ -25,6 +25,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             module: "/bin/net-driver".into(),
             label: function.into(),
         },
+        stacks: 1,
         stack: vec![
             StackFrame {
                 function: Some("__GI_socket".into()),

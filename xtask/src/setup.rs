@@ -8,8 +8,24 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// Debian packages: LLVM 22 for bpf-linker, C tools for the fixture, valgrind
-/// for the oracle, tmux for the TUI's end-to-end test.
-const PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "gcc", "make", "valgrind", "tmux"];
+/// for the oracle, tmux for the TUI's end-to-end test; for the symbolizer's
+/// tests: g++ and binutils (strip), libc6-dbg (libc's separate debug
+/// information), python3 and redis-server (programs leaktrace did not build).
+const PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "gcc",
+    "g++",
+    "binutils",
+    "make",
+    "valgrind",
+    "tmux",
+    "libc6-dbg",
+    "python3",
+    "redis-server",
+];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13";
 

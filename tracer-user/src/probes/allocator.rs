@@ -5,6 +5,7 @@
 //! A jemalloc/tcmalloc/mimalloc linked or preloaded there replaces libc's, and
 //! probing libc alone would see nothing. `--allocator PATH` overrides.
 
+use crate::symbolize::MappedFile;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -71,7 +72,7 @@ impl AllocatorChoice {
     }
 
     fn resolve(exe: &Path, preload: Vec<PathBuf>, search: &Search) -> Result<Self, ProbeError> {
-        let arch = std::fs::read(exe).ok().and_then(|d| object::File::parse(&*d).ok().map(|f| f.architecture()));
+        let arch = MappedFile::open(exe).ok().and_then(|d| object::File::parse(d.bytes()).ok().map(|f| f.architecture()));
         let search = &Search { arch, ..search.clone() };
         let mut queue: VecDeque<(PathBuf, &'static str)> = VecDeque::new();
         queue.push_back((exe.to_path_buf(), "the executable"));
@@ -84,8 +85,10 @@ impl AllocatorChoice {
             if !seen.insert(path.clone()) {
                 continue;
             }
-            let Ok(data) = std::fs::read(&path) else { continue };
-            if exports_malloc(&data) {
+            // Mapped, not read: an executable may be hundreds of MB.
+            let Ok(file) = MappedFile::open(&path) else { continue };
+            let data = file.bytes();
+            if exports_malloc(data) {
                 let reason = match origin {
                     "the executable" => "the executable defines malloc".to_owned(),
                     "LD_PRELOAD" => "preloaded (LD_PRELOAD) and defines malloc".to_owned(),
@@ -93,7 +96,7 @@ impl AllocatorChoice {
                 };
                 return Self::inspect(&path, reason);
             }
-            let deps = elf_dependencies(&data);
+            let deps = elf_dependencies(data);
             for name in deps.needed {
                 if let Some(p) = search.find(&name, Some((&path, &deps.runpath))) {
                     queue.push_back((p, "DT_NEEDED"));
@@ -105,8 +108,8 @@ impl AllocatorChoice {
 
     fn inspect(path: &Path, reason: String) -> Result<Self, ProbeError> {
         let unreadable = |e: String| ProbeError::Unreadable { path: path.to_path_buf(), detail: e };
-        let data = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
-        let file = object::File::parse(&*data).map_err(|e| unreadable(format!("not an ELF object: {e}")))?;
+        let data = MappedFile::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let file = object::File::parse(data.bytes()).map_err(|e| unreadable(format!("not an ELF object: {e}")))?;
         let mut functions: Vec<AllocatorFunction> = Vec::new();
         let mut missing = Vec::new();
         for func in AllocFn::ALL {
@@ -115,7 +118,9 @@ impl AllocatorChoice {
                 Some(off) if functions.iter().any(|f| f.file_offset == off) => {}
                 Some(off) => {
                     let entry_offset = match func {
-                        AllocFn::Free => off + data.get(off as usize..).map_or(0, |code| entry_probe_offset(&code[..code.len().min(16)])),
+                        AllocFn::Free => {
+                            off + data.bytes().get(off as usize..).map_or(0, |code| entry_probe_offset(&code[..code.len().min(16)]))
+                        }
                         _ => off,
                     };
                     functions.push(AllocatorFunction { func, file_offset: off, entry_offset })

@@ -160,6 +160,7 @@ impl SiteCache {
                 line: f.line,
                 module: f.module.to_string(),
                 address: f.address,
+                module_offset: f.module_offset,
                 inlined: f.inlined,
             })
             .collect()

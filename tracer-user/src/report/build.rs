@@ -151,17 +151,28 @@ impl Accumulator {
         }
     }
 
-    /// Largest first; sites whose labels would read the same name their module.
+    /// Largest first; no two sites of a kind share a label: a repeated one
+    /// gets its line (`f at file.c:12`), or its module when that is all that differs.
     fn sites_sorted(&mut self) -> Vec<Site> {
         let mut sites: Vec<Site> = std::mem::take(&mut self.sites).into_values().collect();
-        let mut seen: HashMap<(ResourceKind, String, Option<String>, Option<u32>), u32> = HashMap::new();
-        for s in &sites {
-            *seen.entry((s.kind, s.site.label.clone(), s.site.file.clone(), s.site.line)).or_insert(0) += 1;
-        }
+        let count = |sites: &[Site], f: &dyn Fn(&Site) -> String| {
+            let mut seen: HashMap<(ResourceKind, String), u32> = HashMap::new();
+            for s in sites {
+                *seen.entry((s.kind, f(s))).or_insert(0) += 1;
+            }
+            seen
+        };
+        let labels = count(&sites, &|s| s.site.label.clone());
+        let at_line = |s: &Site| match (&s.site.file, s.site.line) {
+            (Some(f), Some(l)) => format!("{} at {}:{l}", s.site.label, f.rsplit('/').next().unwrap_or(f)),
+            _ => s.site.label.clone(),
+        };
+        let lines = count(&sites, &at_line);
         for s in &mut sites {
-            if seen[&(s.kind, s.site.label.clone(), s.site.file.clone(), s.site.line)] > 1 {
+            if labels[&(s.kind, s.site.label.clone())] > 1 {
+                let label = at_line(s);
                 let module = s.site.module.rsplit('/').next().unwrap_or(&s.site.module).to_owned();
-                s.site.label = format!("{} in {module}", s.site.label);
+                s.site.label = if lines[&(s.kind, label.clone())] > 1 { format!("{label} in {module}") } else { label };
             }
         }
         sites.sort_by(|a, b| (b.bytes, b.count, &a.site).cmp(&(a.bytes, a.count, &b.site)).then(a.kind.cmp(&b.kind)));

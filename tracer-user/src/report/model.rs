@@ -197,8 +197,9 @@ pub struct Location {
     pub line: Option<u32>,
     pub module: String,
     /// The function; `function+0xOFFSET` (the return address in its symbol)
-    /// when no line is known; `module+0xOFFSET` when no function is; with
-    /// ` in MODULE` added when sites of two modules would read the same.
+    /// when no line is known; `module+0xOFFSET` when no function is. No two
+    /// sites of a kind share a label: a repeated one gets ` at FILE:LINE`,
+    /// and ` in MODULE` when that is all that differs.
     pub label: String,
 }
 
@@ -209,6 +210,8 @@ pub struct StackFrame {
     pub line: Option<u32>,
     pub module: String,
     pub address: u64,
+    /// Offset in the module's file of the instruction looked up (the call before `address`).
+    pub module_offset: u64,
     pub inlined: bool,
 }
 

@@ -30,6 +30,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             line: Some(line),
             module: "/bin/net-driver".into(),
             address: 0x1234,
+            module_offset: 0x1234,
             inlined: false,
         }],
         truncated: false,

@@ -162,9 +162,19 @@ pub fn qualified_name(name: &str) -> &str {
     &name[start..]
 }
 
+/// A standard library path; for `<Type as Trait>::f`, either side.
 fn is_std(name: &str) -> bool {
-    let n = name.strip_prefix('<').unwrap_or(name);
-    STD_PREFIXES.iter().any(|p| n.starts_with(p))
+    let Some(inner) = name.strip_prefix('<') else { return STD_PREFIXES.iter().any(|p| name.starts_with(p)) };
+    let mut depth = 0i32;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth == 0 => return inner[..i].split(" as ").any(is_std),
+            '>' => depth -= 1,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The user's `--alloc-wrapper` names: a function's full name, its
@@ -234,6 +244,7 @@ mod tests {
             "alloc::alloc::alloc",
             "alloc::raw_vec::RawVec<T,A>::try_allocate_in",
             "<alloc::alloc::Global as core::alloc::Allocator>::allocate",
+            "<T as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
             "g_malloc0",
             "strdup",
             "__strdup",
@@ -245,7 +256,9 @@ mod tests {
         ] {
             assert!(is_wrapper(&f(name, exe), None, &[]), "{name}");
         }
-        for name in ["main", "make_leak(int)", "leaky::make_buffer", "js_socket_connect", "operator_newline"] {
+        for name in
+            ["main", "make_leak(int)", "leaky::make_buffer", "js_socket_connect", "operator_newline", "<app::Pool as app::Alloc>::get"]
+        {
             assert!(!is_wrapper(&f(name, exe), None, &[]), "{name}");
         }
     }

@@ -18,6 +18,7 @@ mod unwinder;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+pub use mapped::MappedFile;
 pub use maps::{Mapping, ProcessMaps};
 pub use unwind::{UnwindInput, Unwound};
 pub use unwinder::Unwinder;

@@ -33,6 +33,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 line: None,
                 module: "/lib/libc.so.6".into(),
                 address: 0x7f00,
+                module_offset: 0x7f00,
                 inlined: false,
             },
             StackFrame {
@@ -41,6 +42,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 line: Some(line),
                 module: "/bin/net-driver".into(),
                 address: 0x1234,
+                module_offset: 0x1234,
                 inlined: false,
             },
             StackFrame {
@@ -49,6 +51,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 line: Some(188),
                 module: "/bin/net-driver".into(),
                 address: 0x1300,
+                module_offset: 0x1300,
                 inlined: false,
             },
         ],

@@ -11,7 +11,7 @@ use crate::process::Ended;
 pub use super::focus::FocusReport;
 
 /// Schema version of the JSON report.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {

@@ -6,7 +6,7 @@ use crate::kinds::EventKind;
 pub const MAX_FRAMES: usize = 32;
 /// Words of user stack attached when the kernel's walk stops at code whose
 /// unwind table is not loaded yet: userspace goes on from there with the same rules.
-pub const STACK_COPY_WORDS: usize = 1024;
+pub const STACK_COPY_WORDS: usize = 2048;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -108,6 +108,8 @@ unsafe fn with_copy(ev: *const StackEvent) -> bool {
         // Near the top of the stack a long read fails: try shorter ones.
         let got = if bpf_probe_read_user_buf(sp, words).is_ok() {
             STACK_COPY_WORDS
+        } else if bpf_probe_read_user_buf(sp, &mut words[..4096]).is_ok() {
+            512
         } else if bpf_probe_read_user_buf(sp, &mut words[..1024]).is_ok() {
             128
         } else if bpf_probe_read_user_buf(sp, &mut words[..128]).is_ok() {
@@ -117,6 +119,8 @@ unsafe fn with_copy(ev: *const StackEvent) -> bool {
         };
         (*out).ev.stop.copy_words = got as u32;
     }
-    big.submit(submit_flags());
+    // Wake the consumer now: it asks for the missing table, and every walk
+    // through that module carries a copy until the table is in.
+    big.submit(aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64);
     true
 }

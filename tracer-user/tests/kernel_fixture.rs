@@ -18,7 +18,8 @@ fn build_fixture() {
 fn run_ci(variant: &str, expect: bool) -> std::process::Output {
     let root = workspace();
     let mut cmd = leaktrace();
-    cmd.args(["run", "--ci", "--focus", "fixtures/net/"]);
+    // From the workspace root, as the demo runs it: a relative focus is resolved there.
+    cmd.current_dir(&root).args(["run", "--ci", "--focus", "fixtures/net/"]);
     if expect {
         cmd.arg("--expect").arg(root.join("fixtures/manifest.json"));
     }

@@ -9,8 +9,9 @@ use anyhow::{bail, Context, Result};
 
 /// Debian packages: LLVM 22 for bpf-linker, C and C++ tools for the fixture
 /// and the test programs, valgrind for the oracles, tmux for the TUI's
-/// end-to-end test, and the programs leaktrace is tested on that the project
-/// did not write (curl, python3, redis).
+/// end-to-end test; for the symbolizer: binutils (strip) and libc6-dbg
+/// (libc's separate debug information); and the programs leaktrace is tested
+/// on that the project did not write (curl, python3, redis).
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -18,9 +19,11 @@ const PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "gcc",
     "g++",
+    "binutils",
     "make",
     "valgrind",
     "tmux",
+    "libc6-dbg",
     "curl",
     "python3",
     "redis-server",

@@ -72,6 +72,9 @@ pub struct Options {
     /// With --expect: only these scenarios of the manifest (default: all).
     #[arg(long = "expect-scenario", value_name = "NAME")]
     pub expect_scenarios: Vec<String>,
+    /// Without --focus, never name this function as a call site: the caller is (repeatable; C++ and Rust names without parameters).
+    #[arg(long = "alloc-wrapper", value_name = "NAME")]
+    pub alloc_wrappers: Vec<String>,
     /// Ignore sites matching a suppressions file (`function:NAME`, `module:TEXT`, `file:TEXT` lines).
     #[arg(long, value_name = "FILE")]
     pub suppress: Option<PathBuf>,

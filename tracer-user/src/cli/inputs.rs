@@ -38,7 +38,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
             ..LoadOptions::default()
         },
         allocator: opts.allocator.clone(),
-        attribution: Attribution { focus: opts.focus.clone(), allocator: None },
+        attribution: Attribution { focus: opts.focus.clone(), allocator: None, wrappers: opts.alloc_wrappers.clone() },
         suppressions,
         allocator_programs: opts.probe_floor.unwrap_or_default(),
     };

@@ -5,6 +5,7 @@
 //! A jemalloc/tcmalloc/mimalloc linked or preloaded there replaces libc's, and
 //! probing libc alone would see nothing. `--allocator PATH` overrides.
 
+use crate::symbolize::MappedFile;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -117,7 +118,7 @@ fn interpreter(data: &[u8]) -> Option<PathBuf> {
 
 /// Visits the objects of `exe` in load order until `visit` returns true.
 fn walk_load_order(exe: &Path, preload: Vec<PathBuf>, search: &Search, mut visit: impl FnMut(&Path, &'static str, &[u8]) -> bool) {
-    let arch = std::fs::read(exe).ok().and_then(|d| object::File::parse(&*d).ok().map(|f| f.architecture()));
+    let arch = MappedFile::open(exe).ok().and_then(|d| object::File::parse(d.bytes()).ok().map(|f| f.architecture()));
     let search = &Search { arch, ..search.clone() };
     let mut queue: VecDeque<(PathBuf, &'static str)> = VecDeque::new();
     queue.push_back((exe.to_path_buf(), "the executable"));
@@ -130,11 +131,13 @@ fn walk_load_order(exe: &Path, preload: Vec<PathBuf>, search: &Search, mut visit
         if !seen.insert(path.clone()) {
             continue;
         }
-        let Ok(data) = std::fs::read(&path) else { continue };
-        if visit(&path, origin, &data) {
+        // Mapped, not read: an executable may be hundreds of MB.
+        let Ok(file) = MappedFile::open(&path) else { continue };
+        let data = file.bytes();
+        if visit(&path, origin, data) {
             return;
         }
-        let deps = elf_dependencies(&data);
+        let deps = elf_dependencies(data);
         for name in deps.needed {
             if let Some(p) = search.find(&name, Some((&path, &deps.runpath))) {
                 queue.push_back((p, "DT_NEEDED"));
@@ -146,8 +149,8 @@ fn walk_load_order(exe: &Path, preload: Vec<PathBuf>, search: &Search, mut visit
 impl AllocatorChoice {
     fn inspect(path: &Path, reason: String) -> Result<Self, ProbeError> {
         let unreadable = |e: String| ProbeError::Unreadable { path: path.to_path_buf(), detail: e };
-        let data = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
-        let file = object::File::parse(&*data).map_err(|e| unreadable(format!("not an ELF object: {e}")))?;
+        let data = MappedFile::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let file = object::File::parse(data.bytes()).map_err(|e| unreadable(format!("not an ELF object: {e}")))?;
         let mut functions: Vec<AllocatorFunction> = Vec::new();
         let mut missing = Vec::new();
         for func in AllocFn::ALL {
@@ -156,7 +159,9 @@ impl AllocatorChoice {
                 Some(off) if functions.iter().any(|f| f.file_offset == off) => {}
                 Some(off) => {
                     let entry_offset = match func {
-                        AllocFn::Free => off + data.get(off as usize..).map_or(0, |code| entry_probe_offset(&code[..code.len().min(16)])),
+                        AllocFn::Free => {
+                            off + data.bytes().get(off as usize..).map_or(0, |code| entry_probe_offset(&code[..code.len().min(16)]))
+                        }
                         _ => off,
                     };
                     functions.push(AllocatorFunction { func, file_offset: off, entry_offset })

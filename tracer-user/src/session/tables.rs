@@ -47,6 +47,8 @@ impl TableService {
         let (tx, rx) = channel::<TableRequest>();
         let tables = self.tables.clone();
         std::thread::Builder::new().name("leaktrace-tables".into()).spawn(move || {
+            // Walks through a module copy the stack until its table is in: as soon as possible.
+            let _ = rustix::process::setpriority_process(None, -10);
             for req in rx {
                 let errors = lock(&tables).load_process(req.pid);
                 for e in errors {

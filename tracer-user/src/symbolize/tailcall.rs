@@ -7,14 +7,12 @@
 //! be found in its code.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use object::read::ReadCache;
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable, RelocationTarget, SymbolKind};
 
-use super::{Mapping, ProcessMaps};
+use super::{MappedFile, Mapping, ProcessMaps};
 
 /// What a call instruction called.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +24,7 @@ pub enum Callee {
 }
 
 struct Code {
-    data: ReadCache<File>,
+    data: Arc<MappedFile>,
     /// (vaddr, file offset, size) of each loadable segment.
     segments: Vec<(u64, u64, u64)>,
     /// Virtual address ranges of the PLT sections.
@@ -43,14 +41,9 @@ pub struct Calls {
     modules: HashMap<(PathBuf, Option<Vec<u8>>), Option<Code>>,
 }
 
-fn open(path: &std::path::Path) -> Option<Code> {
-    // Never wait on what is not a regular file (a FIFO where a module was).
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32).open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let data = ReadCache::new(file);
-    let file = object::File::parse(&data).ok()?;
+fn open(m: &Mapping) -> Option<Code> {
+    let data = m.open_file()?;
+    let file = object::File::parse(data.bytes()).ok()?;
     let segments = file.segments().map(|s| (s.address(), s.file_range().0, s.file_range().1)).collect();
     let plt =
         file.sections().filter(|s| s.name().is_ok_and(|n| n.starts_with(".plt"))).map(|s| (s.address(), s.address() + s.size())).collect();
@@ -86,7 +79,8 @@ fn plain(name: &str) -> &str {
 impl Code {
     fn bytes(&self, vaddr: u64, len: usize) -> Option<Vec<u8>> {
         let (v, o, _) = self.segments.iter().find(|(v, _, n)| vaddr >= *v && vaddr + len as u64 <= v + n)?;
-        object::ReadRef::read_bytes_at(&self.data, vaddr - v + o, len as u64).ok().map(<[u8]>::to_vec)
+        let at = usize::try_from(vaddr - v + o).ok()?;
+        self.data.bytes().get(at..at.checked_add(len)?).map(<[u8]>::to_vec)
     }
 
     fn svma(&self, m: &Mapping, addr: u64) -> Option<u64> {
@@ -160,7 +154,7 @@ impl Code {
 impl Calls {
     fn code(&mut self, m: &Mapping) -> Option<&Code> {
         let key = (m.path.clone()?, m.build_id.clone());
-        self.modules.entry(key).or_insert_with_key(|(path, _)| open(path)).as_ref()
+        self.modules.entry(key).or_insert_with(|| open(m)).as_ref()
     }
 
     /// What the call before return address `ret` called.

@@ -61,22 +61,12 @@ impl Unwinder {
         let Some(m) = maps.find(addr) else { return Code::Unknown(StopReason::NoMapping) };
         let Some(path) = m.path.clone() else { return Code::FramePointers };
         let key = (path, m.build_id.clone());
-        let table = self.tables.entry(key).or_insert_with_key(|(path, build_id)| load(path, build_id.as_deref())).clone();
+        let table =
+            self.tables.entry(key).or_insert_with(|| m.open_file().and_then(|f| CfiTable::build(f.bytes()).ok()).map(Arc::new)).clone();
         match table {
             None => Code::Unknown(StopReason::NoTable),
             Some(t) if t.rows.is_empty() => Code::FramePointers,
             Some(t) => Code::Rule(t.row_at(addr - m.start + m.offset)),
         }
     }
-}
-
-/// The table of the file at `path`, if it is the build that was mapped.
-fn load(path: &std::path::Path, build_id: Option<&[u8]>) -> Option<Arc<CfiTable>> {
-    let data = std::fs::read(path).ok()?;
-    if let Some(want) = build_id {
-        if super::module::build_id_of(&data).as_deref() != Some(want) {
-            return None;
-        }
-    }
-    CfiTable::build(&data).ok().map(Arc::new)
 }

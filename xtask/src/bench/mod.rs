@@ -4,6 +4,7 @@
 
 mod measure;
 mod server;
+mod soak;
 mod targets;
 mod unwind;
 
@@ -50,6 +51,7 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     cc(&scratch.join("malloc_loop_nofp"), &w.join("malloc_loop.c"), &["-pthread", "-fomit-frame-pointer"])?;
     cc(&scratch.join("fd_churn"), &w.join("fd_churn.c"), &[])?;
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
+    cc(&scratch.join("soak"), &w.join("soak.c"), &[])?;
     crate::fixture::build(root)?;
     Ok(root.join("target/release/leaktrace"))
 }
@@ -113,12 +115,8 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     // Two threads allocating flat out: nothing may be lost.
     let secs = if opts.quick { "3" } else { "10" };
     let cmd = vec![exe("malloc_loop"), "2".into(), "0".into(), "0".into(), secs.into()];
-    record(
-        format!("2 threads flat out {secs}s"),
-        Config::Exact,
-        "ns/pair",
-        measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.ns_per_op, m)),
-    );
+    let flat = measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.ns_per_op, m));
+    record(format!("2 threads flat out {secs}s"), Config::Exact, "ns/pair", flat);
     // leaktrace's own memory with 1,000,000 outstanding allocations.
     let cmd = vec![exe("hold"), "1000000".into()];
     record(
@@ -127,6 +125,10 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         "MiB RSS",
         measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
     );
+    // leaktrace attached to a churning program: its memory stays flat.
+    let secs = if opts.quick { 40 } else { 600 };
+    let soak = soak::run(&tools, &scratch.join("soak"), secs).map(|(growth, m)| (Some(growth), m));
+    record(format!("soak: attached {secs}s to a churning program"), Config::Exact, "MiB RSS growth", soak);
 
     write_results(root, &results, opts.quick)
 }

@@ -76,6 +76,13 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
             pass: x.value.map(|v| v < 100.0),
         });
     }
+    if let Some(x) = r.iter().find(|x| x.workload.starts_with("soak:")) {
+        checks.push(Check {
+            target: "leaktrace RSS flat within 2 MiB after the first minute of a 10-minute attach",
+            figure: format!("{:.1} MiB growth", x.value.unwrap_or(f64::NAN)),
+            pass: x.value.map(|v| v <= 2.0),
+        });
+    }
     checks
 }
 

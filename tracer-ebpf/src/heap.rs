@@ -27,7 +27,7 @@ use aya_ebpf::{
 };
 use tracer_common::{AllocFn, Counter, EventKind};
 
-use crate::capture::{emit_small, emit_with_stack};
+use crate::capture::{emit_small, emit_with_stack, UserRegs};
 use crate::maps::{count, sample_every, AddrKey, Pending, PENDING, SAMPLED};
 
 /// An entry's answer to a uprobe session: run the return program for this call.
@@ -230,8 +230,8 @@ fn on_return(ctx: *mut core::ffi::c_void, regs: *mut pt_regs) -> Result<u32, i64
         *p
     };
 
-    // SAFETY: the probe's context is the user pt_regs.
-    let (ret, sp, bp) = unsafe { ((*regs).rax, (*regs).rsp, (*regs).rbp) };
+    // SAFETY: the probe's context is the user pt_regs: at return, ip is in the caller.
+    let (ret, caller) = unsafe { ((*regs).rax, UserRegs { ip: (*regs).rip, sp: (*regs).rsp, bp: (*regs).rbp }) };
     let addr = if pending.func == AllocFn::PosixMemalign as u32 {
         if ret as u32 != 0 {
             0
@@ -269,7 +269,7 @@ fn on_return(ctx: *mut core::ffi::c_void, regs: *mut pt_regs) -> Result<u32, i64
         }
     }
     let (kind, c) = if is_realloc { (EventKind::Realloc, pending.old) } else { (EventKind::Alloc, pending.func as u64) };
-    emit_with_stack(ctx, kind, pid_tgid, [addr, pending.size, c], sp, bp, Counter::LostHeap);
+    emit_with_stack(ctx, kind, pid_tgid, [addr, pending.size, c], caller, Counter::LostHeap);
     Ok(0)
 }
 

@@ -13,6 +13,7 @@ mod heap;
 mod loader_check;
 mod maps;
 mod process;
+mod walk;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

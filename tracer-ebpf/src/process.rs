@@ -12,6 +12,7 @@ use tracer_common::{Counter, EventKind};
 
 use crate::capture::emit_small;
 use crate::maps::{count, follow_forks, fork_child_pid_offset, setting_u32, traced, PENDING, TARGETS};
+use crate::walk::KEPT;
 
 /// `attach` only (leaktrace does not ptrace an attached process): forks,
 /// execs and exits of traced processes as `EventKind | pid << 32`, each waking
@@ -53,6 +54,7 @@ pub fn process_exit(_ctx: RawTracePointContext) -> u32 {
         return 0;
     }
     let _ = PENDING.remove(tid);
+    let _ = KEPT.remove(tid);
     emit_small(EventKind::Exit, pid_tgid, 0, 0, 0, Counter::LostProcess);
     if tid == tgid {
         notice(EventKind::Exit, tgid);

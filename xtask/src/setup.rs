@@ -7,18 +7,28 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Debian packages: LLVM 22 for bpf-linker, C tools for the fixture, valgrind
-/// for the oracle, tmux for the TUI's end-to-end test, jemalloc and tcmalloc
-/// for the kernel tests of other allocators (preloaded, linked).
+/// Debian packages: LLVM 22 for bpf-linker, C and C++ tools for the fixture
+/// and the test programs, valgrind for the oracles, tmux for the TUI's
+/// end-to-end test; for the symbolizer: binutils (strip) and libc6-dbg
+/// (libc's separate debug information); the programs leaktrace is tested
+/// on that the project did not write (curl, python3, redis); jemalloc and
+/// tcmalloc for the kernel tests of other allocators (preloaded).
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
     "zlib1g-dev",
     "gcc",
+    "g++",
+    "binutils",
     "make",
     "valgrind",
     "tmux",
+    "libc6-dbg",
+    "curl",
+    "python3",
+    "redis-server",
+    "redis-tools",
     "libjemalloc2",
     "libtcmalloc-minimal4",
 ];

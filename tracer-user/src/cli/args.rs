@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::probes::AllocatorPrograms;
+use crate::probes::{AllocatorPrograms, UnwindMode};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -77,6 +77,9 @@ pub struct Options {
     /// With --expect: only these scenarios of the manifest (default: all).
     #[arg(long = "expect-scenario", value_name = "NAME")]
     pub expect_scenarios: Vec<String>,
+    /// Without --focus, never name this function as a call site: the caller is (repeatable; C++ and Rust names without parameters).
+    #[arg(long = "alloc-wrapper", value_name = "NAME")]
+    pub alloc_wrappers: Vec<String>,
     /// Ignore sites matching a suppressions file (`function:NAME`, `module:TEXT`, `file:TEXT` lines).
     #[arg(long, value_name = "FILE")]
     pub suppress: Option<PathBuf>,
@@ -92,6 +95,11 @@ pub struct Options {
     /// User frames captured per allocation or handle (1-32); fewer is cheaper.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=32), value_name = "N")]
     pub stack_depth: u32,
+    /// How user stacks are walked: `cfi` (the binaries' own unwind tables,
+    /// in the kernel: complete stacks in code without frame pointers) or
+    /// `fp` (the kernel's frame-pointer walk: cheaper, wrong without them).
+    #[arg(long, value_enum, default_value_t = UnwindMode::Cfi, value_name = "MODE")]
+    pub unwind: UnwindMode,
     /// Sampling mode for production: trace about 1 in N allocator calls (N >= 2)
     /// and scale heap figures by N. Estimates: a site with k sampled blocks is
     /// off by about 1/sqrt(k). Descriptors stay exact.

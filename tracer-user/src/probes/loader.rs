@@ -15,6 +15,8 @@ use tracer_common::Counter;
 use super::allocator_probes::{self, Loaded};
 use super::links::{LinkMode, LinkStats, ProcessLinks};
 use super::raw_programs::RawObject;
+use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
+use super::unwind_tables::KernelTables;
 use super::{allocator::AllocatorChoice, preflight, ProbeError, Program};
 
 /// Entries of the table of sampled blocks in sampling mode.
@@ -33,11 +35,22 @@ pub struct LoadOptions {
     /// Sampling mode when > 1: trace about one allocator call in N (no stack,
     /// no record for the others). Descriptors are always exact.
     pub sample_every: u32,
+    /// How user stacks are walked.
+    pub unwind: UnwindMode,
+    /// Capacity of the kernel's unwind row table (8 bytes a row).
+    pub unwind_rows: u32,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { ring_bytes: 8 << 20, stack_frames: tracer_common::MAX_FRAMES as u32, follow_forks: false, sample_every: 0 }
+        Self {
+            ring_bytes: 8 << 20,
+            stack_frames: tracer_common::MAX_FRAMES as u32,
+            follow_forks: false,
+            sample_every: 0,
+            unwind: UnwindMode::default(),
+            unwind_rows: DEFAULT_UNWIND_ROWS,
+        }
     }
 }
 
@@ -135,6 +148,22 @@ impl Probes {
         Ok((probes, Outputs { events, counters, notices }))
     }
 
+    /// The kernel walker's tables, to be filled as modules appear (once; None in `--unwind fp` mode).
+    pub fn unwind_tables(&mut self, opts: &LoadOptions) -> Result<Option<KernelTables>, ProbeError> {
+        if opts.unwind == UnwindMode::FramePointers {
+            return Ok(None);
+        }
+        let missing = |name: &str| ProbeError::Load(format!("map {name} missing from the object"));
+        let mut array = |name: &'static str| match self.ebpf.take_map(name) {
+            Some(aya::maps::Map::Array(a)) => Ok(a),
+            _ => Err(missing(name)),
+        };
+        let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
+        let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
+        let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
+        KernelTables::new(rows, pages, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
+    }
+
     /// Traces `pid` (all its threads) from now on.
     pub fn add_target(&mut self, pid: u32) -> Result<(), ProbeError> {
         self.targets.insert(pid, 1, 0).map_err(|e| ProbeError::Load(format!("adding pid {pid} to the target table: {e}")))
@@ -209,7 +238,10 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
     // The table of sampled blocks holds a million entries (~88 MiB of kernel
     // memory): only when sampling.
     let sampled = if opts.sample_every > 1 { SAMPLED_ENTRIES } else { 1 };
-    EbpfLoader::new()
+    let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows)?;
+    let mut loader = EbpfLoader::new();
+    unwind.apply(&mut loader);
+    loader
         .override_global("STACK_FRAMES", &frames, true)
         .override_global("FOLLOW_FORKS", &follow, true)
         .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)

@@ -11,10 +11,14 @@ mod preflight;
 mod programs;
 mod prologue;
 mod raw_programs;
+mod unwind_settings;
+mod unwind_tables;
 
-pub use allocator::{AllocatorChoice, AllocatorFunction, ImageKey};
+pub use allocator::{load_order, AllocatorChoice, AllocatorFunction, ImageKey};
 pub use errors::ProbeError;
 pub use links::{LinkMode, LinkStats};
 pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Outputs, Probes};
 pub use preflight::preflight;
 pub use programs::Program;
+pub use unwind_settings::UnwindMode;
+pub use unwind_tables::{KernelTables, TableError};

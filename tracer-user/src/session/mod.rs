@@ -5,6 +5,7 @@
 mod follow;
 mod placement;
 mod start;
+mod tables;
 
 use std::sync::{Arc, Mutex};
 

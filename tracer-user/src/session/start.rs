@@ -2,13 +2,15 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use super::follow::Follower;
 use super::placement::{lock, Placement};
+use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
-use crate::pipeline::{Consumer, Shared};
+use crate::pipeline::{Consumer, Ingestor, Shared, TableRequest};
 use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes};
 use crate::process::attach::{self, Unfit};
 use crate::process::{
@@ -52,6 +54,8 @@ pub enum SessionError {
     BadTarget(u32, &'static str),
     #[error("pid {0} exited while leaktrace was attaching")]
     ExitedDuringAttach(u32),
+    #[error("starting a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// What `run` does as the supervisor reports the target's processes.
@@ -143,15 +147,34 @@ fn start_attach(
     Ok(Started { handle: Handle::Pid(watched), pid, command: command_line(pid), placement })
 }
 
+/// The kernel walker's tables, filled ahead of the target as far as its
+/// objects are known; the sender takes the pipeline's requests for more.
+fn start_tables(
+    probes: &mut Probes,
+    config: &SessionConfig,
+    spec: &TargetSpec,
+    program: Option<&PathBuf>,
+    shared: &Arc<Shared>,
+) -> Result<Option<Sender<TableRequest>>, SessionError> {
+    let Some(tables) = probes.unwind_tables(&config.load)?.map(TableService::new) else { return Ok(None) };
+    match (spec, program) {
+        (TargetSpec::Run { .. }, Some(program)) => tables.preload_command(program, shared),
+        (TargetSpec::Attach { pid }, _) => tables.preload_process(*pid, shared),
+        _ => {}
+    }
+    tables.serve(shared.clone()).map(Some).map_err(SessionError::Thread)
+}
+
 impl Session {
     pub fn start(spec: TargetSpec, config: SessionConfig) -> Result<Self, SessionError> {
         // Validate the target before loading anything.
         let (program, fixed) = validate(&spec, &config)?;
         let is_attach = matches!(spec, TargetSpec::Attach { .. });
-        let (probes, outputs) = Probes::load(&config.load, config.allocator_programs, is_attach)?;
+        let (mut probes, outputs) = Probes::load(&config.load, config.allocator_programs, is_attach)?;
         let link_stats = probes.link_stats();
-        let probes = Arc::new(Mutex::new(probes));
         let shared = Shared::new(State::new());
+        let requests = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
+        let probes = Arc::new(Mutex::new(probes));
         let started = match (spec, program) {
             (TargetSpec::Run { argv, signals }, Some(program)) => {
                 start_run(program, argv, signals, fixed, config.load.follow_forks, &shared, &probes)?
@@ -159,11 +182,12 @@ impl Session {
             (TargetSpec::Attach { pid }, _) => start_attach(pid, fixed, &shared, &probes)?,
             (TargetSpec::Run { .. }, None) => unreachable!("validate resolves the program of `run`"),
         };
-        let consumer = Consumer::start(outputs.events, shared.clone());
+        let ingestor = Ingestor::new(config.load.stack_frames as usize, requests);
+        let consumer = Consumer::start(outputs.events, shared.clone(), ingestor).map_err(SessionError::Thread)?;
         let follower = match &started.handle {
             Handle::Pid(_) => Some(
                 Follower::start(outputs.notices, started.placement.clone(), shared.clone(), config.load.follow_forks)
-                    .map_err(|e| ProbeError::Load(format!("starting the follower thread: {e}")))?,
+                    .map_err(SessionError::Thread)?,
             ),
             Handle::Child(_) => None,
         };

@@ -17,6 +17,8 @@ pub enum Config {
     Exact,
     /// leaktrace exact with `--follow-forks`.
     FollowForks,
+    /// leaktrace with the kernel's frame-pointer walk (`--unwind fp`).
+    UnwindFp,
     Depth8,
     Sample64,
     /// bpftrace, empty probes at malloc entry and return and free.
@@ -51,6 +53,7 @@ impl Config {
             Self::EntryFloor => "entry probes only (empty)",
             Self::Exact => "leaktrace exact",
             Self::FollowForks => "leaktrace --follow-forks",
+            Self::UnwindFp => "leaktrace --unwind fp",
             Self::Depth8 => "leaktrace --stack-depth 8",
             Self::Sample64 => "leaktrace --sample 64",
             Self::BpftraceFloor => "bpftrace empty probes",
@@ -62,7 +65,10 @@ impl Config {
     }
 
     pub fn is_leaktrace(self) -> bool {
-        matches!(self, Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::FollowForks | Self::Depth8 | Self::Sample64)
+        matches!(
+            self,
+            Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::FollowForks | Self::UnwindFp | Self::Depth8 | Self::Sample64
+        )
     }
 }
 
@@ -111,6 +117,7 @@ pub fn command(tools: &Tools, config: Config, cmd: &[String]) -> (Command, Optio
         Config::EntryFloor => (lt(&["--probe-floor=floor-entries"]), Some(report)),
         Config::Exact => (lt(&[]), Some(report)),
         Config::FollowForks => (lt(&["--follow-forks"]), Some(report)),
+        Config::UnwindFp => (lt(&["--unwind", "fp"]), Some(report)),
         Config::Depth8 => (lt(&["--stack-depth", "8"]), Some(report)),
         Config::Sample64 => (lt(&["--sample", "64"]), Some(report)),
         Config::BpftraceFloor => (bt("floor.bt"), None),

@@ -124,7 +124,7 @@ fn sigterm_to_leaktrace_stops_a_server_under_run_with_a_full_report() {
     let server = compile(dir.path(), "server.c", "server", &[]);
     let mut child = start_server(dir.path(), &server, "graceful", &[]);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = wait_within(&mut child, Duration::from_secs(10));
+    let status = wait_within(&mut child, Duration::from_secs(30));
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(status.code(), Some(0), "the server stopped cleanly on the forwarded SIGTERM: {:#}", r["target"]);
     assert_eq!((r["complete"].as_bool(), r["target"]["exit"]["code"].as_i64()), (Some(true), Some(0)));
@@ -135,7 +135,7 @@ fn sigterm_to_leaktrace_stops_a_server_under_run_with_a_full_report() {
     // One that ignores SIGTERM is killed --kill-after seconds later.
     let mut child = start_server(dir.path(), &server, "stubborn", &["--kill-after", "0.5"]);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = wait_within(&mut child, Duration::from_secs(10));
+    let status = wait_within(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(128 + libc::SIGKILL));
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(r["target"]["exit"]["signal"], libc::SIGKILL);
@@ -174,7 +174,7 @@ fn attach_follow_forks_traces_the_childrens_heap() {
     let mut ctl = target.stdin.take().unwrap();
     let report = dir.path().join("report.json");
     let mut tracer = leaktrace()
-        .args(["attach", "--no-tui", "--follow-forks", "--pid", &target.id().to_string(), "--duration", "3"])
+        .args(["attach", "--no-tui", "--follow-forks", "--pid", &target.id().to_string(), "--duration", "5"])
         .args(["--format", "json", "--focus", "tests/programs/", "--output"])
         .arg(&report)
         .stderr(Stdio::piped())
@@ -184,7 +184,7 @@ fn attach_follow_forks_traces_the_childrens_heap() {
     BufReader::new(tracer.stderr.take().unwrap()).read_line(&mut line).unwrap();
     assert!(line.contains("tracing pid"), "leaktrace did not start: {line}");
     std::io::Write::write_all(&mut ctl, b"g").unwrap();
-    let status = wait_within(&mut tracer, Duration::from_secs(15));
+    let status = wait_within(&mut tracer, Duration::from_secs(30));
     drop(ctl);
     let _ = target.wait();
     let out = std::process::Output { status, stdout: Vec::new(), stderr: Vec::new() };

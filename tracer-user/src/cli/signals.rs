@@ -7,7 +7,7 @@
 //! unsafe here.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -18,45 +18,68 @@ use signal_hook::low_level::siginfo::Cause;
 #[derive(Clone)]
 pub struct Interrupts {
     count: Arc<AtomicU32>,
-    /// The command's pid under `run` (0: forward nothing).
-    forward_to: Arc<AtomicU32>,
+    forwarding: Arc<Mutex<Forwarding>>,
+}
+
+#[derive(Default)]
+struct Forwarding {
+    /// The command's pid under `run` (0: not known yet, or `attach`).
+    target: u32,
+    /// A stop request that came before the command's pid was known: it is
+    /// passed on as soon as it is.
+    pending: Option<i32>,
 }
 
 /// Whether a signal leaktrace received (its cause, and its sender when known)
-/// should go on to the command `target`.
+/// goes on to the command `target` (0 when not known yet).
 fn forwarded(cause: &Cause, sender: Option<i32>, target: u32) -> bool {
-    target != 0 && matches!(cause, Cause::Sent(_)) && sender.is_none_or(|p| p as u32 != target)
+    matches!(cause, Cause::Sent(_)) && sender.is_none_or(|p| target == 0 || p as u32 != target)
+}
+
+fn send(pid: u32, signal: i32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32);
+    if let (Some(pid), Some(sig)) = (pid, rustix::process::Signal::from_named_raw(signal)) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+fn lock(f: &Mutex<Forwarding>) -> MutexGuard<'_, Forwarding> {
+    f.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Interrupts {
     pub fn install() -> std::io::Result<Self> {
         let count = Arc::new(AtomicU32::new(0));
-        let forward_to = Arc::new(AtomicU32::new(0));
+        let forwarding = Arc::new(Mutex::new(Forwarding::default()));
         let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])?;
         // SIGCHLD ignored (inherited) would reap the command unseen and lose its
         // exit status: a handler (a flag nobody reads) makes it waitable again.
         // The command still starts with it ignored (see ChildSignals).
         signal_hook::flag::register(SIGCHLD, Arc::new(AtomicBool::new(false)))?;
-        let (c, f) = (count.clone(), forward_to.clone());
+        let (c, f) = (count.clone(), forwarding.clone());
         std::thread::Builder::new().name("leaktrace-signals".into()).spawn(move || {
             for origin in signals.forever() {
-                let target = f.load(Ordering::SeqCst);
-                if forwarded(&origin.cause, origin.process.map(|p| p.pid), target) {
-                    let pid = rustix::process::Pid::from_raw(target as i32);
-                    let sig = rustix::process::Signal::from_named_raw(origin.signal);
-                    if let (Some(pid), Some(sig)) = (pid, sig) {
-                        let _ = rustix::process::kill_process(pid, sig);
+                let mut fw = lock(&f);
+                if forwarded(&origin.cause, origin.process.map(|p| p.pid), fw.target) {
+                    match fw.target {
+                        0 => fw.pending = Some(origin.signal),
+                        target => send(target, origin.signal),
                     }
                 }
                 c.fetch_add(1, Ordering::SeqCst);
             }
         })?;
-        Ok(Self { count, forward_to })
+        Ok(Self { count, forwarding })
     }
 
-    /// From now on, signals sent to leaktrace by other processes go on to `pid`.
+    /// `run`: from now on, signals sent to leaktrace by other processes go on
+    /// to `pid` (one that came earlier goes now).
     pub fn forward_to(&self, pid: u32) {
-        self.forward_to.store(pid, Ordering::SeqCst);
+        let mut fw = lock(&self.forwarding);
+        fw.target = pid;
+        if let Some(signal) = fw.pending.take() {
+            send(pid, signal);
+        }
     }
 
     pub fn count(&self) -> u32 {
@@ -80,6 +103,6 @@ mod tests {
         assert!(forwarded(&Cause::Sent(Sent::User), Some(100), 42));
         assert!(!forwarded(&Cause::Kernel, None, 42), "the terminal's Ctrl-C reached the command already");
         assert!(!forwarded(&Cause::Sent(Sent::User), Some(42), 42), "not back to the command that sent it");
-        assert!(!forwarded(&Cause::Sent(Sent::User), Some(100), 0), "nothing to forward to (attach)");
+        assert!(forwarded(&Cause::Sent(Sent::User), Some(100), 0), "held until the command's pid is known");
     }
 }

@@ -1,6 +1,6 @@
-/* Waits for a byte on stdin, then forks three children one after another;
- * each waits a moment (leaktrace attaches its probes after the fork), leaks
- * two 100-byte blocks and exits. Exits when stdin closes. */
+/* Waits for a byte on stdin, then forks three children; each waits two seconds
+ * (leaktrace attaches its probes after the fork), leaks two 100-byte blocks
+ * and exits. Exits when stdin closes. */
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,15 +19,15 @@ int main(void) {
     if (read(0, &c, 1) != 1)
         return 1;
     for (int i = 0; i < 3; i++) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            struct timespec t = {0, 300 * 1000 * 1000};
+        if (fork() == 0) {
+            struct timespec t = {2, 0};
             nanosleep(&t, NULL);
             child_leaks();
             _exit(0);
         }
-        waitpid(pid, NULL, 0);
     }
+    while (wait(NULL) > 0)
+        ;
     while (read(0, &c, 1) == 1)
         ;
     return 0;

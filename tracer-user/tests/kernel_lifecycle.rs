@@ -112,7 +112,10 @@ fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(started.elapsed() < limit, "leaktrace still running after {limit:?}");
+        if started.elapsed() >= limit {
+            let _ = child.kill(); // leave no tracer behind
+            panic!("leaktrace still running after {limit:?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

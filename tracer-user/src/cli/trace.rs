@@ -44,7 +44,7 @@ pub fn trace(mut session: Session, opts: &Options, interrupts: &Interrupts, limi
                 session.signal(Signal::TERM); // quitting the view ends a target leaktrace started
             }
             eprintln!("leaktrace: waiting for pid {} to end (interrupt again to kill it)", session.pid());
-            quiet(&mut session, opts, interrupts, limits, Some(Instant::now()));
+            quiet(&mut session, opts, interrupts, limits, Some((Instant::now(), interrupts.count())));
         }
     } else {
         // `attach` says when it is attached; under `run` the command's own
@@ -52,6 +52,7 @@ pub fn trace(mut session: Session, opts: &Options, interrupts: &Interrupts, limi
         if !is_run {
             eprintln!("leaktrace: tracing pid {}", session.pid());
         }
+        // Interrupts before now count too: one may have come while the command started.
         quiet(&mut session, opts, interrupts, limits, None);
     }
     if is_run {
@@ -61,11 +62,12 @@ pub fn trace(mut session: Session, opts: &Options, interrupts: &Interrupts, limi
 }
 
 /// Polls until the target ends (or, attached, until interrupted or --duration).
-/// `stopping`: when the command was first asked to stop, if it was.
-fn quiet(session: &mut Session, opts: &Options, interrupts: &Interrupts, limits: &Limits, mut stopping: Option<Instant>) {
+/// `asked`: when the command was asked to stop already, and the interrupts
+/// counted by then.
+fn quiet(session: &mut Session, opts: &Options, interrupts: &Interrupts, limits: &Limits, asked: Option<(Instant, u32)>) {
     let started = Instant::now();
     let mut last_print = Instant::now();
-    let mut seen = interrupts.count();
+    let (mut stopping, mut seen) = (asked.map(|(at, _)| at), asked.map_or(0, |(_, n)| n));
     let mut killed = false;
     while !session.poll_ended() {
         let n = interrupts.count();

@@ -14,6 +14,7 @@ use tracer_common::Counter;
 
 use super::allocator_probes::{self, Loaded};
 use super::links::{LinkMode, LinkStats, ProcessLinks};
+use super::loader_probe::LoaderProbe;
 use super::raw_programs::RawObject;
 use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
 use super::unwind_tables::KernelTables;
@@ -39,6 +40,9 @@ pub struct LoadOptions {
     pub unwind: UnwindMode,
     /// Capacity of the kernel's unwind row table (8 bytes a row).
     pub unwind_rows: u32,
+    /// `run`: a thread that maps new objects stops until their tables are in
+    /// (leaktrace, its ptrace tracer, takes the stop and never delivers it).
+    pub pause_on_load: bool,
 }
 
 impl Default for LoadOptions {
@@ -50,6 +54,7 @@ impl Default for LoadOptions {
             sample_every: 0,
             unwind: UnwindMode::default(),
             unwind_rows: DEFAULT_UNWIND_ROWS,
+            pause_on_load: false,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct Probes {
     stats: Arc<LinkStats>,
     /// Said once each, for the report.
     warnings: Vec<String>,
+    /// The dynamic linker's announcements (with the CFI walker).
+    loader_probe: Option<LoaderProbe>,
 }
 
 /// Reads the kernel side's loss counters; movable to the consumer thread.
@@ -144,6 +151,7 @@ impl Probes {
             links: HashMap::new(),
             stats: Arc::default(),
             warnings: warning.into_iter().collect(),
+            loader_probe: None,
         };
         Ok((probes, Outputs { events, counters, notices }))
     }
@@ -159,6 +167,7 @@ impl Probes {
             _ => Err(missing(name)),
         };
         let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
+        self.loader_probe = Some(LoaderProbe::load(&mut self.ebpf)?);
         let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
         let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
         KernelTables::new(rows, pages, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
@@ -187,6 +196,16 @@ impl Probes {
             }
             Err(e) => return Err(e),
         };
+        let mut links = links;
+        // The dynamic linker's announcements go with the image's probes.
+        if let Some(lp) = &self.loader_probe {
+            match lp.attach(&mut self.ebpf, pid) {
+                Ok(link) => links.extend(link),
+                Err(e) => {
+                    self.warnings.push(format!("new objects of pid {pid} are walked from stack copies until their tables are in ({e})"))
+                }
+            }
+        }
         self.stats.record_attach(started.elapsed());
         self.links.insert(pid, ProcessLinks { allocator: alloc.path.clone(), links, stats: self.stats.clone() });
         Ok(())
@@ -195,6 +214,11 @@ impl Probes {
     /// The allocator `pid`'s probes sit on, if any.
     pub fn allocator_of(&self, pid: u32) -> Option<&Path> {
         self.links.get(&pid).map(|l| l.allocator.as_path())
+    }
+
+    /// Whether the kernel stopped thread `tid` until new objects' tables are in; its process.
+    pub fn take_paused(&mut self, tid: u32) -> Option<u32> {
+        self.loader_probe.as_mut()?.take_paused(tid)
     }
 
     /// Takes the allocator probes off a process (gone, or with a new image);
@@ -238,7 +262,7 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
     // The table of sampled blocks holds a million entries (~88 MiB of kernel
     // memory): only when sampling.
     let sampled = if opts.sample_every > 1 { SAMPLED_ENTRIES } else { 1 };
-    let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows)?;
+    let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows, opts.pause_on_load)?;
     let mut loader = EbpfLoader::new();
     unwind.apply(&mut loader);
     loader

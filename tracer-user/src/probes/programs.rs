@@ -21,6 +21,8 @@ pub enum Program {
     FloorSessionEntries,
     /// The loader's kernel test: a bpf_loop callback.
     LoaderCheck,
+    /// The dynamic linker's `_dl_debug_state`: objects mapped.
+    DlLoaded,
 }
 
 impl Program {
@@ -36,6 +38,7 @@ impl Program {
             Self::AllocSession => "alloc_session",
             Self::FloorEnter => "floor_enter",
             Self::FloorExit => "floor_exit",
+            Self::DlLoaded => "dl_loaded",
             Self::FloorSession => "floor_session",
             Self::FloorSessionEntries => "floor_session_entries",
             Self::LoaderCheck => "loader_check",
@@ -58,6 +61,7 @@ impl Program {
             Self::FloorSession,
             Self::FloorSessionEntries,
             Self::LoaderCheck,
+            Self::DlLoaded,
         ]
         .into_iter()
     }

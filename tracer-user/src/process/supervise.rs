@@ -44,6 +44,11 @@ pub trait Hooks: Send {
     fn exit_stop(&mut self, pid: u32);
     /// A traced process (all its threads) is gone.
     fn gone(&mut self, pid: u32);
+    /// A signal the kernel sent thread `tid` for leaktrace (not a process
+    /// for the target): true when the hook took it, and it is not delivered.
+    fn intercept(&mut self, _tid: u32, _sig: i32) -> bool {
+        false
+    }
 }
 
 const EVENT_FORK: i32 = libc::PTRACE_EVENT_FORK;
@@ -100,6 +105,11 @@ fn restart(pid: i32, how: Restart, sig: i32) {
     };
     // SAFETY: a restart request on our own stopped tracee; no pointer is passed.
     unsafe { libc::ptrace(request, pid, 0usize, sig as libc::c_long) };
+}
+
+/// Whether the pending signal of stopped tracee `tid` came from the kernel itself.
+fn sent_by_kernel(tid: i32) -> bool {
+    ptrace::getsiginfo(Pid::from_raw(tid)).is_ok_and(|i| i.si_code == libc::SI_KERNEL)
 }
 
 fn is_stop_signal(sig: i32) -> bool {
@@ -179,9 +189,11 @@ pub(super) fn watch(target: Pid, hooks: &mut dyn Hooks) -> Option<(Ended, u64)> 
                 restart(who, Restart::Listen, 0);
                 continue;
             }
-            // A signal for the target: delivered, whatever it is.
+            // A signal for the target: delivered, whatever it is — unless
+            // the kernel sent it for leaktrace (never a process: SI_KERNEL).
             0 => {
-                restart(who, Restart::Continue, sig);
+                let ours = sent_by_kernel(who) && hooks.intercept(who as u32, sig);
+                restart(who, Restart::Continue, if ours { 0 } else { sig });
                 continue;
             }
             _ => {}

@@ -11,7 +11,7 @@ use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
 use crate::pipeline::{Consumer, Ingestor, Shared, TableRequest};
-use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes};
+use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes, PAUSE_SIGNAL};
 use crate::process::attach::{self, Unfit};
 use crate::process::{
     command_line, monotonic_ns, proc_alive, resolve_program, ChildSignals, Command, Hooks, SpawnError, Supervised, Watched,
@@ -62,6 +62,8 @@ pub enum SessionError {
 struct RunHooks {
     shared: Arc<Shared>,
     placement: Arc<Mutex<Placement>>,
+    probes: Arc<Mutex<Probes>>,
+    tables: Option<Arc<TableService>>,
 }
 
 impl Hooks for RunHooks {
@@ -86,6 +88,20 @@ impl Hooks for RunHooks {
 
     fn gone(&mut self, pid: u32) {
         lock(&self.placement).gone(pid);
+    }
+
+    fn intercept(&mut self, tid: u32, sig: i32) -> bool {
+        // The kernel stopped the thread as the dynamic linker announced new
+        // objects: their tables go in before their code runs, and the
+        // signal is never delivered.
+        if sig != PAUSE_SIGNAL {
+            return false;
+        }
+        let Some(pid) = lock(&self.probes).take_paused(tid) else { return false };
+        if let Some(t) = &self.tables {
+            t.preload_process(pid, &self.shared);
+        }
+        true
     }
 }
 
@@ -112,19 +128,26 @@ fn validate(spec: &TargetSpec, config: &SessionConfig) -> Result<(Option<PathBuf
 }
 
 /// Forks the command waiting before exec, and puts it in the target table.
+/// What a start shares with the session: the pipeline's state, the probes, the tables.
+struct Parts {
+    shared: Arc<Shared>,
+    probes: Arc<Mutex<Probes>>,
+    tables: Option<Arc<TableService>>,
+}
+
 fn start_run(
     program: PathBuf,
     argv: Vec<OsString>,
     signals: ChildSignals,
     fixed: Option<AllocatorChoice>,
     follow_forks: bool,
-    shared: &Arc<Shared>,
-    probes: &Arc<Mutex<Probes>>,
+    parts: &Parts,
 ) -> Result<Started, SessionError> {
+    let (shared, probes) = (&parts.shared, &parts.probes);
     let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
     // The placement learns the target's pid once it is forked.
     let placement = Arc::new(Mutex::new(Placement::new(probes.clone(), shared.clone(), fixed, 0)));
-    let hooks = RunHooks { shared: shared.clone(), placement: placement.clone() };
+    let hooks = RunHooks { shared: shared.clone(), placement: placement.clone(), probes: probes.clone(), tables: parts.tables.clone() };
     let child = Supervised::spawn(Command { program, argv, follow_forks, signals }, Box::new(hooks))?;
     let pid = child.pid;
     lock(&placement).set_target(pid);
@@ -155,31 +178,35 @@ fn start_tables(
     spec: &TargetSpec,
     program: Option<&PathBuf>,
     shared: &Arc<Shared>,
-) -> Result<Option<Sender<TableRequest>>, SessionError> {
-    let Some(tables) = probes.unwind_tables(&config.load)?.map(TableService::new) else { return Ok(None) };
+) -> Result<(Option<Arc<TableService>>, Option<Sender<TableRequest>>), SessionError> {
+    let Some(tables) = probes.unwind_tables(&config.load)?.map(TableService::new) else { return Ok((None, None)) };
     match (spec, program) {
         (TargetSpec::Run { .. }, Some(program)) => tables.preload_command(program, shared),
         (TargetSpec::Attach { pid }, _) => tables.preload_process(*pid, shared),
         _ => {}
     }
-    tables.serve(shared.clone()).map(Some).map_err(SessionError::Thread)
+    let requests = tables.serve(shared.clone()).map_err(SessionError::Thread)?;
+    Ok((Some(Arc::new(tables)), Some(requests)))
 }
 
 impl Session {
-    pub fn start(spec: TargetSpec, config: SessionConfig) -> Result<Self, SessionError> {
+    pub fn start(spec: TargetSpec, mut config: SessionConfig) -> Result<Self, SessionError> {
         // Validate the target before loading anything.
         let (program, fixed) = validate(&spec, &config)?;
         let is_attach = matches!(spec, TargetSpec::Attach { .. });
+        // Under `run` leaktrace is the ptrace tracer: a thread that maps new
+        // objects can wait, unseen, until their tables are in.
+        config.load.pause_on_load = !is_attach;
         let (mut probes, outputs) = Probes::load(&config.load, config.allocator_programs, is_attach)?;
         let link_stats = probes.link_stats();
         let shared = Shared::new(State::new());
-        let requests = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
-        let probes = Arc::new(Mutex::new(probes));
+        let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
+        let parts = Parts { shared: shared.clone(), probes: Arc::new(Mutex::new(probes)), tables };
         let started = match (spec, program) {
             (TargetSpec::Run { argv, signals }, Some(program)) => {
-                start_run(program, argv, signals, fixed, config.load.follow_forks, &shared, &probes)?
+                start_run(program, argv, signals, fixed, config.load.follow_forks, &parts)?
             }
-            (TargetSpec::Attach { pid }, _) => start_attach(pid, fixed, &shared, &probes)?,
+            (TargetSpec::Attach { pid }, _) => start_attach(pid, fixed, &shared, &parts.probes)?,
             (TargetSpec::Run { .. }, None) => unreachable!("validate resolves the program of `run`"),
         };
         let ingestor = Ingestor::new(config.load.stack_frames as usize, requests);
@@ -205,7 +232,7 @@ impl Session {
         };
         Ok(Self {
             shared,
-            probes,
+            probes: parts.probes,
             placement: started.placement,
             consumer: Some(consumer),
             follower,

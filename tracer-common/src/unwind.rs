@@ -356,7 +356,11 @@ mod tests {
         let mem = Copy { base: SP, words: &[0, 0] };
         let f = Regs { pc: 1, sp: SP, bp: 0 };
         assert_eq!(step_rule(row(CfaKind::End, 1, 0), 0, f, &mem), Err(StopReason::End));
-        assert_eq!(step_rule(row(CfaKind::None, 1, 0), 0, f, &mem), Err(StopReason::BadFrame), "uncovered code: frame pointers (rbp 0 here)");
+        assert_eq!(
+            step_rule(row(CfaKind::None, 1, 0), 0, f, &mem),
+            Err(StopReason::BadFrame),
+            "uncovered code: frame pointers (rbp 0 here)"
+        );
         assert_eq!(step_rule(row(CfaKind::Unsupported, 1, 0), 0, f, &mem), Err(StopReason::NoRule));
         assert_eq!(step_rule(row(CfaKind::Rsp, 1, 0), 0, f, &mem), Err(StopReason::End), "a zero return address is the bottom");
         assert_eq!(step_rule(row(CfaKind::Rsp, 9, 0), 0, f, &mem), Err(StopReason::ReadFault), "beyond the copy");

@@ -170,6 +170,9 @@ fn start_attach(
     Ok(Started { handle: Handle::Pid(watched), pid, command: command_line(pid), placement })
 }
 
+/// The table service (None with `--unwind fp`) and where the pipeline asks it for tables.
+type TablesStarted = (Option<Arc<TableService>>, Option<Sender<TableRequest>>);
+
 /// The kernel walker's tables, filled ahead of the target as far as its
 /// objects are known; the sender takes the pipeline's requests for more.
 fn start_tables(
@@ -178,7 +181,7 @@ fn start_tables(
     spec: &TargetSpec,
     program: Option<&PathBuf>,
     shared: &Arc<Shared>,
-) -> Result<(Option<Arc<TableService>>, Option<Sender<TableRequest>>), SessionError> {
+) -> Result<TablesStarted, SessionError> {
     let Some(tables) = probes.unwind_tables(&config.load)?.map(TableService::new) else { return Ok((None, None)) };
     match (spec, program) {
         (TargetSpec::Run { .. }, Some(program)) => tables.preload_command(program, shared),

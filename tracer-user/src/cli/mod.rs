@@ -38,7 +38,7 @@ pub fn main() -> i32 {
 
 fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let (spec, opts, duration) = match cli.command {
-        Command::Run { opts, command } => (TargetSpec::Run { argv: command }, opts, None),
+        Command::Run { opts, command, .. } => (TargetSpec::Run { argv: command }, opts, None),
         Command::Attach { pid, duration, opts } => (TargetSpec::Attach { pid }, opts, duration.map(Duration::from_secs_f64)),
     };
     let inputs = inputs::prepare(&opts)?;

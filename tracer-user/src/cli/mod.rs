@@ -46,5 +46,5 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let session = Session::start(spec, inputs.config)?;
     let report = trace::trace(session, &opts, is_run, duration)?;
     output::emit(&report, &opts)?;
-    Ok(output::judge(&report, &opts, inputs.expected.as_deref()))
+    Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
 }

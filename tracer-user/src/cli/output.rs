@@ -1,7 +1,7 @@
 //! Writing the report and deciding the exit code.
 
 use anyhow::Context;
-use tracer_common::manifest::ExpectedLeak;
+use tracer_common::manifest::Expectation;
 
 use super::{Format, Options};
 use crate::report::{self, expect, text, ExitCode, Report, Thresholds};
@@ -18,14 +18,14 @@ pub fn emit(report: &Report, opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>) -> ExitCode {
+pub fn judge(report: &Report, opts: &Options, expected: Option<&Expectation>) -> ExitCode {
     let expectation_failed = expected.map(|e| {
         let diff = expect::compare(report, e);
         for m in &diff {
             eprintln!("leaktrace: --expect: {m}");
         }
         if diff.is_empty() {
-            eprintln!("leaktrace: --expect: all {} expected sites match", e.len());
+            eprintln!("leaktrace: --expect: all {} expected sites match", e.leaks.len());
         }
         !diff.is_empty()
     });

@@ -1,6 +1,6 @@
 //! Verdict, `--expect` and text rendering over hand-built reports.
 
-use tracer_common::manifest::ExpectedLeak;
+use tracer_common::manifest::{Expectation, ExpectedLeak};
 use tracer_common::FdKind;
 
 use super::expect::{compare, Mismatch};
@@ -60,6 +60,10 @@ fn expected(kind: &str, function: &str, file: &str, line: u32, count: u64, bytes
     ExpectedLeak { kind: kind.into(), function: function.into(), file: file.into(), line, count, bytes }
 }
 
+fn all_kinds(leaks: &[ExpectedLeak]) -> Expectation {
+    Expectation { leaks: leaks.to_vec(), kinds: Vec::new() }
+}
+
 fn leaky() -> Report {
     report(
         vec![
@@ -94,20 +98,29 @@ fn expectation_matches_exactly_or_names_each_difference() {
         expected("heap", "js_socket_connect", "net_socket.c", 57, 3, 30),
         expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0),
     ];
-    assert!(compare(&leaky(), &exact).is_empty());
+    assert!(compare(&leaky(), &all_kinds(&exact)).is_empty());
     assert_eq!(verdict(&leaky(), Thresholds::default(), Some(false)), ExitCode::Clean);
 
     let wrong_count = [expected("heap", "js_socket_connect", "net_socket.c", 57, 4, 40), exact[1].clone()];
-    assert!(matches!(compare(&leaky(), &wrong_count)[..], [Mismatch::Different { count: 3, bytes: 30, .. }]));
+    assert!(matches!(compare(&leaky(), &all_kinds(&wrong_count))[..], [Mismatch::Different { count: 3, bytes: 30, .. }]));
 
     let missing_one = [exact[0].clone(), exact[1].clone(), expected("timerfd", "js_socket_set_timeout", "net_socket.c", 90, 2, 0)];
-    let diff = compare(&leaky(), &missing_one);
+    let diff = compare(&leaky(), &all_kinds(&missing_one));
     assert_eq!(diff.len(), 1);
     assert!(diff[0].to_string().starts_with("missing: timerfd at js_socket_set_timeout"), "{}", diff[0]);
 
-    let diff = compare(&leaky(), &exact[..1]);
+    let diff = compare(&leaky(), &all_kinds(&exact[..1]));
     assert!(matches!(&diff[..], [Mismatch::Unexpected { kind, count: 3, .. }] if kind == "socket"), "{diff:?}");
     assert_eq!(verdict(&leaky(), Thresholds::default(), Some(true)), ExitCode::ExpectationMismatch);
+}
+
+#[test]
+fn kinds_the_manifest_does_not_speak_for_are_not_compared() {
+    let sockets =
+        Expectation { leaks: vec![expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0)], kinds: vec!["socket".into()] };
+    assert!(compare(&leaky(), &sockets).is_empty(), "the heap site is not the manifest's to list");
+    let none = Expectation { leaks: Vec::new(), kinds: vec!["socket".into()] };
+    assert!(matches!(&compare(&leaky(), &none)[..], [Mismatch::Unexpected { kind, .. }] if kind == "socket"));
 }
 
 #[test]
@@ -116,7 +129,7 @@ fn a_site_on_another_line_is_not_the_expected_one() {
         expected("heap", "js_socket_connect", "net_socket.c", 58, 3, 30),
         expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0),
     ];
-    let diff = compare(&leaky(), &other_line);
+    let diff = compare(&leaky(), &all_kinds(&other_line));
     assert_eq!(diff.len(), 2, "{diff:?}");
 }
 

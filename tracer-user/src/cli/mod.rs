@@ -3,6 +3,7 @@
 
 mod args;
 mod inputs;
+mod node;
 mod output;
 mod signals;
 mod trace;
@@ -37,14 +38,23 @@ pub fn main() -> i32 {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut perf_map_files = None;
     let (spec, opts, duration) = match cli.command {
-        Command::Run { opts, command, .. } => (TargetSpec::Run { argv: command }, opts, None),
+        Command::Run { opts, node_perf_map, mut command } => {
+            if node_perf_map {
+                (command, perf_map_files) = node::with_perf_map(command)?;
+            }
+            (TargetSpec::Run { argv: command }, opts, None)
+        }
         Command::Attach { pid, duration, opts } => (TargetSpec::Attach { pid }, opts, duration.map(Duration::from_secs_f64)),
     };
     let inputs = inputs::prepare(&opts)?;
     let is_run = matches!(spec, TargetSpec::Run { .. });
     let session = Session::start(spec, inputs.config)?;
     let report = trace::trace(session, &opts, is_run, duration)?;
+    if let Some(files) = &perf_map_files {
+        files.remove(report.target.pid);
+    }
     output::emit(&report, &opts)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
 }

@@ -100,6 +100,7 @@ fn a_map_older_than_the_process_or_behind_a_link_is_not_read() {
     std::fs::write(&real, format!("{:x} 80 JS:~linked /x.js:1:1\n", c + 0x100)).unwrap();
     std::fs::remove_file(&host.perf_map).unwrap();
     std::os::unix::fs::symlink(&real, &host.perf_map).unwrap();
+    let maps = ProcessMaps::capture(host.child.id()).unwrap();
     let mut sym = Symbolizer::new();
     assert_eq!(named(&mut sym, &maps, c + 0x110).0, None, "a symbolic link is not followed");
     std::fs::remove_file(host.stop()).unwrap();

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::source::JitSource;
@@ -19,7 +20,7 @@ const STALE_SLACK: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct PerfMap {
     /// The file, kept open between refreshes (opened again at each full one).
-    file: Option<File>,
+    file: Option<Arc<File>>,
     /// (device, inode) of the file read so far.
     identity: Option<(u64, u64)>,
     /// Bytes consumed: up to the last complete line.

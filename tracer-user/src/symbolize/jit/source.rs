@@ -28,8 +28,11 @@ pub struct JitSource {
     pub(super) start_ticks: u64,
     /// When it started: an older perf map belongs to an earlier process with this pid.
     pub(super) started: Option<SystemTime>,
-    /// The process's root directory, kept open.
-    root: Option<Arc<OwnedFd>>,
+    /// The process's root directory.
+    root: Root,
+    /// Its perf map, opened while it existed: what is read when the path no
+    /// longer leads to it (a container's private /tmp, gone with the process).
+    perf_map: Option<Arc<File>>,
     /// The jitdump file it mapped, kept open.
     pub(super) jitdump: Option<(PathBuf, Arc<File>)>,
 }
@@ -57,16 +60,18 @@ impl JitSource {
         let uid = field("Uid:").unwrap_or_default();
         let uid = |i: usize| uid.get(i).and_then(|u| u.parse().ok()).unwrap_or(0);
         let start_ticks = start_ticks(pid)?;
-        let root = rustix::fs::open(format!("/proc/{pid}/root"), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok();
+        let root = Root::of(pid);
         let mut source = Self {
             pid,
             ns_pid,
             uids: [uid(0), uid(1)],
             start_ticks,
             started: started_at(start_ticks),
-            root: root.map(Arc::new),
+            root,
+            perf_map: None,
             jitdump: None,
         };
+        source.perf_map = source.open_perf_map_path().ok().map(Arc::new);
         source.find_jitdump(pid, mappings);
         Some(source)
     }
@@ -86,10 +91,17 @@ impl JitSource {
         }
     }
 
-    /// What a later capture of the same process adds (a jitdump mapped since).
+    /// What a later capture of the same process adds (a jitdump mapped
+    /// since, the perf map as it was then).
     pub fn merge(&mut self, newer: &JitSource) {
-        if self.pid == newer.pid && self.start_ticks == newer.start_ticks && self.jitdump.is_none() {
+        if self.pid != newer.pid || self.start_ticks != newer.start_ticks {
+            return;
+        }
+        if self.jitdump.is_none() {
             self.jitdump = newer.jitdump.clone();
+        }
+        if newer.perf_map.is_some() {
+            self.perf_map = newer.perf_map.clone();
         }
     }
 
@@ -98,22 +110,58 @@ impl JitSource {
         format!("/tmp/perf-{}.map", self.ns_pid)
     }
 
+    /// The perf map at its path, else the one opened while the process existed.
+    pub(super) fn open_perf_map(&self) -> std::io::Result<Arc<File>> {
+        match self.open_perf_map_path() {
+            Ok(f) => Ok(Arc::new(f)),
+            Err(e) => self.perf_map.clone().ok_or(e),
+        }
+    }
+
     /// Opens the perf map inside the process's root: the last component is
     /// never a symbolic link, nothing resolves outside that root, and a FIFO
     /// planted there cannot block.
-    pub(super) fn open_perf_map(&self) -> std::io::Result<File> {
+    fn open_perf_map_path(&self) -> std::io::Result<File> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let name = self.perf_map_name();
         let fd = match &self.root {
-            Some(root) => rustix::fs::openat2(
+            Root::Ours => rustix::fs::openat2(rustix::fs::CWD, name.as_str(), flags, Mode::empty(), ResolveFlags::NO_MAGICLINKS)?,
+            Root::Kept(root) => rustix::fs::openat2(
                 root.as_ref(),
-                self.perf_map_name().trim_start_matches('/'),
+                name.trim_start_matches('/'),
                 flags,
                 Mode::empty(),
                 ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
             )?,
-            None => return Err(std::io::ErrorKind::NotFound.into()),
+            Root::Gone => return Err(std::io::ErrorKind::NotFound.into()),
         };
         Ok(File::from(fd))
+    }
+}
+
+/// A process's root directory: leaktrace's own (most processes: the same
+/// root and mount namespace), or another (a container's), kept open so it
+/// can be read after the process is gone.
+#[derive(Debug, Clone)]
+enum Root {
+    Ours,
+    Kept(Arc<OwnedFd>),
+    Gone,
+}
+
+impl Root {
+    fn of(pid: u32) -> Self {
+        let Ok(fd) = rustix::fs::open(format!("/proc/{pid}/root"), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        else {
+            return Self::Gone;
+        };
+        let id = |st: rustix::fs::Stat| (st.st_dev, st.st_ino);
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+        let same_ns = ns(&pid.to_string()).is_some_and(|theirs| Some(theirs) == ns("self"));
+        match (rustix::fs::fstat(&fd), rustix::fs::stat("/")) {
+            (Ok(theirs), Ok(ours)) if same_ns && id(theirs) == id(ours) => Self::Ours,
+            _ => Self::Kept(Arc::new(fd)),
+        }
     }
 }
 

@@ -181,4 +181,19 @@ mod tests {
         let names: std::collections::HashSet<u64> = m.scenarios.iter().map(|s| s.iterations).collect();
         assert_eq!(names.len(), 8, "every scenario has its own iteration count");
     }
+
+    #[test]
+    fn the_node_manifest_names_functions_where_they_are_defined() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/node");
+        let m = Manifest::load(&dir.join("manifest.json")).unwrap();
+        let source = std::fs::read_to_string(dir.join("server.js")).unwrap();
+        let e = m.expectation(&["leaky"]).unwrap();
+        assert!(!e.covers("heap") && e.covers("socket"));
+        assert_eq!(e.leaks.len(), 3);
+        for l in &e.leaks {
+            let at = source.lines().position(|s| s.starts_with(&std::format!("function {}(", l.function)));
+            assert_eq!(at.map(|i| i as u32 + 1), Some(l.line), "{} in server.js", l.function);
+        }
+        assert!(m.expectation(&["fixed"]).unwrap().leaks.is_empty());
+    }
 }

@@ -164,3 +164,23 @@ fn json_report_has_the_documented_fields() {
     assert_eq!(s["stack"][0]["address"], 0x1234);
     assert_eq!(v["totals"]["handles"]["socket"], 3);
 }
+
+#[test]
+fn a_deep_site_is_shown_with_its_neighbours_after_the_acquisition() {
+    let mut s = site(ResourceKind::Fd(FdKind::Socket), "openChannel", "server.js", 52, 4, 0);
+    let frame =
+        |i: usize| StackFrame { function: Some(format!("f{i}")), file: Some("x.c".into()), line: Some(i as u32), ..s.stack[0].clone() };
+    let mut stack: Vec<StackFrame> = (0..16).map(frame).collect();
+    stack[10] = StackFrame { file: Some("/srv/server.js".into()), ..s.stack[0].clone() };
+    s.site.file = Some("/srv/server.js".into());
+    s.stack = stack;
+    let t = text::render(&report(vec![s.clone()], 0));
+    let lines: Vec<&str> = t.lines().skip_while(|l| !l.starts_with("[socket]")).skip(2).map(str::trim).collect();
+    assert_eq!(&lines[..4], ["f0  x.c:0", "f1  x.c:1", "... 7 frames", "f9  x.c:9"], "{t}");
+    assert_eq!(lines[4], "openChannel  server.js:52");
+    assert_eq!((lines[8], lines[9]), ("f14  x.c:14", "... 1 more frames"), "{t}");
+    s.stack.truncate(3);
+    s.stack[2] = StackFrame { file: Some("/srv/server.js".into()), ..s.stack[0].clone() };
+    let t = text::render(&report(vec![s], 0));
+    assert!(!t.contains("more frames") && !t.contains("... "), "a short stack is shown whole: {t}");
+}

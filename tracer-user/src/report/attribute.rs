@@ -124,7 +124,7 @@ impl SiteCache {
                 let last = symbolized.last().map(|f| f.function.as_deref().map_or_else(|| f.unresolved_label(), str::to_owned));
                 format!("{} (after {})", s.end.stop.describe(), last.as_deref().unwrap_or("no frame"))
             });
-            self.js_notes.note(&symbolized, s.end.is_truncated());
+            self.js_notes.note(&symbolized, s.end.stop == tracer_common::StopReason::NoRule);
             let (site, in_focus) = choose_site(&symbolized, attribution, self.focus.as_mut());
             let ids: Box<[u32]> = symbolized.into_iter().map(|f| self.intern(f)).collect();
             let site = site.map(|i| ids[i]);

@@ -76,8 +76,8 @@ pub struct JsNotes {
 const FLAGS: &str = "--perf-basic-prof --interpreted-frames-native-stack";
 
 impl JsNotes {
-    /// Notes one resolved stack; `truncated`: it ends before its outermost frame.
-    pub fn note(&mut self, frames: &[Frame], truncated: bool) {
+    /// Notes one resolved stack; `no_rule`: its walk stopped in code without unwind rows.
+    pub fn note(&mut self, frames: &[Frame], no_rule: bool) {
         let v8 = |f: &Frame| f.function.as_deref().map(qualified_name).is_some_and(|q| q.starts_with("Builtins_") || q.starts_with("v8::"));
         if !frames.iter().any(v8) {
             return;
@@ -86,8 +86,12 @@ impl JsNotes {
         let trampoline = |f: &Frame| f.function.as_deref() == Some("Builtins_InterpreterEntryTrampoline");
         self.unnamed += u64::from(!named && frames.iter().any(is_unnamed_jit));
         self.interpreted += u64::from(!named && frames.iter().any(trampoline));
-        self.cut_at_builtin +=
-            u64::from(truncated && frames.last().and_then(|f| f.function.as_deref()).is_some_and(|n| n.starts_with("Builtins_")));
+        // A builtin, named, or code of libnode without a name (a distribution's stripped build).
+        let builtin = |f: &Frame| match f.function.as_deref() {
+            Some(name) => name.starts_with("Builtins_"),
+            None => f.module.rsplit('/').next().is_some_and(|m| m.starts_with("libnode.so") || RUNTIME_EXECUTABLES.contains(&m)),
+        };
+        self.cut_at_builtin += u64::from(no_rule && frames.last().is_some_and(builtin));
     }
 
     pub fn warnings(&self) -> Vec<String> {
@@ -109,7 +113,7 @@ impl JsNotes {
         if self.cut_at_builtin > 0 {
             out.push(format!(
                 "{} stacks end at one of V8's builtins, which have no unwind tables: `--unwind fp` walks through V8's \
-                 frames (official Node.js builds keep frame pointers)",
+                 frames in official Node.js builds, which keep frame pointers (a distribution's libnode and libuv do not)",
                 self.cut_at_builtin
             ));
         }

@@ -148,6 +148,14 @@ fn a_container_s_private_tmp_is_read_after_the_container_is_gone() {
     assert!(!Path::new(&format!("/tmp/perf-{pid}.map")).exists(), "the map was in the private /tmp only");
 }
 
+/// The process's socket descriptors, from /proc.
+fn sockets_of(pid: u32) -> Vec<String> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten();
+    fds.filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// One HTTP/1.0 request; the whole answer.
 fn get(port: u16, route: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -175,6 +183,7 @@ fn attached_to_a_running_service_the_growing_socket_site_is_its_javascript_funct
     BufReader::new(service.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port: u16 = line.trim().strip_prefix("listening ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
     assert!(get(port, "/subscribe").contains("callback port"), "the service answers before leaktrace attaches");
+    let before = sockets_of(pid);
     let report = dir.path().join("report.json");
     let focus = fixture().display().to_string() + "/";
     let mut tracer = leaktrace()
@@ -196,6 +205,7 @@ fn attached_to_a_running_service_the_growing_socket_site_is_its_javascript_funct
     let status = tracer.wait().unwrap();
     let mut rest = String::new();
     let _ = err.read_to_string(&mut rest);
+    let opened = sockets_of(pid).into_iter().filter(|fd| !before.contains(fd)).count() as u64;
     drop(service.stdin.take());
     let _ = service.wait();
     let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
@@ -208,6 +218,10 @@ fn attached_to_a_running_service_the_growing_socket_site_is_its_javascript_funct
     assert_eq!((listener["count"].as_u64(), listener["allocations"].as_u64()), (Some(7), Some(7)), "only what grew while attached");
     assert_eq!(listener["site"]["line"], 52);
     assert_eq!(by("openUpstreamConnection")["count"], 2);
+    // Everything still open that was opened while attached, in /proc: the
+    // listeners, the upstream connections and their accepted ends (outside the focus).
+    assert_eq!(r["outstanding"]["handles"]["socket"].as_u64(), Some(opened), "{:#}", r["outstanding"]);
+    assert_eq!(opened, 7 + 2 + 2);
     assert_eq!(r["target"]["state"], "detached");
 }
 

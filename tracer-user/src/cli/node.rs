@@ -75,9 +75,8 @@ mod tests {
 
     #[test]
     fn the_flags_go_after_node_once() {
-        let node = std::env::temp_dir().join(format!("leaktrace-node-test-{}", std::process::id()));
-        std::fs::create_dir_all(&node).unwrap();
-        let exe = node.join("node");
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("node");
         std::fs::copy("/bin/true", &exe).unwrap();
         let (argv, files) = with_perf_map(args(&[exe.to_str().unwrap(), "app.js", "--perf-basic-prof"])).unwrap();
         let want = [exe.to_str().unwrap(), PERF_MAP_FLAGS[0], PERF_MAP_FLAGS[1], "app.js", "--perf-basic-prof"];
@@ -88,6 +87,5 @@ mod tests {
         assert!(files.is_none(), "node was asked already: its perf map is the user's to keep");
         let err = with_perf_map(args(&["/bin/true"])).unwrap_err().to_string();
         assert!(err.starts_with("--node-perf-map: /bin/true is not node"), "{err}");
-        std::fs::remove_dir_all(&node).unwrap();
     }
 }

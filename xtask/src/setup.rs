@@ -7,6 +7,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod node;
+
 /// Debian packages: LLVM 22 for bpf-linker, C and C++ tools for the fixture
 /// and the test programs, valgrind for the oracles, tmux for the TUI's
 /// end-to-end test; for the symbolizer: binutils (strip) and libc6-dbg
@@ -139,6 +141,7 @@ pub fn setup(extra: &[&str]) -> Result<()> {
     bpf_linker()?;
     cargo_tool("cargo-machete", "cargo-machete", "0.9.2", "CI's check for unused dependencies")?;
     tracefs()?;
+    node::node_for_tests(Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the workspace")?)?;
     step("done");
     Ok(())
 }

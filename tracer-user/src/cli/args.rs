@@ -29,6 +29,11 @@ pub enum Command {
         /// it has not ended within SECS.
         #[arg(long, value_name = "SECS", value_parser = positive_secs)]
         kill_after: Option<f64>,
+        /// COMMAND is node: pass it --perf-basic-prof --interpreted-frames-native-stack
+        /// so its JavaScript frames are named, and remove the /tmp/perf-PID.map it
+        /// writes once the report is made.
+        #[arg(long)]
+        node_perf_map: bool,
         /// The command and its arguments (after `--`).
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<OsString>,

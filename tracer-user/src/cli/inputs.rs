@@ -2,7 +2,7 @@
 //! or input file is one line and exit code 2 with nothing loaded.
 
 use anyhow::Context;
-use tracer_common::manifest::{ExpectedLeak, Manifest};
+use tracer_common::manifest::{Expectation, Manifest};
 
 use super::Options;
 use crate::probes::LoadOptions;
@@ -12,7 +12,7 @@ use crate::session::SessionConfig;
 /// What the options resolve to once their files are read.
 pub struct Inputs {
     pub config: SessionConfig,
-    pub expected: Option<Vec<ExpectedLeak>>,
+    pub expected: Option<Expectation>,
 }
 
 pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
@@ -20,7 +20,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         Some(path) => {
             let manifest = Manifest::load(path).with_context(|| format!("--expect {}", path.display()))?;
             let names: Vec<&str> = opts.expect_scenarios.iter().map(String::as_str).collect();
-            Some(manifest.expected(&names).with_context(|| format!("--expect {}", path.display()))?)
+            Some(manifest.expectation(&names).with_context(|| format!("--expect {}", path.display()))?)
         }
         None => None,
     };

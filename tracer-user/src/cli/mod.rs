@@ -3,6 +3,7 @@
 
 mod args;
 mod inputs;
+mod node;
 mod output;
 mod signals;
 mod trace;
@@ -43,8 +44,12 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     // The command starts with the signal state leaktrace was given, taken
     // before leaktrace's own handlers go in.
     let signals = ChildSignals::current();
+    let mut perf_map_files = None;
     let (spec, opts, limits) = match cli.command {
-        Command::Run { opts, kill_after, command } => {
+        Command::Run { opts, kill_after, node_perf_map, mut command } => {
+            if node_perf_map {
+                (command, perf_map_files) = node::with_perf_map(command)?;
+            }
             (TargetSpec::Run { argv: command, signals }, opts, Limits { duration: None, kill_after: secs(kill_after) })
         }
         Command::Attach { pid, duration, opts } => {
@@ -58,6 +63,9 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
         interrupts.forward_to(session.pid());
     }
     let report = trace::trace(session, &opts, &interrupts, &limits)?;
+    if let Some(files) = &perf_map_files {
+        files.remove(report.target.pid);
+    }
     output::emit(&report, &opts)?;
-    Ok(output::judge(&report, &opts, inputs.expected.as_deref()))
+    Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use tracer_common::manifest::ExpectedLeak;
+use tracer_common::manifest::Expectation;
 
 use super::{Format, Options};
 use crate::report::{self, expect, text, Report, Thresholds};
@@ -27,14 +27,14 @@ pub fn emit(report: &Report, opts: &Options) -> anyhow::Result<()> {
 
 /// The exit code: with `--ci` the verdict, without it the command's own
 /// status (128 + N for signal N; 0 for an attached process).
-pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>) -> i32 {
+pub fn judge(report: &Report, opts: &Options, expected: Option<&Expectation>) -> i32 {
     let expectation_failed = expected.map(|e| {
         let diff = expect::compare(report, e);
         for m in &diff {
             eprintln!("leaktrace: --expect: {m}");
         }
         if diff.is_empty() {
-            eprintln!("leaktrace: --expect: all {} expected sites match", e.len());
+            eprintln!("leaktrace: --expect: all {} expected sites match", e.leaks.len());
         }
         !diff.is_empty()
     });

@@ -47,7 +47,7 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         .map(|&c| (c.name().to_owned(), input.counters[c as usize]))
         .chain([("decode_errors".to_owned(), snap.decode_errors), ("truncated_stacks".to_owned(), snap.truncated_stacks)])
         .collect();
-    let mut warnings: Vec<String> = snap.warnings.iter().chain(cache.warnings()).cloned().collect();
+    let mut warnings: Vec<String> = snap.warnings.iter().cloned().chain(cache.warnings()).collect();
     let cut_sites = acc.sites.values().filter(|s| s.truncated).count();
     if cut_sites > 0 {
         warnings.push(format!("{cut_sites} sites have a stack that ends early; each says why (`stack_end`)"));

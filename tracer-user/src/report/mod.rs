@@ -4,6 +4,7 @@ mod attribute;
 mod build;
 pub mod expect;
 mod focus;
+mod javascript;
 pub mod model;
 mod suppress;
 pub mod text;

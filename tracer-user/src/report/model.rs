@@ -220,6 +220,9 @@ pub struct Location {
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
+    /// JavaScript sites only: the column (of the function's start, or of the
+    /// call when the runtime's jitdump gives positions inside functions).
+    pub column: Option<u32>,
     pub module: String,
     /// The function; `function+0xOFFSET` (the return address in its symbol)
     /// when no line is known; `module+0xOFFSET` when no function is. No two
@@ -233,6 +236,7 @@ pub struct StackFrame {
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
+    pub column: Option<u32>,
     pub module: String,
     pub address: u64,
     /// Offset in the module's file of the instruction looked up (the call before `address`).

@@ -49,6 +49,12 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+    /// A gzipped pprof profile (profile.proto): go tool pprof, Pyroscope, Parca, speedscope.
+    Pprof,
+    /// Folded stacks, one `frame;frame;frame value` line per stack (flamegraph.pl, inferno, speedscope).
+    Folded,
+    /// An interactive SVG flame graph of outstanding bytes (handles in a second SVG beside it).
+    Flamegraph,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -59,8 +65,8 @@ pub struct Options {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Write the report to FILE instead of stdout.
-    #[arg(long, value_name = "FILE")]
+    /// Write the report to FILE instead of stdout (required for pprof and flamegraph).
+    #[arg(long, value_name = "FILE", required_if_eq_any = [("format", "pprof"), ("format", "flamegraph")])]
     pub output: Option<PathBuf>,
     /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch, 5 the command failed); without it, `run` exits with the command's status.
     #[arg(long)]

@@ -3,8 +3,13 @@
 mod attribute;
 mod build;
 pub mod expect;
+pub mod flamegraph;
 mod focus;
+pub mod folded;
 pub mod model;
+pub mod pprof;
+mod pprof_proto;
+pub mod profile;
 mod suppress;
 pub mod text;
 mod verdict;

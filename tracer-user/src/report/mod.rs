@@ -3,6 +3,7 @@
 mod attribute;
 mod build;
 pub mod expect;
+mod export;
 pub mod flamegraph;
 mod focus;
 pub mod folded;
@@ -17,6 +18,7 @@ mod wrappers;
 
 pub use attribute::{choose_site, Attribution, Resolved, SiteCache};
 pub use build::{build, ReportInput};
+pub use export::write_profiles;
 pub use focus::Focus;
 pub use model::Report;
 pub use suppress::{SuppressError, Suppressions};

@@ -3,6 +3,7 @@
 
 mod args;
 mod inputs;
+mod observers;
 mod output;
 mod signals;
 mod trace;
@@ -52,12 +53,13 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     let inputs = inputs::prepare(&opts)?;
+    let mut observers = observers::Observers::prepare(&opts)?;
     let interrupts = signals::Interrupts::install()?;
     let session = Session::start(spec, inputs.config)?;
     if session.is_run() {
         interrupts.forward_to(session.pid());
     }
-    let report = trace::trace(session, &opts, &interrupts, &limits)?;
+    let report = trace::trace(session, &opts, &interrupts, &limits, &mut observers)?;
     output::emit(&report, &opts)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_deref()))
 }

@@ -45,6 +45,7 @@ pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>)
         Thresholds { max_leaked_bytes: opts.max_leaked_bytes, max_leaked_handles: opts.max_leaked_handles },
         expectation_failed,
     );
+    let code = super::observers::judge_growth(report, opts, code);
     if !opts.ci {
         return report::command_status(report);
     }

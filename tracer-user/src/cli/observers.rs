@@ -3,8 +3,6 @@
 //! refreshes, `--interval`, the final one) goes through here; the quiet loop
 //! builds one when a sample is due or a scrape waits.
 
-use anyhow::Context;
-
 use super::Options;
 use crate::growth::{self, Tracker};
 use crate::metrics::MetricsServer;
@@ -21,7 +19,7 @@ impl Observers {
     /// Before tracing: binds `--metrics` (a taken port is an input error).
     pub fn prepare(opts: &Options) -> anyhow::Result<Self> {
         let metrics = match opts.metrics {
-            Some(addr) => Some(MetricsServer::start(addr, opts.metrics_top as usize).context("before tracing")?),
+            Some(addr) => Some(MetricsServer::start(addr, opts.metrics_top as usize)?),
             None => None,
         };
         Ok(Self { growth: Tracker::new(opts.growth_window), metrics })

@@ -1,7 +1,10 @@
 //! What watches the session beside the trace loop: the growth samples and
 //! the `--metrics` endpoint. Every report the loop builds (the live view's
-//! refreshes, `--interval`, the final one) goes through here; the quiet loop
-//! builds one when a sample is due or a scrape waits.
+//! refreshes, `--interval`, the final one) goes through here. The quiet loop
+//! builds one when a scrape waits, and when a growth sample is due if growth
+//! was asked for (`--max-growth`, `--max-growth-handles`, `--growth-window`,
+//! `--metrics`): a report while tracing symbolizes while the pipeline holds
+//! its own peak, so a quiet run without them builds none.
 
 use super::Options;
 use crate::growth::{self, Tracker};
@@ -12,6 +15,8 @@ use crate::tui;
 
 pub struct Observers {
     growth: Tracker,
+    /// The quiet loop samples growth.
+    sample: bool,
     metrics: Option<MetricsServer>,
 }
 
@@ -22,7 +27,8 @@ impl Observers {
             Some(addr) => Some(MetricsServer::start(addr, opts.metrics_top as usize)?),
             None => None,
         };
-        Ok(Self { growth: Tracker::new(opts.growth_window), metrics })
+        let sample = opts.max_growth.is_some() || opts.max_growth_handles.is_some() || opts.growth_window.is_some() || metrics.is_some();
+        Ok(Self { growth: Tracker::new(opts.growth_window), sample, metrics })
     }
 
     /// A report of the session, with each site's trend; scrapes see it too.
@@ -41,7 +47,7 @@ impl Observers {
 
     /// Called at every tick of the quiet loop.
     pub fn tick(&mut self, session: &mut Session) {
-        if self.growth.due() || self.metrics.as_ref().is_some_and(MetricsServer::wanted) {
+        if (self.sample && self.growth.due()) || self.metrics.as_ref().is_some_and(MetricsServer::wanted) {
             self.report(session);
         }
     }

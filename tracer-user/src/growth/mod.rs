@@ -31,7 +31,7 @@ pub struct Tracker {
 impl Tracker {
     /// Over the last `window` seconds, or the whole session.
     pub fn new(window: Option<f64>) -> Self {
-        Self { history: History::new(window), fits: HashMap::new(), last: None }
+        Self { history: History::new(window), fits: HashMap::new(), last: Some(Instant::now()) }
     }
 
     /// Whether a sample is due (the quiet loop builds a report for it).

@@ -90,7 +90,7 @@ pub fn render(p: &Published, top: usize) -> String {
     f.head("leaktrace_site_outstanding", "gauge", None, "Items (allocations or handles) a call site holds.");
     per_site(&mut f, "leaktrace_site_outstanding", &|s| Some(s.count as f64));
     f.head("leaktrace_site_outstanding_bytes", "gauge", Some("bytes"), "Heap bytes a call site holds.");
-    per_site(&mut f, "leaktrace_site_outstanding_bytes", &|s| Some(s.bytes as f64));
+    per_site(&mut f, "leaktrace_site_outstanding_bytes", &|s| (s.kind == ResourceKind::Heap).then_some(s.bytes as f64));
     f.head("leaktrace_site_acquisitions", "counter", None, "Allocations or handles acquired at a call site.");
     per_site(&mut f, "leaktrace_site_acquisitions_total", &|s| Some(s.allocations as f64));
     f.head("leaktrace_site_releases", "counter", None, "Of those, released.");

@@ -43,6 +43,7 @@ fn the_largest_sites_of_each_kind_with_totals_and_leaktraces_own() {
     assert!(text.contains(&format!("leaktrace_site_outstanding{{{}}} 3\n", labels("h3", "heap"))));
     assert!(!text.contains("\"h2\""), "only the top 2 heap sites");
     assert!(text.contains(&format!("leaktrace_site_outstanding{{{}}} 3\n", labels("s1", "socket"))), "each kind its own top");
+    assert!(!text.contains(&format!("leaktrace_site_outstanding_bytes{{{}}}", labels("s1", "socket"))), "bytes are heap's");
     assert!(text.contains(&format!("leaktrace_site_acquisitions_total{{{}}} 5\n", labels("h4", "heap"))));
     assert!(text.contains(&format!("leaktrace_site_growth_per_minute{{{}}} 600\n", labels("h4", "heap"))));
     assert!(text.contains("leaktrace_sites_omitted{kind=\"heap\"} 2\n"));

@@ -43,6 +43,10 @@ pub fn build(report: &Report) -> pb::Profile {
     let types = sample_types();
     b.out.sample_type = types.iter().map(|(t, u)| pb::ValueType { r#type: b.string(t), unit: b.string(u) }).collect();
     let kind_key = b.string("kind");
+    // Tools take the first mapping for the program: the module most stacks start in.
+    if let Some(f) = outermost(&profile) {
+        b.mapping(f);
+    }
     for s in &profile.stacks {
         let mut value = vec![0i64; types.len()];
         value[count_index(s.kind)] = s.count as i64;
@@ -73,6 +77,15 @@ pub fn build(report: &Report) -> pb::Profile {
     }
     b.out.comment = comments.iter().map(|c| b.string(c)).collect();
     b.out
+}
+
+/// The outermost frame of a stack in the module that most stacks start in (`_start` in the executable).
+fn outermost(profile: &Profile) -> Option<&StackFrame> {
+    let mut starts: HashMap<&str, (usize, &StackFrame)> = HashMap::new();
+    for f in profile.stacks.iter().filter_map(|s| s.frames.last()) {
+        starts.entry(f.module.as_str()).or_insert((0, f)).0 += 1;
+    }
+    starts.into_values().max_by_key(|&(n, f)| (n, std::cmp::Reverse(&f.module))).map(|(_, f)| f)
 }
 
 /// A location: its mapping, address and lines (the function ids), innermost first.

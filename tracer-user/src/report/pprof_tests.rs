@@ -21,7 +21,9 @@ fn frame(function: &str, line: u32, address: u64, inlined: bool) -> StackFrame {
 }
 
 fn report() -> Report {
-    let stack = vec![frame("malloc", 0, 0x1100, false), frame("helper", 7, 0x1200, true), frame("make", 12, 0x1200, false)];
+    let mut malloc = frame("malloc", 0, 0x7100, false);
+    malloc.module = "/lib/libc.so.6".into();
+    let stack = vec![malloc, frame("helper", 7, 0x1200, true), frame("make", 12, 0x1200, false)];
     let site = Site {
         kind: ResourceKind::Heap,
         count: 3,
@@ -68,9 +70,11 @@ fn samples_per_stack_with_inlined_lines_and_the_build_id() {
     let names: Vec<&str> = loc.line.iter().map(|l| s(p.function[l.function_id as usize - 1].name)).collect();
     assert_eq!(names, ["helper", "make"]);
     assert_eq!(p.sample[0].location_id[1], p.sample[1].location_id[0], "locations are shared");
-    assert_eq!(p.mapping.len(), 1);
+    assert_eq!(p.mapping.len(), 2);
+    assert_eq!(s(p.mapping[0].filename), "/bin/app", "the program's mapping first");
     assert_eq!(s(p.mapping[0].build_id), "abcd");
-    assert!(p.location.iter().all(|l| l.mapping_id == 1));
+    assert!(p.location.iter().skip(1).all(|l| l.mapping_id == 1), "{:?}", p.location);
+    assert_eq!(p.mapping[1].memory_start, 0x70ff, "libc's mapping is made up around its addresses");
 }
 
 #[test]
@@ -80,6 +84,6 @@ fn without_stacks_the_sites_stand_for_them() {
     let p = build(&r);
     assert_eq!(p.sample.len(), 1);
     assert_eq!(p.sample[0].value[..2], [96, 3]);
-    assert_eq!(p.mapping[0].memory_start, 0x10ff, "a mapping made up around the addresses");
+    assert_eq!(p.mapping[0].memory_start, 0x11ff, "a mapping made up around the addresses");
     assert_eq!(p.mapping[0].memory_limit, 0x1201);
 }

@@ -3,26 +3,9 @@ use crate::report::model::{Location, Site};
 use tracer_common::FdKind;
 
 fn site(kind: ResourceKind, label: &str, count: u64, bytes: u64) -> Site {
-    Site {
-        kind,
-        count,
-        bytes,
-        allocations: count,
-        releases: 0,
-        oldest_age_secs: 0.0,
-        site: Location {
-            function: Some("f".into()),
-            file: Some("/src/a.c".into()),
-            line: Some(3),
-            module: "/bin/app".into(),
-            label: label.into(),
-        },
-        stacks: 1,
-        stack: Vec::new(),
-        truncated: false,
-        stack_end: None,
-        growth: None,
-    }
+    let mut s = Site::named(kind, "f", count, bytes);
+    s.site = Location { file: Some("/src/a.c".into()), line: Some(3), label: label.into(), ..s.site };
+    s
 }
 
 #[test]

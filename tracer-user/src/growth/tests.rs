@@ -1,22 +1,9 @@
 use super::*;
-use crate::report::model::{Location, Site, Target};
+use crate::report::model::{Site, Target};
 use tracer_common::FdKind;
 
 fn site(kind: ResourceKind, function: &str, count: u64, bytes: u64) -> Site {
-    Site {
-        kind,
-        count,
-        bytes,
-        allocations: count,
-        releases: 0,
-        oldest_age_secs: 0.0,
-        site: Location { function: Some(function.into()), module: "/bin/app".into(), label: function.into(), ..Location::default() },
-        stacks: 1,
-        stack: Vec::new(),
-        truncated: false,
-        stack_end: None,
-        growth: None,
-    }
+    Site::named(kind, function, count, bytes)
 }
 
 /// A 60-second run sampled every second: a leak of 1 KiB/s, a 1 MiB cache

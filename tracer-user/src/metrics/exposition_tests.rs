@@ -6,26 +6,10 @@ use super::*;
 use crate::report::model::{Growth, Location, Report, Target};
 
 fn site(kind: ResourceKind, label: &str, count: u64, bytes: u64) -> Site {
-    Site {
-        kind,
-        count,
-        bytes,
-        allocations: count + 1,
-        releases: 1,
-        oldest_age_secs: 0.0,
-        site: Location {
-            function: Some(label.into()),
-            file: Some("/src/a \"b\".c".into()),
-            line: Some(9),
-            module: "/bin/app".into(),
-            label: label.into(),
-        },
-        stacks: 1,
-        stack: Vec::new(),
-        truncated: false,
-        stack_end: None,
-        growth: None,
-    }
+    let mut s = Site::named(kind, label, count, bytes);
+    (s.allocations, s.releases) = (count + 1, 1);
+    s.site = Location { file: Some("/src/a \"b\".c".into()), line: Some(9), ..s.site };
+    s
 }
 
 #[test]

@@ -58,20 +58,7 @@ mod tests {
     }
 
     fn site(kind: ResourceKind, count: u64, bytes: u64, stack: &[&str]) -> Site {
-        Site {
-            kind,
-            count,
-            bytes,
-            allocations: count,
-            releases: 0,
-            oldest_age_secs: 1.0,
-            site: Default::default(),
-            stacks: 1,
-            stack: stack.iter().map(|f| frame(f)).collect(),
-            truncated: false,
-            stack_end: None,
-            growth: None,
-        }
+        Site { stack: stack.iter().map(|f| frame(f)).collect(), ..Site::named(kind, stack[0], count, bytes) }
     }
 
     #[test]

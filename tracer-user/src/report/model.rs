@@ -76,6 +76,27 @@ impl Report {
     }
 }
 
+#[cfg(test)]
+impl Site {
+    /// A site named `function` in /bin/app with no stack, for tests of what consumes reports.
+    pub fn named(kind: ResourceKind, function: &str, count: u64, bytes: u64) -> Self {
+        Self {
+            kind,
+            count,
+            bytes,
+            allocations: count,
+            releases: 0,
+            oldest_age_secs: 0.0,
+            site: Location { function: Some(function.into()), module: "/bin/app".into(), label: function.into(), ..Location::default() },
+            stacks: 1,
+            stack: Vec::new(),
+            truncated: false,
+            stack_end: None,
+            growth: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Target {
     pub pid: u32,

@@ -24,20 +24,7 @@ fn report() -> Report {
     let mut malloc = frame("malloc", 0, 0x7100, false);
     malloc.module = "/lib/libc.so.6".into();
     let stack = vec![malloc, frame("helper", 7, 0x1200, true), frame("make", 12, 0x1200, false)];
-    let site = Site {
-        kind: ResourceKind::Heap,
-        count: 3,
-        bytes: 96,
-        allocations: 3,
-        releases: 0,
-        oldest_age_secs: 1.0,
-        site: Default::default(),
-        stacks: 2,
-        stack: stack.clone(),
-        truncated: false,
-        stack_end: None,
-        growth: None,
-    };
+    let site = Site { stacks: 2, stack: stack.clone(), ..Site::named(ResourceKind::Heap, "make", 3, 96) };
     let mut r = Report::of_sites(Target::default(), vec![site], 0);
     let socket = vec![frame("socket", 0, 0x1300, false), frame("make", 14, 0x1210, false)];
     r.profile = Some(std::sync::Arc::new(Profile {

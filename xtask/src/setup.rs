@@ -14,7 +14,9 @@ mod node;
 /// end-to-end test; for the symbolizer: binutils (strip) and libc6-dbg
 /// (libc's separate debug information); the programs leaktrace is tested
 /// on that the project did not write (curl, python3, redis); jemalloc and
-/// tcmalloc for the kernel tests of other allocators (preloaded).
+/// tcmalloc for the kernel tests of other allocators (preloaded); and the
+/// consumers the tests hand leaktrace's other outputs to: Go's pprof
+/// (golang-go) and a Prometheus server.
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -33,6 +35,8 @@ const PACKAGES: &[&str] = &[
     "redis-tools",
     "libjemalloc2",
     "libtcmalloc-minimal4",
+    "golang-go",
+    "prometheus",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13";

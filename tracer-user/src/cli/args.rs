@@ -54,6 +54,12 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+    /// A gzipped pprof profile (profile.proto): go tool pprof, Pyroscope, Parca, speedscope.
+    Pprof,
+    /// Folded stacks, one `frame;frame;frame value` line per stack (flamegraph.pl, inferno, speedscope).
+    Folded,
+    /// An interactive SVG flame graph of outstanding bytes (handles in a second SVG beside it).
+    Flamegraph,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -64,8 +70,8 @@ pub struct Options {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Write the report to FILE instead of stdout.
-    #[arg(long, value_name = "FILE")]
+    /// Write the report to FILE instead of stdout (required for pprof and flamegraph).
+    #[arg(long, value_name = "FILE", required_if_eq_any = [("format", "pprof"), ("format", "flamegraph")])]
     pub output: Option<PathBuf>,
     /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch, 5 the command failed); without it, `run` exits with the command's status.
     #[arg(long)]
@@ -128,6 +134,40 @@ pub struct Options {
     /// Print the text report every SECS seconds while tracing (without the TUI).
     #[arg(long, value_name = "SECS")]
     pub interval: Option<f64>,
+    /// Serve OpenMetrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", value_parser = socket_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// With --metrics: per-site series for at most the N largest sites of each kind.
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "metrics", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub metrics_top: u32,
+    /// Fit each site's growth over the last SECS seconds (default: the whole session).
+    #[arg(long, value_name = "SECS", value_parser = growth_window)]
+    pub growth_window: Option<f64>,
+    /// With --ci: fail when a site grows faster than RATE per minute (95% sure):
+    /// bytes for heap sites, handles for descriptor sites (see --max-growth-handles).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    pub max_growth: Option<f64>,
+    /// With --ci: the growth tolerated of a descriptor site, in handles per minute (default: --max-growth).
+    #[arg(long, value_name = "RATE", value_parser = rate)]
+    pub max_growth_handles: Option<f64>,
+}
+
+fn socket_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| format!("`{s}` is not an address and port (e.g. 127.0.0.1:9464 or [::1]:9464)"))
+}
+
+fn growth_window(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 10.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds of at least 10")),
+    }
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a rate per minute (a number, 0 or more)")),
+    }
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use tracer_common::manifest::{Expectation, Manifest};
 
-use super::Options;
+use super::{Format, Options};
 use crate::probes::LoadOptions;
 use crate::report::{Attribution, Suppressions};
 use crate::session::SessionConfig;
@@ -41,6 +41,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         attribution: Attribution { focus: opts.focus.clone(), allocator: None, wrappers: opts.alloc_wrappers.clone() },
         suppressions,
         allocator_programs: opts.probe_floor.unwrap_or_default(),
+        keep_stacks: matches!(opts.format, Format::Pprof | Format::Folded | Format::Flamegraph),
     };
     Ok(Inputs { config, expected })
 }

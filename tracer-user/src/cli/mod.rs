@@ -4,6 +4,7 @@
 mod args;
 mod inputs;
 mod node;
+mod observers;
 mod output;
 mod signals;
 mod trace;
@@ -57,12 +58,13 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     let inputs = inputs::prepare(&opts)?;
+    let mut observers = observers::Observers::prepare(&opts)?;
     let interrupts = signals::Interrupts::install()?;
     let session = Session::start(spec, inputs.config)?;
     if session.is_run() {
         interrupts.forward_to(session.pid());
     }
-    let report = trace::trace(session, &opts, &interrupts, &limits)?;
+    let report = trace::trace(session, &opts, &interrupts, &limits, &mut observers)?;
     if let Some(files) = &perf_map_files {
         files.remove(report.target.pid);
     }

@@ -6,12 +6,14 @@ use anyhow::Context;
 use tracer_common::manifest::Expectation;
 
 use super::{Format, Options};
-use crate::report::{self, expect, text, Report, Thresholds};
+use crate::report::{self, expect, flamegraph, folded, pprof, text, Report, Thresholds};
 
 pub fn emit(report: &Report, opts: &Options) -> anyhow::Result<()> {
     let body = match opts.format {
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
+        Format::Folded => folded::render(report),
+        Format::Pprof | Format::Flamegraph => return write_files(report, opts),
     };
     match &opts.output {
         Some(path) => std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?,
@@ -43,9 +45,23 @@ pub fn judge(report: &Report, opts: &Options, expected: Option<&Expectation>) ->
         Thresholds { max_leaked_bytes: opts.max_leaked_bytes, max_leaked_handles: opts.max_leaked_handles },
         expectation_failed,
     );
+    let code = super::observers::judge_growth(report, opts, code);
     if !opts.ci {
         return report::command_status(report);
     }
     eprintln!("leaktrace: verdict: {code:?} (exit {})", code as i32);
     code as i32
+}
+
+/// The binary and SVG formats, to `--output` (which they require).
+fn write_files(report: &Report, opts: &Options) -> anyhow::Result<()> {
+    let path = opts.output.as_deref().context("this --format needs --output FILE")?;
+    let written = match opts.format {
+        Format::Pprof => std::fs::write(path, pprof::encode(report)?).map(|()| vec![path.to_owned()]),
+        _ => flamegraph::write(report, path),
+    };
+    for p in written.with_context(|| format!("writing {}", path.display()))?.iter().skip(1) {
+        eprintln!("leaktrace: handles flame graph: {}", p.display());
+    }
+    Ok(())
 }

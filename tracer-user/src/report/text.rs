@@ -112,9 +112,12 @@ fn site(out: &mut String, s: &Site) {
     if let Some(why) = &s.stack_end {
         let _ = writeln!(out, "    (stack ends early: {why})");
     }
+    if let Some(g) = &s.growth {
+        let _ = writeln!(out, "    growth: {}", crate::growth::describe(g, s.kind));
+    }
 }
 
-fn place(label: &str, file: Option<&str>, line: Option<u32>) -> String {
+pub fn place(label: &str, file: Option<&str>, line: Option<u32>) -> String {
     match (file, line) {
         (Some(f), Some(l)) => format!("{label} ({}:{l})", short(f)),
         (Some(f), None) => format!("{label} ({})", short(f)),

@@ -84,7 +84,8 @@ fn export(app: &App, dir: &std::path::Path) -> Result<String, String> {
     let path = dir.join(format!("leaktrace-{}-{secs}.json", report.target.pid));
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path.display().to_string())
+    crate::report::write_profiles(&report, &path.with_extension("")).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!("{} (and .pb.gz, .folded, .svg)", path.display()))
 }
 
 /// Runs until the user quits or `interrupts` changes (SIGINT/SIGTERM). When

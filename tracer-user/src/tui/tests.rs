@@ -64,6 +64,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         ],
         truncated: false,
         stack_end: None,
+        growth: None,
     }
 }
 

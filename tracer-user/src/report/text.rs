@@ -130,7 +130,8 @@ fn short(path: &str) -> &str {
 }
 
 fn frame_line(f: &StackFrame) -> String {
-    let name = f.function.clone().unwrap_or_else(|| format!("{}+?", short(&f.module)));
+    // Outside every symbol: where in which file, never a neighbour's name.
+    let name = f.function.clone().unwrap_or_else(|| format!("{}+{:#x}", short(&f.module), f.module_offset));
     let inl = match (f.inlined, f.inferred) {
         (_, true) => " [tail call]",
         (true, false) => " [inlined]",

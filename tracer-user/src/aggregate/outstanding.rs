@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use tracer_common::decode::Body;
+use tracer_common::decode::{Body, FdMeta};
 use tracer_common::FdKind;
 
+use super::details::{self, Details, FdDetail};
 use super::stacks::{StackCounters, StackId, StackTable};
 use super::ResourceKind;
 
@@ -36,6 +37,11 @@ struct Handle {
     kind: FdKind,
     ts_ns: u64,
     cloexec: bool,
+    /// The kernel's tag of the file behind it (0: unknown).
+    file: u32,
+    /// The socket call's family and type (0: none).
+    family: u16,
+    socktype: u16,
 }
 
 /// Things seen that are not leaks but say something about the trace.
@@ -53,14 +59,23 @@ pub struct Anomalies {
     pub reused_descriptors: u64,
 }
 
+/// One descriptor of an FdOpen record.
+#[derive(Clone, Copy)]
+struct NewFd {
+    fd: i32,
+    file: u32,
+}
+
 /// Per-stack figures for reports and the TUI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackSummary {
     pub stack: StackId,
     pub kind: ResourceKind,
     pub counters: StackCounters,
     /// Acquisition time of the oldest outstanding item, if any.
     pub oldest_ns: Option<u64>,
+    /// Names, socket families, received: for descriptors.
+    pub detail: Option<FdDetail>,
 }
 
 #[derive(Default)]
@@ -71,6 +86,10 @@ pub struct Aggregator {
     fds: BTreeMap<(u32, i32), Handle>,
     anomalies: Anomalies,
     exited: HashSet<u32>,
+    details: Details,
+    /// Numbers handed out again while outstanding, whose close has not come
+    /// yet: a close in flight in another thread when the new one was recorded.
+    replaced: HashMap<(u32, i32), u32>,
 }
 
 impl Aggregator {
@@ -98,14 +117,12 @@ impl Aggregator {
             }
             Body::Free { addr } => self.release_alloc(tgid, addr),
             Body::AllocFailed { .. } => self.anomalies.failed_allocations += 1,
-            Body::FdOpen { fd, kind, cloexec, pair } => {
+            Body::FdOpen { fd, kind, cloexec, pair, meta } => {
                 if let Some(stack) = stack {
-                    for fd in std::iter::once(fd).chain(pair) {
-                        self.insert_fd(tgid, fd, Handle { stack, kind, ts_ns, cloexec });
-                    }
+                    self.open(tgid, stack, kind, cloexec, ts_ns, fd, pair, &meta);
                 }
             }
-            Body::FdDup { new, old, cloexec } => {
+            Body::FdDup { new, old, cloexec, file } => {
                 if new == old {
                     return; // dup2(fd, fd): nothing changes
                 }
@@ -113,12 +130,13 @@ impl Aggregator {
                 self.remove_fd(tgid, new);
                 if let Some(stack) = stack {
                     let kind = self.kind_of_fd(tgid, old);
-                    self.insert_fd(tgid, new, Handle { stack, kind, ts_ns, cloexec });
+                    self.insert_fd(tgid, new, Handle { stack, kind, ts_ns, cloexec, file, family: 0, socktype: 0 });
                 }
             }
-            Body::FdClose { fd } => {
-                if !self.remove_fd(tgid, fd) {
-                    self.anomalies.unknown_closes += 1;
+            Body::FdClose { fd, occupant } => self.close(tgid, fd, occupant),
+            Body::FdName { fd, ref name } => {
+                if let Some(h) = self.fds.get(&(tgid, fd)) {
+                    self.details.note(h.stack, details::describe(h.kind, name, h.family, h.socktype));
                 }
             }
             Body::FdCloseRange { first, last, flags } => {
@@ -142,6 +160,43 @@ impl Aggregator {
             Body::Exec => self.exec(tgid),
             Body::Exit => {}
             Body::Fork { .. } => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(&mut self, tgid: u32, stack: StackId, kind: FdKind, cloexec: bool, ts_ns: u64, fd: i32, pair: Option<i32>, meta: &FdMeta) {
+        if meta.received {
+            self.details.mark_received(stack);
+        }
+        let first = NewFd { fd, file: meta.file };
+        let second = pair.map(|fd| NewFd { fd, file: meta.pair_file });
+        for n in std::iter::once(first).chain(second) {
+            let (family, socktype) = (meta.family, meta.socktype);
+            self.insert_fd(tgid, n.fd, Handle { stack, kind, ts_ns, cloexec, file: n.file, family, socktype });
+        }
+    }
+
+    /// A close, recorded when it returned. If another thread has meanwhile
+    /// been given the same number and its record came first, the number's
+    /// holder (`occupant`) is that new file: the close was of the one it
+    /// replaced. A close of a number nobody holds may be such a close too,
+    /// once the new one is gone as well.
+    fn close(&mut self, tgid: u32, fd: i32, occupant: u32) {
+        let of_new_holder = occupant != 0 && self.fds.get(&(tgid, fd)).is_some_and(|h| h.file == occupant);
+        if !of_new_holder && self.remove_fd(tgid, fd) {
+            return;
+        }
+        match self.replaced.get_mut(&(tgid, fd)) {
+            Some(n) => {
+                // The reuse took the old one out and counted a missed close: it was not missed.
+                self.anomalies.reused_descriptors = self.anomalies.reused_descriptors.saturating_sub(1);
+                *n -= 1;
+                if *n == 0 {
+                    self.replaced.remove(&(tgid, fd));
+                }
+            }
+            None if of_new_holder => {}
+            None => self.anomalies.unknown_closes += 1,
         }
     }
 
@@ -193,7 +248,13 @@ impl Aggregator {
         self.fds.values().for_each(|h| note(h.stack, h.ts_ns));
         self.stacks
             .iter()
-            .map(|(id, e)| StackSummary { stack: id, kind: e.kind, counters: e.counters, oldest_ns: oldest.get(&id).copied() })
+            .map(|(id, e)| StackSummary {
+                stack: id,
+                kind: e.kind,
+                counters: e.counters,
+                oldest_ns: oldest.get(&id).copied(),
+                detail: self.details.get(id).cloned(),
+            })
             .collect()
     }
 
@@ -231,6 +292,7 @@ impl Aggregator {
     fn insert_fd(&mut self, tgid: u32, fd: i32, h: Handle) {
         if self.fds.contains_key(&(tgid, fd)) {
             self.anomalies.reused_descriptors += 1;
+            *self.replaced.entry((tgid, fd)).or_insert(0) += 1;
             self.remove_fd(tgid, fd);
         }
         let c = self.stacks.counters_mut(h.stack);

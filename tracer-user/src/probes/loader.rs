@@ -11,6 +11,7 @@ use aya::{
 };
 use tracer_common::{AllocFn, Counter};
 
+use super::syscalls::{self, DescriptorProbes, FdSettings, SyscallProbes};
 use super::unwind_tables::{KernelTables, UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
 use super::{allocator::AllocatorChoice, preflight, ProbeError, Program};
 
@@ -62,6 +63,9 @@ pub enum AllocatorPrograms {
 
 /// Loaded programs. Dropping it detaches everything.
 pub struct Probes {
+    /// First, so that it is dropped first: it hands every descriptor to a
+    /// background process (see detach.rs) before the rest closes.
+    descriptors: SyscallProbes,
     ebpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u32>,
     /// Whether the allocator programs are loaded (they load once, attach per process).
@@ -73,7 +77,7 @@ pub struct Probes {
 /// Reads the kernel side's loss counters; movable to the consumer thread.
 pub struct CounterReader(PerCpuArray<MapData, u64>);
 
-fn attach_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
+pub(super) fn attach_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
     let what = what.into();
     move |e| ProbeError::Attach { what, detail: error_chain(&e) }
 }
@@ -102,8 +106,10 @@ impl Probes {
         let fork_offset = if opts.follow_forks { preflight::fork_child_pid_offset()? } else { 0 };
         let wakeup = u64::from(opts.ring_bytes / 4);
         let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows)?;
+        let fd_settings = FdSettings::new()?;
         let mut loader = EbpfLoader::new();
         unwind.apply(&mut loader);
+        fd_settings.apply(&mut loader);
         let mut ebpf = loader
             .override_global("STACK_FRAMES", &frames, true)
             .override_global("FOLLOW_FORKS", &follow, true)
@@ -114,12 +120,8 @@ impl Probes {
             .load(OBJECT)
             .map_err(|e| ProbeError::Load(error_chain(&e)))?;
 
-        for (prog, tp) in [
-            (Program::SysEnter, "sys_enter"),
-            (Program::SysExit, "sys_exit"),
-            (Program::ProcessExec, "sched_process_exec"),
-            (Program::ProcessExit, "sched_process_exit"),
-        ] {
+        let descriptors = syscalls::attach(&mut ebpf)?;
+        for (prog, tp) in [(Program::ProcessExec, "sched_process_exec"), (Program::ProcessExit, "sched_process_exit")] {
             let p: &mut RawTracePoint = program(&mut ebpf, prog)?;
             p.load().map_err(attach_err(format!("{prog} (load)")))?;
             p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;
@@ -135,7 +137,7 @@ impl Probes {
         let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
-        Ok((Self { ebpf, targets, allocator_loaded: false, links: HashMap::new() }, ring, CounterReader(counters)))
+        Ok((Self { descriptors, ebpf, targets, allocator_loaded: false, links: HashMap::new() }, ring, CounterReader(counters)))
     }
 
     /// The kernel walker's tables, to be filled as modules appear (once; None in `--unwind fp` mode).
@@ -149,6 +151,11 @@ impl Probes {
         let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
         let aya::maps::Map::Array(rows) = rows else { return Err(ProbeError::Load("UNWIND_ROWS is not an array".into())) };
         KernelTables::new(rows, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
+    }
+
+    /// How descriptors are traced, for the report.
+    pub fn descriptor_probes(&self) -> DescriptorProbes {
+        self.descriptors.info.clone()
     }
 
     /// Traces `pid` (all its threads) from now on.

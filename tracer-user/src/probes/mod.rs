@@ -2,11 +2,13 @@
 
 mod allocator;
 pub mod btf;
+mod detach;
 mod errors;
 mod loader;
 mod preflight;
 mod programs;
 mod prologue;
+pub mod syscalls;
 mod unwind_tables;
 
 pub use allocator::{load_order, AllocatorChoice, AllocatorFunction};
@@ -14,4 +16,5 @@ pub use errors::ProbeError;
 pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Probes};
 pub use preflight::preflight;
 pub use programs::Program;
+pub use syscalls::DescriptorProbes;
 pub use unwind_tables::{KernelTables, TableError, UnwindMode};

@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracer_common::Counter;
 
+use tracer_common::FdKind;
+
 use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackSummary};
+use crate::probes::DescriptorProbes;
 
 use super::attribute::{Attribution, Resolved, SiteCache};
 use super::model::{Location, Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
@@ -20,6 +23,8 @@ pub struct ReportInput<'a> {
     pub now_ns: u64,
     /// Sampling rate (> 1 in sampling mode): heap counts are scaled by it.
     pub sample_every: u32,
+    /// How descriptors are traced.
+    pub descriptors: DescriptorProbes,
 }
 
 pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Report {
@@ -52,6 +57,9 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
     if cut_sites > 0 {
         warnings.push(format!("{cut_sites} sites have a stack that ends early; each says why (`stack_end`)"));
     }
+    if snap.summaries.iter().any(|s| s.kind == ResourceKind::Fd(FdKind::IoUring)) {
+        warnings.push(IO_URING.to_owned());
+    }
     let sites = acc.sites_sorted();
     Report {
         schema: SCHEMA_VERSION,
@@ -66,8 +74,12 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         sites,
         warnings,
         tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: snap.events },
+        descriptors: input.descriptors,
     }
 }
+
+/// Said when the target made an io_uring: its operations are no system calls.
+const IO_URING: &str = "the target uses io_uring: descriptors its operations open or close (accept, openat, socket, close submitted to the ring) are not traced";
 
 type SiteKey = (ResourceKind, Location);
 
@@ -107,7 +119,18 @@ impl Accumulator {
             stack: Vec::new(),
             truncated: false,
             stack_end: None,
+            detail: Vec::new(),
+            received: false,
         });
+        if let Some(d) = &s.detail {
+            site.received |= d.received;
+            for n in &d.notes {
+                if !site.detail.contains(n) {
+                    site.detail.push(n.clone());
+                    site.detail.sort();
+                }
+            }
+        }
         site.count += c.outstanding;
         site.bytes += c.outstanding_bytes;
         site.allocations += c.acquired;

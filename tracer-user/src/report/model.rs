@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::aggregate::{Anomalies, ResourceKind};
+use crate::probes::DescriptorProbes;
 use crate::process::Ended;
 
 /// Schema version of the JSON report.
@@ -31,6 +32,8 @@ pub struct Report {
     pub sites: Vec<Site>,
     pub warnings: Vec<String>,
     pub tracer: TracerCost,
+    /// How descriptors were traced.
+    pub descriptors: DescriptorProbes,
 }
 
 #[cfg(test)]
@@ -54,6 +57,7 @@ impl Report {
             sites,
             warnings: Vec::new(),
             tracer: TracerCost::default(),
+            descriptors: DescriptorProbes::default(),
         }
     }
 }
@@ -167,6 +171,11 @@ pub struct Site {
     pub truncated: bool,
     /// Why, when it could not: the reason and the frame it stopped after.
     pub stack_end: Option<String>,
+    /// Descriptors: what their files say (a socket's protocol, family and
+    /// type; a memfd's name; an unknown anonymous inode's name), sorted.
+    pub detail: Vec<String>,
+    /// Descriptors received from another process (SCM_RIGHTS) by this call.
+    pub received: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -189,6 +198,27 @@ pub struct StackFrame {
     pub inlined: bool,
     /// A frame a tail call left out, put back from the call instruction that led to it.
     pub inferred: bool,
+}
+
+impl Site {
+    /// What a descriptor site's files say, in one line (None when nothing).
+    pub fn detail_line(&self) -> Option<String> {
+        let mut parts = self.detail.clone();
+        if self.received {
+            parts.push("received from another process (SCM_RIGHTS)".to_owned());
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+impl std::fmt::Display for DescriptorProbes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {} system calls", self.mechanism, self.syscalls)?;
+        if !self.not_on_this_kernel.is_empty() {
+            write!(f, " (not on this kernel: {})", self.not_on_this_kernel.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 impl Report {

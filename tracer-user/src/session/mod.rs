@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::aggregate::StackId;
 use crate::pipeline::{Consumer, Shared};
-use crate::probes::{CounterReader, Probes};
+use crate::probes::{CounterReader, DescriptorProbes, Probes};
 use crate::process::{monotonic_ns, Ended, Supervised, Watched};
 use crate::report::model::{ExitStatus, Target, TargetState};
 use crate::report::{self, Report, ReportInput, SiteCache};
@@ -35,6 +35,8 @@ pub struct Session {
     detached: bool,
     config: SessionConfig,
     cache: SiteCache,
+    /// How descriptors are traced, for every report.
+    descriptors: DescriptorProbes,
 }
 
 impl Session {
@@ -99,6 +101,7 @@ impl Session {
             suppressions: &self.config.suppressions,
             now_ns,
             sample_every: self.config.load.sample_every,
+            descriptors: self.descriptors.clone(),
         };
         report::build(&snapshot, &mut self.cache, input)
     }

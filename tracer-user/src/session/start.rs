@@ -148,6 +148,7 @@ impl Session {
         // Validate the target before loading anything.
         let program = validate(&spec)?;
         let (mut probes, ring, counters) = Probes::load(&config.load)?;
+        let descriptors = probes.descriptor_probes();
         let tables = probes.unwind_tables(&config.load)?.map(TableService::new);
         let probes = Arc::new(Mutex::new(probes));
         let shared = Shared::new(State::new());
@@ -190,6 +191,7 @@ impl Session {
             detached: false,
             config,
             cache: SiteCache::default(),
+            descriptors,
         })
     }
 }

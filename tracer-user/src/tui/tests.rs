@@ -56,6 +56,8 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         ],
         truncated: false,
         stack_end: None,
+        detail: Vec::new(),
+        received: false,
     }
 }
 

@@ -80,12 +80,13 @@ pub enum Body {
         pair: Option<i32>,
         meta: FdMeta,
     },
-    /// `file`: the tag of the file both numbers now refer to.
+    /// `file`: the tag of the file both numbers now refer to; `kind`: what it is.
     FdDup {
         new: i32,
         old: i32,
         cloexec: bool,
         file: u32,
+        kind: FdKind,
     },
     /// `occupant`: the tag of the file at that number when close returned (0: none).
     FdClose {
@@ -214,9 +215,13 @@ impl TryFrom<&[u8]> for Event {
             EventKind::Realloc => Body::Realloc { old: c, new: a, size: bb },
             EventKind::Free => Body::Free { addr: a },
             EventKind::FdOpen => fd_open(a, bb, c)?,
-            EventKind::FdDup => {
-                Body::FdDup { new: fd_of(a, "new fd")?, old: fd_of(bb, "old fd")?, cloexec: c == 1, file: fdrecord::tag_of(a) }
-            }
+            EventKind::FdDup => Body::FdDup {
+                new: fd_of(a, "new fd")?,
+                old: fd_of(bb, "old fd")?,
+                cloexec: c & 1 == 1,
+                file: fdrecord::tag_of(a),
+                kind: FdKind::from_u32(((c >> 8) & 0xff) as u32),
+            },
             EventKind::FdClose => Body::FdClose { fd: fd_of(a, "fd")?, occupant: fdrecord::tag_of(a) },
             EventKind::FdName => fd_name(a, bb, c)?,
             EventKind::FdCloseRange => Body::FdCloseRange { first: a as u32, last: bb.min(u32::MAX as u64) as u32, flags: c as u32 },
@@ -320,6 +325,12 @@ mod tests {
         name.hdr.a = 9;
         [name.hdr.b, name.hdr.c] = crate::fdkind::name_of(b"UNIX-STREAM");
         assert_eq!(Event::try_from(bytes_of(&name).as_slice()).unwrap().body, Body::FdName { fd: 9, name: "UNIX-STREAM".into() });
+        let mut dup = stack_event(EventKind::FdDup);
+        (dup.hdr.a, dup.hdr.b, dup.hdr.c) = (fdrecord::fd_with_tag(10, 5), 9, 1 | (FdKind::Signalfd as u64) << 8);
+        assert_eq!(
+            Event::try_from(bytes_of(&dup).as_slice()).unwrap().body,
+            Body::FdDup { new: 10, old: 9, cloexec: true, file: 5, kind: FdKind::Signalfd }
+        );
         let mut close = SmallEvent { hdr: EventHeader::new(EventKind::FdClose, 1, 1) };
         close.hdr.a = fdrecord::fd_with_tag(9, 77);
         assert_eq!(Event::try_from(bytes_of(&close).as_slice()).unwrap().body, Body::FdClose { fd: 9, occupant: 77 });

@@ -93,11 +93,12 @@ impl FdKind {
         }
     }
 
-    /// Kinds whose dentry name says more than the kind (a socket's protocol,
-    /// a memfd's name, which BPF object, an unknown anonymous inode): the
-    /// kernel side sends it after the new descriptor's record.
+    /// Kinds whose dentry name says more than the kind (a memfd's name, which
+    /// BPF object, an unknown anonymous inode's): the kernel side sends it
+    /// after the new descriptor's record. (A socket's says its protocol, which
+    /// its family and type say already: not worth a record per socket.)
     pub const fn has_name_detail(self) -> bool {
-        matches!(self, Self::Socket | Self::Memfd | Self::Bpf | Self::Other)
+        matches!(self, Self::Memfd | Self::Bpf | Self::Other)
     }
 }
 
@@ -166,10 +167,31 @@ const ANON_NAMES: [(Name, FdKind); 16] = [
 const MEMFD_PREFIX: u64 = name_of(b"memfd:")[0];
 const MEMFD_MASK: u64 = 0xffff_ffff_ffff;
 
+/// Sockets and pipes (FIFOs too) say so in their inode's mode: nothing more to read.
+#[inline(always)]
+pub const fn kind_by_mode(mode: u32) -> Option<FdKind> {
+    match mode & S_IFMT {
+        S_IFSOCK => Some(FdKind::Socket),
+        S_IFIFO => Some(FdKind::Pipe),
+        _ => None,
+    }
+}
+
+/// Whether telling the kind of a file of this filesystem, or its detail,
+/// takes its dentry name (anonymous inodes, memfds): the kernel side reads
+/// the name only then.
+#[inline(always)]
+pub const fn needs_name(fs_magic: u64) -> bool {
+    matches!(fs_magic, magic::ANON_INODE_FS | magic::TMPFS | magic::HUGETLBFS | magic::SECRETMEM)
+}
+
 /// The kind of an open file, from its superblock's magic, its inode's mode
 /// and its dentry's name.
 #[inline(always)]
 pub fn classify(fs_magic: u64, mode: u32, name: Name) -> FdKind {
+    if let Some(kind) = kind_by_mode(mode) {
+        return kind;
+    }
     match fs_magic {
         magic::SOCKFS => FdKind::Socket,
         magic::PIPEFS => FdKind::Pipe,
@@ -177,11 +199,7 @@ pub fn classify(fs_magic: u64, mode: u32, name: Name) -> FdKind {
         magic::SECRETMEM => FdKind::Memfd,
         magic::ANON_INODE_FS => anon_kind(name),
         magic::TMPFS | magic::HUGETLBFS if name[0] & MEMFD_MASK == MEMFD_PREFIX => FdKind::Memfd,
-        _ => match mode & S_IFMT {
-            S_IFSOCK => FdKind::Socket,
-            S_IFIFO => FdKind::Pipe,
-            _ => FdKind::File,
-        },
+        _ => FdKind::File,
     }
 }
 

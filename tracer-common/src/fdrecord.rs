@@ -4,7 +4,7 @@
 //! | kind | a | b | c |
 //! | --- | --- | --- | --- |
 //! | FdOpen | fd, file tag << 32 | [`OpenInfo`] | pair fd, its file tag << 32; or [`NO_PAIR`] |
-//! | FdDup | new fd, file tag << 32 | old fd | 1 when close-on-exec |
+//! | FdDup | new fd, file tag << 32 | old fd | close-on-exec, kind << 8 |
 //! | FdClose | fd, occupant tag << 32 | | |
 //! | FdName | fd | name bytes 0..8 | name bytes 8..16 |
 //!

@@ -13,7 +13,7 @@ pub enum EventKind {
     Free = 3,
     /// A new descriptor (the fields: [`crate::fdrecord`]).
     FdOpen = 4,
-    /// A duplicated descriptor: `a` = new fd and its file, `b` = old fd, `c` = 1 when the new fd is close-on-exec.
+    /// A duplicated descriptor: `a` = new fd and its file, `b` = old fd, `c` = close-on-exec and the file's kind.
     FdDup = 5,
     /// close(), at its exit: `a` = fd and the file at that number by then.
     FdClose = 6,
@@ -29,8 +29,8 @@ pub enum EventKind {
     Fork = 11,
     /// A failed allocation (NULL): `b` = size, `c` = [`AllocFn`]. Counted, never outstanding.
     AllocFailed = 12,
-    /// The name of the file behind the descriptor just opened (a socket's
-    /// protocol, a memfd's name, an anonymous inode's): `a` = fd, `b`, `c` = 16 bytes.
+    /// The name of the file behind the descriptor just opened (a memfd's,
+    /// a BPF object's, an unknown anonymous inode's): `a` = fd, `b`, `c` = 16 bytes.
     FdName = 13,
 }
 

@@ -18,7 +18,7 @@ use files::{lt_fd_file, FileInfo};
 
 use aya_ebpf::{
     bindings::pt_regs,
-    helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_user, generated::bpf_task_pt_regs},
+    helpers::{bpf_get_current_task_btf, bpf_probe_read_user, generated::bpf_task_pt_regs},
     macros::tracepoint,
     programs::TracePointContext,
     EbpfContext,
@@ -73,11 +73,9 @@ fn begin(ctx: &TracePointContext, wanted: impl Fn(i64) -> bool) -> Option<Exit> 
     }
     let pid_tgid = traced()?;
     let nr: i32 = field(ctx, NR);
-    // SAFETY: the current task's saved user registers, read fault-safe.
-    let r: pt_regs = unsafe {
-        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs;
-        bpf_probe_read_kernel(regs).ok()?
-    };
+    // SAFETY: the current task's saved user registers: a BTF-typed pointer,
+    // whose fields the verifier lets us load directly (a fault reads 0).
+    let r: &pt_regs = unsafe { &*(bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs) };
     Some(Exit {
         pid_tgid,
         nr: nr as u32,
@@ -207,10 +205,13 @@ fn on_dup(ctx: &TracePointContext) -> Option<()> {
         _ => return None,
     };
     let new = e.ret as u64;
-    let file = files::file_at(new);
-    if file != 0 {
-        let abc = [fd_with_tag(new, file_tag(file)), old as u32 as u64, cx as u64];
+    let mut f = FileInfo { file: 0, kind: 0, _pad: 0, name: [0; 2] };
+    if lt_fd_file(new, &mut f) != 0 {
+        let abc = [fd_with_tag(new, file_tag(f.file)), old as u32 as u64, cx as u64 | u64::from(f.kind) << 8];
         emit_with_stack(ctx.as_ptr(), EventKind::FdDup, e.pid_tgid, abc, e.regs, Counter::LostHandle);
+        if FdKind::from_u32(f.kind).has_name_detail() {
+            emit_small(EventKind::FdName, e.pid_tgid, new, f.name[0], f.name[1], Counter::LostHandle);
+        }
     }
     Some(())
 }
@@ -264,7 +265,7 @@ fn on_close(ctx: &TracePointContext) -> Option<()> {
     match by_nr(e.nr)? {
         Effect::Close => {
             let fd = e.arg(0) as u32 as u64;
-            let occupant = file_tag(files::file_at(fd));
+            let occupant = file_tag(files::occupant(fd));
             emit_small(EventKind::FdClose, e.pid_tgid, fd_with_tag(fd, occupant), 0, 0, Counter::LostHandle);
         }
         Effect::CloseRange if e.ret == 0 => {

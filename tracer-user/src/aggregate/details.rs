@@ -1,11 +1,9 @@
 //! What the records say of a stack's descriptors besides their kind: the
-//! file's own name (a socket's protocol, a memfd's name, which BPF object, an
-//! unknown anonymous inode), the socket call's family and type, and whether
-//! they were received from another process.
+//! file's own name (a memfd's, which BPF object, an unknown anonymous
+//! inode's), the socket call's family and type, and whether they were
+//! received from another process.
 
 use std::collections::{BTreeSet, HashMap};
-
-use tracer_common::FdKind;
 
 use super::StackId;
 
@@ -42,14 +40,9 @@ impl Details {
     }
 }
 
-/// How a descriptor's name reads in a report: a socket's protocol with the
-/// family and type its call asked for, else the name itself.
-pub fn describe(kind: FdKind, name: &str, family: u16, socktype: u16) -> String {
-    if kind != FdKind::Socket || family == 0 {
-        return name.to_owned();
-    }
-    let name = if name.is_empty() { "socket" } else { name };
-    format!("{name} ({}, {})", family_name(family), type_name(socktype))
+/// A socket call's family and type, as a report shows them.
+pub fn socket(family: u16, socktype: u16) -> String {
+    format!("{} {}", family_name(family), type_name(socktype))
 }
 
 fn family_name(f: u16) -> String {
@@ -85,12 +78,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sockets_read_as_protocol_family_and_type() {
-        assert_eq!(describe(FdKind::Socket, "TCP", 2, 1), "TCP (AF_INET, SOCK_STREAM)");
-        assert_eq!(describe(FdKind::Socket, "UNIX", 1, 2), "UNIX (AF_UNIX, SOCK_DGRAM)");
-        assert_eq!(describe(FdKind::Socket, "TCP", 0, 0), "TCP", "an accepted socket: no call arguments");
-        assert_eq!(describe(FdKind::Socket, "X", 99, 9), "X (family 99, type 9)");
-        assert_eq!(describe(FdKind::Other, "[kvm-vm]", 0, 0), "[kvm-vm]");
+    fn sockets_read_as_family_and_type() {
+        assert_eq!(socket(2, 1), "AF_INET SOCK_STREAM");
+        assert_eq!(socket(1, 2), "AF_UNIX SOCK_DGRAM");
+        assert_eq!(socket(99, 9), "family 99 type 9");
     }
 
     #[test]

@@ -39,9 +39,6 @@ struct Handle {
     cloexec: bool,
     /// The kernel's tag of the file behind it (0: unknown).
     file: u32,
-    /// The socket call's family and type (0: none).
-    family: u16,
-    socktype: u16,
 }
 
 /// Things seen that are not leaks but say something about the trace.
@@ -99,7 +96,7 @@ impl Aggregator {
 
     /// Applies one event of process `tgid`. `stack` is the interned stack for
     /// kinds that carry one (allocation, new descriptor), interned with the kind
-    /// the event creates; for a dup the caller interns after [`Self::kind_of_fd`].
+    /// the event creates (for a dup, the kind the kernel read from the file).
     pub fn apply(&mut self, tgid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
         match *body {
             Body::Alloc { addr, size, .. } => {
@@ -122,21 +119,20 @@ impl Aggregator {
                     self.open(tgid, stack, kind, cloexec, ts_ns, fd, pair, &meta);
                 }
             }
-            Body::FdDup { new, old, cloexec, file } => {
+            Body::FdDup { new, old, cloexec, file, kind } => {
                 if new == old {
                     return; // dup2(fd, fd): nothing changes
                 }
                 // dup2/dup3 onto an open descriptor closes it first.
                 self.remove_fd(tgid, new);
                 if let Some(stack) = stack {
-                    let kind = self.kind_of_fd(tgid, old);
-                    self.insert_fd(tgid, new, Handle { stack, kind, ts_ns, cloexec, file, family: 0, socktype: 0 });
+                    self.insert_fd(tgid, new, Handle { stack, kind, ts_ns, cloexec, file });
                 }
             }
             Body::FdClose { fd, occupant } => self.close(tgid, fd, occupant),
             Body::FdName { fd, ref name } => {
                 if let Some(h) = self.fds.get(&(tgid, fd)) {
-                    self.details.note(h.stack, details::describe(h.kind, name, h.family, h.socktype));
+                    self.details.note(h.stack, name.clone());
                 }
             }
             Body::FdCloseRange { first, last, flags } => {
@@ -168,11 +164,13 @@ impl Aggregator {
         if meta.received {
             self.details.mark_received(stack);
         }
+        if meta.family != 0 {
+            self.details.note(stack, details::socket(meta.family, meta.socktype));
+        }
         let first = NewFd { fd, file: meta.file };
         let second = pair.map(|fd| NewFd { fd, file: meta.pair_file });
         for n in std::iter::once(first).chain(second) {
-            let (family, socktype) = (meta.family, meta.socktype);
-            self.insert_fd(tgid, n.fd, Handle { stack, kind, ts_ns, cloexec, file: n.file, family, socktype });
+            self.insert_fd(tgid, n.fd, Handle { stack, kind, ts_ns, cloexec, file: n.file });
         }
     }
 
@@ -207,11 +205,6 @@ impl Aggregator {
 
     pub fn has_exited(&self, tgid: u32) -> bool {
         self.exited.contains(&tgid)
-    }
-
-    /// The kind of an open descriptor, `Other` when it was opened before tracing.
-    pub fn kind_of_fd(&self, tgid: u32, fd: i32) -> FdKind {
-        self.fds.get(&(tgid, fd)).map_or(FdKind::Other, |h| h.kind)
     }
 
     pub fn anomalies(&self) -> Anomalies {

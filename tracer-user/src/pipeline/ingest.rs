@@ -51,7 +51,7 @@ impl Ingestor {
         let stack = ev.stack.as_ref().map(|raw| {
             let kind = match ev.body {
                 Body::FdOpen { kind, .. } => ResourceKind::Fd(kind),
-                Body::FdDup { old, .. } => ResourceKind::Fd(state.agg.kind_of_fd(pid, old)),
+                Body::FdDup { kind, .. } => ResourceKind::Fd(kind),
                 _ => ResourceKind::Heap,
             };
             self.intern(state, pid, kind, raw)

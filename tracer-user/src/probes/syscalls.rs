@@ -41,9 +41,10 @@ pub const MECHANISM: &str = "per-syscall exit tracepoints";
 
 /// The kernel structure members the descriptor programs read: (global, the
 /// members whose offsets add up to it).
-const MEMBERS: [(&str, &[(&str, &str)]); 11] = [
+const MEMBERS: [(&str, &[(&str, &str)]); 12] = [
     ("FD_TASK_FILES", &[("task_struct", "files")]),
     ("FD_FILES_FDT", &[("files_struct", "fdt")]),
+    ("FD_FILES_COUNT", &[("files_struct", "count")]),
     ("FD_FDT_MAX", &[("fdtable", "max_fds")]),
     ("FD_FDT_ARRAY", &[("fdtable", "fd")]),
     ("FD_FDT_OPEN", &[("fdtable", "open_fds")]),

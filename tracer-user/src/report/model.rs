@@ -171,7 +171,7 @@ pub struct Site {
     pub truncated: bool,
     /// Why, when it could not: the reason and the frame it stopped after.
     pub stack_end: Option<String>,
-    /// Descriptors: what their files say (a socket's protocol, family and
+    /// Descriptors: what their files and calls say (a socket's family and
     /// type; a memfd's name; an unknown anonymous inode's name), sorted.
     pub detail: Vec<String>,
     /// Descriptors received from another process (SCM_RIGHTS) by this call.

@@ -4,6 +4,7 @@
 
 mod measure;
 mod server;
+mod syscalls;
 mod targets;
 mod unwind;
 
@@ -50,6 +51,7 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     cc(&scratch.join("malloc_loop_nofp"), &w.join("malloc_loop.c"), &["-pthread", "-fomit-frame-pointer"])?;
     cc(&scratch.join("fd_churn"), &w.join("fd_churn.c"), &[])?;
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
+    syscalls::build(&w, scratch)?;
     crate::fixture::build(root)?;
     Ok(root.join("target/release/leaktrace"))
 }
@@ -128,6 +130,7 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
     );
 
+    results.extend(syscalls::run(root, &tools, opts.quick));
     write_results(root, &results, opts.quick)
 }
 

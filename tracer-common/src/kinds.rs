@@ -154,7 +154,8 @@ pub enum Counter {
     /// close_range() found descriptors in its range open again at its exit
     /// (another thread's): userspace may have closed them.
     CloseRangeRaced = 10,
-    /// Descriptors received in one call beyond what the kernel side follows.
+    /// A recvmsg/recvmmsg call received descriptors the kernel side did not
+    /// follow (more than 16 in one call, or messages past its 1024 steps).
     ReceivedUntraced = 11,
 }
 
@@ -188,7 +189,7 @@ impl Counter {
             Self::Unsampled => "unsampled_calls",
             Self::SampledFull => "sampled_table_full",
             Self::CloseRangeRaced => "close_range_raced",
-            Self::ReceivedUntraced => "received_fds_untraced",
+            Self::ReceivedUntraced => "received_untraced",
         }
     }
 

@@ -154,3 +154,24 @@ fn numbers_passed_between_threads_mid_close_are_neither_lost_nor_leaked() {
     let churned: u64 = r["sites"].as_array().unwrap().iter().map(|s| s["allocations"].as_u64().unwrap()).sum();
     assert!(churned >= 4 * 20000 * 4, "every open was seen: {churned}");
 }
+
+#[test]
+fn descriptors_received_beyond_what_is_followed_make_the_report_incomplete() {
+    require_root();
+    let dir = build_programs();
+    let report = dir.path().join("report.json");
+    let out = leaktrace()
+        .args(["run", "--ci", "--format", "json", "--output"])
+        .arg(&report)
+        .arg("--")
+        .arg(dir.path().join("many_fds"))
+        .output()
+        .unwrap();
+    let r = json_report(&out, &report);
+    assert_eq!(out.status.code(), Some(3), "incomplete, not clean; stderr:\n{}", stderr(&out));
+    assert_eq!(r["complete"], false);
+    assert_eq!(r["counters"]["received_untraced"], 1, "{:#}", r["counters"]);
+    let received: Vec<_> = r["sites"].as_array().unwrap().iter().filter(|s| s["received"] == true).collect();
+    assert_eq!(received.len(), 1, "one receiving call");
+    assert_eq!((received[0]["kind"].as_str(), received[0]["count"].as_u64()), (Some("eventfd"), Some(16)), "the first 16 followed");
+}

@@ -27,7 +27,7 @@ use tracer_common::fdrecord::{fd_with_tag, file_tag, OpenInfo, NO_PAIR};
 use tracer_common::syscalls::{self as sc, by_nr, Cloexec, Effect};
 use tracer_common::{Counter, EventKind, FdKind};
 
-use crate::capture::{emit_small, emit_with_stack, UserRegs};
+use crate::capture::{emit_small, emit_small_read_after, emit_with_stack, UserRegs};
 use crate::maps::{count, traced};
 
 /// Byte offsets of a `syscalls/sys_exit_*` record's fields.
@@ -273,9 +273,12 @@ fn on_close(ctx: &TracePointContext) -> Option<()> {
     let e = begin(ctx, |ret| ret != -sc::EBADF)?;
     match by_nr(e.nr)? {
         Effect::Close => {
+            // The number's holder is read after the record's place is taken:
+            // a new holder's record placed before this one is seen here, so
+            // the close is not taken for the close of that new descriptor.
             let fd = e.arg(0) as u32 as u64;
-            let occupant = file_tag(files::occupant(fd));
-            emit_small(EventKind::FdClose, e.pid_tgid, fd_with_tag(fd, occupant), 0, 0, Counter::LostHandle);
+            let fields = || [fd_with_tag(fd, file_tag(files::occupant(fd))), 0, 0];
+            emit_small_read_after(EventKind::FdClose, e.pid_tgid, fields, Counter::LostHandle);
         }
         Effect::CloseRange if e.ret == 0 => {
             let (first, last, flags) = (e.arg(0) as u32 as u64, e.arg(1) as u32 as u64, e.arg(2) as u32 as u64);

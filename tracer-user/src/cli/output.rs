@@ -37,6 +37,8 @@ pub fn judge(report: &Report, opts: &Options, expected: Option<&Expectation>) ->
         }
         if diff.is_empty() {
             eprintln!("leaktrace: --expect: all {} expected sites match", e.leaks.len());
+        } else if let Some(note) = expect::outside_focus(report, e) {
+            eprintln!("leaktrace: --expect: {note}");
         }
         !diff.is_empty()
     });

@@ -71,3 +71,16 @@ pub fn compare(report: &Report, expectation: &Expectation) -> Vec<Mismatch> {
     }
     out
 }
+
+/// What `--focus` kept out of the sites that the manifest speaks for: not
+/// compared, but where a missing count may have gone (a stack that never
+/// reached the focused code). `None` when there is nothing of the kind.
+pub fn outside_focus(report: &Report, expectation: &Expectation) -> Option<String> {
+    let outside = report.outside_focus.as_ref()?;
+    let mut parts: Vec<String> =
+        outside.handles.iter().filter(|(k, n)| **n > 0 && expectation.covers(k)).map(|(k, n)| format!("{k} x{n}")).collect();
+    if outside.heap_allocations > 0 && expectation.covers("heap") {
+        parts.push(format!("heap x{} / {} bytes", outside.heap_allocations, outside.heap_bytes));
+    }
+    (!parts.is_empty()).then(|| format!("outside --focus, not compared: {}", parts.join(", ")))
+}

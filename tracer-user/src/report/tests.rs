@@ -3,8 +3,8 @@
 use tracer_common::manifest::{Expectation, ExpectedLeak};
 use tracer_common::FdKind;
 
-use super::expect::{compare, Mismatch};
-use super::model::{ExitStatus, Location, Report, Site, StackFrame, Target, TargetState};
+use super::expect::{self, compare, Mismatch};
+use super::model::{ExitStatus, Location, Report, Site, StackFrame, Target, TargetState, Totals};
 use super::{command_status, text, verdict, ExitCode, Thresholds};
 use crate::aggregate::ResourceKind;
 
@@ -139,6 +139,21 @@ fn kinds_the_manifest_does_not_speak_for_are_not_compared() {
     assert!(compare(&leaky(), &sockets).is_empty(), "the heap site is not the manifest's to list");
     let none = Expectation { leaks: Vec::new(), kinds: vec!["socket".into()] };
     assert!(matches!(&compare(&leaky(), &none)[..], [Mismatch::Unexpected { kind, .. }] if kind == "socket"));
+}
+
+#[test]
+fn what_focus_left_out_of_the_comparison_is_named_by_kind() {
+    let sockets =
+        Expectation { leaks: vec![expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0)], kinds: vec!["socket".into()] };
+    let mut r = leaky();
+    assert_eq!(expect::outside_focus(&r, &sockets), None, "no --focus");
+    let mut outside = Totals { heap_bytes: 64, heap_allocations: 2, ..Totals::default() };
+    r.outside_focus = Some(outside.clone());
+    assert_eq!(expect::outside_focus(&r, &sockets), None, "the manifest does not speak for the heap");
+    outside.handles.insert("socket".into(), 1);
+    r.outside_focus = Some(outside);
+    assert_eq!(expect::outside_focus(&r, &sockets).as_deref(), Some("outside --focus, not compared: socket x1"));
+    assert_eq!(expect::outside_focus(&r, &all_kinds(&[])).as_deref(), Some("outside --focus, not compared: socket x1, heap x2 / 64 bytes"));
 }
 
 #[test]

@@ -8,8 +8,10 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// Debian packages: LLVM 22 for bpf-linker, C tools for the fixture, valgrind
-/// for the oracle, tmux for the TUI's end-to-end test.
-const PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "gcc", "make", "valgrind", "tmux"];
+/// for the oracle, tmux for the TUI's end-to-end test, strace for the
+/// bad-input test (no bpf() call before a refusal), g++ for libFuzzer.
+const PACKAGES: &[&str] =
+    &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "gcc", "g++", "make", "valgrind", "tmux", "strace"];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13";
 

@@ -2,13 +2,17 @@
 //! trace loop, output and verdict.
 
 mod args;
+mod destination;
 mod inputs;
 mod output;
 mod signals;
 mod trace;
+mod values;
 
 use std::time::Duration;
 
+use anyhow::bail;
+use clap::error::ErrorKind;
 use clap::Parser;
 
 pub use args::{Cli, Command, Format, Options};
@@ -21,10 +25,13 @@ use crate::session::{Session, TargetSpec};
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return 0;
+        }
         Err(e) => {
-            let code = if e.use_stderr() { ExitCode::TracerError as i32 } else { 0 };
-            let _ = e.print();
-            return code;
+            eprintln!("leaktrace: error: {}", one_line(&e));
+            return ExitCode::TracerError as i32;
         }
     };
     match execute(cli) {
@@ -36,15 +43,49 @@ pub fn main() -> i32 {
     }
 }
 
+/// A clap error as one line: its message and tip, without the usage and help
+/// pointers clap adds on lines of their own.
+fn one_line(e: &clap::Error) -> String {
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "a subcommand is required: `leaktrace run [OPTIONS] -- COMMAND` or `leaktrace attach --pid PID` (see leaktrace --help)"
+            .into();
+    }
+    let text = e.render().to_string();
+    let mut line = String::new();
+    for part in text.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information")) {
+        if !part.is_empty() {
+            let sep = if line.is_empty() {
+                ""
+            } else if part.starts_with("tip:") {
+                "; "
+            } else {
+                " "
+            };
+            line.push_str(sep);
+            line.push_str(part);
+        }
+    }
+    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
+}
+
 fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (spec, opts, duration) = match cli.command {
-        Command::Run { opts, command } => (TargetSpec::Run { argv: command }, opts, None),
+    let (spec, mut opts, duration) = match cli.command {
+        Command::Run { opts, command } => {
+            // Arguments after the options start the command: an unknown option lands there.
+            if let Some(first) = command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
+                bail!("unexpected argument '{first}' found (leaktrace's options go before `--`, the command after it; see leaktrace run --help)");
+            }
+            (TargetSpec::Run { argv: command }, opts, None)
+        }
+        // values::seconds bounds --duration, so the conversion cannot overflow.
         Command::Attach { pid, duration, opts } => (TargetSpec::Attach { pid }, opts, duration.map(Duration::from_secs_f64)),
     };
+    // --interval prints reports between the live view's frames: it means no live view.
+    opts.no_tui |= opts.interval.is_some();
     let inputs = inputs::prepare(&opts)?;
     let is_run = matches!(spec, TargetSpec::Run { .. });
     let session = Session::start(spec, inputs.config)?;
     let report = trace::trace(session, &opts, is_run, duration)?;
-    output::emit(&report, &opts)?;
+    output::emit(&report, &opts, inputs.output)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_deref()))
 }

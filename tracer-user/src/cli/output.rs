@@ -1,18 +1,20 @@
 //! Writing the report and deciding the exit code.
 
-use anyhow::Context;
 use tracer_common::manifest::ExpectedLeak;
 
+use super::destination::Destination;
 use super::{Format, Options};
 use crate::report::{self, expect, text, ExitCode, Report, Thresholds};
 
-pub fn emit(report: &Report, opts: &Options) -> anyhow::Result<()> {
+/// Writes the report to --output (opened before tracing; on stdout when that
+/// write fails) or to stdout.
+pub fn emit(report: &Report, opts: &Options, output: Option<Destination>) -> anyhow::Result<()> {
     let body = match opts.format {
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
     };
-    match &opts.output {
-        Some(path) => std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?,
+    match output {
+        Some(dest) => dest.deliver(&body),
         None => print!("{body}"),
     }
     Ok(())

@@ -118,6 +118,7 @@ pub fn setup(extra: &[&str]) -> Result<()> {
     rust_src()?;
     bpf_linker()?;
     cargo_tool("cargo-machete", "cargo-machete", "0.9.2", "CI's check for unused dependencies")?;
+    cargo_tool("cargo-fuzz", "cargo-fuzz", "0.13.2", "the fuzz targets CI runs")?;
     tracefs()?;
     step("done");
     Ok(())

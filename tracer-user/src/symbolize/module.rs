@@ -59,6 +59,24 @@ pub fn build_id_of(data: &[u8]) -> Option<Vec<u8>> {
     object::File::parse(data).ok()?.build_id().ok().flatten().map(<[u8]>::to_vec)
 }
 
+/// The largest module file read: a target may map any file executable, and
+/// the whole file is read (the largest real binaries with debug information
+/// are a few GiB).
+pub const MAX_MODULE_BYTES: u64 = 4 << 30;
+
+/// Reads at most [`MAX_MODULE_BYTES`] of `path`; a larger file is an error.
+fn read_module(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    data.reserve_exact(file.metadata().map_or(0, |m| m.len().min(MAX_MODULE_BYTES)) as usize);
+    file.take(MAX_MODULE_BYTES + 1).read_to_end(&mut data).map_err(|e| format!("{}: {e}", path.display()))?;
+    if data.len() as u64 > MAX_MODULE_BYTES {
+        return Err(format!("{}: larger than {} GiB, not read", path.display(), MAX_MODULE_BYTES >> 30));
+    }
+    Ok(data)
+}
+
 const RSP: gimli::Register = gimli::X86_64::RSP;
 const RBP: gimli::Register = gimli::X86_64::RBP;
 
@@ -68,7 +86,7 @@ impl Module {
     /// `symbols_only` no DWARF is read (the C runtime's own modules: names from
     /// the symbol table, at a fraction of the memory).
     pub fn load(path: &Path, expected_build_id: Option<&[u8]>, symbols_only: bool) -> Result<Self, String> {
-        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let data = read_module(path)?;
         let file = object::File::parse(&*data).map_err(|e| format!("{}: not an ELF file: {e}", path.display()))?;
         let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
         if let (Some(want), Some(have)) = (expected_build_id, build_id.as_deref()) {
@@ -102,7 +120,10 @@ impl Module {
 
     /// The ELF virtual address of a file offset.
     pub fn svma_of_offset(&self, offset: u64) -> Option<u64> {
-        self.segments.iter().find(|(o, _, n)| offset >= *o && offset < o + n).map(|(o, v, _)| offset - o + v)
+        // Segment fields come from the file: no arithmetic on them may overflow
+        // (nor on the address, which DWARF lookups take one past).
+        let svma = |(o, v, _): &(u64, u64, u64)| v.checked_add(offset - o).filter(|a| *a < u64::MAX);
+        self.segments.iter().find(|(o, _, n)| offset.checked_sub(*o).is_some_and(|d| d < *n)).and_then(svma)
     }
 
     fn names(&self) -> Option<&Names> {

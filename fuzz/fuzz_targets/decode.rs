@@ -4,13 +4,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use tracer_common::decode::Event;
-use tracer_common::{MAX_FRAMES, STACK_TOP_WORDS};
+use tracer_common::{MAX_FRAMES, STACK_COPY_WORDS};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(event) = Event::try_from(data) {
         if let Some(stack) = event.stack {
             assert!(stack.frames.len() <= MAX_FRAMES);
-            assert!(stack.top.len() <= STACK_TOP_WORDS);
+            assert!(stack.copy.len() <= STACK_COPY_WORDS);
         }
     }
 });

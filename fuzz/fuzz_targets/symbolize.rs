@@ -1,14 +1,17 @@
 //! ELF, DWARF, symbol tables and CFI of arbitrary bytes, through the public
 //! API the report and the pipeline use: a module file mapped at an address,
-//! symbolized and unwound. Never a panic; bounded memory (libFuzzer's
-//! -malloc_limit_mb fails any larger allocation).
+//! symbolized, its CFI compiled into rows, and a stack completed over it.
+//! Never a panic; bounded memory (libFuzzer's -malloc_limit_mb fails any
+//! larger allocation).
 #![no_main]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use leaktrace::symbolize::{ProcessMaps, Symbolizer, UnwindInput, Unwinder};
+use leaktrace::symbolize::{CfiTable, ProcessMaps, Symbolizer, Unwinder};
 use libfuzzer_sys::fuzz_target;
+use tracer_common::decode::RawStack;
+use tracer_common::{ModuleKey, StopReason, MAX_FRAMES};
 
 const START: u64 = 0x10_0000;
 
@@ -23,7 +26,12 @@ fn dir() -> &'static PathBuf {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // The C runtime's modules are read for symbols only, others for DWARF: both paths.
+    if let Ok(table) = CfiTable::build(data) {
+        for k in 0..16u64 {
+            let _ = table.row_at(k * data.len() as u64 / 16);
+        }
+    }
+    // The C runtime's modules are named differently from others: both paths.
     let name = if data.len().is_multiple_of(2) { "libc.so.6" } else { "module.so" };
     let path = dir().join(name);
     if std::fs::write(&path, data).is_err() {
@@ -40,8 +48,17 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(frame.address, a);
         }
     }
-    let words: Vec<u64> = data.chunks_exact(8).take(64).map(|w| u64::from_le_bytes(w.try_into().unwrap())).collect();
-    let input = UnwindInput { kernel_frames: &addrs, sp: 0x7ff0_0000, bp: words.first().copied().unwrap_or(0), stack_top: &words };
-    let unwound = Unwinder::new().unwind(&maps, &input);
-    assert!(!unwound.frames.is_empty());
+    let copy: Vec<u64> = data.chunks_exact(8).take(256).map(|w| u64::from_le_bytes(w.try_into().unwrap())).collect();
+    let raw = RawStack {
+        frames: addrs[..2].to_vec(),
+        exact: 1,
+        stop: StopReason::NoTable,
+        pc: addrs[1],
+        sp: 0x7ff0_0000,
+        bp: copy.first().copied().unwrap_or(0),
+        module: ModuleKey::default(),
+        copy,
+    };
+    let done = Unwinder::new().complete(&maps, &raw, MAX_FRAMES);
+    assert!(done.frames.len() <= MAX_FRAMES && done.frames.starts_with(&raw.frames));
 });

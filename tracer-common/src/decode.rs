@@ -3,7 +3,8 @@
 use std::vec::Vec;
 
 use crate::kinds::{AllocFn, EventKind, FdKind};
-use crate::record::{HEADER_SIZE, MAX_FRAMES, SMALL_SIZE, STACK_SIZE, STACK_TOP_WORDS};
+use crate::record::{HEADER_SIZE, MAX_FRAMES, SMALL_SIZE, STACK_COPY_WORDS, STACK_SIZE};
+use crate::unwind::{ModuleKey, StopReason};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -25,13 +26,29 @@ impl core::fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// What the kernel captured of the user stack for one event.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawStack {
+    /// Innermost first.
     pub frames: Vec<u64>,
+    /// Bit i: `frames[i]` is an exact instruction address, not a return address.
+    pub exact: u32,
+    pub stop: StopReason,
+    /// The registers of the last frame, where the kernel's walk stopped.
+    pub pc: u64,
     pub sp: u64,
     pub bp: u64,
-    /// Words from `sp` upward.
-    pub top: Vec<u64>,
+    /// With [`StopReason::NoTable`]: the module whose table was missing.
+    pub module: ModuleKey,
+    /// Words of user stack from `sp` upward (only when the walk stopped where
+    /// userspace can go on).
+    pub copy: Vec<u64>,
+}
+
+impl RawStack {
+    /// A complete stack of return addresses (tests, hand-made events).
+    pub fn complete(frames: Vec<u64>) -> Self {
+        Self { frames, exact: 0, stop: StopReason::End, pc: 0, sp: 0, bp: 0, module: ModuleKey::default(), copy: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +89,32 @@ fn fd_of(v: u64, what: &'static str) -> Result<i32, DecodeError> {
     i32::try_from(v).map_err(|_| DecodeError::BadField(what))
 }
 
+/// The stack part of a [`crate::StackEvent`] (and its copy, when one follows).
+fn decode_stack(b: &[u8], nframes: u32) -> Result<RawStack, DecodeError> {
+    let base = HEADER_SIZE;
+    let reason = u32_at(b, base);
+    let stop = StopReason::from_u32(reason).ok_or(DecodeError::BadField("stop reason"))?;
+    let module = ModuleKey { dev: u64_at(b, base + 32), ino: u64_at(b, base + 40) };
+    let copy_words = (u32_at(b, base + 48) as usize).min(STACK_COPY_WORDS);
+    let frames_off = base + 56;
+    let copy_off = frames_off + 8 * MAX_FRAMES;
+    let need = copy_off + 8 * copy_words;
+    if b.len() < need {
+        return Err(DecodeError::Short { need, got: b.len() });
+    }
+    let n = (nframes as usize).min(MAX_FRAMES);
+    Ok(RawStack {
+        frames: (0..n).map(|i| u64_at(b, frames_off + 8 * i)).collect(),
+        exact: u32_at(b, base + 4),
+        stop,
+        pc: u64_at(b, base + 8),
+        sp: u64_at(b, base + 16),
+        bp: u64_at(b, base + 24),
+        module,
+        copy: (0..copy_words).map(|i| u64_at(b, copy_off + 8 * i)).collect(),
+    })
+}
+
 impl TryFrom<&[u8]> for Event {
     type Error = DecodeError;
 
@@ -107,21 +150,7 @@ impl TryFrom<&[u8]> for Event {
             EventKind::Exit => Body::Exit,
             EventKind::Fork => Body::Fork { child: a as u32 },
         };
-        let stack = kind.has_stack().then(|| {
-            let base = HEADER_SIZE;
-            let sp = u64_at(b, base);
-            let bp = u64_at(b, base + 8);
-            let top_len = (u32_at(b, base + 16) as usize).min(STACK_TOP_WORDS);
-            let frames_off = base + 24;
-            let top_off = frames_off + 8 * MAX_FRAMES;
-            let n = (nframes as usize).min(MAX_FRAMES);
-            RawStack {
-                frames: (0..n).map(|i| u64_at(b, frames_off + 8 * i)).collect(),
-                sp,
-                bp,
-                top: (0..top_len).map(|i| u64_at(b, top_off + 8 * i)).collect(),
-            }
-        });
+        let stack = if kind.has_stack() { Some(decode_stack(b, nframes)?) } else { None };
         Ok(Event { tgid, tid, ts_ns, body, stack })
     }
 }
@@ -129,21 +158,20 @@ impl TryFrom<&[u8]> for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{EventHeader, SmallEvent, StackEvent};
+    use crate::record::{EventHeader, SmallEvent, StackCopyEvent, StackEvent, StackStop, STACK_COPY_SIZE};
     use std::vec;
 
     fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
-        // SAFETY: T is a plain #[repr(C)] record without padding holes we read back.
+        // SAFETY: T is a plain #[repr(C)] record; every byte of it is initialised by the tests.
         unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()).to_vec() }
     }
 
     fn stack_event(kind: EventKind) -> StackEvent {
         let mut hdr = EventHeader::new(kind, (42u64 << 32) | 43, 1000);
         hdr.nframes = 3;
-        let mut ev =
-            StackEvent { hdr, sp: 0x7ff0, bp: 0x7ff8, stack_top_len: 2, _pad: 0, frames: [0; MAX_FRAMES], stack_top: [0; STACK_TOP_WORDS] };
+        let stop = StackStop { reason: StopReason::End as u32, exact: 0b100, pc: 0x3000, sp: 0x7ff0, bp: 0x7ff8, ..StackStop::default() };
+        let mut ev = StackEvent { hdr, stop, frames: [0; MAX_FRAMES] };
         ev.frames[..3].copy_from_slice(&[0x1000, 0x2000, 0x3000]);
-        ev.stack_top[..2].copy_from_slice(&[7, 8]);
         ev
     }
 
@@ -151,7 +179,9 @@ mod tests {
     fn layout_is_stable() {
         assert_eq!(HEADER_SIZE, 48);
         assert_eq!(SMALL_SIZE, 48);
-        assert_eq!(STACK_SIZE, 48 + 24 + 8 * (MAX_FRAMES + STACK_TOP_WORDS));
+        assert_eq!(core::mem::size_of::<StackStop>(), 56);
+        assert_eq!(STACK_SIZE, 48 + 56 + 8 * MAX_FRAMES);
+        assert_eq!(STACK_COPY_SIZE, STACK_SIZE + 8 * STACK_COPY_WORDS);
     }
 
     #[test]
@@ -165,8 +195,27 @@ mod tests {
         assert_eq!(got.body, Body::Alloc { addr: 0xdead0, size: 10, func: AllocFn::Calloc });
         let st = got.stack.unwrap();
         assert_eq!(st.frames, vec![0x1000, 0x2000, 0x3000]);
-        assert_eq!(st.top, vec![7, 8]);
-        assert_eq!((st.sp, st.bp), (0x7ff0, 0x7ff8));
+        assert_eq!((st.stop, st.exact, st.pc, st.sp, st.bp), (StopReason::End, 0b100, 0x3000, 0x7ff0, 0x7ff8));
+        assert!(st.copy.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_walk_carries_its_copy_and_module() {
+        let mut inner = stack_event(EventKind::Alloc);
+        inner.hdr.c = AllocFn::Malloc as u64;
+        inner.stop.reason = StopReason::NoTable as u32;
+        inner.stop.module = ModuleKey { dev: 0x80001, ino: 77 };
+        inner.stop.copy_words = 2;
+        let mut ev = StackCopyEvent { ev: inner, copy: [0; STACK_COPY_WORDS] };
+        ev.copy[..2].copy_from_slice(&[7, 8]);
+        let bytes = bytes_of(&ev);
+        let st = Event::try_from(bytes.as_slice()).unwrap().stack.unwrap();
+        assert_eq!(st.stop, StopReason::NoTable);
+        assert_eq!(st.module, ModuleKey { dev: 0x80001, ino: 77 });
+        assert_eq!(st.copy, vec![7, 8]);
+        // A record that claims a copy it does not carry is short, not misread.
+        let small = bytes_of(&inner);
+        assert!(matches!(Event::try_from(small.as_slice()), Err(DecodeError::Short { .. })));
     }
 
     #[test]
@@ -180,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_short_and_unknown_records() {
+    fn rejects_short_unknown_and_malformed_records() {
         let small = SmallEvent { hdr: EventHeader::new(EventKind::Alloc, 1, 1) };
         // An Alloc must carry a stack: a small record of that kind is short.
         assert!(matches!(Event::try_from(bytes_of(&small).as_slice()), Err(DecodeError::Short { .. })));
@@ -188,18 +237,22 @@ mod tests {
         let mut bad = small;
         bad.hdr.kind = 999;
         assert_eq!(Event::try_from(bytes_of(&bad).as_slice()), Err(DecodeError::UnknownKind(999)));
+        let mut ev = stack_event(EventKind::Alloc);
+        ev.hdr.c = AllocFn::Malloc as u64;
+        ev.stop.reason = 77;
+        assert_eq!(Event::try_from(bytes_of(&ev).as_slice()), Err(DecodeError::BadField("stop reason")));
     }
 
     #[test]
-    fn clamps_frame_count_to_capacity() {
-        let mut ev = stack_event(EventKind::Alloc);
-        ev.hdr.c = AllocFn::Malloc as u64;
-        ev.hdr.nframes = 1000;
-        ev.stack_top_len = 1000;
-        let got = Event::try_from(bytes_of(&ev).as_slice()).unwrap();
-        let st = got.stack.unwrap();
+    fn clamps_frame_and_copy_counts_to_capacity() {
+        let mut inner = stack_event(EventKind::Alloc);
+        inner.hdr.c = AllocFn::Malloc as u64;
+        inner.hdr.nframes = 1000;
+        inner.stop.copy_words = 100_000;
+        let ev = StackCopyEvent { ev: inner, copy: [0; STACK_COPY_WORDS] };
+        let st = Event::try_from(bytes_of(&ev).as_slice()).unwrap().stack.unwrap();
         assert_eq!(st.frames.len(), MAX_FRAMES);
-        assert_eq!(st.top.len(), STACK_TOP_WORDS);
+        assert_eq!(st.copy.len(), STACK_COPY_WORDS);
     }
 
     #[test]

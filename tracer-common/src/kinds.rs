@@ -176,8 +176,10 @@ pub enum Counter {
     PendingFull = 3,
     /// bpf_get_stack failed; the record carries no frames.
     StackFailed = 4,
-    /// Reading the top of the user stack failed; the record carries none.
-    StackTopFailed = 5,
+    /// A walk that stopped at a module without a loaded table could not attach
+    /// its stack copy (ring full): its stack ends there. (Slot 5 once counted
+    /// failed reads of the old fixed stack-top copy.)
+    StackCopyFailed = 5,
     /// A posix_memalign result could not be read back from user memory.
     ResultReadFailed = 6,
     /// The traced-process table was full (follow-forks).
@@ -196,7 +198,7 @@ impl Counter {
         Self::LostProcess,
         Self::PendingFull,
         Self::StackFailed,
-        Self::StackTopFailed,
+        Self::StackCopyFailed,
         Self::ResultReadFailed,
         Self::TargetsFull,
         Self::Unsampled,
@@ -210,7 +212,7 @@ impl Counter {
             Self::LostProcess => "lost_process_events",
             Self::PendingFull => "pending_table_full",
             Self::StackFailed => "stack_capture_failed",
-            Self::StackTopFailed => "stack_top_read_failed",
+            Self::StackCopyFailed => "stack_copy_failed",
             Self::ResultReadFailed => "result_read_failed",
             Self::TargetsFull => "targets_table_full",
             Self::Unsampled => "unsampled_calls",

@@ -11,11 +11,15 @@ extern crate std;
 
 pub mod kinds;
 pub mod record;
+pub mod unwind;
 
 #[cfg(feature = "user")]
 pub mod decode;
 #[cfg(feature = "user")]
 pub mod manifest;
+#[cfg(feature = "user")]
+pub mod valgrind;
 
 pub use kinds::{AllocFn, Counter, EventKind, FdKind};
-pub use record::{EventHeader, SmallEvent, StackEvent, MAX_FRAMES, STACK_TOP_WORDS};
+pub use record::{EventHeader, SmallEvent, StackCopyEvent, StackEvent, StackStop, MAX_FRAMES, STACK_COPY_WORDS};
+pub use unwind::{CfaKind, ModuleKey, ModuleRows, StopReason, UnwindRow};

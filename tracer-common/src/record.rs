@@ -2,10 +2,11 @@
 
 use crate::kinds::EventKind;
 
-/// User frames captured per event (frame-pointer walk by the kernel).
+/// User frames captured per event.
 pub const MAX_FRAMES: usize = 32;
-/// Words copied from the top of the user stack, for a CFI step over frameless code.
-pub const STACK_TOP_WORDS: usize = 32;
+/// Words of user stack attached when the kernel's walk stops at code whose
+/// unwind table is not loaded yet: userspace goes on from there with the same rules.
+pub const STACK_COPY_WORDS: usize = 2048;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,24 +37,48 @@ pub struct SmallEvent {
     pub hdr: EventHeader,
 }
 
+/// Where the kernel's stack walk ended, and from where userspace can go on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct StackStop {
+    /// A [`crate::StopReason`] discriminant.
+    pub reason: u32,
+    /// Bit i set: `frames[i]` is an exact instruction address (the frame a
+    /// signal interrupted), not a return address.
+    pub exact: u32,
+    /// The registers of the last frame taken, the one the walk could not step over.
+    pub pc: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// With [`crate::StopReason::NoTable`]: the file whose table is missing.
+    pub module: crate::ModuleKey,
+    /// Words of stack copy that follow the record (a [`StackCopyEvent`]), else 0.
+    pub copy_words: u32,
+    pub _pad: u32,
+}
+
 /// A record with the user stack: allocations and new descriptors.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackEvent {
     pub hdr: EventHeader,
-    /// User stack pointer when the stack was taken.
-    pub sp: u64,
-    /// User frame pointer (rbp) when the stack was taken: the kernel's walk started here.
-    pub bp: u64,
-    /// Number of valid words in `stack_top`.
-    pub stack_top_len: u32,
-    pub _pad: u32,
-    /// Return addresses; `frames[0]` is the user instruction pointer.
+    pub stop: StackStop,
+    /// Innermost first; `frames[0]` is the instruction pointer (a return
+    /// address at an allocator's return).
     pub frames: [u64; MAX_FRAMES],
-    /// `stack_top[i]` is the word at `sp + 8 * i`.
-    pub stack_top: [u64; STACK_TOP_WORDS],
+}
+
+/// A [`StackEvent`] whose walk stopped where userspace can do better: the
+/// user stack from `stop.sp` upward follows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackCopyEvent {
+    pub ev: StackEvent,
+    /// `copy[i]` is the word at `stop.sp + 8 * i`.
+    pub copy: [u64; STACK_COPY_WORDS],
 }
 
 pub const HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
 pub const SMALL_SIZE: usize = core::mem::size_of::<SmallEvent>();
 pub const STACK_SIZE: usize = core::mem::size_of::<StackEvent>();
+pub const STACK_COPY_SIZE: usize = core::mem::size_of::<StackCopyEvent>();

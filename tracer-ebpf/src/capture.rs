@@ -2,11 +2,27 @@
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user_buf, generated::bpf_get_stack},
+    helpers::{
+        bpf_ktime_get_ns, bpf_probe_read_user_buf,
+        generated::{bpf_get_stack, bpf_probe_read_kernel},
+    },
 };
-use tracer_common::{Counter, EventHeader, EventKind, SmallEvent, StackEvent, MAX_FRAMES, STACK_TOP_WORDS};
+use tracer_common::{Counter, EventHeader, EventKind, SmallEvent, StackCopyEvent, StackEvent, StopReason, MAX_FRAMES, STACK_COPY_WORDS};
 
-use crate::maps::{count, stack_frames, submit_flags, EVENTS};
+use crate::maps::{count, setting_u32, stack_frames, submit_flags, EVENTS};
+use crate::walk::lt_walk;
+
+/// 1: the kernel's frame-pointer walk (`--unwind fp`) instead of the CFI walker.
+#[unsafe(no_mangle)]
+static UNWIND_FRAME_POINTERS: u32 = 0;
+
+/// The user registers a stack walk starts from.
+#[derive(Clone, Copy)]
+pub struct UserRegs {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+}
 
 /// Emits a record without a stack; counts it as lost under `lost` if the ring is full.
 #[inline(always)]
@@ -15,6 +31,7 @@ pub fn emit_small(kind: EventKind, pid_tgid: u64, a: u64, b: u64, c: u64, lost: 
         count(lost);
         return;
     };
+    // SAFETY: a helper without arguments.
     let mut hdr = EventHeader::new(kind, pid_tgid, unsafe { bpf_ktime_get_ns() });
     hdr.a = a;
     hdr.b = b;
@@ -23,48 +40,87 @@ pub fn emit_small(kind: EventKind, pid_tgid: u64, a: u64, b: u64, c: u64, lost: 
     entry.submit(submit_flags());
 }
 
-/// Emits a record with the user stack, taken from `ctx` (the program's context)
-/// plus the user registers `sp`/`bp` and a copy of the stack top for a CFI step.
+/// Emits a record with the user stack, walked from `regs` (or by the kernel's
+/// frame-pointer walk from `ctx` in `--unwind fp` mode).
 #[inline(always)]
-pub fn emit_with_stack(ctx: *mut core::ffi::c_void, kind: EventKind, pid_tgid: u64, abc: [u64; 3], sp: u64, bp: u64, lost: Counter) {
+pub fn emit_with_stack(ctx: *mut core::ffi::c_void, kind: EventKind, pid_tgid: u64, abc: [u64; 3], regs: UserRegs, lost: Counter) {
     let Some(mut entry) = EVENTS.reserve::<StackEvent>(0) else {
         count(lost);
         return;
     };
     let ev = entry.as_mut_ptr();
+    let want = stack_frames().min(MAX_FRAMES as u32);
     // SAFETY: `ev` points at a reserved, exclusively owned record of the right size.
     unsafe {
         let mut hdr = EventHeader::new(kind, pid_tgid, bpf_ktime_get_ns());
         hdr.a = abc[0];
         hdr.b = abc[1];
         hdr.c = abc[2];
-        (*ev).sp = sp;
-        (*ev).bp = bp;
-        (*ev)._pad = 0;
-
-        let mut want = stack_frames();
-        if want > MAX_FRAMES as u32 {
-            want = MAX_FRAMES as u32;
-        }
-        let bytes = bpf_get_stack(ctx, (*ev).frames.as_mut_ptr().cast(), want * 8, BPF_F_USER_STACK as u64);
-        if bytes < 0 {
-            count(Counter::StackFailed);
-            hdr.nframes = 0;
-        } else {
-            hdr.nframes = (bytes / 8) as u32;
-        }
         (*ev).hdr = hdr;
-
-        let top = &mut *((&raw mut (*ev).stack_top) as *mut [u8; STACK_TOP_WORDS * 8]);
-        if bpf_probe_read_user_buf(sp as *const u8, top).is_ok() {
-            (*ev).stack_top_len = STACK_TOP_WORDS as u32;
-        } else if bpf_probe_read_user_buf(sp as *const u8, &mut top[..64]).is_ok() {
-            // Near the end of the stack mapping: a shorter copy still gives the caller.
-            (*ev).stack_top_len = 8;
+        if setting_u32(&UNWIND_FRAME_POINTERS) == 1 {
+            frame_pointer_stack(ctx, ev, want);
         } else {
-            count(Counter::StackTopFailed);
-            (*ev).stack_top_len = 0;
+            lt_walk(ev, regs.ip, regs.sp, regs.bp, want);
+        }
+        let reason = (*ev).stop.reason;
+        if (reason == StopReason::NoTable as u32 || reason == StopReason::MapBusy as u32) && with_copy(ev) {
+            entry.discard(0);
+            return;
         }
     }
     entry.submit(submit_flags());
+}
+
+/// `--unwind fp`: the kernel's frame-pointer walk.
+#[inline(always)]
+unsafe fn frame_pointer_stack(ctx: *mut core::ffi::c_void, ev: *mut StackEvent, want: u32) {
+    // SAFETY: the caller owns the record.
+    unsafe {
+        let bytes = bpf_get_stack(ctx, (*ev).frames.as_mut_ptr().cast(), want * 8, BPF_F_USER_STACK as u64);
+        if bytes < 0 {
+            count(Counter::StackFailed);
+        }
+        (*ev).hdr.nframes = if bytes < 0 { 0 } else { (bytes / 8) as u32 };
+        (*ev).stop = tracer_common::StackStop { reason: StopReason::FramePointers as u32, ..Default::default() };
+    }
+}
+
+/// Re-emits `ev` with a copy of the stack from where its walk stopped, for
+/// userspace to go on. False when that cannot be done (the small record is
+/// then submitted as it is).
+#[inline(always)]
+unsafe fn with_copy(ev: *const StackEvent) -> bool {
+    let Some(mut big) = EVENTS.reserve::<StackCopyEvent>(0) else {
+        count(Counter::StackCopyFailed);
+        return false;
+    };
+    let out = big.as_mut_ptr();
+    // SAFETY: both records are reserved and ours; reads are fault-safe.
+    unsafe {
+        let size = core::mem::size_of::<StackEvent>() as u32;
+        if bpf_probe_read_kernel((&raw mut (*out).ev).cast(), size, ev.cast()) != 0 {
+            big.discard(0);
+            count(Counter::StackCopyFailed);
+            return false;
+        }
+        let sp = (*out).ev.stop.sp as *const u8;
+        let words = &mut *((&raw mut (*out).copy) as *mut [u8; STACK_COPY_WORDS * 8]);
+        // Near the top of the stack a long read fails: try shorter ones.
+        let got = if bpf_probe_read_user_buf(sp, words).is_ok() {
+            STACK_COPY_WORDS
+        } else if bpf_probe_read_user_buf(sp, &mut words[..4096]).is_ok() {
+            512
+        } else if bpf_probe_read_user_buf(sp, &mut words[..1024]).is_ok() {
+            128
+        } else if bpf_probe_read_user_buf(sp, &mut words[..128]).is_ok() {
+            16
+        } else {
+            0
+        };
+        (*out).ev.stop.copy_words = got as u32;
+    }
+    // Wake the consumer now: it asks for the missing table, and every walk
+    // through that module carries a copy until the table is in.
+    big.submit(aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64);
+    true
 }

@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 use tracer_common::{Counter, EventKind, FdKind};
 
-use crate::capture::{emit_small, emit_with_stack};
+use crate::capture::{emit_small, emit_with_stack, UserRegs};
 use crate::maps::traced;
 
 // x86_64 syscall numbers.
@@ -174,11 +174,17 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<u32, i64> {
 
 #[inline(always)]
 fn emit_open(ctx: &RawTracePointContext, pid_tgid: u64, r: &pt_regs, fd: u64, kind: FdKind, cx: u64, pair: u64) {
-    emit_with_stack(ctx.as_ptr(), EventKind::FdOpen, pid_tgid, [fd, kind as u64 | cx << 8, pair], r.rsp, r.rbp, Counter::LostHandle);
+    emit_with_stack(ctx.as_ptr(), EventKind::FdOpen, pid_tgid, [fd, kind as u64 | cx << 8, pair], user_regs(r), Counter::LostHandle);
 }
 
 #[inline(always)]
 fn emit_dup(ctx: &RawTracePointContext, pid_tgid: u64, r: &pt_regs, new: u64, old: u64, cx: u64) -> u32 {
-    emit_with_stack(ctx.as_ptr(), EventKind::FdDup, pid_tgid, [new, old as u32 as u64, cx], r.rsp, r.rbp, Counter::LostHandle);
+    emit_with_stack(ctx.as_ptr(), EventKind::FdDup, pid_tgid, [new, old as u32 as u64, cx], user_regs(r), Counter::LostHandle);
     0
+}
+
+/// Where the stack walk starts: the user registers saved at the system call.
+#[inline(always)]
+fn user_regs(r: &pt_regs) -> UserRegs {
+    UserRegs { ip: r.rip, sp: r.rsp, bp: r.rbp }
 }

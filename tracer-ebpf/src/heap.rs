@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use tracer_common::{AllocFn, Counter, EventKind};
 
-use crate::capture::{emit_small, emit_with_stack};
+use crate::capture::{emit_small, emit_with_stack, UserRegs};
 use crate::maps::{count, sample_every, AddrKey, Pending, PENDING, SAMPLED};
 
 #[inline(always)]
@@ -201,10 +201,10 @@ fn try_alloc_exit(ctx: &RetProbeContext) -> Result<u32, i64> {
             count(Counter::SampledFull);
         }
     }
-    // SAFETY: a uretprobe's context is the user pt_regs.
-    let (sp, bp) = unsafe { ((*ctx.regs).rsp, (*ctx.regs).rbp) };
+    // SAFETY: a uretprobe's context is the user pt_regs: at return, ip is in the caller.
+    let regs = unsafe { UserRegs { ip: (*ctx.regs).rip, sp: (*ctx.regs).rsp, bp: (*ctx.regs).rbp } };
     let (kind, c) = if is_realloc { (EventKind::Realloc, pending.old) } else { (EventKind::Alloc, pending.func as u64) };
-    emit_with_stack(ctx.as_ptr(), kind, pid_tgid, [addr, pending.size, c], sp, bp, Counter::LostHeap);
+    emit_with_stack(ctx.as_ptr(), kind, pid_tgid, [addr, pending.size, c], regs, Counter::LostHeap);
     Ok(0)
 }
 

@@ -12,6 +12,7 @@ mod handles;
 mod heap;
 mod maps;
 mod process;
+mod walk;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -10,6 +10,7 @@ use tracer_common::{Counter, EventKind};
 
 use crate::capture::emit_small;
 use crate::maps::{count, follow_forks, fork_child_pid_offset, traced, PENDING, TARGETS};
+use crate::walk::KEPT;
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn process_exec(_ctx: RawTracePointContext) -> u32 {
@@ -28,6 +29,7 @@ pub fn process_exit(_ctx: RawTracePointContext) -> u32 {
         return 0;
     }
     let _ = PENDING.remove(tid);
+    let _ = KEPT.remove(tid);
     emit_small(EventKind::Exit, pid_tgid, 0, 0, 0, Counter::LostProcess);
     if follow_forks() && tid == tgid {
         let _ = TARGETS.remove(tgid);

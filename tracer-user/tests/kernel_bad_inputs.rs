@@ -74,6 +74,9 @@ const ROWS: &[(&[&str], &str)] = &[
     (&["run", "--expect", "{file}", "--", "true"], "malformed manifest"),
     (&["run", "--expect-scenario", "all", "--", "true"], "--expect"),
     (&["run", "--expect", "{manifest}", "--expect-scenario", "nope", "--", "true"], "no scenario named `nope`"),
+    (&["run", "--alloc-wrapper", "", "--", "true"], "not an empty string"),
+    (&["run", "--alloc-wrapper", "--", "true"], "a value is required"),
+    (&["run", "--unwind", "dwarf", "--", "true"], "invalid value 'dwarf'"),
     (&["run", "--suppress", "{missing}", "--", "true"], "No such file"),
     (&["run", "--suppress", "{dir}", "--", "true"], "a directory"),
     (&["run", "--suppress", "/dev/zero", "--", "true"], "a character device"),
@@ -262,6 +265,7 @@ fn every_option_has_a_row() {
         .filter(|(_, o)| !options.iter().any(|(sub, o2)| o2 == o && ROWS.iter().any(|(args, _)| covers(args, sub, o))))
         .map(|(_, o)| o.as_str())
         .collect();
+    missing.sort_unstable();
     missing.dedup();
     assert!(missing.is_empty(), "options without a bad-value row in ROWS: {missing:?}");
 }

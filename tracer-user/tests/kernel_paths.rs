@@ -75,7 +75,7 @@ fn follow_forks_traces_a_child_that_execs() {
     std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
     let script = format!("{} && true", dir.path().join("paths").display());
     let out = leaktrace()
-        .args(["run", "--ci", "--follow-forks", "--focus", "libleaky", "--expect"])
+        .args(["run", "--ci", "--follow-forks", "--focus", "libleaky.so", "--expect"])
         .arg(&manifest)
         .args(["--", "sh", "-c", &script])
         .output()
@@ -83,7 +83,7 @@ fn follow_forks_traces_a_child_that_execs() {
     assert_eq!(out.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     // Without --follow-forks the child is not traced at all.
     let out = leaktrace()
-        .args(["run", "--ci", "--focus", "libleaky", "--expect"])
+        .args(["run", "--ci", "--focus", "libleaky.so", "--expect"])
         .arg(&manifest)
         .args(["--", "sh", "-c", &script])
         .output()

@@ -7,11 +7,30 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Debian packages: LLVM 22 for bpf-linker, C tools for the fixture, valgrind
-/// for the oracle, tmux for the TUI's end-to-end test, strace for the
-/// bad-input test (no bpf() call before a refusal), g++ for libFuzzer.
-const PACKAGES: &[&str] =
-    &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "gcc", "g++", "make", "valgrind", "tmux", "strace"];
+/// Debian packages: LLVM 22 for bpf-linker, C and C++ tools for the fixture
+/// and the test programs, valgrind for the oracles, tmux for the TUI's
+/// end-to-end test, strace for the bad-input test (no bpf() call before a
+/// refusal); for the symbolizer: binutils (strip) and libc6-dbg
+/// (libc's separate debug information); and the programs leaktrace is tested
+/// on that the project did not write (curl, python3, redis).
+const PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "gcc",
+    "g++",
+    "binutils",
+    "make",
+    "valgrind",
+    "tmux",
+    "strace",
+    "libc6-dbg",
+    "curl",
+    "python3",
+    "redis-server",
+    "redis-tools",
+];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13";
 

@@ -12,5 +12,5 @@ mod state;
 
 pub use kind::ResourceKind;
 pub use outstanding::{Aggregator, Anomalies, StackSummary};
-pub use stacks::{StackCounters, StackId, StackTable};
+pub use stacks::{StackCounters, StackEnd, StackId, StackTable};
 pub use state::{Image, Snapshot, StackInfo, State};

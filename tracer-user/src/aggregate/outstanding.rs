@@ -11,6 +11,31 @@ use super::ResourceKind;
 const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
 const TARGET_RESERVE: usize = 1 << 20;
 
+/// Hashes a heap address so that nearby addresses land in nearby buckets
+/// (the bucket is chosen by the low bits: the address over 16), with the
+/// high bits (the table's tag byte) mixed. The table reserved for a million
+/// blocks then costs memory for the address range in use, not for every
+/// page of the reservation, as a scattering hash would.
+#[derive(Default, Clone, Copy)]
+pub struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        let mixed = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (self.0 >> 4) & ((1 << 57) - 1) | (mixed & !((1 << 57) - 1))
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type AddressMap = HashMap<u64, Allocation, std::hash::BuildHasherDefault<AddressHasher>>;
+
 /// 16 bytes: a million outstanding allocations fit in tens of MiB.
 #[derive(Clone, Copy, Debug)]
 struct Allocation {
@@ -67,10 +92,12 @@ pub struct StackSummary {
 pub struct Aggregator {
     pub stacks: StackTable,
     /// Outstanding heap per process, by address.
-    allocs: HashMap<u32, HashMap<u64, Allocation>>,
+    allocs: HashMap<u32, AddressMap>,
     fds: BTreeMap<(u32, i32), Handle>,
     anomalies: Anomalies,
     exited: HashSet<u32>,
+    /// Outstanding heap (bytes, allocations), kept as the tables change.
+    heap: (u64, u64),
 }
 
 impl Aggregator {
@@ -165,8 +192,7 @@ impl Aggregator {
 
     /// Outstanding heap: (bytes, allocations).
     pub fn heap_totals(&self) -> (u64, u64) {
-        let all = || self.allocs.values().flat_map(HashMap::values);
-        (all().map(|a| a.size).sum(), all().count() as u64)
+        self.heap
     }
 
     /// Outstanding descriptors by kind.
@@ -189,7 +215,7 @@ impl Aggregator {
         let mut note = |stack: StackId, ts: u64| {
             oldest.entry(stack).and_modify(|o| *o = (*o).min(ts)).or_insert(ts);
         };
-        self.allocs.values().flat_map(HashMap::values).for_each(|a| note(a.stack, ns_of(a.ts_ms, now_ns)));
+        self.allocs.values().flat_map(AddressMap::values).for_each(|a| note(a.stack, ns_of(a.ts_ms, now_ns)));
         self.fds.values().for_each(|h| note(h.stack, h.ts_ns));
         self.stacks
             .iter()
@@ -206,13 +232,15 @@ impl Aggregator {
         c.acquired += 1;
         c.outstanding += 1;
         c.outstanding_bytes += a.size;
+        self.heap.0 += a.size;
+        self.heap.1 += 1;
         let first = self.allocs.is_empty();
         self.allocs
             .entry(tgid)
             // The first process is the target: room for a million outstanding up
             // front, so growing never holds two tables at once (untouched room
             // costs no memory).
-            .or_insert_with(|| HashMap::with_capacity(if first { TARGET_RESERVE } else { 0 }))
+            .or_insert_with(|| AddressMap::with_capacity_and_hasher(if first { TARGET_RESERVE } else { 0 }, Default::default()))
             .insert(addr, a);
     }
 
@@ -223,6 +251,8 @@ impl Aggregator {
                 c.released += 1;
                 c.outstanding -= 1;
                 c.outstanding_bytes -= a.size;
+                self.heap.0 -= a.size;
+                self.heap.1 -= 1;
             }
             None => self.anomalies.unknown_frees += 1,
         }
@@ -253,6 +283,8 @@ impl Aggregator {
             let c = self.stacks.counters_mut(a.stack);
             c.outstanding -= 1;
             c.outstanding_bytes -= a.size;
+            self.heap.0 -= a.size;
+            self.heap.1 -= 1;
         }
         let cloexec: Vec<i32> = self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).filter(|(_, h)| h.cloexec).map(|(k, _)| k.1).collect();
         for fd in cloexec {

@@ -1,14 +1,15 @@
 use super::*;
+use crate::aggregate::StackEnd;
 use tracer_common::AllocFn;
 
 const P: u32 = 100;
 
 fn heap(agg: &mut Aggregator, frames: &[u64]) -> StackId {
-    agg.stacks.intern(ResourceKind::Heap, 0, frames, false)
+    agg.stacks.intern(ResourceKind::Heap, 0, frames, StackEnd::COMPLETE)
 }
 
 fn fd_stack(agg: &mut Aggregator, kind: FdKind, frames: &[u64]) -> StackId {
-    agg.stacks.intern(ResourceKind::Fd(kind), 0, frames, false)
+    agg.stacks.intern(ResourceKind::Fd(kind), 0, frames, StackEnd::COMPLETE)
 }
 
 fn alloc(agg: &mut Aggregator, addr: u64, size: u64, s: StackId) {

@@ -3,10 +3,31 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
+use tracer_common::StopReason;
+
 use super::ResourceKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StackId(pub u32);
+
+/// How a stack's walk ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackEnd {
+    pub stop: StopReason,
+    /// Bit i: frame i is an exact pc (interrupted by a signal), not a return address.
+    pub exact: u32,
+}
+
+impl StackEnd {
+    /// A stack walked to its outermost frame, of return addresses only.
+    pub const COMPLETE: Self = Self { stop: StopReason::End, exact: 0 };
+
+    /// Whether frames are known to be missing past the last (not by the
+    /// user's --stack-depth; the frame-pointer walk cannot tell).
+    pub fn is_truncated(&self) -> bool {
+        !matches!(self.stop, StopReason::End | StopReason::MaxDepth | StopReason::FramePointers)
+    }
+}
 
 /// Counters of one interned stack.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,8 +45,8 @@ pub struct StackEntry {
     /// The process image (address space) the frames belong to.
     pub image: u32,
     pub frames: Box<[u64]>,
-    /// The unwinder could not recover frames past the last one.
-    pub truncated: bool,
+    /// How the walk ended, and which frames are exact pcs.
+    pub end: StackEnd,
     pub counters: StackCounters,
 }
 
@@ -39,7 +60,7 @@ pub struct StackTable {
 }
 
 impl StackTable {
-    pub fn intern(&mut self, kind: ResourceKind, image: u32, frames: &[u64], truncated: bool) -> StackId {
+    pub fn intern(&mut self, kind: ResourceKind, image: u32, frames: &[u64], end: StackEnd) -> StackId {
         let key = self.hasher.hash_one((kind, image, frames));
         let bucket = self.index.entry(key).or_default();
         if let Some(&id) = bucket.iter().find(|id| {
@@ -50,7 +71,7 @@ impl StackTable {
         }
         let id = StackId(self.entries.len() as u32);
         bucket.push(id);
-        self.entries.push(StackEntry { kind, image, frames: frames.into(), truncated, counters: StackCounters::default() });
+        self.entries.push(StackEntry { kind, image, frames: frames.into(), end, counters: StackCounters::default() });
         id
     }
 
@@ -83,11 +104,11 @@ mod tests {
     #[test]
     fn same_kind_and_frames_intern_once() {
         let mut t = StackTable::default();
-        let a = t.intern(ResourceKind::Heap, 0, &[1, 2, 3], false);
-        let b = t.intern(ResourceKind::Heap, 0, &[1, 2, 3], false);
-        let c = t.intern(ResourceKind::Fd(FdKind::Socket), 0, &[1, 2, 3], false);
-        let d = t.intern(ResourceKind::Heap, 0, &[1, 2], false);
-        let e = t.intern(ResourceKind::Heap, 1, &[1, 2, 3], false);
+        let a = t.intern(ResourceKind::Heap, 0, &[1, 2, 3], StackEnd::COMPLETE);
+        let b = t.intern(ResourceKind::Heap, 0, &[1, 2, 3], StackEnd::COMPLETE);
+        let c = t.intern(ResourceKind::Fd(FdKind::Socket), 0, &[1, 2, 3], StackEnd::COMPLETE);
+        let d = t.intern(ResourceKind::Heap, 0, &[1, 2], StackEnd::COMPLETE);
+        let e = t.intern(ResourceKind::Heap, 1, &[1, 2, 3], StackEnd::COMPLETE);
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);

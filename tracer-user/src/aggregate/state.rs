@@ -3,12 +3,13 @@
 //! read it through a [`Snapshot`], taken under the pipeline's lock in time
 //! proportional to what changed; symbolizing happens outside that lock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use tracer_common::decode::Body;
+use tracer_common::FdKind;
 
-use super::{Aggregator, Anomalies, ResourceKind, StackId, StackSummary};
+use super::{Aggregator, Anomalies, ResourceKind, StackEnd, StackId, StackSummary};
 use crate::symbolize::ProcessMaps;
 
 /// One address space: a process between two execs.
@@ -28,8 +29,12 @@ pub struct State {
     images: Vec<Image>,
     /// The current image of each process.
     current: HashMap<u32, u32>,
+    /// Maps of a forked child's first image (its parent's, until it execs),
+    /// until it has one; dropped at its exit (threads are reported as forks too).
+    forked: HashMap<u32, Arc<ProcessMaps>>,
     pub events: u64,
     pub decode_errors: u64,
+    /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
     pub truncated_stacks: u64,
     warnings: Vec<String>,
 }
@@ -41,7 +46,7 @@ pub struct StackInfo {
     pub kind: ResourceKind,
     pub image: u32,
     pub frames: Box<[u64]>,
-    pub truncated: bool,
+    pub end: StackEnd,
 }
 
 /// What a report reads, copied out of [`State`].
@@ -51,6 +56,10 @@ pub struct Snapshot {
     pub new_stacks: Vec<StackInfo>,
     pub images: Vec<Arc<ProcessMaps>>,
     pub anomalies: Anomalies,
+    /// Everything outstanding, from the outstanding tables themselves:
+    /// heap (bytes, allocations) and descriptors by kind.
+    pub heap: (u64, u64),
+    pub handles: BTreeMap<FdKind, u64>,
     pub events: u64,
     pub decode_errors: u64,
     pub truncated_stacks: u64,
@@ -72,12 +81,26 @@ impl State {
     /// Applies a decoded event whose stack (if any) is already interned.
     pub fn apply(&mut self, tgid: u32, tid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
         self.agg.apply(tgid, ts_ns, body, stack);
-        match body {
+        match *body {
             // The next stack of this process starts a new image.
             Body::Exec => {
                 self.current.remove(&tgid);
+                self.forked.remove(&tgid);
             }
-            Body::Exit if tid == tgid => self.agg.mark_exited(tgid),
+            // The child is a copy of this address space: until it execs, its
+            // stacks (a descriptor opened between fork and exec, then
+            // inherited) are named with these maps, even once it has exec'd.
+            Body::Fork { child } => {
+                if let Some(&i) = self.current.get(&tgid) {
+                    self.forked.insert(child, self.images[i as usize].maps.clone());
+                }
+            }
+            Body::Exit => {
+                self.forked.remove(&tid);
+                if tid == tgid {
+                    self.agg.mark_exited(tgid);
+                }
+            }
             _ => {}
         }
     }
@@ -88,7 +111,8 @@ impl State {
             return i;
         }
         let i = self.images.len() as u32;
-        self.images.push(Image { pid, maps: Arc::default(), uncovered: HashSet::new() });
+        let maps = self.forked.remove(&pid).unwrap_or_default();
+        self.images.push(Image { pid, maps, uncovered: HashSet::new() });
         self.current.insert(pid, i);
         i
     }
@@ -114,13 +138,15 @@ impl State {
             .stacks
             .iter()
             .skip(from.0 as usize)
-            .map(|(id, e)| StackInfo { id, kind: e.kind, image: e.image, frames: e.frames.clone(), truncated: e.truncated })
+            .map(|(id, e)| StackInfo { id, kind: e.kind, image: e.image, frames: e.frames.clone(), end: e.end })
             .collect();
         Snapshot {
             summaries: self.agg.summaries(now_ns),
             new_stacks,
             images: self.images.iter().map(|i| i.maps.clone()).collect(),
             anomalies: self.agg.anomalies(),
+            heap: self.agg.heap_totals(),
+            handles: self.agg.handle_totals(),
             events: self.events,
             decode_errors: self.decode_errors,
             truncated_stacks: self.truncated_stacks,
@@ -138,17 +164,32 @@ mod tests {
     fn a_snapshot_carries_only_new_stacks_and_every_summary() {
         let mut s = State::new();
         let img = s.image_of(7);
-        let a = s.agg.stacks.intern(ResourceKind::Heap, img, &[1, 2], false);
+        let a = s.agg.stacks.intern(ResourceKind::Heap, img, &[1, 2], StackEnd::COMPLETE);
         s.apply(7, 7, 1, &Body::Alloc { addr: 0x10, size: 8, func: AllocFn::Malloc }, Some(a));
         let first = s.snapshot(StackId(0), 2);
         assert_eq!(first.new_stacks.len(), 1);
-        let b = s.agg.stacks.intern(ResourceKind::Heap, img, &[3], true);
+        let b = s.agg.stacks.intern(ResourceKind::Heap, img, &[3], StackEnd { stop: tracer_common::StopReason::NoTable, exact: 0 });
         s.apply(7, 7, 1, &Body::Alloc { addr: 0x20, size: 8, func: AllocFn::Malloc }, Some(b));
         let second = s.snapshot(StackId(1), 2);
         assert_eq!(second.new_stacks.iter().map(|x| x.id).collect::<Vec<_>>(), vec![b]);
-        assert!(second.new_stacks[0].truncated);
+        assert!(second.new_stacks[0].end.is_truncated());
         assert_eq!(second.summaries.len(), 2);
         assert_eq!(second.images.len(), 1);
+    }
+
+    #[test]
+    fn a_forked_child_starts_with_its_parents_maps_until_it_execs() {
+        let mut s = State::new();
+        s.add_maps(7, ProcessMaps::parse("1000-2000 r-xp 00000000 08:01 5 /bin/sh\n").unwrap());
+        s.apply(7, 7, 1, &Body::Fork { child: 8 }, None);
+        let child = s.image_of(8);
+        assert!(s.image(child).maps.find(0x1800).is_some(), "the pre-exec image is named with the parent's maps");
+        s.apply(8, 8, 2, &Body::Exec, None);
+        let after = s.image_of(8);
+        assert!(s.image(after).maps.is_empty(), "after exec, a new image");
+        s.apply(7, 7, 3, &Body::Fork { child: 9 }, None);
+        s.apply(7, 9, 4, &Body::Exit, None);
+        assert!(s.forked.is_empty(), "a thread's or child's exit drops what it did not use");
     }
 
     #[test]

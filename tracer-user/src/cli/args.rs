@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::values;
-use crate::probes::AllocatorPrograms;
+use crate::probes::{AllocatorPrograms, UnwindMode};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -73,6 +73,9 @@ pub struct Options {
     /// With --expect: only these scenarios of the manifest (default: all; refused without --expect).
     #[arg(long = "expect-scenario", value_name = "NAME", requires = "expect")]
     pub expect_scenarios: Vec<String>,
+    /// Without --focus, never name this function as a call site: the caller is (repeatable; C++ and Rust names without parameters).
+    #[arg(long = "alloc-wrapper", value_name = "NAME", value_parser = values::function_name)]
+    pub alloc_wrappers: Vec<String>,
     /// Ignore sites matching a suppressions file (`function:NAME`, `module:TEXT`, `file:TEXT` lines).
     #[arg(long, value_name = "FILE")]
     pub suppress: Option<PathBuf>,
@@ -88,6 +91,11 @@ pub struct Options {
     /// User frames captured per allocation or handle (1-32); fewer is cheaper.
     #[arg(long, default_value_t = 32, value_parser = values::stack_depth, value_name = "N", allow_negative_numbers = true)]
     pub stack_depth: u32,
+    /// How user stacks are walked: `cfi` (the binaries' own unwind tables,
+    /// in the kernel: complete stacks in code without frame pointers) or
+    /// `fp` (the kernel's frame-pointer walk: cheaper, wrong without them).
+    #[arg(long, value_enum, default_value_t = UnwindMode::Cfi, value_name = "MODE")]
+    pub unwind: UnwindMode,
     /// Sampling mode for production: trace about 1 in N allocator calls (N >= 2)
     /// and scale heap figures by N. Estimates: a site with k sampled blocks is
     /// off by about 1/sqrt(k). Descriptors stay exact.

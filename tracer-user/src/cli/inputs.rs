@@ -127,9 +127,11 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
             stack_frames: opts.stack_depth,
             follow_forks: opts.follow_forks,
             sample_every: opts.sample.unwrap_or(0),
+            unwind: opts.unwind,
+            ..LoadOptions::default()
         },
         allocator: opts.allocator.clone(),
-        attribution: Attribution { focus: opts.focus.clone(), allocator: None },
+        attribution: Attribution { focus: opts.focus.clone(), allocator: None, wrappers: opts.alloc_wrappers.clone() },
         suppressions,
         allocator_programs: opts.probe_floor.unwrap_or_default(),
     };

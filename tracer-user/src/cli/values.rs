@@ -67,6 +67,14 @@ pub fn focus(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// --alloc-wrapper: a function's name.
+pub fn function_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("expected a function's name, not an empty string".into());
+    }
+    Ok(s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +102,7 @@ mod tests {
         assert_eq!(count("18446744073709551615"), Ok(u64::MAX));
         assert!(count("-1").unwrap_err().contains("from 0 to 18446744073709551615"));
         assert!(focus(" ").is_err());
+        assert!(function_name("").is_err());
+        assert_eq!(function_name("xmalloc"), Ok("xmalloc".into()));
     }
 }

@@ -58,13 +58,10 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn start(mut ring: RingBuf<MapData>, shared: Arc<Shared>) -> Self {
+    pub fn start(mut ring: RingBuf<MapData>, shared: Arc<Shared>, mut ingestor: Ingestor) -> std::io::Result<Self> {
         let s = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name("leaktrace-consumer".into())
-            .spawn(move || consume(&mut ring, &s))
-            .expect("spawning the consumer thread");
-        Self { shared, handle: Some(handle) }
+        let handle = std::thread::Builder::new().name("leaktrace-consumer".into()).spawn(move || consume(&mut ring, &s, &mut ingestor))?;
+        Ok(Self { shared, handle: Some(handle) })
     }
 
     /// Drains what is left and stops.
@@ -81,10 +78,9 @@ impl Consumer {
 /// higher priority than they do (best effort; needs CAP_SYS_NICE, which root has).
 const CONSUMER_NICE: i32 = -10;
 
-fn consume(ring: &mut RingBuf<MapData>, shared: &Shared) {
+fn consume(ring: &mut RingBuf<MapData>, shared: &Shared, ingestor: &mut Ingestor) {
     // Best effort: without CAP_SYS_NICE the consumer runs at the default priority.
     let _ = rustix::process::setpriority_process(None, CONSUMER_NICE);
-    let mut ingestor = Ingestor::new();
     loop {
         // Read the request before draining: a drain that ends after this read
         // covers every record submitted before the request.

@@ -1,19 +1,40 @@
 //! From ring-buffer bytes to state: decode, complete the stack, intern, apply.
 
-use tracer_common::decode::{Body, Event, RawStack};
+use std::collections::HashSet;
+use std::sync::mpsc::Sender;
 
-use crate::aggregate::{ResourceKind, StackId, State};
-use crate::symbolize::{ProcessMaps, UnwindInput, Unwinder};
+use tracer_common::decode::{Body, Event, RawStack};
+use tracer_common::{ModuleKey, StopReason, MAX_FRAMES};
+
+use crate::aggregate::{ResourceKind, StackEnd, StackId, State};
+use crate::symbolize::{ProcessMaps, Unwinder};
+
+/// A module the kernel met without its unwind table: the pid whose maps name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableRequest {
+    pub pid: u32,
+    pub module: ModuleKey,
+}
 
 /// What turns raw records into [`State`] changes. Owned by the consumer thread.
-#[derive(Default)]
 pub struct Ingestor {
     unwinder: Unwinder,
+    /// Frames per stack (--stack-depth), for userspace's continuation too.
+    max_frames: usize,
+    /// Where to ask for the kernel tables of modules met without one.
+    tables: Option<Sender<TableRequest>>,
+    requested: HashSet<ModuleKey>,
+}
+
+impl Default for Ingestor {
+    fn default() -> Self {
+        Self::new(MAX_FRAMES, None)
+    }
 }
 
 impl Ingestor {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(max_frames: usize, tables: Option<Sender<TableRequest>>) -> Self {
+        Self { unwinder: Unwinder::new(), max_frames: max_frames.min(MAX_FRAMES), tables, requested: HashSet::new() }
     }
 
     /// One ring-buffer record.
@@ -39,25 +60,31 @@ impl Ingestor {
     }
 
     fn intern(&mut self, state: &mut State, pid: u32, kind: ResourceKind, raw: &RawStack) -> StackId {
+        if raw.stop == StopReason::NoTable && self.requested.insert(raw.module) {
+            if let Some(tx) = &self.tables {
+                let _ = tx.send(TableRequest { pid, module: raw.module });
+            }
+        }
         let image = state.image_of(pid);
-        cover(state, image, &raw.frames);
+        cover(state, image, raw.frames.first().copied());
+        if !raw.copy.is_empty() {
+            cover(state, image, Some(raw.pc));
+        }
         let maps = state.image(image).maps.clone();
-        // The kernel's frame-pointer walk ends at a zero return address: not a frame.
-        let end = raw.frames.iter().position(|&a| a == 0).unwrap_or(raw.frames.len());
-        let input = UnwindInput { kernel_frames: &raw.frames[..end], sp: raw.sp, bp: raw.bp, stack_top: &raw.top };
-        let unwound = self.unwinder.unwind(&maps, &input);
-        if unwound.truncated {
+        let done = self.unwinder.complete(&maps, raw, self.max_frames);
+        let end = StackEnd { stop: done.stop, exact: done.exact };
+        if end.is_truncated() {
             state.truncated_stacks += 1;
         }
-        state.agg.stacks.intern(kind, image, &unwound.frames, unwound.truncated)
+        state.agg.stacks.intern(kind, image, &done.frames, end)
     }
 }
 
-/// Makes sure the image's maps cover the frames' first address (the one the
-/// unwinder starts from), re-reading /proc while the process lives: code
-/// mapped since the last capture (the libraries after exec, dlopen).
-fn cover(state: &mut State, image: u32, frames: &[u64]) {
-    let Some(&pc) = frames.first() else { return };
+/// Makes sure the image's maps cover `pc` (where userspace's walk starts, or
+/// the first frame), re-reading /proc while the process lives: code mapped
+/// since the last capture (the libraries after exec, dlopen).
+fn cover(state: &mut State, image: u32, pc: Option<u64>) {
+    let Some(pc) = pc else { return };
     let img = state.image(image);
     if img.maps.find(pc).is_some() || img.uncovered.contains(&pc) || state.agg.has_exited(img.pid) {
         return;

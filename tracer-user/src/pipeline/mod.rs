@@ -6,4 +6,4 @@ mod consumer;
 mod ingest;
 
 pub use consumer::{Consumer, Shared};
-pub use ingest::Ingestor;
+pub use ingest::{Ingestor, TableRequest};

@@ -5,8 +5,10 @@
 //! A jemalloc/tcmalloc/mimalloc linked or preloaded there replaces libc's, and
 //! probing libc alone would see nothing. `--allocator PATH` overrides.
 
+use crate::symbolize::MappedFile;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use object::elf::{FileHeader64, DT_NEEDED, DT_RPATH, DT_RUNPATH};
@@ -71,42 +73,84 @@ impl AllocatorChoice {
     }
 
     fn resolve(exe: &Path, preload: Vec<PathBuf>, search: &Search) -> Result<Self, ProbeError> {
-        let arch = std::fs::read(exe).ok().and_then(|d| object::File::parse(&*d).ok().map(|f| f.architecture()));
-        let search = &Search { arch, ..search.clone() };
-        let mut queue: VecDeque<(PathBuf, &'static str)> = VecDeque::new();
-        queue.push_back((exe.to_path_buf(), "the executable"));
-        for p in preload {
-            let found = search.find(&p.to_string_lossy(), None);
-            queue.push_back((found.unwrap_or(p), "LD_PRELOAD"));
-        }
-        let mut seen = HashSet::new();
-        while let Some((path, origin)) = queue.pop_front() {
-            if !seen.insert(path.clone()) {
-                continue;
+        let mut chosen = None;
+        walk_load_order(exe, preload, search, |path, origin, data| {
+            if !exports_malloc(data) {
+                return false;
             }
-            let Ok(data) = std::fs::read(&path) else { continue };
-            if exports_malloc(&data) {
-                let reason = match origin {
-                    "the executable" => "the executable defines malloc".to_owned(),
-                    "LD_PRELOAD" => "preloaded (LD_PRELOAD) and defines malloc".to_owned(),
-                    _ => "first object in load order that defines malloc".to_owned(),
-                };
-                return Self::inspect(&path, reason);
-            }
-            let deps = elf_dependencies(&data);
-            for name in deps.needed {
-                if let Some(p) = search.find(&name, Some((&path, &deps.runpath))) {
-                    queue.push_back((p, "DT_NEEDED"));
-                }
-            }
-        }
-        Err(ProbeError::NoAllocator { target: exe.display().to_string() })
+            let reason = match origin {
+                "the executable" => "the executable defines malloc",
+                "LD_PRELOAD" => "preloaded (LD_PRELOAD) and defines malloc",
+                _ => "first object in load order that defines malloc",
+            };
+            chosen = Some((path.to_path_buf(), reason.to_owned()));
+            true
+        });
+        let (path, reason) = chosen.ok_or_else(|| ProbeError::NoAllocator { target: exe.display().to_string() })?;
+        Self::inspect(&path, reason)
     }
+}
 
+/// Every object a command will load at start, in the dynamic linker's order:
+/// the executable, its interpreter, LD_PRELOAD, then DT_NEEDED breadth-first.
+pub fn load_order(exe: &Path, ld_preload: Option<&OsStr>, ld_library_path: Option<&OsStr>) -> Vec<PathBuf> {
+    let search = Search { library_path: split_paths(ld_library_path), ..Search::default() };
+    let mut all = Vec::new();
+    walk_load_order(exe, preload_list(ld_preload), &search, |path, _, data| {
+        all.push(path.to_path_buf());
+        if let Some(interp) = interpreter(data) {
+            all.push(interp);
+        }
+        false
+    });
+    all.dedup();
+    all
+}
+
+/// PT_INTERP of an executable.
+fn interpreter(data: &[u8]) -> Option<PathBuf> {
+    let file = object::File::parse(data).ok()?;
+    let sec = file.section_by_name(".interp")?;
+    let bytes = sec.data().ok()?;
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(&bytes[..end])))
+}
+
+/// Visits the objects of `exe` in load order until `visit` returns true.
+fn walk_load_order(exe: &Path, preload: Vec<PathBuf>, search: &Search, mut visit: impl FnMut(&Path, &'static str, &[u8]) -> bool) {
+    let arch = MappedFile::open(exe).ok().and_then(|d| object::File::parse(d.bytes()).ok().map(|f| f.architecture()));
+    let search = &Search { arch, ..search.clone() };
+    let mut queue: VecDeque<(PathBuf, &'static str)> = VecDeque::new();
+    queue.push_back((exe.to_path_buf(), "the executable"));
+    for p in preload {
+        let found = search.find(&p.to_string_lossy(), None);
+        queue.push_back((found.unwrap_or(p), "LD_PRELOAD"));
+    }
+    let mut seen = HashSet::new();
+    while let Some((path, origin)) = queue.pop_front() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        // Mapped, not read: an executable may be hundreds of MB.
+        let Ok(file) = MappedFile::open(&path) else { continue };
+        let data = file.bytes();
+        if visit(&path, origin, data) {
+            return;
+        }
+        let deps = elf_dependencies(data);
+        for name in deps.needed {
+            if let Some(p) = search.find(&name, Some((&path, &deps.runpath))) {
+                queue.push_back((p, "DT_NEEDED"));
+            }
+        }
+    }
+}
+
+impl AllocatorChoice {
     fn inspect(path: &Path, reason: String) -> Result<Self, ProbeError> {
         let unreadable = |e: String| ProbeError::Unreadable { path: path.to_path_buf(), detail: e };
-        let data = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
-        let file = object::File::parse(&*data).map_err(|e| unreadable(format!("not an ELF object: {e}")))?;
+        let data = MappedFile::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let file = object::File::parse(data.bytes()).map_err(|e| unreadable(format!("not an ELF object: {e}")))?;
         let mut functions: Vec<AllocatorFunction> = Vec::new();
         let mut missing = Vec::new();
         for func in AllocFn::ALL {
@@ -115,7 +159,9 @@ impl AllocatorChoice {
                 Some(off) if functions.iter().any(|f| f.file_offset == off) => {}
                 Some(off) => {
                     let entry_offset = match func {
-                        AllocFn::Free => off + data.get(off as usize..).map_or(0, |code| entry_probe_offset(&code[..code.len().min(16)])),
+                        AllocFn::Free => {
+                            off + data.bytes().get(off as usize..).map_or(0, |code| entry_probe_offset(&code[..code.len().min(16)]))
+                        }
                         _ => off,
                     };
                     functions.push(AllocatorFunction { func, file_offset: off, entry_offset })

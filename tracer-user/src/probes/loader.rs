@@ -11,6 +11,8 @@ use aya::{
 };
 use tracer_common::{AllocFn, Counter};
 
+use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
+use super::unwind_tables::KernelTables;
 use super::{allocator::AllocatorChoice, preflight, ProbeError, Program};
 
 pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LEAKTRACE_BPF_OBJECT"));
@@ -26,11 +28,22 @@ pub struct LoadOptions {
     /// Sampling mode when > 1: trace about one allocator call in N (no stack,
     /// no record for the others). Descriptors are always exact.
     pub sample_every: u32,
+    /// How user stacks are walked.
+    pub unwind: UnwindMode,
+    /// Capacity of the kernel's unwind row table (8 bytes a row).
+    pub unwind_rows: u32,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { ring_bytes: 8 << 20, stack_frames: tracer_common::MAX_FRAMES as u32, follow_forks: false, sample_every: 0 }
+        Self {
+            ring_bytes: 8 << 20,
+            stack_frames: tracer_common::MAX_FRAMES as u32,
+            follow_forks: false,
+            sample_every: 0,
+            unwind: UnwindMode::default(),
+            unwind_rows: DEFAULT_UNWIND_ROWS,
+        }
     }
 }
 
@@ -89,7 +102,10 @@ impl Probes {
         let follow: u32 = opts.follow_forks.into();
         let fork_offset = if opts.follow_forks { preflight::fork_child_pid_offset()? } else { 0 };
         let wakeup = u64::from(opts.ring_bytes / 4);
-        let mut ebpf = EbpfLoader::new()
+        let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows)?;
+        let mut loader = EbpfLoader::new();
+        unwind.apply(&mut loader);
+        let mut ebpf = loader
             .override_global("STACK_FRAMES", &frames, true)
             .override_global("FOLLOW_FORKS", &follow, true)
             .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)
@@ -121,6 +137,22 @@ impl Probes {
         let counters = PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
         Ok((Self { ebpf, targets, allocator_loaded: false, links: HashMap::new() }, ring, CounterReader(counters)))
+    }
+
+    /// The kernel walker's tables, to be filled as modules appear (once; None in `--unwind fp` mode).
+    pub fn unwind_tables(&mut self, opts: &LoadOptions) -> Result<Option<KernelTables>, ProbeError> {
+        if opts.unwind == UnwindMode::FramePointers {
+            return Ok(None);
+        }
+        let missing = |name: &str| ProbeError::Load(format!("map {name} missing from the object"));
+        let mut array = |name: &'static str| match self.ebpf.take_map(name) {
+            Some(aya::maps::Map::Array(a)) => Ok(a),
+            _ => Err(missing(name)),
+        };
+        let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
+        let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
+        let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
+        KernelTables::new(rows, pages, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
     }
 
     /// Traces `pid` (all its threads) from now on.

@@ -1,27 +1,42 @@
 //! Choosing a stack's call site: the innermost frame inside `--focus`, else
-//! the first frame outside libc and the allocator.
+//! the first frame that is neither runtime nor an allocation wrapper.
+//! Frames and locations are interned: a resolved stack is a list of ids, so
+//! tens of thousands of stacks cost a few hundred bytes each.
 
-use crate::aggregate::{Snapshot, StackId};
-use crate::symbolize::{Frame, Symbolizer};
+use std::collections::HashMap;
 
+use crate::aggregate::{ResourceKind, Snapshot, StackId};
+use crate::symbolize::{symbolize_stack, Frame, StackCalls, Symbolizer};
+
+use super::focus::{Focus, FocusReport};
 use super::model::{Location, StackFrame};
+use super::wrappers::is_wrapper;
 
-/// What a focus matches: a module path or a source path, by substring, so
-/// `fixtures/net/` matches `/src/leaktrace/fixtures/net/net_socket.c`.
 #[derive(Debug, Clone, Default)]
 pub struct Attribution {
+    /// `--focus PATH` (see [`Focus`]).
     pub focus: Option<String>,
     /// The allocator's module path (frames inside it are never the site).
     pub allocator: Option<String>,
+    /// `--alloc-wrapper` names: never the site without `--focus`.
+    pub wrappers: Vec<String>,
 }
 
+/// One stack, resolved: interned frame ids, innermost first.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub site: Location,
+    frames: Box<[u32]>,
+    /// The site's frame id; None when the stack is empty.
+    site: Option<u32>,
     /// A frame matched `--focus` (always true without one).
     pub in_focus: bool,
-    pub stack: Vec<StackFrame>,
-    pub truncated: bool,
+    /// Why the stack ends before its outermost frame, when it does.
+    pub truncated: Option<String>,
+}
+
+/// The site of a stack without frames.
+fn no_stack() -> Location {
+    Location { module: "[unknown]".into(), label: "[no stack]".into(), ..Location::default() }
 }
 
 /// Sites are resolved once per stack: the stack table only grows and stack
@@ -29,7 +44,33 @@ pub struct Resolved {
 #[derive(Default)]
 pub struct SiteCache {
     sym: Symbolizer,
+    calls: StackCalls,
+    /// Interned frames with their location id.
+    frames: Vec<(Frame, u32)>,
+    frame_ids: HashMap<Frame, u32>,
+    locations: Vec<Location>,
+    location_ids: HashMap<Location, u32>,
     resolved: Vec<Resolved>,
+    focus: Option<Focus>,
+    /// Images whose program's compilation directory anchors the focus.
+    anchored: Vec<bool>,
+}
+
+/// The location of a frame: `function (file:line)`; `function+0xOFF` when
+/// no line is known (each call site its own); `module+0xOFF` without a name.
+fn location_of(f: &Frame) -> Location {
+    let label = match (&f.function, f.line, f.symbol_offset) {
+        (Some(func), None, Some(off)) => format!("{func}+{off:#x}"),
+        (Some(func), _, _) => func.to_string(),
+        (None, _, _) => f.unresolved_label(),
+    };
+    Location {
+        function: f.function.as_deref().map(str::to_owned),
+        file: f.file.as_deref().map(str::to_owned),
+        line: f.line,
+        module: f.module.to_string(),
+        label,
+    }
 }
 
 impl SiteCache {
@@ -42,20 +83,99 @@ impl SiteCache {
         self.resolved.is_empty()
     }
 
+    fn intern(&mut self, f: Frame) -> u32 {
+        if let Some(&id) = self.frame_ids.get(&f) {
+            return id;
+        }
+        let loc = location_of(&f);
+        let loc_id = match self.location_ids.get(&loc) {
+            Some(&id) => id,
+            None => {
+                let id = self.locations.len() as u32;
+                self.locations.push(loc.clone());
+                self.location_ids.insert(loc, id);
+                id
+            }
+        };
+        let id = self.frames.len() as u32;
+        self.frames.push((f.clone(), loc_id));
+        self.frame_ids.insert(f, id);
+        id
+    }
+
     /// Resolves the snapshot's new stacks (in id order, following those cached).
     pub fn update(&mut self, snap: &Snapshot, attribution: &Attribution) {
+        if let (None, Some(given)) = (&self.focus, &attribution.focus) {
+            self.focus = Some(Focus::new(given, std::env::current_dir().ok().as_deref()));
+        }
+        self.anchor_focus(snap);
         for s in &snap.new_stacks {
             if s.id.0 as usize != self.resolved.len() {
                 continue; // already resolved (or a gap, which a snapshot never leaves)
             }
             let maps = &snap.images[s.image as usize];
-            let symbolized: Vec<Frame> = s.frames.iter().flat_map(|&a| self.sym.symbolize(maps, a, true)).collect();
-            self.resolved.push(attribute(&symbolized, attribution, s.truncated));
+            let symbolized = symbolize_stack(&mut self.sym, &mut self.calls, maps, &s.frames, s.end.exact, s.kind == ResourceKind::Heap);
+            let truncated = s.end.is_truncated().then(|| {
+                let last = symbolized.last().map(|f| f.function.as_deref().map_or_else(|| f.unresolved_label(), str::to_owned));
+                format!("{} (after {})", s.end.stop.describe(), last.as_deref().unwrap_or("no frame"))
+            });
+            let (site, in_focus) = choose_site(&symbolized, attribution, self.focus.as_mut());
+            let ids: Box<[u32]> = symbolized.into_iter().map(|f| self.intern(f)).collect();
+            let site = site.map(|i| ids[i]);
+            self.resolved.push(Resolved { frames: ids, site, in_focus, truncated });
+        }
+    }
+
+    /// A relative focus is also anchored at each program's compilation directory.
+    fn anchor_focus(&mut self, snap: &Snapshot) {
+        let Some(focus) = self.focus.as_mut() else { return };
+        self.anchored.resize(snap.images.len(), false);
+        for (i, maps) in snap.images.iter().enumerate() {
+            if !self.anchored[i] {
+                if let Some(dir) = self.sym.main_comp_dir(maps) {
+                    focus.add_comp_dir(&dir);
+                    self.anchored[i] = true;
+                }
+            }
         }
     }
 
     pub fn get(&self, id: StackId) -> Option<&Resolved> {
         self.resolved.get(id.0 as usize)
+    }
+
+    /// The site's location id: stacks with the same one are one site.
+    pub fn site_key(&self, r: &Resolved) -> Option<u32> {
+        r.site.map(|f| self.frames[f as usize].1)
+    }
+
+    pub fn location(&self, r: &Resolved) -> Location {
+        self.site_key(r).map_or_else(no_stack, |l| self.locations[l as usize].clone())
+    }
+
+    /// The stack's frames, innermost first.
+    pub fn frames<'a>(&'a self, r: &'a Resolved) -> impl Iterator<Item = &'a Frame> + Clone + 'a {
+        r.frames.iter().map(|&i| &self.frames[i as usize].0)
+    }
+
+    pub fn stack(&self, r: &Resolved) -> Vec<StackFrame> {
+        self.frames(r)
+            .map(|f| StackFrame {
+                function: f.function.as_deref().map(str::to_owned),
+                file: f.file.as_deref().map(str::to_owned),
+                line: f.line,
+                module: f.module.to_string(),
+                address: f.address,
+                module_offset: f.module_offset,
+                inlined: f.inlined,
+                inferred: f.inferred,
+            })
+            .collect()
+    }
+
+    /// What the focus resolved to and matched (None without `--focus`).
+    pub fn focus_report(&self) -> Option<FocusReport> {
+        self.focus.as_ref().map(Focus::report)
     }
 
     /// Modules that could not be read, for the report's warnings.
@@ -64,49 +184,18 @@ impl SiteCache {
     }
 }
 
-fn is_runtime(frame: &Frame, attribution: &Attribution) -> bool {
-    let base = frame.module.rsplit('/').next().unwrap_or("");
-    base.starts_with("libc.so")
-        || base.starts_with("libc-")
-        || base.starts_with("ld-linux")
-        || attribution.allocator.as_deref() == Some(frame.module.as_str())
-}
-
-fn matches_focus(frame: &Frame, focus: &str) -> bool {
-    frame.module.contains(focus) || frame.file.as_deref().is_some_and(|f| f.contains(focus))
-}
-
-pub fn attribute(frames: &[Frame], attribution: &Attribution, truncated: bool) -> Resolved {
-    let stack: Vec<StackFrame> = frames
-        .iter()
-        .map(|f| StackFrame {
-            function: f.function.clone(),
-            file: f.file.clone(),
-            line: f.line,
-            module: f.module.clone(),
-            address: f.address,
-            inlined: f.inlined,
-        })
-        .collect();
-    let (site, in_focus) = match &attribution.focus {
-        Some(focus) => match frames.iter().find(|f| matches_focus(f, focus)) {
-            Some(f) => (Some(f), true),
-            None => (frames.iter().find(|f| !is_runtime(f, attribution)), false),
-        },
-        None => (frames.iter().find(|f| !is_runtime(f, attribution)).or(frames.first()), true),
+/// The index of the site's frame, and whether it is inside the focus.
+pub fn choose_site(frames: &[Frame], attribution: &Attribution, focus: Option<&mut Focus>) -> (Option<usize>, bool) {
+    let outside = || {
+        let alloc = attribution.allocator.as_deref();
+        frames.iter().position(|f| !is_wrapper(f, alloc, &attribution.wrappers))
     };
-    let site =
-        site.map(location).unwrap_or_else(|| Location { module: "[unknown]".into(), label: "[no stack]".into(), ..Location::default() });
-    Resolved { site, in_focus, stack, truncated }
-}
-
-fn location(f: &Frame) -> Location {
-    Location {
-        function: f.function.clone(),
-        file: f.file.clone(),
-        line: f.line,
-        module: f.module.clone(),
-        label: f.function.clone().unwrap_or_else(|| f.unresolved_label()),
+    match focus {
+        Some(focus) => match frames.iter().position(|f| focus.matches(f)) {
+            Some(i) => (Some(i), true),
+            None => (outside().or((!frames.is_empty()).then_some(0)), false),
+        },
+        None => (outside().or((!frames.is_empty()).then_some(0)), true),
     }
 }
 
@@ -120,10 +209,12 @@ mod tests {
             module: module.into(),
             module_offset: 0x10,
             function: (!function.is_empty()).then(|| function.into()),
+            symbol_offset: None,
             file: (!file.is_empty()).then(|| file.into()),
             line: Some(7),
             column: None,
             inlined: false,
+            inferred: false,
         }
     }
 
@@ -137,43 +228,37 @@ mod tests {
     }
 
     #[test]
-    fn without_focus_the_first_frame_outside_libc_is_the_site() {
-        let r = attribute(&stack(), &Attribution::default(), false);
-        assert_eq!(r.site.function.as_deref(), Some("helper"));
-        assert!(r.in_focus);
-        assert_eq!(r.stack.len(), 4);
+    fn without_focus_the_first_frame_outside_the_runtime_is_the_site() {
+        assert_eq!(choose_site(&stack(), &Attribution::default(), None), (Some(1), true));
     }
 
     #[test]
     fn focus_picks_the_innermost_frame_inside_it() {
-        let a = Attribution { focus: Some("fixtures/net/".into()), allocator: None };
-        let r = attribute(&stack(), &a, false);
-        assert_eq!(r.site.function.as_deref(), Some("js_socket_connect"));
-        assert_eq!(r.site.line, Some(7));
-        assert!(r.in_focus);
+        let mut focus = Focus::new("fixtures/net/", Some(std::path::Path::new("/src")));
+        assert_eq!(choose_site(&stack(), &Attribution::default(), Some(&mut focus)), (Some(2), true));
+        let mut nowhere = Focus::new("nowhere/", Some(std::path::Path::new("/src")));
+        assert_eq!(choose_site(&stack(), &Attribution::default(), Some(&mut nowhere)), (Some(1), false));
     }
 
     #[test]
-    fn a_stack_outside_the_focus_is_marked() {
-        let a = Attribution { focus: Some("nowhere/".into()), allocator: None };
-        let r = attribute(&stack(), &a, false);
-        assert!(!r.in_focus);
-    }
-
-    #[test]
-    fn the_allocator_module_is_never_the_site() {
+    fn the_allocator_and_named_wrappers_are_never_the_site() {
         let mut s = stack();
         s.insert(0, frame("je_malloc", "", "/usr/lib/libjemalloc.so.2"));
-        let a = Attribution { focus: None, allocator: Some("/usr/lib/libjemalloc.so.2".into()) };
-        assert_eq!(attribute(&s, &a, false).site.function.as_deref(), Some("helper"));
+        let a = Attribution { allocator: Some("/usr/lib/libjemalloc.so.2".into()), ..Attribution::default() };
+        assert_eq!(choose_site(&s, &a, None).0, Some(2));
+        let a = Attribution { wrappers: vec!["helper".into()], ..a };
+        assert_eq!(choose_site(&s, &a, None).0, Some(3));
+        assert_eq!(choose_site(&[], &a, None).0, None);
     }
 
     #[test]
-    fn unresolved_frames_keep_a_label() {
-        let s = vec![frame("", "", "/opt/app/bin/app")];
-        let r = attribute(&s, &Attribution::default(), true);
-        assert_eq!(r.site.function, None);
-        assert!(r.site.label.contains("app+0x"), "{}", r.site.label);
-        assert!(r.truncated);
+    fn labels_tell_call_sites_apart() {
+        let mut f = frame("zmalloc", "", "/usr/bin/redis-server");
+        f.line = None;
+        f.symbol_offset = Some(0x1a);
+        assert_eq!(location_of(&f).label, "zmalloc+0x1a", "symbols only: the offset names the call site");
+        f.function = None;
+        assert_eq!(location_of(&f).label, "redis-server+0x10");
+        assert_eq!(location_of(&frame("helper", "/src/u.c", "/bin/app")).label, "helper");
     }
 }

@@ -7,7 +7,7 @@ use tracer_common::Counter;
 use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackSummary};
 
 use super::attribute::{Attribution, Resolved, SiteCache};
-use super::model::{Location, Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
+use super::model::{Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
 use super::suppress::Suppressions;
 
 /// What a report needs besides the tracer's state.
@@ -38,7 +38,7 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
             continue;
         }
         let Some(resolved) = cache.get(s.stack) else { continue };
-        acc.add(s, &c, resolved, &input);
+        acc.add(s, &c, resolved, cache, &input);
     }
     let lost_events: u64 =
         Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>() + snap.decode_errors;
@@ -48,11 +48,13 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         .chain([("decode_errors".to_owned(), snap.decode_errors), ("truncated_stacks".to_owned(), snap.truncated_stacks)])
         .collect();
     let mut warnings: Vec<String> = snap.warnings.iter().chain(cache.warnings()).cloned().collect();
-    if snap.truncated_stacks > 0 {
-        warnings.push(format!(
-            "{} stacks end early: frameless code (no frame pointers) past the copied stack top; their outer frames are missing",
-            snap.truncated_stacks
-        ));
+    let cut_sites = acc.sites.values().filter(|s| s.truncated).count();
+    if cut_sites > 0 {
+        warnings.push(format!("{cut_sites} sites have a stack that ends early; each says why (`stack_end`)"));
+    }
+    let focus = cache.focus_report();
+    if let Some(f) = focus.as_ref().filter(|f| f.matched.is_empty() && !snap.summaries.is_empty()) {
+        warnings.push(format!("--focus {} matched no frame (resolved to {})", f.given, f.resolved.join(", ")));
     }
     let sites = acc.sites_sorted();
     Report {
@@ -63,6 +65,9 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         target: input.target,
         totals: acc.totals,
         outside_focus: input.attribution.focus.is_some().then_some(acc.outside),
+        suppressed: acc.suppressed,
+        outstanding: outstanding(snap, scale),
+        focus,
         anomalies: snap.anomalies,
         sample_every: (scale > 1).then_some(scale as u32),
         sites,
@@ -71,7 +76,18 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
     }
 }
 
-type SiteKey = (ResourceKind, Location);
+/// Everything outstanding, from the tracer's own tables (not from the sites).
+fn outstanding(snap: &Snapshot, scale: u64) -> Totals {
+    let mut t = Totals::default();
+    t.add(ResourceKind::Heap, snap.heap.1 * scale, snap.heap.0 * scale);
+    for (&k, &n) in snap.handles.iter().filter(|(_, &n)| n > 0) {
+        t.add(ResourceKind::Fd(k), n, 0);
+    }
+    t
+}
+
+/// A site: its kind and its location id (None: no stack).
+type SiteKey = (ResourceKind, Option<u32>);
 
 /// Stacks folded into sites, with the totals they add up to.
 #[derive(Default)]
@@ -81,14 +97,15 @@ struct Accumulator {
     shown: HashMap<SiteKey, u64>,
     totals: Totals,
     outside: Totals,
+    suppressed: Totals,
 }
 
 impl Accumulator {
-    fn add(&mut self, s: &StackSummary, c: &StackCounters, resolved: &Resolved, input: &ReportInput) {
-        if c.outstanding > 0 {
-            self.totals.add(s.kind, c.outstanding, c.outstanding_bytes);
-        }
-        if input.suppressions.matches(&resolved.stack) {
+    fn add(&mut self, s: &StackSummary, c: &StackCounters, resolved: &Resolved, cache: &SiteCache, input: &ReportInput) {
+        if input.suppressions.matches(cache.frames(resolved)) {
+            if c.outstanding > 0 {
+                self.suppressed.add(s.kind, c.outstanding, c.outstanding_bytes);
+            }
             return;
         }
         if !resolved.in_focus {
@@ -97,22 +114,28 @@ impl Accumulator {
             }
             return;
         }
-        let key = (s.kind, resolved.site.clone());
-        let site = self.sites.entry(key.clone()).or_insert_with(|| Site {
+        if c.outstanding > 0 {
+            self.totals.add(s.kind, c.outstanding, c.outstanding_bytes);
+        }
+        let key = (s.kind, cache.site_key(resolved));
+        let site = self.sites.entry(key).or_insert_with(|| Site {
             kind: s.kind,
             count: 0,
             bytes: 0,
             allocations: 0,
             releases: 0,
             oldest_age_secs: 0.0,
-            site: resolved.site.clone(),
+            site: cache.location(resolved),
+            stacks: 0,
             stack: Vec::new(),
             truncated: false,
+            stack_end: None,
         });
         site.count += c.outstanding;
         site.bytes += c.outstanding_bytes;
         site.allocations += c.acquired;
         site.releases += c.released;
+        site.stacks += 1;
         if let Some(oldest) = s.oldest_ns {
             let age = input.now_ns.saturating_sub(oldest) as f64 / 1e9;
             site.oldest_age_secs = site.oldest_age_secs.max(age);
@@ -122,14 +145,36 @@ impl Accumulator {
         let best = self.shown.entry(key).or_insert(0);
         if site.stack.is_empty() || weight > *best {
             *best = weight;
-            site.stack = resolved.stack.clone();
-            site.truncated = resolved.truncated;
+            site.stack = cache.stack(resolved);
+            site.truncated = resolved.truncated.is_some();
+            site.stack_end = resolved.truncated.clone();
         }
     }
 
-    /// Largest first.
+    /// Largest first; no two sites of a kind share a label: a repeated one
+    /// gets its line (`f at file.c:12`), or its module when that is all that differs.
     fn sites_sorted(&mut self) -> Vec<Site> {
         let mut sites: Vec<Site> = std::mem::take(&mut self.sites).into_values().collect();
+        let count = |sites: &[Site], f: &dyn Fn(&Site) -> String| {
+            let mut seen: HashMap<(ResourceKind, String), u32> = HashMap::new();
+            for s in sites {
+                *seen.entry((s.kind, f(s))).or_insert(0) += 1;
+            }
+            seen
+        };
+        let labels = count(&sites, &|s| s.site.label.clone());
+        let at_line = |s: &Site| match (&s.site.file, s.site.line) {
+            (Some(f), Some(l)) => format!("{} at {}:{l}", s.site.label, f.rsplit('/').next().unwrap_or(f)),
+            _ => s.site.label.clone(),
+        };
+        let lines = count(&sites, &at_line);
+        for s in &mut sites {
+            if labels[&(s.kind, s.site.label.clone())] > 1 {
+                let label = at_line(s);
+                let module = s.site.module.rsplit('/').next().unwrap_or(&s.site.module).to_owned();
+                s.site.label = if lines[&(s.kind, label.clone())] > 1 { format!("{label} in {module}") } else { label };
+            }
+        }
         sites.sort_by(|a, b| (b.bytes, b.count, &a.site).cmp(&(a.bytes, a.count, &b.site)).then(a.kind.cmp(&b.kind)));
         sites
     }

@@ -3,13 +3,16 @@
 mod attribute;
 mod build;
 pub mod expect;
+mod focus;
 pub mod model;
 mod suppress;
 pub mod text;
 mod verdict;
+mod wrappers;
 
-pub use attribute::{attribute, Attribution, Resolved, SiteCache};
+pub use attribute::{choose_site, Attribution, Resolved, SiteCache};
 pub use build::{build, ReportInput};
+pub use focus::Focus;
 pub use model::Report;
 pub use suppress::{SuppressError, Suppressions};
 pub use verdict::{verdict, ExitCode, Thresholds};

@@ -8,8 +8,10 @@ use serde::Serialize;
 use crate::aggregate::{Anomalies, ResourceKind};
 use crate::process::Ended;
 
+pub use super::focus::FocusReport;
+
 /// Schema version of the JSON report.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -20,10 +22,17 @@ pub struct Report {
     /// Every kernel-side counter by name (losses, failed stack captures...).
     pub counters: BTreeMap<String, u64>,
     pub target: Target,
-    /// Everything outstanding, in focus or not.
+    /// What the sites report: their sum.
     pub totals: Totals,
     /// Outstanding with no frame inside `--focus` (absent without `--focus`); not in `sites`.
     pub outside_focus: Option<Totals>,
+    /// Outstanding on stacks a suppression matched (built-in or `--suppress`); not in `sites`.
+    pub suppressed: Totals,
+    /// Everything outstanding, from the tracer's tables:
+    /// `totals + outside_focus + suppressed`.
+    pub outstanding: Totals,
+    /// What `--focus` resolved to and matched (absent without `--focus`).
+    pub focus: Option<FocusReport>,
     pub anomalies: Anomalies,
     /// Sampling mode: heap figures are estimates, scaled by this rate.
     pub sample_every: Option<u32>,
@@ -47,8 +56,11 @@ impl Report {
             lost_events: lost,
             counters: BTreeMap::from([("lost_heap_events".to_owned(), lost)]),
             target,
-            totals,
+            totals: totals.clone(),
             outside_focus: None,
+            suppressed: Totals::default(),
+            outstanding: totals,
+            focus: None,
             anomalies: Anomalies::default(),
             sample_every: None,
             sites,
@@ -146,6 +158,15 @@ impl Totals {
     pub fn handle_count(&self) -> u64 {
         self.handles.values().sum()
     }
+
+    /// Adds another set of totals.
+    pub fn merge(&mut self, o: &Totals) {
+        self.heap_bytes += o.heap_bytes;
+        self.heap_allocations += o.heap_allocations;
+        for (k, v) in &o.handles {
+            *self.handles.entry(k.clone()).or_insert(0) += v;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -161,10 +182,14 @@ pub struct Site {
     /// Age of the oldest outstanding item.
     pub oldest_age_secs: f64,
     pub site: Location,
+    /// Distinct stacks folded into this site (`stack` shows the largest).
+    pub stacks: u64,
     /// The stack of the largest contributor, innermost first.
     pub stack: Vec<StackFrame>,
     /// The unwinder could not recover frames beyond the last one.
     pub truncated: bool,
+    /// Why, when it could not: the reason and the frame it stopped after.
+    pub stack_end: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -173,7 +198,10 @@ pub struct Location {
     pub file: Option<String>,
     pub line: Option<u32>,
     pub module: String,
-    /// `module+0xoffset` when the function is unknown.
+    /// The function; `function+0xOFFSET` (the return address in its symbol)
+    /// when no line is known; `module+0xOFFSET` when no function is. No two
+    /// sites of a kind share a label: a repeated one gets ` at FILE:LINE`,
+    /// and ` in MODULE` when that is all that differs.
     pub label: String,
 }
 
@@ -184,7 +212,11 @@ pub struct StackFrame {
     pub line: Option<u32>,
     pub module: String,
     pub address: u64,
+    /// Offset in the module's file of the instruction looked up (the call before `address`).
+    pub module_offset: u64,
     pub inlined: bool,
+    /// A frame a tail call left out, put back from the call instruction that led to it.
+    pub inferred: bool,
 }
 
 impl Report {

@@ -23,15 +23,19 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             module: "/bin/net-driver".into(),
             label: function.into(),
         },
+        stacks: 1,
         stack: vec![StackFrame {
             function: Some(function.into()),
             file: Some(file.into()),
             line: Some(line),
             module: "/bin/net-driver".into(),
             address: 0x1234,
+            module_offset: 0x1234,
             inlined: false,
+            inferred: false,
         }],
         truncated: false,
+        stack_end: None,
     }
 }
 

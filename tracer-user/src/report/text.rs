@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Report, Site, StackFrame};
+use super::model::{Report, Site, StackFrame, Totals};
 
 /// Frames of each site's stack shown in text (the JSON has them all).
 const STACK_LINES: usize = 8;
@@ -52,21 +52,18 @@ fn header(out: &mut String, r: &Report) {
             h.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
         }
     };
-    let _ = writeln!(
-        out,
-        "outstanding: {} bytes in {} allocations; {}",
-        r.totals.heap_bytes,
-        r.totals.heap_allocations,
-        handles(&r.totals.handles)
-    );
+    let line = |t: &Totals| format!("{} bytes in {} allocations; {}", t.heap_bytes, t.heap_allocations, handles(&t.handles));
+    let _ = writeln!(out, "outstanding: {}", line(&r.outstanding));
+    if let Some(f) = &r.focus {
+        let more = if f.matched_more > 0 { format!(" and {} more", f.matched_more) } else { String::new() };
+        let matched = if f.matched.is_empty() { "nothing".to_owned() } else { format!("{}{more}", f.matched.join(", ")) };
+        let _ = writeln!(out, "--focus {} = {}; matched {matched}", f.given, f.resolved.join(" or "));
+    }
     if let Some(o) = &r.outside_focus {
-        let _ = writeln!(
-            out,
-            "outside --focus (not counted): {} bytes in {} allocations; {}",
-            o.heap_bytes,
-            o.heap_allocations,
-            handles(&o.handles)
-        );
+        let _ = writeln!(out, "outside --focus (not in the sites): {}", line(o));
+    }
+    if r.suppressed != Totals::default() {
+        let _ = writeln!(out, "suppressed (not in the sites): {}", line(&r.suppressed));
     }
     if let Some(n) = r.sample_every {
         let _ = writeln!(
@@ -89,15 +86,16 @@ fn site(out: &mut String, s: &Site) {
         format!("{} {} handles", s.count, s.kind)
     };
     let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site.label, s.site.file.as_deref(), s.site.line));
-    let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s", s.allocations, s.releases, s.oldest_age_secs);
+    let stacks = if s.stacks > 1 { format!(", from {} different stacks (the largest shown)", s.stacks) } else { String::new() };
+    let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s{stacks}", s.allocations, s.releases, s.oldest_age_secs);
     for f in s.stack.iter().take(STACK_LINES) {
         let _ = writeln!(out, "    {}", frame_line(f));
     }
     if s.stack.len() > STACK_LINES {
         let _ = writeln!(out, "    ... {} more frames", s.stack.len() - STACK_LINES);
     }
-    if s.truncated {
-        let _ = writeln!(out, "    (stack truncated: frameless code)");
+    if let Some(why) = &s.stack_end {
+        let _ = writeln!(out, "    (stack ends early: {why})");
     }
 }
 
@@ -115,7 +113,11 @@ fn short(path: &str) -> &str {
 
 fn frame_line(f: &StackFrame) -> String {
     let name = f.function.clone().unwrap_or_else(|| format!("{}+?", short(&f.module)));
-    let inl = if f.inlined { " [inlined]" } else { "" };
+    let inl = match (f.inlined, f.inferred) {
+        (_, true) => " [tail call]",
+        (true, false) => " [inlined]",
+        _ => "",
+    };
     match (&f.file, f.line) {
         (Some(file), Some(line)) => format!("{name}{inl}  {}:{line}", short(file)),
         _ => format!("{name}{inl}  ({}) {:#x}", short(&f.module), f.address),

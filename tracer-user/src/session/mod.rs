@@ -3,6 +3,7 @@
 //! snapshots of its state, so building a report never stalls the consumer.
 
 mod start;
+mod tables;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

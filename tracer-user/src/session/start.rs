@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
-use crate::pipeline::{Consumer, Shared};
+use crate::pipeline::{Consumer, Ingestor, Shared};
 use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes};
 use crate::process::attach::{self, Unfit};
 use crate::process::{command_line, proc_alive, resolve_program, Hooks, SpawnError, Supervised, Watched};
@@ -43,6 +44,8 @@ pub enum SessionError {
     BadTarget(u32, &'static str),
     #[error("pid {0} exited while leaktrace was attaching")]
     ExitedDuringAttach(u32),
+    #[error("starting a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 fn lock(probes: &Mutex<Probes>) -> MutexGuard<'_, Probes> {
@@ -144,16 +147,26 @@ impl Session {
     pub fn start(spec: TargetSpec, mut config: SessionConfig) -> Result<Self, SessionError> {
         // Validate the target before loading anything.
         let program = validate(&spec)?;
-        let (probes, ring, counters) = Probes::load(&config.load)?;
+        let (mut probes, ring, counters) = Probes::load(&config.load)?;
+        let tables = probes.unwind_tables(&config.load)?.map(TableService::new);
         let probes = Arc::new(Mutex::new(probes));
         let shared = Shared::new(State::new());
+        if let Some(t) = &tables {
+            match (&spec, &program) {
+                (TargetSpec::Run { .. }, Some(program)) => t.preload_command(program, &shared),
+                (TargetSpec::Attach { pid }, _) => t.preload_process(*pid, &shared),
+                _ => {}
+            }
+        }
+        let requests = tables.as_ref().map(|t| t.serve(shared.clone())).transpose().map_err(SessionError::Thread)?;
         let started = match (spec, program) {
             (TargetSpec::Run { argv }, Some(program)) => start_run(&program, argv, &config, &shared, &probes)?,
             (TargetSpec::Attach { pid }, _) => start_attach(pid, &config, &shared, &probes)?,
             (TargetSpec::Run { .. }, None) => unreachable!("validate resolves the program of `run`"),
         };
         config.attribution.allocator = Some(started.alloc.path.display().to_string());
-        let consumer = Consumer::start(ring, shared.clone());
+        let ingestor = Ingestor::new(config.load.stack_frames as usize, requests);
+        let consumer = Consumer::start(ring, shared.clone(), ingestor).map_err(SessionError::Thread)?;
         if let Handle::Child(c) = &started.handle {
             c.start()?;
         }

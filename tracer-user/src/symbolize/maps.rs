@@ -1,65 +1,96 @@
-//! A process's executable mappings, captured while it runs.
+//! A process's executable mappings, captured while it runs, each with the
+//! file the process really mapped (kept open, so symbolizing after the
+//! process is gone, or after the file was replaced on disk, reads what ran).
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::mapped::{FileId, MappedFile};
 use super::SymbolizeError;
 
 /// One executable mapping of /proc/PID/maps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Mapping {
     pub start: u64,
     pub end: u64,
     /// Offset in the file of `start`.
     pub offset: u64,
+    /// The path the kernel shows: a name (bytes, any encoding), not the file.
     pub path: Option<PathBuf>,
-    /// GNU build-id of the file actually mapped (read through /proc/PID/map_files).
+    pub file_id: FileId,
+    /// GNU build-id of the file actually mapped.
     pub build_id: Option<Vec<u8>>,
+    /// The file actually mapped (through /proc/PID/map_files), when it could be opened.
+    pub file: Option<Arc<MappedFile>>,
 }
 
+impl Mapping {
+    /// The file mapped here: the one the target mapped when it could be
+    /// opened, else the file at its path if it is the same build.
+    pub fn open_file(&self) -> Option<Arc<MappedFile>> {
+        if let Some(f) = &self.file {
+            return Some(f.clone());
+        }
+        let file = MappedFile::open(self.path.as_deref()?).ok()?;
+        match (&self.build_id, file.build_id()) {
+            (Some(want), have) if have != Some(want.as_slice()) => None,
+            _ => Some(file),
+        }
+    }
+}
+
+impl PartialEq for Mapping {
+    fn eq(&self, o: &Self) -> bool {
+        (self.start, self.end, self.offset, &self.path, self.file_id, &self.build_id)
+            == (o.start, o.end, o.offset, &o.path, o.file_id, &o.build_id)
+    }
+}
+
+impl Eq for Mapping {}
+
 /// Executable mappings sorted by start address. Holds everything needed to
-/// symbolize after the process is gone: paths and build-ids.
+/// symbolize after the process is gone: paths, build-ids and mapped files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessMaps {
     mappings: Vec<Mapping>,
+    /// The executable's path (/proc/PID/exe).
+    exe: Option<PathBuf>,
 }
 
 impl ProcessMaps {
     pub fn capture(pid: u32) -> Result<Self, SymbolizeError> {
         let path = format!("/proc/{pid}/maps");
-        let text = std::fs::read_to_string(&path).map_err(|e| SymbolizeError::Read { path: path.clone(), detail: e.to_string() })?;
-        let mut maps = Self::parse(&text)?;
+        let text = std::fs::read(&path).map_err(|e| SymbolizeError::Read { path: path.clone(), detail: e.to_string() })?;
+        let mut maps = Self::parse_bytes(&text)?;
+        maps.exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let mut opened: HashMap<FileId, Option<Arc<MappedFile>>> = HashMap::new();
         for m in &mut maps.mappings {
-            let mapped = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
-            m.build_id = std::fs::read(&mapped).ok().as_deref().and_then(super::module::build_id_of);
+            let Some(name) = &m.path else { continue };
+            let file = opened.entry(m.file_id).or_insert_with(|| open_mapped(pid, m.start, m.end, name)).clone();
+            m.build_id = file.as_ref().and_then(|f| f.build_id()).map(<[u8]>::to_vec);
+            m.file = file;
         }
         Ok(maps)
     }
 
     /// Parses the text of /proc/PID/maps; keeps executable mappings.
     pub fn parse(text: &str) -> Result<Self, SymbolizeError> {
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    /// Parses /proc/PID/maps as the kernel writes it: paths are bytes.
+    pub fn parse_bytes(text: &[u8]) -> Result<Self, SymbolizeError> {
         let mut mappings = Vec::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let bad = || SymbolizeError::Maps(line.to_owned());
-            let mut f = line.split_whitespace();
-            let (range, perms, offset) = (f.next().ok_or_else(bad)?, f.next().ok_or_else(bad)?, f.next().ok_or_else(bad)?);
-            let (_dev, _inode) = (f.next(), f.next());
-            let path: String = f.collect::<Vec<_>>().join(" ");
-            if perms.as_bytes().get(2) != Some(&b'x') {
-                continue;
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.trim_ascii().is_empty()) {
+            if let Some(m) = parse_line(line)? {
+                mappings.push(m);
             }
-            let (s, e) = range.split_once('-').ok_or_else(bad)?;
-            let hex = |v: &str| u64::from_str_radix(v, 16).map_err(|_| bad());
-            let path = path.strip_suffix(" (deleted)").unwrap_or(&path);
-            mappings.push(Mapping {
-                start: hex(s)?,
-                end: hex(e)?,
-                offset: hex(offset)?,
-                path: path.starts_with('/').then(|| PathBuf::from(path)),
-                build_id: None,
-            });
         }
         mappings.sort_by_key(|m| m.start);
-        Ok(Self { mappings })
+        Ok(Self { mappings, exe: None })
     }
 
     pub fn find(&self, addr: u64) -> Option<&Mapping> {
@@ -67,8 +98,17 @@ impl ProcessMaps {
         self.mappings[..i].last().filter(|m| addr < m.end)
     }
 
+    /// The executable's mapping with the lowest address, if it is mapped.
+    pub fn executable(&self) -> Option<&Mapping> {
+        let exe = self.exe.as_deref()?;
+        self.mappings.iter().find(|m| m.path.as_deref() == Some(exe))
+    }
+
     /// Adds the mappings of a later capture (dlopen) that this one lacks.
     pub fn merge(&mut self, newer: ProcessMaps) {
+        if self.exe.is_none() {
+            self.exe = newer.exe;
+        }
         for m in newer.mappings {
             if !self.mappings.iter().any(|o| o.start == m.start && o.end == m.end && o.path == m.path) {
                 self.mappings.push(m);
@@ -80,6 +120,57 @@ impl ProcessMaps {
     pub fn is_empty(&self) -> bool {
         self.mappings.is_empty()
     }
+}
+
+/// The file behind a mapping: what the process mapped (map_files), else
+/// the path inside its root (its mount namespace), never the host's path.
+fn open_mapped(pid: u32, start: u64, end: u64, name: &Path) -> Option<Arc<MappedFile>> {
+    MappedFile::open(Path::new(&format!("/proc/{pid}/map_files/{start:x}-{end:x}"))).ok().or_else(|| {
+        let mut inside = PathBuf::from(format!("/proc/{pid}/root"));
+        inside.push(name.strip_prefix("/").ok()?);
+        MappedFile::open(&inside).ok()
+    })
+}
+
+fn parse_line(line: &[u8]) -> Result<Option<Mapping>, SymbolizeError> {
+    let bad = || SymbolizeError::Maps(String::from_utf8_lossy(line).into_owned());
+    // Five space-separated fields, then the path (which may hold spaces).
+    let mut rest = line;
+    let mut field = || -> Option<&[u8]> {
+        let s = rest.iter().position(|b| *b != b' ')?;
+        rest = &rest[s..];
+        let e = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
+        let (f, r) = rest.split_at(e);
+        rest = r;
+        Some(f)
+    };
+    let (range, perms, offset, dev, inode) = (field(), field(), field(), field(), field());
+    let (Some(range), Some(perms), Some(offset)) = (range, perms, offset) else { return Err(bad()) };
+    if perms.get(2) != Some(&b'x') {
+        return Ok(None);
+    }
+    let text = |v: &[u8]| std::str::from_utf8(v).map_err(|_| bad()).map(str::to_owned);
+    let hex = |v: &[u8]| text(v).and_then(|t| u64::from_str_radix(&t, 16).map_err(|_| bad()));
+    let (s, e) = text(range)?.split_once('-').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(bad)?;
+    let file_id = match (dev.map(text).transpose()?, inode.map(text).transpose()?) {
+        (Some(dev), Some(inode)) => {
+            let (major, minor) = dev.split_once(':').ok_or_else(bad)?;
+            let num = |v: &str| u64::from_str_radix(v, 16).map_err(|_| bad());
+            FileId { dev: num(major)? << 32 | num(minor)?, inode: inode.parse().map_err(|_| bad())? }
+        }
+        _ => FileId::default(),
+    };
+    let path = rest.trim_ascii_start();
+    let path = path.strip_suffix(b" (deleted)").unwrap_or(path);
+    Ok(Some(Mapping {
+        start: hex(s.as_bytes())?,
+        end: hex(e.as_bytes())?,
+        offset: hex(offset)?,
+        path: path.starts_with(b"/").then(|| PathBuf::from(OsStr::from_bytes(path))),
+        file_id,
+        build_id: None,
+        file: None,
+    }))
 }
 
 #[cfg(test)]
@@ -113,6 +204,21 @@ mod tests {
         a.merge(b);
         assert!(a.find(0x7f0000000010).is_some());
         assert_eq!(a.mappings.len(), 4);
+    }
+
+    #[test]
+    fn paths_are_bytes_and_devices_identify_files() {
+        let m = ProcessMaps::parse_bytes(b"1000-2000 r-xp 00000000 fd:01 77 /opt/caf\xe9/app\n").unwrap();
+        let found = m.find(0x1800).unwrap();
+        assert_eq!(found.path.as_deref().map(|p| p.as_os_str().as_bytes()), Some(&b"/opt/caf\xe9/app"[..]));
+        assert_eq!(found.file_id, FileId { dev: 0xfd << 32 | 1, inode: 77 });
+    }
+
+    #[test]
+    fn a_live_capture_maps_the_files_themselves() {
+        let maps = ProcessMaps::capture(std::process::id()).unwrap();
+        let exe = maps.executable().expect("the test binary is mapped");
+        assert!(exe.file.is_some() && exe.build_id.is_some(), "{exe:?}");
     }
 
     #[test]

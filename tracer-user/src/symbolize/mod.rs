@@ -1,21 +1,31 @@
-//! From addresses to function, file and line: process maps, ELF and DWARF
-//! (with inlined frames, separate debug files, demangling), and the unwinder
-//! that repairs stacks through frameless code. Modules are parsed once per
-//! (path, build-id); results are cached per address.
+//! From addresses to function, file and line: process maps with the files
+//! the process really mapped, ELF symbols with their extents, DWARF (with
+//! inlined frames, separate debug files, demangling), and the unwinder that
+//! repairs stacks through frameless code. Files are mapped, never read
+//! whole; modules are parsed once per mapped file; results are cached per
+//! address in a bounded cache, their strings shared.
 
+mod cfi_table;
+mod debugfile;
+mod dwarf;
+mod mapped;
 mod maps;
 mod module;
 mod modules;
+mod stack;
+mod symbols;
+mod tailcall;
 mod unwind;
 mod unwinder;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use serde::Serialize;
-
+pub use cfi_table::CfiTable;
+pub use mapped::MappedFile;
 pub use maps::{Mapping, ProcessMaps};
-pub use unwind::{UnwindInput, Unwound};
-pub use unwinder::Unwinder;
+pub use stack::{symbolize_stack, StackCalls};
+pub use unwinder::{Completed, Unwinder};
 
 use modules::ModuleSet;
 
@@ -28,18 +38,22 @@ pub enum SymbolizeError {
 }
 
 /// One frame; an address with inlined calls yields several.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Frame {
     pub address: u64,
-    /// Path of the module, or "[unknown]".
-    pub module: String,
+    /// Path of the module (shown lossily when not UTF-8), or "[unknown]".
+    pub module: Arc<str>,
     /// Offset of the address in the module's file.
     pub module_offset: u64,
-    pub function: Option<String>,
-    pub file: Option<String>,
+    pub function: Option<Arc<str>>,
+    /// Offset of the address in the symbol that named the function (no line known).
+    pub symbol_offset: Option<u64>,
+    pub file: Option<Arc<str>>,
     pub line: Option<u32>,
     pub column: Option<u32>,
     pub inlined: bool,
+    /// Put back where a tail call left no frame (see [`tailcall`]).
+    pub inferred: bool,
 }
 
 impl Frame {
@@ -49,12 +63,28 @@ impl Frame {
     }
 }
 
-/// Names addresses: function, file, line, with inlined frames. Results are
-/// cached per (module, address).
+/// A name the C runtime uses internally, reduced to the one callers know:
+/// `__GI___libc_malloc` and `__libc_malloc` to `malloc`, `__socket` to `socket`.
+pub fn plain_name(name: &str) -> &str {
+    let mut n = name;
+    loop {
+        let next = n.strip_prefix("__GI_").or_else(|| n.strip_prefix("__libc_")).or_else(|| n.strip_prefix("__"));
+        match next {
+            Some(rest) if !rest.is_empty() => n = rest,
+            _ => return n,
+        }
+    }
+}
+
+/// Distinct addresses whose frames are kept; past this the cache starts over.
+const CACHE_LIMIT: usize = 1 << 16;
+
+/// Names addresses: function, file, line, with inlined frames.
 #[derive(Default)]
 pub struct Symbolizer {
     modules: ModuleSet,
-    frames: HashMap<(usize, u64), Vec<Frame>>,
+    frames: HashMap<(usize, u64), Arc<[Frame]>>,
+    strings: HashSet<Arc<str>>,
 }
 
 impl Symbolizer {
@@ -67,61 +97,97 @@ impl Symbolizer {
         self.modules.warnings()
     }
 
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(v) = self.strings.get(s) {
+            return v.clone();
+        }
+        if self.strings.len() >= CACHE_LIMIT {
+            self.strings.clear();
+        }
+        let v: Arc<str> = Arc::from(s);
+        self.strings.insert(v.clone());
+        v
+    }
+
     /// Frames for `addr`, innermost (inlined) first. With `is_return_address`
     /// the call instruction (`addr - 1`) is looked up.
     pub fn symbolize(&mut self, maps: &ProcessMaps, addr: u64, is_return_address: bool) -> Vec<Frame> {
         let probe = if is_return_address { addr.saturating_sub(1) } else { addr };
-        let Some(m) = maps.find(probe).cloned() else {
-            return vec![Frame {
-                address: addr,
-                module: "[unknown]".into(),
-                module_offset: addr,
-                function: None,
-                file: None,
-                line: None,
-                column: None,
-                inlined: false,
-            }];
-        };
-        let offset = probe - m.start + m.offset;
-        let module_name = m.path.as_ref().map_or_else(|| "[anonymous]".to_owned(), |p| p.display().to_string());
-        let unresolved = Frame {
+        let unresolved = |module: Arc<str>, module_offset: u64| Frame {
             address: addr,
-            module: module_name.clone(),
-            module_offset: offset,
+            module,
+            module_offset,
             function: None,
+            symbol_offset: None,
             file: None,
             line: None,
             column: None,
             inlined: false,
+            inferred: false,
         };
-        let Some(i) = self.modules.index_of(&m) else { return vec![unresolved] };
-        let Some(module) = self.modules.get(i) else { return vec![unresolved] };
-        let Some(svma) = module.svma_of_offset(offset) else { return vec![unresolved] };
+        let Some(m) = maps.find(probe).cloned() else { return vec![unresolved(self.intern("[unknown]"), addr)] };
+        let offset = probe - m.start + m.offset;
+        let module_name = self.intern(&m.path.as_ref().map_or_else(|| "[anonymous]".into(), |p| p.to_string_lossy()));
+        let Some(i) = self.modules.index_of(&m) else { return vec![unresolved(module_name, offset)] };
+        let Some(svma) = self.modules.get(i).and_then(|module| module.svma_of_offset(offset)) else {
+            return vec![unresolved(module_name, offset)];
+        };
+        // Symbol offsets are kept relative to the probe and shown relative
+        // to the address asked for (the return address, as debuggers show it).
+        let shift = addr - probe;
+        let at = |f: &Frame| Frame { address: addr, symbol_offset: f.symbol_offset.map(|o| o + shift), ..f.clone() };
         if let Some(hit) = self.frames.get(&(i, svma)) {
-            return hit.iter().map(|f| Frame { address: addr, ..f.clone() }).collect();
+            return hit.iter().map(at).collect();
         }
-        let found = module.frames(svma);
+        let found = self.modules.get(i).map(|module| module.frames(svma)).unwrap_or_default();
         let frames: Vec<Frame> = if found.is_empty() {
-            vec![unresolved]
+            vec![unresolved(module_name, offset)]
         } else {
             let last = found.len() - 1;
             found
                 .into_iter()
                 .enumerate()
-                .map(|(k, (function, file, line, column))| Frame {
+                .map(|(k, f)| Frame {
                     address: addr,
                     module: module_name.clone(),
                     module_offset: offset,
-                    function,
-                    file,
-                    line,
-                    column,
+                    function: f.function.map(|s| self.intern(&s)),
+                    symbol_offset: f.symbol_offset,
+                    file: f.file.map(|s| self.intern(&s)),
+                    line: f.line,
+                    column: f.column,
                     inlined: k < last,
+                    inferred: false,
                 })
                 .collect()
         };
-        self.frames.insert((i, svma), frames.clone());
-        frames
+        if self.frames.len() >= CACHE_LIMIT {
+            self.frames.clear();
+        }
+        let shown = frames.iter().map(at).collect();
+        self.frames.insert((i, svma), frames.into());
+        shown
+    }
+
+    /// The compilation directory of the executable's `main` (where relative
+    /// source paths of the program itself are anchored).
+    pub fn main_comp_dir(&mut self, maps: &ProcessMaps) -> Option<String> {
+        let exe = maps.executable()?.clone();
+        let i = self.modules.index_of(&exe)?;
+        let module = self.modules.get(i)?;
+        module.comp_dir(module.main_address()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_name;
+
+    #[test]
+    fn internal_runtime_names_reduce_to_the_exported_one() {
+        assert_eq!(plain_name("__GI___libc_malloc"), "malloc");
+        assert_eq!(plain_name("__socket"), "socket");
+        assert_eq!(plain_name("pipe2"), "pipe2");
+        assert_eq!(plain_name("__"), "__");
     }
 }

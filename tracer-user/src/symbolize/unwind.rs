@@ -1,155 +1,125 @@
-//! Repairing kernel frame-pointer stacks whose innermost frames are frameless.
-//!
-//! The kernel walks frame pointers from the user rbp. Frameless code breaks
-//! that walk: the caller of a frameless leaf (glibc's `socket` wrapper) is not
-//! in the chain, and a frameless function that reuses rbp (glibc's `strdup`
-//! around its malloc call) makes every kernel frame after the first garbage.
-//! From a copy of the stack top, CFI steps recover the frameless frames until a
-//! frame-pointer frame is reached; from there the kernel's chain is valid when
-//! that frame's rbp is the one the kernel started from.
+//! The userspace half of stack walking: where the kernel's walk stopped for
+//! want of a module's table (or a busy memory map), go on over the copy of the
+//! stack it attached, with the same rules (`tracer_common::unwind`). A pure
+//! algorithm: what code lies at an address is passed in.
 
-/// What the kernel captured.
-pub struct UnwindInput<'a> {
-    /// `[0]` is the user instruction pointer, then the kernel's frame-pointer walk from `bp`.
-    pub kernel_frames: &'a [u64],
-    pub sp: u64,
-    pub bp: u64,
-    /// Words at sp, sp+8, ...
-    pub stack_top: &'a [u64],
+use tracer_common::unwind::{step_frame_pointer, step_rule, Caller, Regs, StackMemory};
+use tracer_common::{StopReason, UnwindRow};
+
+/// What the walker knows of the code at an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// A module with unwind information: the row in force (None: no row covers it).
+    Rule(Option<UnwindRow>),
+    /// Anonymous memory or a module without unwind information.
+    FramePointers,
+    /// The walk cannot go on (no mapping, unreadable module).
+    Unknown(StopReason),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unwound {
-    pub frames: Vec<u64>,
-    /// Frames past the last could not be recovered.
-    pub truncated: bool,
+/// Words of a stack from `base` upward.
+pub struct StackCopy<'a> {
+    pub base: u64,
+    pub words: &'a [u64],
 }
 
-use super::module::{CfaRule, UnwindRow};
-
-/// Steps at most this many frameless frames.
-const MAX_STEPS: usize = 16;
-
-/// Runs the algorithm with `row_at(pc)` giving the CFI row for the
-/// instruction before a return address or at an instruction pointer.
-pub fn unwind(input: &UnwindInput, mut row_at: impl FnMut(u64) -> Option<UnwindRow>) -> Unwound {
-    let kf = input.kernel_frames;
-    let Some(&pc0) = kf.first() else { return Unwound { frames: Vec::new(), truncated: false } };
-    let word = |addr: u64| -> Option<u64> {
-        let off = addr.checked_sub(input.sp)?;
+impl StackMemory for StackCopy<'_> {
+    fn word(&self, addr: u64) -> Option<u64> {
+        let off = addr.checked_sub(self.base)?;
         if off % 8 != 0 {
             return None;
         }
-        input.stack_top.get((off / 8) as usize).copied()
-    };
-    let (mut pc, mut sp, mut bp) = (pc0, input.sp, input.bp);
-    let mut frames = vec![pc0];
-    for _ in 0..MAX_STEPS {
-        let Some(row) = row_at(pc) else {
-            // No CFI: only the kernel's chain is left, valid if nothing was stepped.
-            return if frames.len() == 1 { Unwound { frames: kf.to_vec(), truncated: false } } else { Unwound { frames, truncated: true } };
-        };
-        if let CfaRule::Bp(_) = row.cfa {
-            // A frame-pointer frame: the kernel chain continues from it if its rbp is the kernel's.
-            if bp == input.bp {
-                frames.extend_from_slice(&kf[1..]);
-                return Unwound { frames, truncated: false };
-            }
-            return walk_frame_pointers(frames, bp, word);
-        }
-        let CfaRule::Sp(off) = row.cfa else { unreachable!() };
-        let cfa = sp.wrapping_add_signed(off);
-        let Some(ra) = word(cfa.wrapping_add_signed(row.ra)) else { return Unwound { frames, truncated: true } };
-        if let Some(at) = row.bp {
-            match word(cfa.wrapping_add_signed(at)) {
-                Some(saved) => bp = saved,
-                None => return Unwound { frames, truncated: true },
-            }
-        }
-        if ra == 0 {
-            return Unwound { frames, truncated: false };
-        }
-        frames.push(ra);
-        pc = ra;
-        sp = cfa;
+        self.words.get(usize::try_from(off / 8).ok()?).copied()
     }
-    Unwound { frames, truncated: true }
 }
 
-/// Frame-pointer walk within the stack copy, from a restored rbp.
-fn walk_frame_pointers(mut frames: Vec<u64>, mut bp: u64, word: impl Fn(u64) -> Option<u64>) -> Unwound {
-    for _ in 0..MAX_STEPS {
-        let (Some(ra), Some(next)) = (word(bp.wrapping_add(8)), word(bp)) else { break };
-        if ra == 0 {
-            return Unwound { frames, truncated: false };
+/// A frame found by the walk: its address and whether that is an exact pc
+/// (a signal interrupted it) rather than a return address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub pc: u64,
+    pub exact: bool,
+}
+
+/// The callers of the frame `start` (whose pc is exact when `exact`), at most
+/// `max` of them, and why the walk ended.
+pub fn walk(
+    start: Regs,
+    exact: bool,
+    mem: &impl StackMemory,
+    max: usize,
+    mut code_at: impl FnMut(u64) -> Code,
+) -> (Vec<Found>, StopReason) {
+    let mut out = Vec::new();
+    let (mut here, mut exact) = (start, exact);
+    loop {
+        let lookup = if exact { here.pc } else { here.pc.wrapping_sub(1) };
+        let step: Result<Caller, StopReason> = match code_at(lookup) {
+            Code::Rule(Some(row)) => step_rule(row, lookup, here, mem),
+            Code::Rule(None) => Err(StopReason::NoRule),
+            Code::FramePointers => step_frame_pointer(here, mem),
+            Code::Unknown(reason) => Err(reason),
+        };
+        let caller = match step {
+            Ok(c) => c,
+            Err(reason) => return (out, reason),
+        };
+        if out.len() >= max {
+            return (out, StopReason::MaxDepth);
         }
-        frames.push(ra);
-        if next <= bp {
-            break;
-        }
-        bp = next;
+        out.push(Found { pc: caller.regs.pc, exact: caller.exact });
+        (here, exact) = (caller.regs, caller.exact);
     }
-    Unwound { frames, truncated: true }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracer_common::CfaKind;
 
     const SP: u64 = 0x7000;
-    const LEAF: u64 = 0x1000; // frameless leaf: CFA = rsp+8
-    const PUSHER: u64 = 0x2000; // frameless, saved rbp at CFA-16 and reused it: CFA = rsp+24
-    const FP_FN: u64 = 0x3000; // frame-pointer code
-    const OUTER: u64 = 0x4000;
+    const LEAF: u64 = 0x1000; // frameless: CFA = rsp + 8
+    const FRAMED: u64 = 0x2000; // CFA = rbp + 16, rbp at CFA-16
+    const START: u64 = 0x3000; // _start: the outermost frame
 
-    fn rows(pc: u64) -> Option<UnwindRow> {
-        match pc & !0xfff {
-            LEAF => Some(UnwindRow { cfa: CfaRule::Sp(8), ra: -8, bp: None }),
-            PUSHER => Some(UnwindRow { cfa: CfaRule::Sp(24), ra: -8, bp: Some(-16) }),
-            FP_FN | OUTER => Some(UnwindRow { cfa: CfaRule::Bp(16), ra: -8, bp: Some(-16) }),
-            _ => None,
+    fn code(addr: u64) -> Code {
+        let row = |kind: CfaKind, cfa, rbp| Code::Rule(Some(UnwindRow { offset: 0, cfa, rbp, kind: kind as u8 }));
+        match addr & !0xfff {
+            LEAF => row(CfaKind::Rsp, 1, 0),
+            FRAMED => row(CfaKind::Rbp, 2, -2),
+            START => row(CfaKind::End, 0, 0),
+            0x5000 => Code::FramePointers,
+            _ => Code::Unknown(StopReason::NoMapping),
         }
     }
 
     #[test]
-    fn a_frameless_leafs_caller_is_recovered_and_the_kernel_chain_kept() {
-        // socket wrapper at LEAF, called from FP_FN (rbp untouched).
-        let kf = [LEAF + 5, OUTER + 9, 0x5009];
-        let top = [FP_FN + 0x10];
-        let u = unwind(&UnwindInput { kernel_frames: &kf, sp: SP, bp: 0x7100, stack_top: &top }, rows);
-        assert_eq!(u, Unwound { frames: vec![LEAF + 5, FP_FN + 0x10, OUTER + 9, 0x5009], truncated: false });
+    fn walks_frameless_and_framed_code_to_the_outermost_frame() {
+        // LEAF (sp = SP) returns into FRAMED, whose frame (rbp = SP+16) returns into START.
+        let words = [FRAMED + 5, 0, 0x7fff, START + 9];
+        let (found, why) = walk(Regs { pc: LEAF + 3, sp: SP, bp: SP + 16 }, false, &StackCopy { base: SP, words: &words }, 32, code);
+        assert_eq!(found.iter().map(|f| f.pc).collect::<Vec<_>>(), vec![FRAMED + 5, START + 9]);
+        assert_eq!(why, StopReason::End);
     }
 
     #[test]
-    fn a_clobbered_rbp_is_restored_from_the_copy_and_walked() {
-        // strdup-like PUSHER reused rbp; its caller FP_FN's frame is at 0x7020.
-        let kf = [PUSHER + 1, 0xdead, 0xbeef]; // garbage past [0]
-        let mut top = vec![0u64; 8];
-        top[1] = 0x7020; // saved rbp at CFA-16 = SP+8
-        top[2] = FP_FN + 0x20; // return address at CFA-8 = SP+16
-        top[4] = 0x7030; // FP_FN's frame: [rbp] = caller's rbp
-        top[5] = OUTER + 4; // [rbp+8] = FP_FN's return address
-        top[6] = 0x7038;
-        top[7] = 0; // OUTER's caller: end of stack
-        let u = unwind(&UnwindInput { kernel_frames: &kf, sp: SP, bp: 0x55aa, stack_top: &top }, rows);
-        assert_eq!(u.frames, vec![PUSHER + 1, FP_FN + 0x20, OUTER + 4]);
-        assert!(!u.frames.contains(&0xdead));
+    fn stops_where_the_copy_or_the_depth_ends() {
+        let words = [FRAMED + 5];
+        let (found, why) = walk(Regs { pc: LEAF + 3, sp: SP, bp: SP + 16 }, false, &StackCopy { base: SP, words: &words }, 32, code);
+        assert_eq!((found.len(), why), (1, StopReason::ReadFault), "the copy ends before FRAMED's frame");
+        let words = [FRAMED + 5, 0, 0x7fff, START + 9];
+        let (found, why) = walk(Regs { pc: LEAF + 3, sp: SP, bp: SP + 16 }, false, &StackCopy { base: SP, words: &words }, 1, code);
+        assert_eq!((found.len(), why), (1, StopReason::MaxDepth));
+        let (found, why) = walk(Regs { pc: 0x9000, sp: SP, bp: 0 }, false, &StackCopy { base: SP, words: &words }, 32, code);
+        assert_eq!((found.len(), why), (0, StopReason::NoMapping));
     }
 
     #[test]
-    fn frame_pointer_code_at_frame_zero_keeps_the_kernel_stack() {
-        let kf = [FP_FN + 1, OUTER + 1];
-        let u = unwind(&UnwindInput { kernel_frames: &kf, sp: SP, bp: 0x7100, stack_top: &[] }, rows);
-        assert_eq!(u, Unwound { frames: kf.to_vec(), truncated: false });
-    }
-
-    #[test]
-    fn unknown_code_keeps_the_kernel_stack_and_short_copies_truncate() {
-        let kf = [0x9000, 0x9100];
-        assert_eq!(unwind(&UnwindInput { kernel_frames: &kf, sp: SP, bp: 1, stack_top: &[] }, rows).frames, kf.to_vec());
-        let kf = [LEAF];
-        let u = unwind(&UnwindInput { kernel_frames: &kf, sp: SP, bp: 1, stack_top: &[] }, rows);
-        assert_eq!(u, Unwound { frames: vec![LEAF], truncated: true });
-        assert_eq!(unwind(&UnwindInput { kernel_frames: &[], sp: SP, bp: 1, stack_top: &[] }, rows).frames, Vec::<u64>::new());
+    fn frame_pointers_serve_code_without_tables() {
+        // JIT code at 0x5000 with rbp = SP+8: [rbp] = next rbp, [rbp+8] = return into START.
+        let words = [0, 0x7fff, START + 1];
+        let (found, why) = walk(Regs { pc: 0x5004, sp: SP, bp: SP + 8 }, true, &StackCopy { base: SP, words: &words }, 32, code);
+        assert_eq!(found, vec![Found { pc: START + 1, exact: false }]);
+        assert_eq!(why, StopReason::End);
     }
 }

@@ -164,10 +164,15 @@ fn render_detail(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
             (Some(file), Some(l)) => format!("{}:{l}", file.rsplit('/').next().unwrap_or(file)),
             _ => fr.module.rsplit('/').next().unwrap_or(&fr.module).to_owned(),
         };
-        lines.push(Line::raw(format!("  {name}{}  {place}", if fr.inlined { " [inlined]" } else { "" })));
+        let mark = match (fr.inlined, fr.inferred) {
+            (_, true) => " [tail call]",
+            (true, false) => " [inlined]",
+            _ => "",
+        };
+        lines.push(Line::raw(format!("  {name}{mark}  {place}")));
     }
-    if s.truncated {
-        lines.push(Line::styled("  (stack ends early: frameless code)", Style::default().fg(Color::Gray)));
+    if let Some(why) = &s.stack_end {
+        lines.push(Line::styled(format!("  (stack ends early: {why})"), Style::default().fg(Color::Gray)));
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::bordered().title(" detail ")), area);
 }

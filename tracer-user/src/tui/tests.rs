@@ -25,6 +25,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             module: "/bin/net-driver".into(),
             label: function.into(),
         },
+        stacks: 1,
         stack: vec![
             StackFrame {
                 function: Some("__GI_socket".into()),
@@ -32,7 +33,9 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 line: None,
                 module: "/lib/libc.so.6".into(),
                 address: 0x7f00,
+                module_offset: 0x7f00,
                 inlined: false,
+                inferred: false,
             },
             StackFrame {
                 function: Some(function.into()),
@@ -40,7 +43,9 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 line: Some(line),
                 module: "/bin/net-driver".into(),
                 address: 0x1234,
+                module_offset: 0x1234,
                 inlined: false,
+                inferred: false,
             },
             StackFrame {
                 function: Some("main".into()),
@@ -48,10 +53,13 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 line: Some(188),
                 module: "/bin/net-driver".into(),
                 address: 0x1300,
+                module_offset: 0x1300,
                 inlined: false,
+                inferred: false,
             },
         ],
         truncated: false,
+        stack_end: None,
     }
 }
 

@@ -15,6 +15,8 @@ pub enum Config {
     /// The same at the entry points only: two bare uprobe hits per malloc/free pair.
     EntryFloor,
     Exact,
+    /// leaktrace with the kernel's frame-pointer walk (`--unwind fp`).
+    UnwindFp,
     Depth8,
     Sample64,
     /// bpftrace, empty probes at malloc entry and return and free.
@@ -48,6 +50,7 @@ impl Config {
             Self::ProbeFloor => "probe floor (leaktrace points, empty)",
             Self::EntryFloor => "entry probes only (empty)",
             Self::Exact => "leaktrace exact",
+            Self::UnwindFp => "leaktrace --unwind fp",
             Self::Depth8 => "leaktrace --stack-depth 8",
             Self::Sample64 => "leaktrace --sample 64",
             Self::BpftraceFloor => "bpftrace empty probes",
@@ -59,7 +62,7 @@ impl Config {
     }
 
     pub fn is_leaktrace(self) -> bool {
-        matches!(self, Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::Depth8 | Self::Sample64)
+        matches!(self, Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::UnwindFp | Self::Depth8 | Self::Sample64)
     }
 }
 
@@ -104,6 +107,7 @@ pub fn command(tools: &Tools, config: Config, cmd: &[String]) -> (Command, Optio
         Config::ProbeFloor => (lt(&["--probe-floor"]), Some(report)),
         Config::EntryFloor => (lt(&["--probe-floor=floor-entries"]), Some(report)),
         Config::Exact => (lt(&[]), Some(report)),
+        Config::UnwindFp => (lt(&["--unwind", "fp"]), Some(report)),
         Config::Depth8 => (lt(&["--stack-depth", "8"]), Some(report)),
         Config::Sample64 => (lt(&["--sample", "64"]), Some(report)),
         Config::BpftraceFloor => (bt("floor.bt"), None),

@@ -4,7 +4,9 @@
 
 mod measure;
 mod server;
+mod soak;
 mod targets;
+mod unwind;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,8 +48,10 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     }
     let w = root.join("bench/workloads");
     cc(&scratch.join("malloc_loop"), &w.join("malloc_loop.c"), &["-pthread"])?;
+    cc(&scratch.join("malloc_loop_nofp"), &w.join("malloc_loop.c"), &["-pthread", "-fomit-frame-pointer"])?;
     cc(&scratch.join("fd_churn"), &w.join("fd_churn.c"), &[])?;
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
+    cc(&scratch.join("soak"), &w.join("soak.c"), &[])?;
     crate::fixture::build(root)?;
     Ok(root.join("target/release/leaktrace"))
 }
@@ -83,6 +87,9 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
             record(name.clone(), c, "ns/pair", measure::run(&tools, c, &cmd, limit).map(|m| (m.ns_per_op, m)));
         }
     }
+    for (workload, config, cmd) in unwind::runs(&exe, pairs) {
+        record(workload, config, "ns/pair", measure::run(&tools, config, &cmd, limit).map(|m| (m.ns_per_op, m)));
+    }
     for &c in &[Config::Untraced, Config::Exact, Config::Valgrind] {
         let cmd = vec![exe("fd_churn"), if opts.quick { "20000" } else { "100000" }.to_owned()];
         record("socket+timerfd open/close".into(), c, "ns/op", measure::run(&tools, c, &cmd, limit).map(|m| (m.ns_per_op, m)));
@@ -108,12 +115,8 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     // Two threads allocating flat out: nothing may be lost.
     let secs = if opts.quick { "3" } else { "10" };
     let cmd = vec![exe("malloc_loop"), "2".into(), "0".into(), "0".into(), secs.into()];
-    record(
-        format!("2 threads flat out {secs}s"),
-        Config::Exact,
-        "ns/pair",
-        measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.ns_per_op, m)),
-    );
+    let flat = measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.ns_per_op, m));
+    record(format!("2 threads flat out {secs}s"), Config::Exact, "ns/pair", flat);
     // leaktrace's own memory with 1,000,000 outstanding allocations.
     let cmd = vec![exe("hold"), "1000000".into()];
     record(
@@ -122,13 +125,22 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         "MiB RSS",
         measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
     );
+    // leaktrace attached to a churning program: its memory stays flat.
+    let secs = if opts.quick { 40 } else { 600 };
+    let soak = soak::run(&tools, &scratch.join("soak"), secs).map(|(growth, m)| (Some(growth), m));
+    record(format!("soak: attached {secs}s to a churning program"), Config::Exact, "MiB RSS growth", soak);
 
-    let checks = targets::evaluate(&results);
-    let md = targets::markdown(&results, &checks, opts.quick);
+    write_results(root, &results, opts.quick)
+}
+
+/// The targets judged and the table, to bench/results.md and results.json.
+fn write_results(root: &Path, results: &[BenchResult], quick: bool) -> Result<()> {
+    let checks = targets::evaluate(results);
+    let md = targets::markdown(results, &checks, quick);
     print!("{md}");
     let dir = root.join("bench");
     std::fs::write(dir.join("results.md"), &md).context("writing bench/results.md")?;
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results)?)?;
     eprintln!("bench: wrote bench/results.md and bench/results.json");
     Ok(())
 }

@@ -11,7 +11,7 @@ pub struct Check {
     pub pass: Option<bool>,
 }
 
-fn value(r: &[BenchResult], workload: &str, c: Config) -> Option<f64> {
+pub fn value(r: &[BenchResult], workload: &str, c: Config) -> Option<f64> {
     r.iter().find(|x| x.workload == workload && x.config == c.name()).and_then(|x| x.value)
 }
 
@@ -60,6 +60,7 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
             pass: Some(lt >= 3.0 * vg),
         });
     }
+    checks.extend(super::unwind::evaluate(r));
     if let Some(x) = r.iter().find(|x| x.workload.starts_with("2 threads flat out")) {
         let lost = x.m.lost_events;
         checks.push(Check {
@@ -73,6 +74,13 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
             target: "leaktrace RSS < 100 MiB with 1,000,000 outstanding",
             figure: format!("{:.1} MiB", x.value.unwrap_or(f64::NAN)),
             pass: x.value.map(|v| v < 100.0),
+        });
+    }
+    if let Some(x) = r.iter().find(|x| x.workload.starts_with("soak:")) {
+        checks.push(Check {
+            target: "leaktrace RSS flat within 2 MiB after the first minute of a 10-minute attach",
+            figure: format!("{:.1} MiB growth", x.value.unwrap_or(f64::NAN)),
+            pass: x.value.map(|v| v <= 2.0),
         });
     }
     checks

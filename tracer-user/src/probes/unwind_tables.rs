@@ -1,0 +1,209 @@
+//! The kernel walker's tables: each mapped module's CFI rows written into the
+//! row array (through a shared memory mapping of the map: no system call per
+//! row) and published in the module table keyed by the file's device and
+//! inode, as the kernel sees them.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use memmap2::{MmapMut, MmapOptions};
+use tracer_common::unwind::page_index;
+use tracer_common::{ModuleKey, ModuleRows, UnwindRow};
+
+use super::unwind_settings::PAGES_PER_ROW;
+use crate::symbolize::CfiTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(String, String),
+    #[error("the unwind table is full ({0} rows): {1} is walked in userspace, from stack copies")]
+    Full(u32, String),
+    #[error("publishing the unwind table of {0}: {1}")]
+    Publish(String, String),
+    #[error("mapping the unwind row table: {0}")]
+    Map(std::io::Error),
+}
+
+/// The kernel's dev_t encoding (MAJOR << 20 | MINOR) of a userspace st_dev.
+pub fn kernel_dev(st_dev: u64) -> u64 {
+    (u64::from(rustix::fs::major(st_dev)) << 20) | u64::from(rustix::fs::minor(st_dev))
+}
+
+/// The module key of an open file.
+pub fn module_key(file: &File) -> std::io::Result<ModuleKey> {
+    let st = rustix::fs::fstat(file)?;
+    Ok(ModuleKey { dev: kernel_dev(st.st_dev), ino: st.st_ino })
+}
+
+/// An mmapable BPF array, written through the mapping.
+struct Mapped {
+    mem: MmapMut,
+    /// The map behind `mem`.
+    _map: MapData,
+    /// Bytes per element.
+    elem: usize,
+    capacity: u32,
+    next: u32,
+}
+
+impl Mapped {
+    fn new(map: MapData, capacity: u32, elem: usize) -> Result<Self, TableError> {
+        let fd = map.fd().as_fd().as_raw_fd();
+        // SAFETY: the map is an mmapable BPF array of exactly `capacity`
+        // elements that only this process writes; the kernel reads a
+        // module's elements only after the module is published, once they
+        // are written.
+        let mem = unsafe { MmapOptions::new().len(capacity as usize * elem).map_mut(fd) }.map_err(TableError::Map)?;
+        Ok(Self { mem, _map: map, elem, capacity, next: 0 })
+    }
+
+    /// Room for `n` more elements.
+    fn fits(&self, n: usize) -> bool {
+        n <= (self.capacity - self.next) as usize
+    }
+
+    /// Appends `bytes` (whole elements); returns the first index.
+    fn append(&mut self, bytes: &[u8]) -> u32 {
+        let first = self.next;
+        self.mem[first as usize * self.elem..][..bytes.len()].copy_from_slice(bytes);
+        self.next += (bytes.len() / self.elem) as u32;
+        first
+    }
+}
+
+pub struct KernelTables {
+    rows: Mapped,
+    pages: Mapped,
+    modules: BpfHashMap<MapData, ModuleKey, ModuleRows>,
+    /// Published modules, and those that could not be (said once).
+    done: HashMap<ModuleKey, ModuleRows>,
+    refused: HashSet<ModuleKey>,
+}
+
+impl KernelTables {
+    /// Over the loaded object's row and page arrays (`capacity` rows,
+    /// BPF_F_MMAPABLE, pages a quarter of that) and module table.
+    pub fn new(
+        rows: MapData,
+        pages: MapData,
+        capacity: u32,
+        modules: BpfHashMap<MapData, ModuleKey, ModuleRows>,
+    ) -> Result<Self, TableError> {
+        Ok(Self {
+            rows: Mapped::new(rows, capacity, ROW)?,
+            pages: Mapped::new(pages, (capacity / PAGES_PER_ROW).max(1), 8)?,
+            modules,
+            done: HashMap::new(),
+            refused: HashSet::new(),
+        })
+    }
+
+    /// Rows in use, and the capacity.
+    pub fn usage(&self) -> (u32, u32) {
+        (self.rows.next, self.rows.capacity)
+    }
+
+    pub fn is_loaded(&self, key: &ModuleKey) -> bool {
+        self.done.contains_key(key) || self.refused.contains(key)
+    }
+
+    /// Loads the table of the file `name` opened as `file` (a path, or
+    /// /proc/PID/map_files/… for what a process really mapped).
+    pub fn load(&mut self, file: &File, name: &str) -> Result<ModuleKey, TableError> {
+        let key = module_key(file).map_err(|e| TableError::Read(name.to_owned(), e))?;
+        if self.is_loaded(&key) {
+            return Ok(key);
+        }
+        let data = read_all(file).map_err(|e| TableError::Read(name.to_owned(), e))?;
+        let table = CfiTable::build(&data).map_err(|e| TableError::Parse(name.to_owned(), e))?;
+        self.publish(key, &table.rows, name)?;
+        Ok(key)
+    }
+
+    pub fn load_path(&mut self, path: &Path) -> Result<ModuleKey, TableError> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| TableError::Read(name.clone(), e))?;
+        self.load(&file, &name)
+    }
+
+    /// Every executable file mapping of `pid`, as it mapped them. Returns what could not be loaded.
+    pub fn load_process(&mut self, pid: u32) -> Vec<TableError> {
+        let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else { return Vec::new() };
+        let mut errors = Vec::new();
+        for line in maps.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+            let path = f.nth(3).unwrap_or("");
+            if perms.as_bytes().get(2) != Some(&b'x') || !path.starts_with('/') {
+                continue;
+            }
+            let Ok(file) = File::open(format!("/proc/{pid}/map_files/{range}")) else { continue };
+            if let Err(e) = self.load(&file, path) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    fn publish(&mut self, key: ModuleKey, rows: &[UnwindRow], name: &str) -> Result<(), TableError> {
+        if !self.rows.fits(rows.len()) {
+            self.refused.insert(key);
+            return Err(TableError::Full(self.rows.capacity, name.to_owned()));
+        }
+        let bytes: Vec<u8> = rows.iter().flat_map(row_bytes).collect();
+        let first = self.rows.append(&bytes);
+        // Without room for its page index, a module's rows are searched whole.
+        let index = page_index(rows);
+        let (pages_first, pages) = if self.pages.fits(index.len()) {
+            // Array elements take 8 bytes each in the map, whatever their size.
+            let bytes: Vec<u8> = index.iter().flat_map(|&i| u64::from(i).to_ne_bytes()).collect();
+            (self.pages.append(&bytes), index.len() as u32)
+        } else {
+            (0, 0)
+        };
+        let entry = ModuleRows { first, count: rows.len() as u32, pages_first, pages };
+        self.modules.insert(key, entry, 0).map_err(|e| TableError::Publish(name.to_owned(), e.to_string()))?;
+        self.done.insert(key, entry);
+        Ok(())
+    }
+}
+
+const ROW: usize = std::mem::size_of::<UnwindRow>();
+
+/// A row as the kernel reads it (its #[repr(C)] layout).
+fn row_bytes(r: &UnwindRow) -> [u8; ROW] {
+    let mut b = [0u8; ROW];
+    b[0..4].copy_from_slice(&r.offset.to_ne_bytes());
+    b[4..6].copy_from_slice(&r.cfa.to_ne_bytes());
+    b[6] = r.rbp as u8;
+    b[7] = r.kind;
+    b
+}
+
+fn read_all(mut file: &File) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut data)?;
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_take_the_kernel_encoding() {
+        // The root file system's MAJOR:MINOR as the kernel prints it in mountinfo.
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = info.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|f| f[4] == "/").unwrap();
+        let (major, minor) = root[2].split_once(':').unwrap();
+        let want = (major.parse::<u64>().unwrap() << 20) | minor.parse::<u64>().unwrap();
+        let st = rustix::fs::stat("/").unwrap();
+        assert_eq!(kernel_dev(st.st_dev), want);
+    }
+}

@@ -65,6 +65,7 @@ pub enum Body {
     Exec,
     Exit,
     Fork { child: u32 },
+    Loaded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +150,7 @@ impl TryFrom<&[u8]> for Event {
             EventKind::Exec => Body::Exec,
             EventKind::Exit => Body::Exit,
             EventKind::Fork => Body::Fork { child: a as u32 },
+            EventKind::Loaded => Body::Loaded,
         };
         let stack = if kind.has_stack() { Some(decode_stack(b, nframes)?) } else { None };
         Ok(Event { tgid, tid, ts_ns, body, stack })

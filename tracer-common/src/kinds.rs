@@ -29,6 +29,10 @@ pub enum EventKind {
     Fork = 11,
     /// A failed allocation (NULL): `b` = size, `c` = [`AllocFn`]. Counted, never outstanding.
     AllocFailed = 12,
+    /// The dynamic linker has mapped objects (startup, dlopen): their
+    /// unwind tables are wanted before their code runs. (13 is kept for the
+    /// descriptor names of the syscall table.)
+    Loaded = 14,
 }
 
 impl EventKind {
@@ -46,6 +50,7 @@ impl EventKind {
             10 => Self::Exit,
             11 => Self::Fork,
             12 => Self::AllocFailed,
+            14 => Self::Loaded,
             _ => return None,
         })
     }

@@ -8,7 +8,7 @@
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CfaKind {
-    /// No unwind information covers this code: the walk stops here.
+    /// No unwind information covers this code: frame pointers are tried.
     None = 0,
     /// CFA = rsp + offset.
     Rsp = 1,
@@ -23,6 +23,9 @@ pub enum CfaKind {
     Signal = 5,
     /// The outermost frame (`_start`, a thread's start): the return address is undefined.
     End = 6,
+    /// CFI the walkers do not implement (a CFA from another register, an
+    /// unusual expression): the walk stops here.
+    Unsupported = 7,
 }
 
 impl CfaKind {
@@ -34,6 +37,7 @@ impl CfaKind {
             4 => Self::Plt,
             5 => Self::Signal,
             6 => Self::End,
+            7 => Self::Unsupported,
             _ => Self::None,
         }
     }
@@ -231,7 +235,10 @@ pub fn step_rule(row: UnwindRow, lookup: u64, f: Regs, mem: &impl StackMemory) -
             return Ok(Caller { regs, exact: true });
         }
         CfaKind::End => return Err(StopReason::End),
-        CfaKind::None => return Err(StopReason::NoRule),
+        CfaKind::Unsupported => return Err(StopReason::NoRule),
+        // Code the module's CFI does not cover (hand-written assembly, a JIT's
+        // builtins embedded in the binary): frame pointers, as for JIT code.
+        CfaKind::None => return step_frame_pointer(f, mem),
     };
     if cfa <= f.sp || cfa - f.sp > MAX_FRAME_BYTES {
         return Err(StopReason::BadFrame);
@@ -349,7 +356,12 @@ mod tests {
         let mem = Copy { base: SP, words: &[0, 0] };
         let f = Regs { pc: 1, sp: SP, bp: 0 };
         assert_eq!(step_rule(row(CfaKind::End, 1, 0), 0, f, &mem), Err(StopReason::End));
-        assert_eq!(step_rule(row(CfaKind::None, 1, 0), 0, f, &mem), Err(StopReason::NoRule));
+        assert_eq!(
+            step_rule(row(CfaKind::None, 1, 0), 0, f, &mem),
+            Err(StopReason::BadFrame),
+            "uncovered code: frame pointers (rbp 0 here)"
+        );
+        assert_eq!(step_rule(row(CfaKind::Unsupported, 1, 0), 0, f, &mem), Err(StopReason::NoRule));
         assert_eq!(step_rule(row(CfaKind::Rsp, 1, 0), 0, f, &mem), Err(StopReason::End), "a zero return address is the bottom");
         assert_eq!(step_rule(row(CfaKind::Rsp, 9, 0), 0, f, &mem), Err(StopReason::ReadFault), "beyond the copy");
         assert_eq!(step_rule(row(CfaKind::Rsp, -1, 0), 0, f, &mem), Err(StopReason::BadFrame), "a CFA below the stack pointer");

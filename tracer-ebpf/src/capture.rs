@@ -27,17 +27,26 @@ pub struct UserRegs {
 /// Emits a record without a stack; counts it as lost under `lost` if the ring is full.
 #[inline(always)]
 pub fn emit_small(kind: EventKind, pid_tgid: u64, a: u64, b: u64, c: u64, lost: Counter) {
+    emit_small_flags(kind, pid_tgid, [a, b, c], lost, submit_flags());
+}
+
+/// [`emit_small`], waking the consumer at once.
+#[inline(always)]
+pub fn emit_small_now(kind: EventKind, pid_tgid: u64, a: u64, b: u64, c: u64, lost: Counter) {
+    emit_small_flags(kind, pid_tgid, [a, b, c], lost, aya_ebpf::bindings::BPF_RB_FORCE_WAKEUP as u64);
+}
+
+#[inline(always)]
+fn emit_small_flags(kind: EventKind, pid_tgid: u64, abc: [u64; 3], lost: Counter, flags: u64) {
     let Some(mut entry) = EVENTS.reserve::<SmallEvent>(0) else {
         count(lost);
         return;
     };
     // SAFETY: a helper without arguments.
     let mut hdr = EventHeader::new(kind, pid_tgid, unsafe { bpf_ktime_get_ns() });
-    hdr.a = a;
-    hdr.b = b;
-    hdr.c = c;
+    [hdr.a, hdr.b, hdr.c] = abc;
     entry.write(SmallEvent { hdr });
-    entry.submit(submit_flags());
+    entry.submit(flags);
 }
 
 /// Emits a record with the user stack, walked from `regs` (or by the kernel's

@@ -61,7 +61,11 @@ pub fn sys_enter(ctx: RawTracePointContext) -> u32 {
     // SAFETY: the tracepoint's first argument is the syscall's saved user registers.
     let Ok(r) = (unsafe { bpf_probe_read_kernel(regs) }) else { return 1 };
     if id == CLOSE {
-        emit_small(EventKind::FdClose, pid_tgid, r.rdi as u32 as u64, 0, 0, Counter::LostHandle);
+        // close() takes an unsigned int; a number past INT_MAX (close(-1)) is
+        // never a descriptor (the kernel's limit is below it) and the call
+        // fails: sent as INT_MAX, never open, it counts as an unknown close.
+        let fd = (r.rdi as u32).min(i32::MAX as u32);
+        emit_small(EventKind::FdClose, pid_tgid, fd as u64, 0, 0, Counter::LostHandle);
     } else {
         emit_small(EventKind::FdCloseRange, pid_tgid, r.rdi as u32 as u64, r.rsi as u32 as u64, r.rdx as u32 as u64, Counter::LostHandle);
     }

@@ -10,6 +10,8 @@
 mod capture;
 mod handles;
 mod heap;
+mod loaded;
+mod loader_check;
 mod maps;
 mod process;
 mod walk;

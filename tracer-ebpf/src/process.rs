@@ -2,20 +2,45 @@
 //! thread and process exit, and forks when children are followed.
 
 use aya_ebpf::{
+    bindings::BPF_RB_FORCE_WAKEUP,
     helpers::bpf_get_current_pid_tgid,
-    macros::{raw_tracepoint, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::RingBuf,
     programs::{RawTracePointContext, TracePointContext},
 };
 use tracer_common::{Counter, EventKind};
 
 use crate::capture::emit_small;
-use crate::maps::{count, follow_forks, fork_child_pid_offset, traced, PENDING, TARGETS};
+use crate::maps::{count, follow_forks, fork_child_pid_offset, setting_u32, traced, PENDING, TARGETS};
 use crate::walk::KEPT;
+
+/// `attach` only (leaktrace does not ptrace an attached process): forks,
+/// execs and exits of traced processes as `EventKind | pid << 32`, each waking
+/// leaktrace at once, so it can put allocator probes on a new process or a
+/// new image, or take them off. Rare events: the wake-up costs nothing that counts.
+#[map]
+static NOTICES: RingBuf = RingBuf::with_byte_size(64 << 10, 0);
+
+/// 1 when leaktrace reads NOTICES. Set by userspace at load.
+#[unsafe(no_mangle)]
+static NOTICE_LIFECYCLE: u32 = 0;
+
+#[inline(always)]
+fn notice(kind: EventKind, pid: u32) {
+    if setting_u32(&NOTICE_LIFECYCLE) == 0 {
+        return;
+    }
+    let record = u64::from(kind as u32) | u64::from(pid) << 32;
+    if NOTICES.output::<u64>(record, BPF_RB_FORCE_WAKEUP as u64).is_err() {
+        count(Counter::LostProcess);
+    }
+}
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn process_exec(_ctx: RawTracePointContext) -> u32 {
     if let Some(pid_tgid) = traced() {
         emit_small(EventKind::Exec, pid_tgid, 0, 0, 0, Counter::LostProcess);
+        notice(EventKind::Exec, (pid_tgid >> 32) as u32);
     }
     0
 }
@@ -31,6 +56,9 @@ pub fn process_exit(_ctx: RawTracePointContext) -> u32 {
     let _ = PENDING.remove(tid);
     let _ = KEPT.remove(tid);
     emit_small(EventKind::Exit, pid_tgid, 0, 0, 0, Counter::LostProcess);
+    if tid == tgid {
+        notice(EventKind::Exit, tgid);
+    }
     if follow_forks() && tid == tgid {
         let _ = TARGETS.remove(tgid);
     } else if tid != tgid {
@@ -53,5 +81,6 @@ pub fn process_fork(ctx: TracePointContext) -> u32 {
         count(Counter::TargetsFull);
     }
     emit_small(EventKind::Fork, pid_tgid, child as u64, 0, 0, Counter::LostProcess);
+    notice(EventKind::Fork, child);
     0
 }

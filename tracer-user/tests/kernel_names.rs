@@ -190,21 +190,14 @@ fn redis_heap_sites_are_redis_functions_above_zmalloc() {
         .arg(dir.path().join("redis.sock"))
         .arg("--dir")
         .arg(dir.path())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // "leaktrace: tracing pid N", then let redis start up and stop it.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-    let pid: i32 = line.trim().rsplit(' ').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    // Let redis start up, then stop it the way a supervisor would: SIGTERM to
+    // leaktrace, which passes it on and reports once redis has shut down.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let killed = rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), rustix::process::Signal::TERM);
-    if killed.is_err() {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-        panic!("redis is gone ({killed:?}) before it was stopped: {line}{rest}");
-    }
+    let leaktrace_pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(leaktrace_pid, rustix::process::Signal::TERM).unwrap();
     assert!(child.wait().unwrap().success() || report.exists());
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let module = redis.display().to_string();

@@ -11,8 +11,9 @@ use anyhow::{bail, Context, Result};
 /// and the test programs, valgrind for the oracles, tmux for the TUI's
 /// end-to-end test, strace for the bad-input test (no bpf() call before a
 /// refusal); for the symbolizer: binutils (strip) and libc6-dbg
-/// (libc's separate debug information); and the programs leaktrace is tested
-/// on that the project did not write (curl, python3, redis).
+/// (libc's separate debug information); the programs leaktrace is tested
+/// on that the project did not write (curl, python3, redis); jemalloc and
+/// tcmalloc for the kernel tests of other allocators (preloaded).
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -30,6 +31,8 @@ const PACKAGES: &[&str] = &[
     "python3",
     "redis-server",
     "redis-tools",
+    "libjemalloc2",
+    "libtcmalloc-minimal4",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13";

@@ -96,7 +96,8 @@ pub extern "C" fn lt_step(w: *mut Walk, ev: *mut StackEvent, index: u64) -> i64 
         Ok(m) => match m.code {
             Code::Table => match find_row(&m.rows, lookup.wrapping_add(m.base)) {
                 Some(row) => step_rule(row, lookup, here, &LiveStack),
-                None => Err(StopReason::NoRule),
+                // Before the module's first row: uncovered code, frame pointers.
+                None => step_frame_pointer(here, &LiveStack),
             },
             Code::Missing => Err(StopReason::NoTable),
             _ => step_frame_pointer(here, &LiveStack),

@@ -167,8 +167,7 @@ impl Aggregator {
                 }
             }
             Body::Exec => self.exec(tgid),
-            Body::Exit => {}
-            Body::Fork { .. } => {}
+            Body::Exit | Body::Fork { .. } | Body::Loaded => {}
         }
     }
 

@@ -25,6 +25,11 @@ pub enum Command {
     Run {
         #[command(flatten)]
         opts: Options,
+        /// After a stop request (SIGINT, SIGTERM or SIGHUP to leaktrace, passed
+        /// on to the command, or quitting the live view), kill the command if
+        /// it has not ended within SECS.
+        #[arg(long, value_name = "SECS", value_parser = values::seconds, allow_negative_numbers = true)]
+        kill_after: Option<f64>,
         /// The command and its arguments (after `--`).
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<OsString>,
@@ -58,7 +63,7 @@ pub struct Options {
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch).
+    /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch, 5 the command failed); without it, `run` exits with the command's status.
     #[arg(long)]
     pub ci: bool,
     /// With --ci: leaked heap bytes tolerated (refused without --ci).

@@ -84,7 +84,9 @@ impl Destination {
             Ok(()) => self.delivered = true,
             Err(e) => {
                 eprintln!("leaktrace: writing {} failed ({e}); the report follows on stdout", self.path.display());
-                print!("{body}");
+                if let Err(e) = super::output::to_stdout(body) {
+                    eprintln!("leaktrace: {e:#}: the report is lost");
+                }
             }
         }
     }

@@ -17,8 +17,10 @@ use clap::Parser;
 
 pub use args::{Cli, Command, Format, Options};
 
+use crate::process::ChildSignals;
 use crate::report::ExitCode;
 use crate::session::{Session, TargetSpec};
+use trace::Limits;
 
 /// Parses arguments, runs, and returns the process exit code. Errors are one
 /// line on stderr and exit code 2.
@@ -35,7 +37,7 @@ pub fn main() -> i32 {
         }
     };
     match execute(cli) {
-        Ok(code) => code as i32,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("leaktrace: error: {e:#}");
             ExitCode::TracerError as i32
@@ -68,24 +70,33 @@ fn one_line(e: &clap::Error) -> String {
     line.strip_prefix("error: ").unwrap_or(&line).to_owned()
 }
 
-fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (spec, mut opts, duration) = match cli.command {
-        Command::Run { opts, command } => {
+fn execute(cli: Cli) -> anyhow::Result<i32> {
+    // values::seconds bounds --duration and --kill-after, so the conversion cannot overflow.
+    let secs = |s: Option<f64>| s.map(Duration::from_secs_f64);
+    // The command starts with the signal state leaktrace was given, taken
+    // before leaktrace's own handlers go in.
+    let signals = ChildSignals::current();
+    let (spec, mut opts, limits) = match cli.command {
+        Command::Run { opts, kill_after, command } => {
             // Arguments after the options start the command: an unknown option lands there.
             if let Some(first) = command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
                 bail!("unexpected argument '{first}' found (leaktrace's options go before `--`, the command after it; see leaktrace run --help)");
             }
-            (TargetSpec::Run { argv: command }, opts, None)
+            (TargetSpec::Run { argv: command, signals }, opts, Limits { duration: None, kill_after: secs(kill_after) })
         }
-        // values::seconds bounds --duration, so the conversion cannot overflow.
-        Command::Attach { pid, duration, opts } => (TargetSpec::Attach { pid }, opts, duration.map(Duration::from_secs_f64)),
+        Command::Attach { pid, duration, opts } => {
+            (TargetSpec::Attach { pid }, opts, Limits { duration: secs(duration), kill_after: None })
+        }
     };
     // --interval prints reports between the live view's frames: it means no live view.
     opts.no_tui |= opts.interval.is_some();
     let inputs = inputs::prepare(&opts)?;
-    let is_run = matches!(spec, TargetSpec::Run { .. });
+    let interrupts = signals::Interrupts::install()?;
     let session = Session::start(spec, inputs.config)?;
-    let report = trace::trace(session, &opts, is_run, duration)?;
+    if session.is_run() {
+        interrupts.forward_to(session.pid());
+    }
+    let report = trace::trace(session, &opts, &interrupts, &limits)?;
     output::emit(&report, &opts, inputs.output)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_deref()))
 }

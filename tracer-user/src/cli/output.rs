@@ -1,10 +1,13 @@
 //! Writing the report and deciding the exit code.
 
+use std::io::Write;
+
+use anyhow::Context;
 use tracer_common::manifest::ExpectedLeak;
 
 use super::destination::Destination;
 use super::{Format, Options};
-use crate::report::{self, expect, text, ExitCode, Report, Thresholds};
+use crate::report::{self, expect, text, Report, Thresholds};
 
 /// Writes the report to --output (opened before tracing; on stdout when that
 /// write fails) or to stdout.
@@ -15,12 +18,23 @@ pub fn emit(report: &Report, opts: &Options, output: Option<Destination>) -> any
     };
     match output {
         Some(dest) => dest.deliver(&body),
-        None => print!("{body}"),
+        None => to_stdout(&body)?,
     }
     Ok(())
 }
 
-pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>) -> ExitCode {
+/// The report on stdout. A reader gone (`| head`) is not an error worth a
+/// word: the command's own status says how it went.
+pub fn to_stdout(body: &str) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(body.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing the report to stdout"),
+    }
+}
+
+/// The exit code: with `--ci` the verdict, without it the command's own
+/// status (128 + N for signal N; 0 for an attached process).
+pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>) -> i32 {
     let expectation_failed = expected.map(|e| {
         let diff = expect::compare(report, e);
         for m in &diff {
@@ -37,8 +51,8 @@ pub fn judge(report: &Report, opts: &Options, expected: Option<&[ExpectedLeak]>)
         expectation_failed,
     );
     if !opts.ci {
-        return ExitCode::Clean;
+        return report::command_status(report);
     }
     eprintln!("leaktrace: verdict: {code:?} (exit {})", code as i32);
-    code
+    code as i32
 }

@@ -1,5 +1,10 @@
 //! Tracing until the target ends, the user interrupts, or --duration passes;
 //! with the live view or quietly (with --interval, the text report periodically).
+//!
+//! Under `run` leaktrace reports when the command has ended: an interrupt
+//! asks the command to stop (see signals.rs) and leaktrace waits for it; a
+//! second interrupt, or `--kill-after SECS` after the first, kills it.
+//! Under `attach` an interrupt detaches at once.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -12,25 +17,43 @@ use crate::report::{text, Report};
 use crate::session::Session;
 use crate::tui::{self, TuiConfig};
 
-const TICK: Duration = Duration::from_millis(50);
+const TICK: Duration = Duration::from_millis(10);
 
 /// Whether the live view opens.
 pub fn live(opts: &Options) -> bool {
     opts.tui || (!opts.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal())
 }
 
+/// When to stop.
+pub struct Limits {
+    /// `attach --duration`.
+    pub duration: Option<Duration>,
+    /// `run --kill-after`: after the first interrupt, the command has this long to end.
+    pub kill_after: Option<Duration>,
+}
+
 /// Traces `session` to its end and returns the final report.
-pub fn trace(mut session: Session, opts: &Options, is_run: bool, duration: Option<Duration>) -> anyhow::Result<Report> {
-    let interrupted = Interrupts::install()?;
+pub fn trace(mut session: Session, opts: &Options, interrupts: &Interrupts, limits: &Limits) -> anyhow::Result<Report> {
+    let is_run = session.is_run();
     if live(opts) {
         let tui_config = TuiConfig { refresh: Duration::from_millis(500), export_dir: std::env::current_dir()? };
-        tui::run(&mut session, &tui_config, interrupted.counter())?;
+        let before = interrupts.count();
+        tui::run(&mut session, &tui_config, interrupts.counter())?;
         if is_run && !session.poll_ended() {
-            session.signal(Signal::TERM); // quitting the view ends a target leaktrace started
+            if interrupts.count() == before {
+                session.signal(Signal::TERM); // quitting the view ends a target leaktrace started
+            }
+            eprintln!("leaktrace: waiting for pid {} to end (interrupt again to kill it)", session.pid());
+            quiet(&mut session, opts, interrupts, limits, Some((Instant::now(), interrupts.count())));
         }
     } else {
-        eprintln!("leaktrace: tracing pid {}", session.pid());
-        quiet(&mut session, opts, is_run, duration, &interrupted);
+        // `attach` says when it is attached; under `run` the command's own
+        // output is all there is until the report.
+        if !is_run {
+            eprintln!("leaktrace: tracing pid {}", session.pid());
+        }
+        // Interrupts before now count too: one may have come while the command started.
+        quiet(&mut session, opts, interrupts, limits, None);
     }
     if is_run {
         session.wait_child();
@@ -38,22 +61,35 @@ pub fn trace(mut session: Session, opts: &Options, is_run: bool, duration: Optio
     Ok(session.finish())
 }
 
-fn quiet(session: &mut Session, opts: &Options, is_run: bool, duration: Option<Duration>, interrupted: &Interrupts) {
+/// Polls until the target ends (or, attached, until interrupted or --duration).
+/// `asked`: when the command was asked to stop already, and the interrupts
+/// counted by then.
+fn quiet(session: &mut Session, opts: &Options, interrupts: &Interrupts, limits: &Limits, asked: Option<(Instant, u32)>) {
     let started = Instant::now();
     let mut last_print = Instant::now();
-    let mut interrupts_seen = 0;
+    let (mut stopping, mut seen) = (asked.map(|(at, _)| at), asked.map_or(0, |(_, n)| n));
+    let mut killed = false;
     while !session.poll_ended() {
-        let n = interrupted.count();
-        if n > interrupts_seen {
-            interrupts_seen = n;
-            if !is_run {
+        let n = interrupts.count();
+        if n > seen {
+            if !session.is_run() {
                 return; // attach: detach and report
             }
-            if n >= 2 {
-                session.signal(Signal::KILL); // run: a second Ctrl-C ends the target
+            if stopping.is_some() && !killed {
+                session.signal(Signal::KILL); // run: a second interrupt ends the command
+                killed = true;
+            }
+            stopping.get_or_insert_with(Instant::now);
+            seen = n;
+        }
+        if let (Some(since), Some(grace), false) = (stopping, limits.kill_after, killed) {
+            if since.elapsed() >= grace {
+                eprintln!("leaktrace: pid {} still running {:.1}s after the stop request: killing it", session.pid(), grace.as_secs_f64());
+                session.signal(Signal::KILL);
+                killed = true;
             }
         }
-        if duration.is_some_and(|d| started.elapsed() >= d) {
+        if limits.duration.is_some_and(|d| started.elapsed() >= d) {
             return;
         }
         if let Some(every) = opts.interval {

@@ -2,12 +2,13 @@
 //! the state. The kernel side wakes it only when a backlog builds up; in
 //! between it polls, which keeps wake-ups off the traced program's hot path.
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use aya::maps::{MapData, RingBuf};
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
 
 use super::Ingestor;
 use crate::aggregate::State;
@@ -23,6 +24,9 @@ pub struct Shared {
     sync_requested: AtomicU64,
     sync_done: Mutex<u64>,
     synced: Condvar,
+    /// Wakes the consumer for a sync instead of letting it finish its poll
+    /// (the supervisor syncs at every process exit, while the process waits).
+    wake: Option<OwnedFd>,
 }
 
 impl Shared {
@@ -33,6 +37,7 @@ impl Shared {
             sync_requested: AtomicU64::new(0),
             sync_done: Mutex::new(0),
             synced: Condvar::new(),
+            wake: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok(),
         })
     }
 
@@ -45,6 +50,9 @@ impl Shared {
     /// Returns once every record submitted before the call has been ingested.
     pub fn sync(&self) {
         let ticket = self.sync_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(wake) = &self.wake {
+            let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
+        }
         let mut done = self.sync_done.lock().unwrap_or_else(|e| e.into_inner());
         while *done < ticket {
             done = self.synced.wait(done).unwrap_or_else(|e| e.into_inner());
@@ -107,7 +115,17 @@ fn consume(ring: &mut RingBuf<MapData>, shared: &Shared, ingestor: &mut Ingestor
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let mut fds = [PollFd::new(ring, PollFlags::IN)];
-        let _ = poll(&mut fds, Some(&POLL));
+        match &shared.wake {
+            Some(wake) => {
+                let mut fds = [PollFd::new(ring, PollFlags::IN), PollFd::new(wake, PollFlags::IN)];
+                if poll(&mut fds, Some(&POLL)).is_ok() && !fds[1].revents().is_empty() {
+                    let _ = rustix::io::read(wake, &mut [0u8; 8]);
+                }
+            }
+            None => {
+                let mut fds = [PollFd::new(ring, PollFlags::IN)];
+                let _ = poll(&mut fds, Some(&POLL));
+            }
+        }
     }
 }

@@ -48,6 +48,12 @@ impl Ingestor {
     pub fn apply(&mut self, state: &mut State, ev: &Event) {
         state.events += 1;
         let pid = ev.tgid;
+        if ev.body == Body::Loaded {
+            // The dynamic linker mapped objects: their tables, before their code runs.
+            if let Some(tx) = &self.tables {
+                let _ = tx.send(TableRequest { pid, module: ModuleKey::default() });
+            }
+        }
         let stack = ev.stack.as_ref().map(|raw| {
             let kind = match ev.body {
                 Body::FdOpen { kind, .. } => ResourceKind::Fd(kind),

@@ -7,7 +7,7 @@
 
 use crate::symbolize::MappedFile;
 use std::collections::{HashSet, VecDeque};
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +29,28 @@ pub struct AllocatorFunction {
     pub entry_offset: u64,
 }
 
+/// What decides a process image's allocator: its executable and the
+/// loader's variables. Images with the same key have the same allocator.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageKey {
+    pub exe: PathBuf,
+    pub preload: Option<OsString>,
+    pub library_path: Option<OsString>,
+}
+
+impl ImageKey {
+    /// From /proc: the executable (a script's interpreter) and the environment
+    /// the image started with.
+    pub fn of(pid: u32) -> Result<Self, ProbeError> {
+        let proc_path = |p: &str| PathBuf::from(format!("/proc/{pid}/{p}"));
+        let exe =
+            std::fs::read_link(proc_path("exe")).map_err(|e| ProbeError::Unreadable { path: proc_path("exe"), detail: e.to_string() })?;
+        let environ = std::fs::read(proc_path("environ")).unwrap_or_default();
+        let var = |name: &[u8]| environ.split(|&b| b == 0).find_map(|kv| kv.strip_prefix(name)).map(|v| OsStr::from_bytes(v).to_owned());
+        Ok(Self { exe, preload: var(b"LD_PRELOAD="), library_path: var(b"LD_LIBRARY_PATH=") })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AllocatorChoice {
     pub path: PathBuf,
@@ -46,30 +68,33 @@ impl AllocatorChoice {
         Self::inspect(path, "given with --allocator".into())
     }
 
-    /// For a command about to run: resolve its libraries on the file system.
+    /// For a command not started yet: resolve its libraries on the file system.
+    #[cfg(test)]
     pub fn for_command(exe: &Path, ld_preload: Option<&OsStr>, ld_library_path: Option<&OsStr>) -> Result<Self, ProbeError> {
         let search = Search { library_path: split_paths(ld_library_path), ..Search::default() };
         Self::resolve(exe, preload_list(ld_preload), &search)
     }
 
-    /// For a running process: resolve against what it has mapped.
+    /// For a process, running or stopped at exec: resolve against what it
+    /// has mapped (at exec, nothing yet but the dynamic linker) and the file system.
     pub fn for_pid(pid: u32) -> Result<Self, ProbeError> {
-        let proc_path = |p: &str| PathBuf::from(format!("/proc/{pid}/{p}"));
-        let exe =
-            std::fs::read_link(proc_path("exe")).map_err(|e| ProbeError::Unreadable { path: proc_path("exe"), detail: e.to_string() })?;
-        let maps = std::fs::read_to_string(proc_path("maps"))
-            .map_err(|e| ProbeError::Unreadable { path: proc_path("maps"), detail: e.to_string() })?;
+        Self::for_image(pid, &ImageKey::of(pid)?)
+    }
+
+    /// [`Self::for_pid`] once its [`ImageKey`] is read.
+    pub fn for_image(pid: u32, key: &ImageKey) -> Result<Self, ProbeError> {
+        let maps_path = PathBuf::from(format!("/proc/{pid}/maps"));
+        let maps = std::fs::read_to_string(&maps_path).map_err(|e| ProbeError::Unreadable { path: maps_path, detail: e.to_string() })?;
         let mapped: Vec<PathBuf> =
             maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with('/')).map(PathBuf::from).collect();
-        let environ = std::fs::read(proc_path("environ")).unwrap_or_default();
-        let var = |name: &[u8]| {
-            environ
-                .split(|&b| b == 0)
-                .find_map(|kv| kv.strip_prefix(name))
-                .map(|v| std::ffi::OsString::from(String::from_utf8_lossy(v).into_owned()))
-        };
-        let search = Search { library_path: split_paths(var(b"LD_LIBRARY_PATH=").as_deref()), mapped, ..Search::default() };
-        Self::resolve(&exe, preload_list(var(b"LD_PRELOAD=").as_deref()), &search)
+        let search = Search { library_path: split_paths(key.library_path.as_deref()), mapped, ..Search::default() };
+        // A relative LD_PRELOAD path is relative to the process's directory.
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+        let preload = preload_list(key.preload.as_deref())
+            .into_iter()
+            .map(|p| if p.is_relative() && p.components().count() > 1 { cwd.join(p) } else { p })
+            .collect();
+        Self::resolve(&key.exe, preload, &search)
     }
 
     fn resolve(exe: &Path, preload: Vec<PathBuf>, search: &Search) -> Result<Self, ProbeError> {

@@ -1,19 +1,27 @@
 //! The embedded eBPF object: loading, settings, attaching.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
-    programs::{RawTracePoint, TracePoint, UProbe},
+    programs::{RawTracePoint, TracePoint},
     Ebpf, EbpfLoader,
 };
-use tracer_common::{AllocFn, Counter};
+use tracer_common::Counter;
 
+use super::allocator_probes::{self, Loaded};
+use super::links::{LinkMode, LinkStats, ProcessLinks};
+use super::loader_probe::LoaderProbe;
+use super::raw_programs::RawObject;
 use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
 use super::unwind_tables::KernelTables;
 use super::{allocator::AllocatorChoice, preflight, ProbeError, Program};
+
+/// Entries of the table of sampled blocks in sampling mode.
+const SAMPLED_ENTRIES: u32 = 1 << 20;
 
 pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LEAKTRACE_BPF_OBJECT"));
 
@@ -32,6 +40,9 @@ pub struct LoadOptions {
     pub unwind: UnwindMode,
     /// Capacity of the kernel's unwind row table (8 bytes a row).
     pub unwind_rows: u32,
+    /// `run`: a thread that maps new objects stops until their tables are in
+    /// (leaktrace, its ptrace tracer, takes the stop and never delivers it).
+    pub pause_on_load: bool,
 }
 
 impl Default for LoadOptions {
@@ -43,6 +54,7 @@ impl Default for LoadOptions {
             sample_every: 0,
             unwind: UnwindMode::default(),
             unwind_rows: DEFAULT_UNWIND_ROWS,
+            pause_on_load: false,
         }
     }
 }
@@ -61,20 +73,28 @@ pub enum AllocatorPrograms {
     FloorEntries,
 }
 
-/// Loaded programs. Dropping it detaches everything.
+/// Loaded programs and each traced process's allocator probes. Dropping it
+/// detaches everything (the allocator probes in the background).
 pub struct Probes {
     ebpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u32>,
-    /// Whether the allocator programs are loaded (they load once, attach per process).
-    allocator_loaded: bool,
-    /// Each traced process's allocator links, by program.
-    links: HashMap<u32, Vec<(Program, UProbeLinkId)>>,
+    allocator: Loaded,
+    programs: AllocatorPrograms,
+    /// Whether the mode was forced (no fallback then).
+    requested: Option<LinkMode>,
+    /// Each traced process's allocator probes.
+    links: HashMap<u32, ProcessLinks>,
+    stats: Arc<LinkStats>,
+    /// Said once each, for the report.
+    warnings: Vec<String>,
+    /// The dynamic linker's announcements (with the CFI walker).
+    loader_probe: Option<LoaderProbe>,
 }
 
 /// Reads the kernel side's loss counters; movable to the consumer thread.
 pub struct CounterReader(PerCpuArray<MapData, u64>);
 
-fn attach_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
+pub(super) fn attach_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
     let what = what.into();
     move |e| ProbeError::Attach { what, detail: error_chain(&e) }
 }
@@ -90,53 +110,50 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The rings and counters the pipeline reads.
+pub struct Outputs {
+    pub events: RingBuf<MapData>,
+    pub counters: CounterReader,
+    /// `attach`: forks, execs and exits of traced processes (see process.rs on the kernel side).
+    pub notices: RingBuf<MapData>,
+}
+
 impl Probes {
-    /// Loads the programs and attaches the syscall and process tracepoints.
-    /// Nothing is traced until a target is added.
-    pub fn load(opts: &LoadOptions) -> Result<(Self, RingBuf<MapData>, CounterReader), ProbeError> {
+    /// Loads the programs (the allocator's for `programs`) and attaches the
+    /// syscall and process tracepoints. Nothing is traced until a target is
+    /// added. With `notices` (`attach`), the kernel reports forks, execs and
+    /// exits of traced processes on their own ring, so their allocator probes follow.
+    pub fn load(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -> Result<(Self, Outputs), ProbeError> {
         preflight::preflight()?;
         if OBJECT.is_empty() {
             return Err(ProbeError::StubBuild);
         }
-        let frames = opts.stack_frames.clamp(1, tracer_common::MAX_FRAMES as u32);
-        let follow: u32 = opts.follow_forks.into();
-        let fork_offset = if opts.follow_forks { preflight::fork_child_pid_offset()? } else { 0 };
-        let wakeup = u64::from(opts.ring_bytes / 4);
-        let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows)?;
-        let mut loader = EbpfLoader::new();
-        unwind.apply(&mut loader);
-        let mut ebpf = loader
-            .override_global("STACK_FRAMES", &frames, true)
-            .override_global("FOLLOW_FORKS", &follow, true)
-            .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)
-            .override_global("WAKEUP_BYTES", &wakeup, true)
-            .override_global("SAMPLE_EVERY", &opts.sample_every, true)
-            .map_max_entries("EVENTS", opts.ring_bytes)
-            .load(OBJECT)
-            .map_err(|e| ProbeError::Load(error_chain(&e)))?;
-
-        for (prog, tp) in [
-            (Program::SysEnter, "sys_enter"),
-            (Program::SysExit, "sys_exit"),
-            (Program::ProcessExec, "sched_process_exec"),
-            (Program::ProcessExit, "sched_process_exit"),
-        ] {
-            let p: &mut RawTracePoint = program(&mut ebpf, prog)?;
-            p.load().map_err(attach_err(format!("{prog} (load)")))?;
-            p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;
-        }
-        if opts.follow_forks {
-            let p: &mut TracePoint = program(&mut ebpf, Program::ProcessFork)?;
-            p.load().map_err(attach_err("process_fork (load)"))?;
-            p.attach("sched", "sched_process_fork").map_err(attach_err("tracepoint sched/sched_process_fork"))?;
-        }
+        let requested = LinkMode::requested()?;
+        let mut ebpf = load_object(opts, notices)?;
+        let raw = RawObject::prepare(OBJECT, &ebpf)?;
+        let (allocator, warning) = allocator_probes::load(&raw, requested, programs)?;
+        drop(raw);
+        attach_tracepoints(&mut ebpf, opts.follow_forks)?;
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")))
         };
-        let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
-        let counters = PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
-        let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(|e| ProbeError::Load(e.to_string()))?;
-        Ok((Self { ebpf, targets, allocator_loaded: false, links: HashMap::new() }, ring, CounterReader(counters)))
+        let load_err = |e: aya::maps::MapError| ProbeError::Load(e.to_string());
+        let events = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(load_err)?;
+        let notices = RingBuf::try_from(take(&mut ebpf, "NOTICES")?).map_err(load_err)?;
+        let counters = CounterReader(PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(load_err)?);
+        let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(load_err)?;
+        let probes = Self {
+            ebpf,
+            targets,
+            allocator,
+            programs,
+            requested,
+            links: HashMap::new(),
+            stats: Arc::default(),
+            warnings: warning.into_iter().collect(),
+            loader_probe: None,
+        };
+        Ok((probes, Outputs { events, counters, notices }))
     }
 
     /// The kernel walker's tables, to be filled as modules appear (once; None in `--unwind fp` mode).
@@ -150,6 +167,7 @@ impl Probes {
             _ => Err(missing(name)),
         };
         let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
+        self.loader_probe = Some(LoaderProbe::load(&mut self.ebpf)?);
         let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
         let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
         KernelTables::new(rows, pages, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
@@ -160,74 +178,126 @@ impl Probes {
         self.targets.insert(pid, 1, 0).map_err(|e| ProbeError::Load(format!("adding pid {pid} to the target table: {e}")))
     }
 
-    /// Attaches the allocator probes to `pid` (all its threads, across exec).
-    /// They fire in that process alone: the kernel filters uprobes by process,
-    /// so no other process on the machine pays for a trap (with
-    /// `--follow-forks`, each child gets its own as it is created).
-    /// Return probes go first: an entry probe whose return probe is not yet in
-    /// place would leave a call in flight forever.
-    pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32, programs: AllocatorPrograms) -> Result<(), ProbeError> {
-        let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| ProbeError::Load("pid 0 is not a process".into()))?);
-        if !self.allocator_loaded {
-            self.load_allocator_programs(alloc, programs)?;
-        }
-        let path = &alloc.path;
-        let floor = programs != AllocatorPrograms::Trace;
-        let exit_prog = if floor { Program::FloorExit } else { Program::AllocExit };
-        let mut links = Vec::new();
-        let mut attach = |ebpf: &mut Ebpf, prog: Program, offset: u64, what: &str| -> Result<(), ProbeError> {
-            let p: &mut UProbe = program(ebpf, prog)?;
-            let id = p
-                .attach(UProbeAttachLocation::AbsoluteOffset(offset), path, scope)
-                .map_err(attach_err(format!("{what} on {}", path.display())))?;
-            links.push((prog, id));
-            Ok(())
-        };
-        let result = alloc
-            .functions
-            .iter()
-            .filter(|f| f.func != AllocFn::Free && programs != AllocatorPrograms::FloorEntries)
-            .try_for_each(|f| attach(&mut self.ebpf, exit_prog, f.file_offset, &format!("uretprobe {}", f.func.symbol())))
-            .and_then(|()| {
-                alloc.functions.iter().try_for_each(|f| {
-                    let prog = if floor { Program::FloorEnter } else { Program::Enter(f.func) };
-                    attach(&mut self.ebpf, prog, f.entry_offset, &format!("uprobe {}", f.func.symbol()))
-                })
-            });
-        self.links.entry(pid).or_default().extend(links);
-        result
-    }
-
-    fn load_allocator_programs(&mut self, alloc: &AllocatorChoice, programs: AllocatorPrograms) -> Result<(), ProbeError> {
-        let mut names: Vec<Program> = match programs {
-            AllocatorPrograms::Trace => {
-                std::iter::once(Program::AllocExit).chain(alloc.functions.iter().map(|f| Program::Enter(f.func))).collect()
+    /// Puts the allocator probes on `pid` (all its threads, across exec),
+    /// replacing any it had. They fire in that process alone: the kernel
+    /// filters uprobes by process, so no other process on the machine pays
+    /// for a trap (with `--follow-forks`, each child gets its own).
+    pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32) -> Result<(), ProbeError> {
+        self.detach_process(pid);
+        let started = Instant::now();
+        let links = match allocator_probes::attach(&mut self.ebpf, &mut self.allocator, alloc, pid) {
+            Ok(links) => links,
+            Err(e) if self.requested.is_none() && self.allocator.mode() != LinkMode::PerfEvent => {
+                // The kernel loaded the programs but refuses the link: perf-event uprobes from now on.
+                self.warnings.push(allocator_probes::fallback_warning(&[format!("{} links ({e})", self.allocator.mode().name())]));
+                let (entry, exit) = allocator_probes::programs_for(LinkMode::PerfEvent, self.programs);
+                self.allocator = Loaded::Perf { entry, exit, loaded: false };
+                allocator_probes::attach(&mut self.ebpf, &mut self.allocator, alloc, pid)?
             }
-            AllocatorPrograms::Floor => vec![Program::FloorExit, Program::FloorEnter],
-            AllocatorPrograms::FloorEntries => vec![Program::FloorEnter],
+            Err(e) => return Err(e),
         };
-        names.sort_unstable();
-        names.dedup();
-        for name in names {
-            let p: &mut UProbe = program(&mut self.ebpf, name)?;
-            p.load().map_err(attach_err(format!("{name} (load)")))?;
+        let mut links = links;
+        // The dynamic linker's announcements go with the image's probes.
+        if let Some(lp) = &self.loader_probe {
+            match lp.attach(&mut self.ebpf, pid) {
+                Ok(link) => links.extend(link),
+                Err(e) => {
+                    self.warnings.push(format!("new objects of pid {pid} are walked from stack copies until their tables are in ({e})"))
+                }
+            }
         }
-        self.allocator_loaded = true;
+        self.stats.record_attach(started.elapsed());
+        self.links.insert(pid, ProcessLinks { allocator: alloc.path.clone(), links, stats: self.stats.clone() });
         Ok(())
     }
 
-    /// Detaches the allocator probes of a process that has gone.
+    /// The allocator `pid`'s probes sit on, if any.
+    pub fn allocator_of(&self, pid: u32) -> Option<&Path> {
+        self.links.get(&pid).map(|l| l.allocator.as_path())
+    }
+
+    /// Whether the kernel stopped thread `tid` until new objects' tables are in; its process.
+    pub fn take_paused(&mut self, tid: u32) -> Option<u32> {
+        self.loader_probe.as_mut()?.take_paused(tid)
+    }
+
+    /// Takes the allocator probes off a process (gone, or with a new image);
+    /// returns at once, the links close in the background.
     pub fn detach_process(&mut self, pid: u32) {
-        for (prog, id) in self.links.remove(&pid).unwrap_or_default() {
-            if let Ok(p) = program::<UProbe>(&mut self.ebpf, prog) {
-                // A failure here leaves a link to a dead process, released when leaktrace ends.
-                let _ = p.detach(id);
-            }
+        if let Some(links) = self.links.remove(&pid) {
+            links.detach_in_background();
+        }
+    }
+
+    /// How the allocator probes are hung on processes.
+    pub fn link_mode(&self) -> LinkMode {
+        self.allocator.mode()
+    }
+
+    /// Attach and detach times of the allocator probes.
+    pub fn link_stats(&self) -> Arc<LinkStats> {
+        self.stats.clone()
+    }
+
+    /// What the report should say about how probes were attached (each once).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+impl Drop for Probes {
+    fn drop(&mut self) {
+        for (_, links) in self.links.drain() {
+            links.detach_in_background();
         }
     }
 }
 
-fn program<'a, T>(ebpf: &'a mut Ebpf, prog: Program) -> Result<&'a mut T, ProbeError>
+fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
+    let frames = opts.stack_frames.clamp(1, tracer_common::MAX_FRAMES as u32);
+    let follow: u32 = opts.follow_forks.into();
+    let fork_offset = if opts.follow_forks { preflight::fork_child_pid_offset()? } else { 0 };
+    let wakeup = u64::from(opts.ring_bytes / 4);
+    let notices: u32 = notices.into();
+    // The table of sampled blocks holds a million entries (~88 MiB of kernel
+    // memory): only when sampling.
+    let sampled = if opts.sample_every > 1 { SAMPLED_ENTRIES } else { 1 };
+    let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows, opts.pause_on_load)?;
+    let mut loader = EbpfLoader::new();
+    unwind.apply(&mut loader);
+    loader
+        .override_global("STACK_FRAMES", &frames, true)
+        .override_global("FOLLOW_FORKS", &follow, true)
+        .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)
+        .override_global("WAKEUP_BYTES", &wakeup, true)
+        .override_global("SAMPLE_EVERY", &opts.sample_every, true)
+        .override_global("NOTICE_LIFECYCLE", &notices, true)
+        .map_max_entries("EVENTS", opts.ring_bytes)
+        .map_max_entries("SAMPLED", sampled)
+        .load(OBJECT)
+        .map_err(|e| ProbeError::Load(error_chain(&e)))
+}
+
+fn attach_tracepoints(ebpf: &mut Ebpf, follow_forks: bool) -> Result<(), ProbeError> {
+    for (prog, tp) in [
+        (Program::SysEnter, "sys_enter"),
+        (Program::SysExit, "sys_exit"),
+        (Program::ProcessExec, "sched_process_exec"),
+        (Program::ProcessExit, "sched_process_exit"),
+    ] {
+        let p: &mut RawTracePoint = program(ebpf, prog)?;
+        p.load().map_err(attach_err(format!("{prog} (load)")))?;
+        p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;
+    }
+    if follow_forks {
+        let p: &mut TracePoint = program(ebpf, Program::ProcessFork)?;
+        p.load().map_err(attach_err("process_fork (load)"))?;
+        p.attach("sched", "sched_process_fork").map_err(attach_err("tracepoint sched/sched_process_fork"))?;
+    }
+    Ok(())
+}
+
+pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, prog: Program) -> Result<&'a mut T, ProbeError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
@@ -245,5 +315,26 @@ impl CounterReader {
             }
         }
         out
+    }
+}
+
+#[cfg(all(test, not(ebpf_stub)))]
+mod tests {
+    use super::*;
+
+    /// Privileged: the table of sampled blocks (~88 MiB of kernel memory at
+    /// full size) is sized only in sampling mode.
+    #[test]
+    fn the_sampling_table_is_sized_only_when_sampling() {
+        assert!(rustix::process::geteuid().is_root(), "the kernel tests load eBPF programs and must run as root (they never skip)");
+        let entries = |sample_every: u32| {
+            let mut ebpf = load_object(&LoadOptions { sample_every, ..LoadOptions::default() }, false).unwrap();
+            match ebpf.take_map("SAMPLED") {
+                Some(aya::maps::Map::HashMap(data)) => data.info().unwrap().max_entries(),
+                other => panic!("SAMPLED is a hash map: {other:?}"),
+            }
+        };
+        assert_eq!(entries(0), 1);
+        assert_eq!(entries(64), SAMPLED_ENTRIES);
     }
 }

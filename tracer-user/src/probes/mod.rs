@@ -1,18 +1,25 @@
 //! Loading leaktrace's eBPF programs and attaching them to a target.
 
 mod allocator;
+mod allocator_probes;
+mod bpf_sys;
 pub mod btf;
 mod errors;
+mod links;
 mod loader;
+mod loader_probe;
 mod preflight;
 mod programs;
 mod prologue;
+mod raw_programs;
 mod unwind_settings;
 mod unwind_tables;
 
-pub use allocator::{load_order, AllocatorChoice, AllocatorFunction};
+pub use allocator::{load_order, AllocatorChoice, AllocatorFunction, ImageKey};
 pub use errors::ProbeError;
-pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Probes};
+pub use links::{LinkMode, LinkStats};
+pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Outputs, Probes};
+pub use loader_probe::PAUSE_SIGNAL;
 pub use preflight::preflight;
 pub use programs::Program;
 pub use unwind_settings::UnwindMode;

@@ -1,8 +1,6 @@
 //! The eBPF programs of the embedded object, by name: one enum, so a typo is
 //! a compile error and the object test below checks every name exists.
 
-use tracer_common::AllocFn;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Program {
     SysEnter,
@@ -10,13 +8,21 @@ pub enum Program {
     ProcessExec,
     ProcessExit,
     ProcessFork,
-    /// The entry probe of an allocator function.
-    Enter(AllocFn),
+    /// The entry probe of every allocator function (its cookie names the function).
+    AllocEnter,
     /// The return probe shared by every allocating function.
     AllocExit,
+    /// Entry and return in one uprobe session.
+    AllocSession,
     /// Benchmarks: empty programs at the same points.
     FloorEnter,
     FloorExit,
+    FloorSession,
+    FloorSessionEntries,
+    /// The loader's kernel test: a bpf_loop callback.
+    LoaderCheck,
+    /// The dynamic linker's `_dl_debug_state`: objects mapped.
+    DlLoaded,
 }
 
 impl Program {
@@ -27,21 +33,15 @@ impl Program {
             Self::ProcessExec => "process_exec",
             Self::ProcessExit => "process_exit",
             Self::ProcessFork => "process_fork",
-            Self::Enter(f) => match f {
-                AllocFn::Malloc => "malloc_enter",
-                AllocFn::Calloc => "calloc_enter",
-                AllocFn::Realloc => "realloc_enter",
-                AllocFn::Reallocarray => "reallocarray_enter",
-                AllocFn::PosixMemalign => "posix_memalign_enter",
-                AllocFn::AlignedAlloc => "aligned_alloc_enter",
-                AllocFn::Memalign => "memalign_enter",
-                AllocFn::Valloc => "valloc_enter",
-                AllocFn::Pvalloc => "pvalloc_enter",
-                AllocFn::Free => "free_enter",
-            },
+            Self::AllocEnter => "alloc_enter",
             Self::AllocExit => "alloc_exit",
+            Self::AllocSession => "alloc_session",
             Self::FloorEnter => "floor_enter",
             Self::FloorExit => "floor_exit",
+            Self::DlLoaded => "dl_loaded",
+            Self::FloorSession => "floor_session",
+            Self::FloorSessionEntries => "floor_session_entries",
+            Self::LoaderCheck => "loader_check",
         }
     }
 
@@ -53,12 +53,17 @@ impl Program {
             Self::ProcessExec,
             Self::ProcessExit,
             Self::ProcessFork,
+            Self::AllocEnter,
             Self::AllocExit,
+            Self::AllocSession,
             Self::FloorEnter,
             Self::FloorExit,
+            Self::FloorSession,
+            Self::FloorSessionEntries,
+            Self::LoaderCheck,
+            Self::DlLoaded,
         ]
         .into_iter()
-        .chain(AllocFn::ALL.into_iter().map(Self::Enter))
     }
 }
 

@@ -43,12 +43,13 @@ const MEMBERS: [(&str, &str, &str, bool); 10] = [
 pub struct UnwindSettings {
     offsets: [(&'static str, u32); MEMBERS.len()],
     frame_pointers: u32,
+    pause_on_load: u32,
     rows: u32,
     pages: u32,
 }
 
 impl UnwindSettings {
-    pub fn new(mode: UnwindMode, rows: u32) -> Result<Self, ProbeError> {
+    pub fn new(mode: UnwindMode, rows: u32, pause_on_load: bool) -> Result<Self, ProbeError> {
         let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
         let mut offsets = [("", 0); MEMBERS.len()];
         for (slot, (global, ty, member, required)) in offsets.iter_mut().zip(MEMBERS) {
@@ -60,7 +61,14 @@ impl UnwindSettings {
             *slot = (global, off);
         }
         let rows = rows.max(1);
-        Ok(Self { offsets, frame_pointers: u32::from(mode == UnwindMode::FramePointers), rows, pages: (rows / PAGES_PER_ROW).max(1) })
+        let frame_pointers = mode == UnwindMode::FramePointers;
+        Ok(Self {
+            offsets,
+            frame_pointers: u32::from(frame_pointers),
+            pause_on_load: u32::from(pause_on_load && !frame_pointers),
+            rows,
+            pages: (rows / PAGES_PER_ROW).max(1),
+        })
     }
 
     pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
@@ -68,6 +76,7 @@ impl UnwindSettings {
             loader.override_global(name, off, true);
         }
         loader.override_global("UNWIND_FRAME_POINTERS", &self.frame_pointers, true);
+        loader.override_global("PAUSE_ON_LOAD", &self.pause_on_load, true);
         loader.map_max_entries("UNWIND_ROWS", self.rows);
         loader.map_max_entries("UNWIND_PAGES", self.pages);
     }

@@ -14,7 +14,7 @@ use tracer_common::unwind::page_index;
 use tracer_common::{ModuleKey, ModuleRows, UnwindRow};
 
 use super::unwind_settings::PAGES_PER_ROW;
-use crate::symbolize::CfiTable;
+use crate::symbolize::{CfiTable, MappedFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -120,8 +120,9 @@ impl KernelTables {
         if self.is_loaded(&key) {
             return Ok(key);
         }
-        let data = read_all(file).map_err(|e| TableError::Read(name.to_owned(), e))?;
-        let table = CfiTable::build(&data).map_err(|e| TableError::Parse(name.to_owned(), e))?;
+        // Mapped, not read: a module may be hundreds of MB.
+        let data = MappedFile::from_file(file).map_err(|e| TableError::Read(name.to_owned(), e))?;
+        let table = CfiTable::build(data.bytes()).map_err(|e| TableError::Parse(name.to_owned(), e))?;
         self.publish(key, &table.rows, name)?;
         Ok(key)
     }
@@ -184,12 +185,6 @@ fn row_bytes(r: &UnwindRow) -> [u8; ROW] {
     b[6] = r.rbp as u8;
     b[7] = r.kind;
     b
-}
-
-fn read_all(mut file: &File) -> std::io::Result<Vec<u8>> {
-    let mut data = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut data)?;
-    Ok(data)
 }
 
 #[cfg(test)]

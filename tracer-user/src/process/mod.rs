@@ -3,9 +3,11 @@
 
 pub mod attach;
 pub mod spawn;
+mod supervise;
 
 pub use attach::{command_line, monotonic_ns, proc_alive, Watched};
-pub use spawn::{resolve_program, Ended, Hooks, SpawnError, Supervised};
+pub use spawn::{resolve_program, ChildSignals, Command, SpawnError, Supervised};
+pub use supervise::{Ended, Hooks};
 
 /// A supervisor waits for any child of the process (`waitpid(-1)`), so unit
 /// tests that start children take turns.

@@ -72,7 +72,7 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         sample_every: (scale > 1).then_some(scale as u32),
         sites,
         warnings,
-        tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: snap.events },
+        tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: snap.events, ..TracerCost::default() },
     }
 }
 

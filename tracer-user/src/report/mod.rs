@@ -15,7 +15,7 @@ pub use build::{build, ReportInput};
 pub use focus::Focus;
 pub use model::Report;
 pub use suppress::{SuppressError, Suppressions};
-pub use verdict::{verdict, ExitCode, Thresholds};
+pub use verdict::{command_status, verdict, ExitCode, Thresholds};
 
 #[cfg(test)]
 mod tests;

@@ -107,6 +107,22 @@ pub struct ExitStatus {
     pub signal: Option<i32>,
 }
 
+impl ExitStatus {
+    /// Exit code 0.
+    pub fn success(self) -> bool {
+        self.code == Some(0) && self.signal.is_none()
+    }
+
+    /// As a shell reports it: the exit code, or 128 + the signal's number.
+    pub fn shell_status(self) -> i32 {
+        match (self.code, self.signal) {
+            (_, Some(s)) => 128 + s,
+            (Some(c), None) => c,
+            (None, None) => 0,
+        }
+    }
+}
+
 impl From<Ended> for ExitStatus {
     fn from(e: Ended) -> Self {
         match e {
@@ -134,6 +150,13 @@ pub struct TracerCost {
     pub peak_rss_kib: u64,
     /// Records ingested.
     pub events: u64,
+    /// How the allocator probes were hung on processes: uprobe session,
+    /// uprobe_multi or perf-event uprobes.
+    pub probe_links: Option<String>,
+    /// Mean milliseconds to attach one process's allocator probes, and to
+    /// detach them (in the background; over the detaches finished).
+    pub probe_attach_ms: Option<f64>,
+    pub probe_detach_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]

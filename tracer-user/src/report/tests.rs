@@ -5,7 +5,7 @@ use tracer_common::FdKind;
 
 use super::expect::{compare, Mismatch};
 use super::model::{ExitStatus, Location, Report, Site, StackFrame, Target, TargetState};
-use super::{text, verdict, ExitCode, Thresholds};
+use super::{command_status, text, verdict, ExitCode, Thresholds};
 use crate::aggregate::ResourceKind;
 
 fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> Site {
@@ -84,6 +84,21 @@ fn lost_events_make_the_verdict_incomplete_first() {
     r.lost_events = 5;
     assert_eq!(verdict(&r, Thresholds::default(), None), ExitCode::Incomplete);
     assert_eq!(verdict(&r, Thresholds::default(), Some(false)), ExitCode::Incomplete);
+}
+
+#[test]
+fn a_failed_command_comes_first_and_without_ci_is_the_exit_status() {
+    let mut r = leaky();
+    r.complete = false;
+    r.target.exit = Some(ExitStatus { code: Some(7), signal: None });
+    assert_eq!(verdict(&r, Thresholds::default(), Some(true)), ExitCode::CommandFailed);
+    assert_eq!(command_status(&r), 7);
+    r.target.exit = Some(ExitStatus { code: None, signal: Some(11) });
+    assert_eq!(verdict(&r, Thresholds::default(), None), ExitCode::CommandFailed);
+    assert_eq!(command_status(&r), 139, "128 + SIGSEGV, as a shell reports it");
+    r.target.exit = None; // attached: no status of its own
+    assert_eq!(command_status(&r), 0);
+    assert_eq!(verdict(&r, Thresholds::default(), None), ExitCode::Incomplete);
 }
 
 #[test]

@@ -2,7 +2,9 @@
 
 use super::model::Report;
 
-/// The process exit code of a `--ci` run, and of errors in any run.
+/// The process exit code of a `--ci` run, and of errors in any run. When
+/// several apply, the first of: tracer error, command failed, incomplete,
+/// `--expect` mismatch, leaks found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// Nothing leaked above the thresholds (and `--expect` matched, if given).
@@ -16,6 +18,9 @@ pub enum ExitCode {
     Incomplete = 3,
     /// `--expect`: a site is missing, unexpected, or has other counts.
     ExpectationMismatch = 4,
+    /// `run`: the command itself failed (a non-zero exit code, or killed by
+    /// a signal): a crashing test fails CI whatever it leaked.
+    CommandFailed = 5,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,9 +29,12 @@ pub struct Thresholds {
     pub max_leaked_handles: u64,
 }
 
-/// The verdict of a `--ci` run. Lost events come first: a report that missed
-/// frees cannot tell leaks from noise.
+/// The verdict of a `--ci` run. A failed command comes first, then lost
+/// events: a report that missed frees cannot tell leaks from noise.
 pub fn verdict(report: &Report, limits: Thresholds, expectation_failed: Option<bool>) -> ExitCode {
+    if report.target.exit.is_some_and(|e| !e.success()) {
+        return ExitCode::CommandFailed;
+    }
     if !report.complete {
         return ExitCode::Incomplete;
     }
@@ -37,4 +45,11 @@ pub fn verdict(report: &Report, limits: Thresholds, expectation_failed: Option<b
         return ExitCode::LeaksFound;
     }
     ExitCode::Clean
+}
+
+/// leaktrace's exit code without `--ci`: the command's own status, as a
+/// shell reports it (128 + N for signal N), like valgrind and strace; 0 for
+/// an attached process.
+pub fn command_status(report: &Report) -> i32 {
+    report.target.exit.map_or(0, |e| e.shell_status())
 }

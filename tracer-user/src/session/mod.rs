@@ -2,19 +2,22 @@
 //! The text report, JSON and the TUI all read the same session, through
 //! snapshots of its state, so building a report never stalls the consumer.
 
+mod follow;
+mod placement;
 mod start;
 mod tables;
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use crate::aggregate::StackId;
 use crate::pipeline::{Consumer, Shared};
-use crate::probes::{CounterReader, Probes};
+use crate::probes::{CounterReader, LinkStats, Probes};
 use crate::process::{monotonic_ns, Ended, Supervised, Watched};
 use crate::report::model::{ExitStatus, Target, TargetState};
 use crate::report::{self, Report, ReportInput, SiteCache};
 
+use follow::Follower;
+use placement::{lock, Placement};
 pub use start::{SessionConfig, SessionError, TargetSpec};
 
 enum Handle {
@@ -24,22 +27,32 @@ enum Handle {
 
 pub struct Session {
     shared: Arc<Shared>,
-    /// Shared with the supervisor, which attaches followed children.
-    _probes: Arc<Mutex<Probes>>,
+    /// Shared with the supervisor or the follower, which move the allocator probes.
+    probes: Arc<Mutex<Probes>>,
+    placement: Arc<Mutex<Placement>>,
     consumer: Option<Consumer>,
+    follower: Option<Follower>,
     counters: CounterReader,
+    link_stats: Arc<LinkStats>,
     handle: Handle,
     target: Target,
-    started: Instant,
-    ended: Option<Option<Ended>>,
+    /// CLOCK_MONOTONIC when tracing started: durations count from here.
+    started_ns: u64,
+    /// How the target ended (unknown for an attached process), and when.
+    ended: Option<(Option<Ended>, u64)>,
     detached: bool,
-    config: SessionConfig,
+    config: start::SessionConfig,
     cache: SiteCache,
 }
 
 impl Session {
     pub fn pid(&self) -> u32 {
         self.target.pid
+    }
+
+    /// Whether this session started the target (`run`).
+    pub fn is_run(&self) -> bool {
+        matches!(self.handle, Handle::Child(_))
     }
 
     /// Whether the target has ended (non-blocking). A `run` target's exit status is kept.
@@ -49,13 +62,13 @@ impl Session {
         }
         match &self.handle {
             Handle::Child(c) => {
-                if let Some(e) = c.try_wait() {
-                    self.ended = Some(Some(e));
+                if let Some((e, at)) = c.try_wait() {
+                    self.ended = Some((Some(e), at));
                 }
             }
             Handle::Pid(w) => {
                 if w.has_exited() {
-                    self.ended = Some(None);
+                    self.ended = Some((None, monotonic_ns()));
                 }
             }
         }
@@ -65,11 +78,14 @@ impl Session {
     /// Blocks until a `run` target ends.
     pub fn wait_child(&mut self) {
         if let (None, Handle::Child(c)) = (&self.ended, &self.handle) {
-            self.ended = Some(c.wait());
+            self.ended = Some(match c.wait() {
+                Some((e, at)) => (Some(e), at),
+                None => (None, monotonic_ns()),
+            });
         }
     }
 
-    /// Sends a signal to the target (a second Ctrl-C under `run`).
+    /// Sends a signal to the target.
     pub fn signal(&self, sig: rustix::process::Signal) {
         if let Some(pid) = i32::try_from(self.target.pid).ok().and_then(rustix::process::Pid::from_raw) {
             let _ = rustix::process::kill_process(pid, sig);
@@ -77,20 +93,30 @@ impl Session {
     }
 
     /// A report of the current state. Only the snapshot is taken under the
-    /// pipeline's lock; symbolizing and attribution happen outside it.
+    /// pipeline's lock; symbolizing and attribution happen outside it. Ages
+    /// and the duration run to the target's end once it has ended.
     pub fn report(&mut self) -> Report {
+        let now_ns = self.ended.map_or_else(monotonic_ns, |(_, at)| at);
         let mut target = self.target.clone();
-        target.duration_secs = self.started.elapsed().as_secs_f64();
+        target.duration_secs = now_ns.saturating_sub(self.started_ns) as f64 / 1e9;
         match &self.ended {
-            Some(e) => {
+            Some((e, _)) => {
                 target.state = TargetState::Exited;
                 target.exit = e.map(ExitStatus::from);
             }
             None if self.detached => target.state = TargetState::Detached,
             None => {}
         }
+        if let Some(alloc) = lock(&self.placement).target_allocator() {
+            target.allocator = Some(format!("{} ({})", alloc.path.display(), alloc.reason));
+            let path = Some(alloc.path.display().to_string());
+            if self.config.attribution.allocator != path {
+                // A new allocator (an exec): frames inside it are never the site; attribute anew.
+                self.config.attribution.allocator = path;
+                self.cache = SiteCache::default();
+            }
+        }
         let counters = self.counters.read();
-        let now_ns = monotonic_ns();
         let snapshot = self.shared.state().snapshot(StackId(self.cache.len() as u32), now_ns);
         let input = ReportInput {
             target,
@@ -100,11 +126,20 @@ impl Session {
             now_ns,
             sample_every: self.config.load.sample_every,
         };
-        report::build(&snapshot, &mut self.cache, input)
+        let mut report = report::build(&snapshot, &mut self.cache, input);
+        let (attach_ms, detach_ms) = self.link_stats.means_ms();
+        report.tracer.probe_links = Some(lock(&self.probes).link_mode().name().to_owned());
+        report.tracer.probe_attach_ms = attach_ms;
+        report.tracer.probe_detach_ms = detach_ms;
+        report
     }
 
-    /// Stops consuming (after draining everything) and detaches; the final report.
+    /// Stops consuming (after draining everything) and following; the final
+    /// report. The allocator probes come off in the background.
     pub fn finish(mut self) -> Report {
+        if let Some(f) = self.follower.take() {
+            f.stop();
+        }
         if let Some(c) = self.consumer.take() {
             c.stop();
         }

@@ -1,25 +1,35 @@
 //! Starting a session on a new command (`run`) or a running process (`attach`).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
+use super::follow::Follower;
+use super::placement::{lock, Placement};
 use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
-use crate::pipeline::{Consumer, Ingestor, Shared};
-use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes};
+use crate::pipeline::{Consumer, Ingestor, Shared, TableRequest};
+use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes, PAUSE_SIGNAL};
 use crate::process::attach::{self, Unfit};
-use crate::process::{command_line, proc_alive, resolve_program, Hooks, SpawnError, Supervised, Watched};
+use crate::process::{
+    command_line, monotonic_ns, proc_alive, resolve_program, ChildSignals, Command, Hooks, SpawnError, Supervised, Watched,
+};
 use crate::report::model::{Target, TargetState};
 use crate::report::{Attribution, SiteCache, Suppressions};
 use crate::symbolize::ProcessMaps;
 
 #[derive(Debug, Clone)]
 pub enum TargetSpec {
-    Run { argv: Vec<OsString> },
-    Attach { pid: u32 },
+    /// `signals`: what the command starts with (taken before leaktrace installs its handlers).
+    Run {
+        argv: Vec<OsString>,
+        signals: ChildSignals,
+    },
+    Attach {
+        pid: u32,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -48,125 +58,170 @@ pub enum SessionError {
     Thread(std::io::Error),
 }
 
-fn lock(probes: &Mutex<Probes>) -> MutexGuard<'_, Probes> {
-    probes.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// What `run` does as the supervisor reports the target's processes.
 struct RunHooks {
     shared: Arc<Shared>,
+    placement: Arc<Mutex<Placement>>,
     probes: Arc<Mutex<Probes>>,
-    alloc: AllocatorChoice,
-    programs: AllocatorPrograms,
+    tables: Option<Arc<TableService>>,
 }
 
 impl Hooks for RunHooks {
-    fn new_process(&mut self, pid: u32) {
+    fn exec(&mut self, pid: u32) {
+        lock(&self.placement).image(pid);
+    }
+
+    fn new_process(&mut self, pid: u32, parent: Option<u32>) {
         // The kernel already lists the child (it follows forks in the target
         // table); its allocator probes go on before it runs.
-        if let Err(e) = lock(&self.probes).attach_allocator(&self.alloc, pid, self.programs) {
-            self.shared.state().warn(format!("child {pid}: its heap is not traced ({e})"));
-        }
+        lock(&self.placement).forked(pid, parent);
     }
 
     fn exit_stop(&mut self, pid: u32) {
+        // Everything before the exit first (an exec among it starts the
+        // image these maps belong to), then the maps while they exist.
+        self.shared.sync();
         if let Ok(maps) = ProcessMaps::capture(pid) {
             self.shared.state().add_maps(pid, maps);
         }
-        self.shared.sync();
     }
 
     fn gone(&mut self, pid: u32) {
-        lock(&self.probes).detach_process(pid);
+        lock(&self.placement).gone(pid);
+    }
+
+    fn intercept(&mut self, tid: u32, sig: i32) -> bool {
+        // The kernel stopped the thread as the dynamic linker announced new
+        // objects: their tables go in before their code runs, and the
+        // signal is never delivered.
+        if sig != PAUSE_SIGNAL {
+            return false;
+        }
+        let Some(pid) = lock(&self.probes).take_paused(tid) else { return false };
+        if let Some(t) = &self.tables {
+            t.preload_process(pid, &self.shared);
+        }
+        true
     }
 }
 
-/// A target accepted, its probes attached, not yet running (`run`).
+/// What either kind of start hands the session.
 struct Started {
     handle: Handle,
     pid: u32,
     command: String,
-    alloc: AllocatorChoice,
+    placement: Arc<Mutex<Placement>>,
 }
 
-fn validate(spec: &TargetSpec) -> Result<Option<PathBuf>, SessionError> {
-    match spec {
-        TargetSpec::Run { argv } => Ok(Some(resolve_program(&argv[0])?)),
+/// Checks the target before anything is loaded: the program `run` resolves to.
+fn validate(spec: &TargetSpec, config: &SessionConfig) -> Result<(Option<PathBuf>, Option<AllocatorChoice>), SessionError> {
+    let program = match spec {
+        TargetSpec::Run { argv, .. } => Some(resolve_program(&argv[0])?),
         TargetSpec::Attach { pid } => match attach::check(*pid) {
-            Ok(()) => Ok(None),
-            Err(Unfit::NoSuchProcess) => Err(SessionError::NoSuchProcess(*pid)),
-            Err(why) => Err(SessionError::BadTarget(*pid, why.describe())),
+            Ok(()) => None,
+            Err(Unfit::NoSuchProcess) => return Err(SessionError::NoSuchProcess(*pid)),
+            Err(why) => return Err(SessionError::BadTarget(*pid, why.describe())),
         },
-    }
+    };
+    let fixed = config.allocator.as_deref().map(AllocatorChoice::from_path).transpose()?;
+    Ok((program, fixed))
+}
+
+/// Forks the command waiting before exec, and puts it in the target table.
+/// What a start shares with the session: the pipeline's state, the probes, the tables.
+struct Parts {
+    shared: Arc<Shared>,
+    probes: Arc<Mutex<Probes>>,
+    tables: Option<Arc<TableService>>,
 }
 
 fn start_run(
-    program: &Path,
+    program: PathBuf,
     argv: Vec<OsString>,
-    config: &SessionConfig,
+    signals: ChildSignals,
+    fixed: Option<AllocatorChoice>,
+    follow_forks: bool,
+    parts: &Parts,
+) -> Result<Started, SessionError> {
+    let (shared, probes) = (&parts.shared, &parts.probes);
+    let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+    // The placement learns the target's pid once it is forked.
+    let placement = Arc::new(Mutex::new(Placement::new(probes.clone(), shared.clone(), fixed, 0)));
+    let hooks = RunHooks { shared: shared.clone(), placement: placement.clone(), probes: probes.clone(), tables: parts.tables.clone() };
+    let child = Supervised::spawn(Command { program, argv, follow_forks, signals }, Box::new(hooks))?;
+    let pid = child.pid;
+    lock(&placement).set_target(pid);
+    lock(probes).add_target(pid)?;
+    Ok(Started { handle: Handle::Child(child), pid, command, placement })
+}
+
+fn start_attach(
+    pid: u32,
+    fixed: Option<AllocatorChoice>,
     shared: &Arc<Shared>,
     probes: &Arc<Mutex<Probes>>,
 ) -> Result<Started, SessionError> {
-    let alloc = match &config.allocator {
-        Some(p) => AllocatorChoice::from_path(p)?,
-        None => AllocatorChoice::for_command(
-            program,
-            std::env::var_os("LD_PRELOAD").as_deref(),
-            std::env::var_os("LD_LIBRARY_PATH").as_deref(),
-        )?,
-    };
-    let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-    let hooks = RunHooks { shared: shared.clone(), probes: probes.clone(), alloc: alloc.clone(), programs: config.allocator_programs };
-    let child = Supervised::spawn(program.to_path_buf(), argv, config.load.follow_forks, Box::new(hooks))?;
-    let pid = child.pid;
-    let mut p = lock(probes);
-    p.add_target(pid)?;
-    p.attach_allocator(&alloc, pid, config.allocator_programs)?;
-    drop(p);
-    Ok(Started { handle: Handle::Child(child), pid, command, alloc })
-}
-
-fn start_attach(pid: u32, config: &SessionConfig, shared: &Arc<Shared>, probes: &Mutex<Probes>) -> Result<Started, SessionError> {
-    // Anything failing while the process is gone means it exited meanwhile.
-    let gone_or = |e: SessionError| if proc_alive(pid) { e } else { SessionError::ExitedDuringAttach(pid) };
-    let alloc = match &config.allocator {
-        Some(p) => AllocatorChoice::from_path(p)?,
-        None => AllocatorChoice::for_pid(pid).map_err(|e| gone_or(e.into()))?,
-    };
     let watched = Watched::open(pid).ok_or(SessionError::ExitedDuringAttach(pid))?;
-    let mut p = lock(probes);
-    p.add_target(pid)?;
-    p.attach_allocator(&alloc, pid, config.allocator_programs).map_err(|e| gone_or(e.into()))?;
-    drop(p);
+    lock(probes).add_target(pid).map_err(|e| if proc_alive(pid) { e.into() } else { SessionError::ExitedDuringAttach(pid) })?;
+    let placement = Arc::new(Mutex::new(Placement::new(probes.clone(), shared.clone(), fixed, pid)));
+    lock(&placement).image(pid);
     let maps = ProcessMaps::capture(pid).map_err(|_| SessionError::ExitedDuringAttach(pid))?;
     shared.state().add_maps(pid, maps);
-    Ok(Started { handle: Handle::Pid(watched), pid, command: command_line(pid), alloc })
+    Ok(Started { handle: Handle::Pid(watched), pid, command: command_line(pid), placement })
+}
+
+/// The table service (None with `--unwind fp`) and where the pipeline asks it for tables.
+type TablesStarted = (Option<Arc<TableService>>, Option<Sender<TableRequest>>);
+
+/// The kernel walker's tables, filled ahead of the target as far as its
+/// objects are known; the sender takes the pipeline's requests for more.
+fn start_tables(
+    probes: &mut Probes,
+    config: &SessionConfig,
+    spec: &TargetSpec,
+    program: Option<&PathBuf>,
+    shared: &Arc<Shared>,
+) -> Result<TablesStarted, SessionError> {
+    let Some(tables) = probes.unwind_tables(&config.load)?.map(TableService::new) else { return Ok((None, None)) };
+    match (spec, program) {
+        (TargetSpec::Run { .. }, Some(program)) => tables.preload_command(program, shared),
+        (TargetSpec::Attach { pid }, _) => tables.preload_process(*pid, shared),
+        _ => {}
+    }
+    let requests = tables.serve(shared.clone()).map_err(SessionError::Thread)?;
+    Ok((Some(Arc::new(tables)), Some(requests)))
 }
 
 impl Session {
     pub fn start(spec: TargetSpec, mut config: SessionConfig) -> Result<Self, SessionError> {
         // Validate the target before loading anything.
-        let program = validate(&spec)?;
-        let (mut probes, ring, counters) = Probes::load(&config.load)?;
-        let tables = probes.unwind_tables(&config.load)?.map(TableService::new);
-        let probes = Arc::new(Mutex::new(probes));
+        let (program, fixed) = validate(&spec, &config)?;
+        let is_attach = matches!(spec, TargetSpec::Attach { .. });
+        // Under `run` leaktrace is the ptrace tracer: a thread that maps new
+        // objects can wait, unseen, until their tables are in.
+        config.load.pause_on_load = !is_attach;
+        let (mut probes, outputs) = Probes::load(&config.load, config.allocator_programs, is_attach)?;
+        let link_stats = probes.link_stats();
         let shared = Shared::new(State::new());
-        if let Some(t) = &tables {
-            match (&spec, &program) {
-                (TargetSpec::Run { .. }, Some(program)) => t.preload_command(program, &shared),
-                (TargetSpec::Attach { pid }, _) => t.preload_process(*pid, &shared),
-                _ => {}
-            }
-        }
-        let requests = tables.as_ref().map(|t| t.serve(shared.clone())).transpose().map_err(SessionError::Thread)?;
+        let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
+        let parts = Parts { shared: shared.clone(), probes: Arc::new(Mutex::new(probes)), tables };
         let started = match (spec, program) {
-            (TargetSpec::Run { argv }, Some(program)) => start_run(&program, argv, &config, &shared, &probes)?,
-            (TargetSpec::Attach { pid }, _) => start_attach(pid, &config, &shared, &probes)?,
+            (TargetSpec::Run { argv, signals }, Some(program)) => {
+                start_run(program, argv, signals, fixed, config.load.follow_forks, &parts)?
+            }
+            (TargetSpec::Attach { pid }, _) => start_attach(pid, fixed, &shared, &parts.probes)?,
             (TargetSpec::Run { .. }, None) => unreachable!("validate resolves the program of `run`"),
         };
-        config.attribution.allocator = Some(started.alloc.path.display().to_string());
         let ingestor = Ingestor::new(config.load.stack_frames as usize, requests);
-        let consumer = Consumer::start(ring, shared.clone(), ingestor).map_err(SessionError::Thread)?;
+        let consumer = Consumer::start(outputs.events, shared.clone(), ingestor).map_err(SessionError::Thread)?;
+        let follower = match &started.handle {
+            Handle::Pid(_) => Some(
+                Follower::start(outputs.notices, started.placement.clone(), shared.clone(), config.load.follow_forks)
+                    .map_err(SessionError::Thread)?,
+            ),
+            Handle::Child(_) => None,
+        };
+        let started_ns = monotonic_ns();
         if let Handle::Child(c) = &started.handle {
             c.start()?;
         }
@@ -176,16 +231,19 @@ impl Session {
             state: TargetState::Running,
             exit: None,
             duration_secs: 0.0,
-            allocator: Some(format!("{} ({})", started.alloc.path.display(), started.alloc.reason)),
+            allocator: None,
         };
         Ok(Self {
             shared,
-            _probes: probes,
+            probes: parts.probes,
+            placement: started.placement,
             consumer: Some(consumer),
-            counters,
+            follower,
+            counters: outputs.counters,
+            link_stats,
             handle: started.handle,
             target,
-            started: Instant::now(),
+            started_ns,
             ended: None,
             detached: false,
             config,

@@ -2,7 +2,8 @@
 //! `.debug_frame`) into the compact rows both walkers read: one row per change
 //! of rule, keyed by file offset, with the rules the walkers implement
 //! (CFA from rsp, from rbp, from the word at rbp+N, PLT stubs, signal
-//! trampolines, the outermost frame) and "no rule" everywhere else.
+//! trampolines, the outermost frame), "unsupported" for any other rule, and
+//! "none" where no CFI covers the code (frame pointers are tried there).
 
 use gimli::{BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, LittleEndian, RegisterRule, UnwindContext, UnwindSection, X86_64};
 use object::{Object, ObjectSection, ObjectSegment};
@@ -105,9 +106,9 @@ fn collect<'a, S: UnwindSection<Reader<'a>>>(
     }
 }
 
-/// One CFI row as a walker rule; anything the walkers cannot do is "no rule".
+/// One CFI row as a walker rule; anything the walkers cannot do is "unsupported".
 fn convert<'a, S: UnwindSection<Reader<'a>>>(section: &S, row: &gimli::UnwindTableRow<usize>, offset: u32) -> UnwindRow {
-    let none = UnwindRow { offset, cfa: 0, rbp: 0, kind: CfaKind::None as u8 };
+    let none = UnwindRow { offset, cfa: 0, rbp: 0, kind: CfaKind::Unsupported as u8 };
     match row.register(X86_64::RA) {
         RegisterRule::Undefined => return UnwindRow { kind: CfaKind::End as u8, ..none },
         RegisterRule::Offset(-8) => {}

@@ -9,7 +9,8 @@ use tracer_common::{StopReason, UnwindRow};
 /// What the walker knows of the code at an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
-    /// A module with unwind information: the row in force (None: no row covers it).
+    /// A module with unwind information: the row in force (None: no row
+    /// covers it, and frame pointers are tried).
     Rule(Option<UnwindRow>),
     /// Anonymous memory or a module without unwind information.
     FramePointers,
@@ -56,8 +57,7 @@ pub fn walk(
         let lookup = if exact { here.pc } else { here.pc.wrapping_sub(1) };
         let step: Result<Caller, StopReason> = match code_at(lookup) {
             Code::Rule(Some(row)) => step_rule(row, lookup, here, mem),
-            Code::Rule(None) => Err(StopReason::NoRule),
-            Code::FramePointers => step_frame_pointer(here, mem),
+            Code::Rule(None) | Code::FramePointers => step_frame_pointer(here, mem),
             Code::Unknown(reason) => Err(reason),
         };
         let caller = match step {

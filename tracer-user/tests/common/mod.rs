@@ -32,6 +32,16 @@ fn cc(args: &[&str], dir: &Path) {
     assert!(out.status.success(), "cc {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Builds one test program of tests/programs into `dir` (frame pointers on,
+/// debug info) with `extra` flags; returns its path.
+pub fn compile(dir: &Path, src: &str, out: &str, extra: &[&str]) -> PathBuf {
+    let src = programs_src().join(src).display().to_string();
+    let mut args = vec!["-g", "-O1", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer", "-o", out, &src];
+    args.extend(extra);
+    cc(&args, dir);
+    dir.join(out)
+}
+
 /// Builds the test programs into a fresh directory (frame pointers on, debug info).
 pub fn build_programs() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,8 @@ pub enum Config {
     /// The same at the entry points only: two bare uprobe hits per malloc/free pair.
     EntryFloor,
     Exact,
+    /// leaktrace exact with `--follow-forks`.
+    FollowForks,
     /// leaktrace with the kernel's frame-pointer walk (`--unwind fp`).
     UnwindFp,
     Depth8,
@@ -50,6 +52,7 @@ impl Config {
             Self::ProbeFloor => "probe floor (leaktrace points, empty)",
             Self::EntryFloor => "entry probes only (empty)",
             Self::Exact => "leaktrace exact",
+            Self::FollowForks => "leaktrace --follow-forks",
             Self::UnwindFp => "leaktrace --unwind fp",
             Self::Depth8 => "leaktrace --stack-depth 8",
             Self::Sample64 => "leaktrace --sample 64",
@@ -62,7 +65,10 @@ impl Config {
     }
 
     pub fn is_leaktrace(self) -> bool {
-        matches!(self, Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::UnwindFp | Self::Depth8 | Self::Sample64)
+        matches!(
+            self,
+            Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::FollowForks | Self::UnwindFp | Self::Depth8 | Self::Sample64
+        )
     }
 }
 
@@ -77,6 +83,9 @@ pub struct Measurement {
     pub events_per_sec: Option<f64>,
     pub tracer_cpu_secs: Option<f64>,
     pub tracer_peak_rss_mib: Option<f64>,
+    /// Mean milliseconds to attach, and to detach, one process's allocator probes.
+    pub probe_attach_ms: Option<f64>,
+    pub probe_detach_ms: Option<f64>,
 }
 
 pub struct Tools {
@@ -107,6 +116,7 @@ pub fn command(tools: &Tools, config: Config, cmd: &[String]) -> (Command, Optio
         Config::ProbeFloor => (lt(&["--probe-floor"]), Some(report)),
         Config::EntryFloor => (lt(&["--probe-floor=floor-entries"]), Some(report)),
         Config::Exact => (lt(&[]), Some(report)),
+        Config::FollowForks => (lt(&["--follow-forks"]), Some(report)),
         Config::UnwindFp => (lt(&["--unwind", "fp"]), Some(report)),
         Config::Depth8 => (lt(&["--stack-depth", "8"]), Some(report)),
         Config::Sample64 => (lt(&["--sample", "64"]), Some(report)),
@@ -170,6 +180,8 @@ pub fn read_report(path: &Path, m: &mut Measurement) -> Result<()> {
     }
     m.tracer_cpu_secs = r["tracer"]["cpu_secs"].as_f64();
     m.tracer_peak_rss_mib = r["tracer"]["peak_rss_kib"].as_f64().map(|k| k / 1024.0);
+    m.probe_attach_ms = r["tracer"]["probe_attach_ms"].as_f64();
+    m.probe_detach_ms = r["tracer"]["probe_detach_ms"].as_f64();
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! loss, leaktrace against the probe floor and the anchors, in one run.
 //! Writes bench/results.md and bench/results.json.
 
+mod lifecycle;
 mod measure;
 mod server;
 mod soak;
@@ -51,6 +52,7 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     cc(&scratch.join("malloc_loop_nofp"), &w.join("malloc_loop.c"), &["-pthread", "-fomit-frame-pointer"])?;
     cc(&scratch.join("fd_churn"), &w.join("fd_churn.c"), &[])?;
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
+    cc(&scratch.join("forker"), &w.join("forker.c"), &[])?;
     cc(&scratch.join("soak"), &w.join("soak.c"), &[])?;
     crate::fixture::build(root)?;
     Ok(root.join("target/release/leaktrace"))
@@ -129,6 +131,10 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     let secs = if opts.quick { 40 } else { 600 };
     let soak = soak::run(&tools, &scratch.join("soak"), secs).map(|(growth, m)| (Some(growth), m));
     record(format!("soak: attached {secs}s to a churning program"), Config::Exact, "MiB RSS growth", soak);
+
+    for (workload, c, unit, r) in lifecycle::rows(&tools, &exe("forker"), opts.quick) {
+        record(workload, c, unit, r);
+    }
 
     write_results(root, &results, opts.quick)
 }

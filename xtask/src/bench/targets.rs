@@ -83,6 +83,56 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
             pass: x.value.map(|v| v <= 2.0),
         });
     }
+    checks.extend(lifecycle(r));
+    checks
+}
+
+/// Start, stop and follow-forks costs.
+fn lifecycle(r: &[BenchResult]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let t = super::lifecycle::TRUE_ROW;
+    if let (Some(lt), Some(base)) = (value(r, t, Config::Exact), value(r, t, Config::Untraced)) {
+        checks.push(Check {
+            target: "run /bin/true within 0.3 s of untraced",
+            figure: format!("{lt:.3} s vs {base:.3} s (+{:.3} s)", lt - base),
+            pass: Some(lt - base <= 0.3),
+        });
+    }
+    if let Some(q) = value(r, super::lifecycle::QUIT_ROW, Config::Exact) {
+        checks.push(Check {
+            target: "q in the live view returns the shell within 0.3 s",
+            figure: format!("{q:.3} s"),
+            pass: Some(q <= 0.3),
+        });
+    }
+    let f = super::lifecycle::FORKS_ROW;
+    if let (Some(lt), Some(base)) = (value(r, f, Config::FollowForks), value(r, f, Config::Untraced)) {
+        checks.push(Check {
+            target: "--follow-forks adds under 10 ms per child",
+            figure: format!("{lt:.2} vs {base:.2} ms per child (+{:.2} ms)", lt - base),
+            pass: Some(lt - base < 10.0),
+        });
+    }
+    if let Some(x) = r.iter().find(|x| x.workload == f && x.config == Config::FollowForks.name()) {
+        let (attach, detach) = (x.m.probe_attach_ms, x.m.probe_detach_ms);
+        checks.push(Check {
+            target: "allocator probes attach + detach per process under 100 ms",
+            figure: format!(
+                "{} ms attach + {} ms detach (in the background)",
+                attach.map_or("?".into(), |a| format!("{a:.1}")),
+                detach.map_or("?".into(), |d| format!("{d:.1}"))
+            ),
+            pass: attach.zip(detach).map(|(a, d)| a + d < 100.0),
+        });
+    }
+    let d = "fixture driver (leaky)";
+    if let (Some(lt), Some(vg)) = (value(r, d, Config::Exact), value(r, d, Config::Valgrind)) {
+        checks.push(Check {
+            target: "fixture driver faster under leaktrace than under valgrind",
+            figure: format!("{lt:.2} s vs {vg:.2} s"),
+            pass: Some(lt < vg),
+        });
+    }
     checks
 }
 

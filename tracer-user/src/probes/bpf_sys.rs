@@ -1,0 +1,230 @@
+//! The three bpf() commands aya 0.14 cannot issue the way leaktrace needs
+//! them: loading the object's BTF (for the programs loaded here), loading a
+//! program with the uprobe_multi or uprobe-session attach type, and creating
+//! one uprobe_multi link over many offsets. No maintained crate (rustix, nix)
+//! wraps bpf(): this module is leaktrace's only direct system call, and its
+//! only `unsafe` in the loader.
+//!
+//! Each attribute block is the prefix of `union bpf_attr` that its command
+//! reads (include/uapi/linux/bpf.h); the kernel zero-fills the rest. The
+//! layouts are checked against aya-obj's generated bindings in the tests;
+//! every field is spelled out, so no padding byte of unknown value reaches the kernel.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use aya_obj::generated::bpf_insn;
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_BTF_LOAD: libc::c_long = 18;
+const BPF_LINK_CREATE: libc::c_long = 28;
+/// BPF_PROG_TYPE_KPROBE: uprobe programs are kprobe programs to the kernel.
+const PROG_TYPE_KPROBE: u32 = 2;
+/// Verifier log buffer for the message of a refused program or BTF.
+const LOG_BYTES: usize = 1 << 20;
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    /// Unused here; spelled out so the block has no padding bytes.
+    attach_btf_id: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+    btf_log_true_size: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct UprobeMultiLinkAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    link_flags: u32,
+    path: u64,
+    offsets: u64,
+    ref_ctr_offsets: u64,
+    cookies: u64,
+    cnt: u32,
+    flags: u32,
+    pid: u32,
+    /// No padding bytes of undefined value.
+    _pad: u32,
+}
+
+/// BTF func_info or line_info records of one program, as the kernel reads them.
+pub struct BtfRecords<'a> {
+    pub bytes: &'a [u8],
+    pub rec_size: u32,
+    pub count: u32,
+}
+
+/// A program to load.
+pub struct ProgLoad<'a> {
+    pub name: &'a str,
+    pub expected_attach_type: u32,
+    pub insns: &'a [bpf_insn],
+    pub license: &'a CStr,
+    pub btf: BorrowedFd<'a>,
+    pub func_info: BtfRecords<'a>,
+    pub line_info: BtfRecords<'a>,
+}
+
+/// A refusal, with the verifier's (or BTF checker's) last words when it gave any.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}{}", if log.is_empty() { String::new() } else { format!(": {log}") })]
+pub struct Refused {
+    pub error: io::Error,
+    pub log: String,
+}
+
+/// bpf(cmd, attr) for commands that return a new file descriptor.
+fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is a live, initialised #[repr(C)] prefix of union
+    // bpf_attr for `cmd`, and its size is passed with it; every pointer it
+    // holds refers to memory the caller keeps alive across this call.
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success these commands return a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// The useful end of a verifier log: its last lines.
+fn log_tail(log: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(log.len())]).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(6)..].join(" | ")
+}
+
+/// BPF_BTF_LOAD.
+pub fn load_btf(btf: &[u8]) -> Result<OwnedFd, Refused> {
+    let mut attr = BtfLoadAttr { btf: btf.as_ptr() as u64, btf_size: btf.len() as u32, ..Default::default() };
+    with_log(BPF_BTF_LOAD, &mut attr, |a, log| {
+        (a.btf_log_buf, a.btf_log_size, a.btf_log_level) = (log.as_mut_ptr() as u64, log.len() as u32, 1);
+    })
+}
+
+/// Runs `cmd`; when refused, runs it again with a log (`set_log` points the
+/// attributes at it) to say why.
+fn with_log<T>(cmd: libc::c_long, attr: &mut T, set_log: impl FnOnce(&mut T, &mut [u8])) -> Result<OwnedFd, Refused> {
+    sys_bpf(cmd, attr).or_else(|error| {
+        let mut log = vec![0u8; LOG_BYTES];
+        set_log(attr, &mut log);
+        sys_bpf(cmd, attr).map_err(|_| Refused { error, log: log_tail(&log) })
+    })
+}
+
+/// BPF_PROG_LOAD of a kprobe-type program with an expected attach type.
+pub fn load_program(p: &ProgLoad) -> Result<OwnedFd, Refused> {
+    let mut prog_name = [0u8; 16];
+    let name = p.name.as_bytes();
+    prog_name[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
+    let mut attr = ProgLoadAttr {
+        prog_type: PROG_TYPE_KPROBE,
+        insn_cnt: p.insns.len() as u32,
+        insns: p.insns.as_ptr() as u64,
+        license: p.license.as_ptr() as u64,
+        prog_name,
+        expected_attach_type: p.expected_attach_type,
+        prog_btf_fd: p.btf.as_raw_fd() as u32,
+        func_info_rec_size: p.func_info.rec_size,
+        func_info: p.func_info.bytes.as_ptr() as u64,
+        func_info_cnt: p.func_info.count,
+        line_info_rec_size: p.line_info.rec_size,
+        line_info: p.line_info.bytes.as_ptr() as u64,
+        line_info_cnt: p.line_info.count,
+        ..Default::default()
+    };
+    with_log(BPF_PROG_LOAD, &mut attr, |a, log| {
+        (a.log_buf, a.log_size, a.log_level) = (log.as_mut_ptr() as u64, log.len() as u32, 1);
+    })
+}
+
+/// One uprobe_multi link: `prog` on every offset of `path` in process `pid`,
+/// each offset with its cookie. `flags` is BPF_F_UPROBE_MULTI_RETURN or 0.
+pub fn uprobe_multi_link(
+    prog: BorrowedFd,
+    attach_type: u32,
+    path: &CStr,
+    offsets: &[u64],
+    cookies: &[u64],
+    pid: u32,
+    flags: u32,
+) -> io::Result<OwnedFd> {
+    assert_eq!(offsets.len(), cookies.len(), "one cookie per offset");
+    let mut attr = UprobeMultiLinkAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        path: path.as_ptr() as u64,
+        offsets: offsets.as_ptr() as u64,
+        cookies: cookies.as_ptr() as u64,
+        cnt: offsets.len() as u32,
+        flags,
+        pid,
+        ..Default::default()
+    };
+    sys_bpf(BPF_LINK_CREATE, &mut attr)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use aya_obj::generated::{
+        bpf_attr__bindgen_ty_12 as BtfLoad, bpf_attr__bindgen_ty_14 as LinkCreate,
+        bpf_attr__bindgen_ty_14__bindgen_ty_3__bindgen_ty_7 as UprobeMulti, bpf_attr__bindgen_ty_4 as ProgLoad,
+    };
+
+    use super::*;
+
+    #[test]
+    fn attribute_layouts_match_the_kernel_headers() {
+        assert_eq!(offset_of!(ProgLoadAttr, expected_attach_type), offset_of!(ProgLoad, expected_attach_type));
+        assert_eq!(offset_of!(ProgLoadAttr, prog_btf_fd), offset_of!(ProgLoad, prog_btf_fd));
+        assert_eq!(offset_of!(ProgLoadAttr, func_info), offset_of!(ProgLoad, func_info));
+        assert_eq!(offset_of!(ProgLoadAttr, line_info_cnt), offset_of!(ProgLoad, line_info_cnt));
+        assert_eq!(offset_of!(ProgLoadAttr, attach_btf_id), offset_of!(ProgLoad, attach_btf_id));
+        assert_eq!(size_of::<ProgLoadAttr>(), offset_of!(ProgLoad, attach_btf_id) + 4);
+        assert_eq!(offset_of!(BtfLoadAttr, btf_log_level), offset_of!(BtfLoad, btf_log_level));
+        assert_eq!(offset_of!(UprobeMultiLinkAttr, attach_type), offset_of!(LinkCreate, attach_type));
+        assert_eq!(offset_of!(UprobeMultiLinkAttr, path), offset_of!(LinkCreate, __bindgen_anon_3));
+        let multi = offset_of!(LinkCreate, __bindgen_anon_3);
+        assert_eq!(offset_of!(UprobeMultiLinkAttr, cookies), multi + offset_of!(UprobeMulti, cookies));
+        assert_eq!(offset_of!(UprobeMultiLinkAttr, pid), multi + offset_of!(UprobeMulti, pid));
+    }
+
+    #[test]
+    fn the_log_tail_keeps_the_last_lines() {
+        let log = b"0: r1 = 0\n1: call 5\n\ninvalid func unknown#5\nprocessed 2 insns\n\0garbage";
+        assert_eq!(log_tail(log), "0: r1 = 0 | 1: call 5 | invalid func unknown#5 | processed 2 insns");
+    }
+}

@@ -1,0 +1,133 @@
+//! A process's allocator probes, and taking them off without making anyone
+//! wait: closing a uprobe link waits for RCU grace periods (tens of
+//! milliseconds for a uprobe_multi link, ~100 ms for each perf-event
+//! uprobe), so links are closed on threads of their own, concurrently (the
+//! waits overlap), never on the thread that supervises the target.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::ProbeError;
+
+/// How the allocator probes are hung on a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMode {
+    /// One uprobe-session link: entry and return in one program; an entry
+    /// that records nothing never arms its return probe (Linux 6.13).
+    Session,
+    /// A uprobe_multi link for the entries and one for the returns (Linux 6.6).
+    Multi,
+    /// One perf-event uprobe per probe point (any kernel; slow to detach).
+    PerfEvent,
+}
+
+impl LinkMode {
+    /// Forces a mode (tests, benchmarks): `session`, `multi` or `perf`.
+    pub const ENV: &'static str = "LEAKTRACE_UPROBE_LINKS";
+
+    /// The mode the environment asks for; `None` means the best the kernel accepts.
+    pub fn requested() -> Result<Option<Self>, ProbeError> {
+        match std::env::var(Self::ENV).as_deref() {
+            Err(_) | Ok("") | Ok("auto") => Ok(None),
+            Ok("session") => Ok(Some(Self::Session)),
+            Ok("multi") => Ok(Some(Self::Multi)),
+            Ok("perf") => Ok(Some(Self::PerfEvent)),
+            Ok(other) => Err(ProbeError::Load(format!("{}={other}: expected session, multi, perf or auto", Self::ENV))),
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Session => "uprobe session",
+            Self::Multi => "uprobe_multi",
+            Self::PerfEvent => "perf-event uprobes",
+        }
+    }
+}
+
+/// Attach and detach times of the allocator probes, per process, for the
+/// report's account of leaktrace's own cost.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    attached: AtomicU64,
+    attach_ns: AtomicU64,
+    detached: AtomicU64,
+    detach_ns: AtomicU64,
+}
+
+impl LinkStats {
+    pub(super) fn record_attach(&self, took: Duration) {
+        self.attached.fetch_add(1, Ordering::Relaxed);
+        self.attach_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn record_detach(&self, took: Duration) {
+        self.detach_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.detached.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Mean milliseconds to attach one process's probes, and to detach them
+    /// (over the detaches finished so far).
+    pub fn means_ms(&self) -> (Option<f64>, Option<f64>) {
+        let mean = |n: &AtomicU64, ns: &AtomicU64| {
+            let n = n.load(Ordering::Relaxed);
+            (n > 0).then(|| ns.load(Ordering::Relaxed) as f64 / n as f64 / 1e6)
+        };
+        (mean(&self.attached, &self.attach_ns), mean(&self.detached, &self.detach_ns))
+    }
+}
+
+/// One process's allocator probes.
+pub struct ProcessLinks {
+    /// The allocator they sit on.
+    pub allocator: PathBuf,
+    /// Link descriptors or aya's perf links: dropping one detaches it.
+    pub(super) links: Vec<Box<dyn Send>>,
+    pub(super) stats: Arc<LinkStats>,
+}
+
+impl ProcessLinks {
+    /// Detaches on a thread of its own, each link on its own thread within
+    /// it, and returns at once.
+    pub fn detach_in_background(self) {
+        let Self { links, stats, .. } = self;
+        if links.is_empty() {
+            return;
+        }
+        let work = move || {
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                for link in links {
+                    s.spawn(move || drop(link));
+                }
+            });
+            stats.record_detach(started.elapsed());
+        };
+        // Without a thread (resource limits) the closure, and the links with
+        // it, are dropped here: detached on this thread, slower, still correct.
+        let _ = std::thread::Builder::new().name("leaktrace-detach".into()).spawn(work);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn means_are_per_process_and_absent_before_any() {
+        let stats = Arc::new(LinkStats::default());
+        assert_eq!(stats.means_ms(), (None, None));
+        stats.record_attach(Duration::from_millis(2));
+        stats.record_attach(Duration::from_millis(4));
+        let links = ProcessLinks { allocator: PathBuf::from("/lib/libc.so.6"), links: vec![Box::new(7u8)], stats: stats.clone() };
+        links.detach_in_background();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.means_ms().1.is_none() {
+            assert!(Instant::now() < deadline, "the background detach never finished");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(stats.means_ms().0, Some(3.0));
+    }
+}

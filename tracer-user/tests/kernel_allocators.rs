@@ -1,0 +1,65 @@
+//! Privileged: every allocator entry point of glibc, jemalloc and tcmalloc
+//! (preloaded through `env`, so the allocator is chosen at the program's own
+//! exec) is traced, with the same results whether the allocator probes are a
+//! uprobe session, uprobe_multi links or perf-event uprobes.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const GLIBC: &[&str] = &["malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc"];
+const JEMALLOC: &[&str] = &["malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign", "valloc"];
+const TCMALLOC: &[&str] = &["malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc"];
+
+/// (LD_PRELOAD, what the report names as the allocator, the entry points it exports).
+fn allocators() -> [(Option<&'static str>, &'static str, &'static [&'static str]); 3] {
+    [
+        (None, "libc.so.6", GLIBC),
+        (Some("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"), "libjemalloc.so.2", JEMALLOC),
+        (Some("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"), "libtcmalloc_minimal.so.4", TCMALLOC),
+    ]
+}
+
+fn manifest(dir: &Path, functions: &[&str]) -> std::path::PathBuf {
+    let mut m = manifest_from_markers(&["alloc_all.c"], |name| Box::leak(name.to_owned().into_boxed_str()));
+    let leaks = m["scenarios"][0]["leaks"].as_array_mut().unwrap();
+    leaks.retain(|l| functions.iter().any(|f| l["function"] == format!("leak_{f}")));
+    assert_eq!(leaks.len(), functions.len(), "a marker per entry point");
+    let path = dir.join(format!("expect-{}.json", functions.len()));
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn every_entry_point_of_three_allocators_is_traced_on_every_link_kind() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile(dir.path(), "alloc_all.c", "alloc_all", &[]);
+    for (preload, name, functions) in allocators() {
+        assert!(preload.is_none_or(|p| Path::new(p).exists()), "{name} is missing: run `cargo xtask setup`");
+        let expect = manifest(dir.path(), functions);
+        for (mode, links) in [("session", "uprobe session"), ("multi", "uprobe_multi"), ("perf", "perf-event uprobes")] {
+            let report = dir.path().join("report.json");
+            let mut cmd = leaktrace();
+            cmd.env("LEAKTRACE_UPROBE_LINKS", mode)
+                .args(["run", "--ci", "--format", "json", "--focus", "tests/programs/", "--expect"])
+                .arg(&expect)
+                .arg("--output")
+                .arg(&report)
+                .args(["--", "env"]);
+            if let Some(p) = preload {
+                cmd.arg(format!("LD_PRELOAD={p}"));
+            }
+            let out = cmd.arg(&program).args(functions).output().unwrap();
+            let r = json_report(&out, &report);
+            let what = format!("{name} through {links}");
+            assert_eq!(out.status.code(), Some(0), "{what}: stderr:\n{}\nsites: {:#}", stderr(&out), r["sites"]);
+            assert_eq!(r["tracer"]["probe_links"], links, "{what}");
+            assert!(r["target"]["allocator"].as_str().unwrap_or("").contains(name), "{what}: {}", r["target"]);
+            let site = r["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "leak_malloc").expect("malloc's site");
+            assert_eq!((site["allocations"].as_u64(), site["releases"].as_u64()), (Some(3), Some(1)), "{what}: {site:#}");
+        }
+    }
+}

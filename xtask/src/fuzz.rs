@@ -51,6 +51,8 @@ fn seed(root: &Path, target: &str) -> Result<PathBuf> {
 /// Builds and runs every target for [`SECONDS_EACH`] seconds; a crash, a
 /// panic or an allocation past the limits fails (the input is kept under fuzz/artifacts/).
 pub fn run(root: &Path, path: &std::ffi::OsStr) -> Result<()> {
+    let scratch = root.join("target/fuzz-scratch");
+    std::fs::create_dir_all(&scratch)?;
     for target in TARGETS {
         let corpus = seed(root, target)?;
         // Inputs that once failed, replayed first (read only: new finds go to `corpus`).
@@ -61,6 +63,8 @@ pub fn run(root: &Path, path: &std::ffi::OsStr) -> Result<()> {
             .env("PATH", path)
             .env("RUSTC_BOOTSTRAP", "1")
             .env("LEAKTRACE_EBPF_STUB", "1")
+            // The symbolize target's module files stay inside target/.
+            .env("TMPDIR", &scratch)
             .args(["fuzz", "run", "--sanitizer", "none", target])
             .arg(&corpus)
             .args(regressions.is_dir().then_some(&regressions))

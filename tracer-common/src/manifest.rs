@@ -38,7 +38,25 @@ pub struct Manifest {
     pub driver: String,
     #[serde(default)]
     pub note: String,
+    /// The kinds the manifest speaks for (empty: every kind): sites of other
+    /// kinds are not compared (a JIT runtime's own heap is no fixture's to list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
     pub scenarios: Vec<Scenario>,
+}
+
+/// What `--expect` compares a report with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    pub leaks: Vec<ExpectedLeak>,
+    /// The kinds compared; empty: every kind.
+    pub kinds: Vec<String>,
+}
+
+impl Expectation {
+    pub fn covers(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind)
+    }
 }
 
 #[derive(Debug)]
@@ -55,7 +73,7 @@ impl std::fmt::Display for ManifestError {
             Self::Read { path, err } => write!(f, "cannot read manifest {path}: {err}"),
             Self::Parse { path, err } => write!(f, "malformed manifest {path}: {err}"),
             Self::UnknownKind { scenario, kind } => {
-                write!(f, "scenario {scenario}: unknown leak kind `{kind}` (one of {})", KINDS.join(", "))
+                write!(f, "scenario {scenario}: unknown leak kind `{kind}` (one of {} and listed in `kinds`)", KINDS.join(", "))
             }
             Self::UnknownScenario(name) => write!(f, "no scenario named `{name}` in the manifest"),
         }
@@ -72,8 +90,12 @@ impl Manifest {
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, ManifestError> {
         let m: Manifest = serde_json::from_str(text).map_err(|err| ManifestError::Parse { path: origin.to_owned(), err })?;
+        if let Some(k) = m.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+            return Err(ManifestError::UnknownKind { scenario: "(kinds)".to_owned(), kind: k.clone() });
+        }
         for s in &m.scenarios {
-            if let Some(l) = s.leaks.iter().find(|l| !KINDS.contains(&l.kind.as_str())) {
+            let covered = |k: &str| KINDS.contains(&k) && (m.kinds.is_empty() || m.kinds.iter().any(|c| c == k));
+            if let Some(l) = s.leaks.iter().find(|l| !covered(&l.kind)) {
                 return Err(ManifestError::UnknownKind { scenario: s.name.clone(), kind: l.kind.clone() });
             }
         }
@@ -99,6 +121,11 @@ impl Manifest {
             }
         }
         Ok(out)
+    }
+
+    /// The leaks of the named scenarios (see [`Self::expected`]) and the kinds compared.
+    pub fn expectation(&self, scenarios: &[&str]) -> Result<Expectation, ManifestError> {
+        Ok(Expectation { leaks: self.expected(scenarios)?, kinds: self.kinds.clone() })
     }
 }
 
@@ -135,11 +162,38 @@ mod tests {
     }
 
     #[test]
+    fn kinds_scope_what_is_compared() {
+        let scoped = TEXT.replacen("\"scenarios\"", "\"kinds\":[\"socket\",\"heap\"],\"scenarios\"", 1);
+        let e = Manifest::parse(&scoped, "t").unwrap().expectation(&["a"]).unwrap();
+        assert!(e.covers("socket") && e.covers("heap") && !e.covers("pipe"));
+        assert!(Manifest::parse(TEXT, "t").unwrap().expectation(&[]).unwrap().covers("pipe"), "no kinds: every kind");
+        let narrow = TEXT.replacen("\"scenarios\"", "\"kinds\":[\"socket\"],\"scenarios\"", 1);
+        assert!(Manifest::parse(&narrow, "t").unwrap_err().to_string().contains("`heap`"), "a leak of a kind not compared");
+        let bogus = TEXT.replacen("\"scenarios\"", "\"kinds\":[\"sock\"],\"scenarios\"", 1);
+        assert!(Manifest::parse(&bogus, "t").is_err());
+    }
+
+    #[test]
     fn the_fixture_manifest_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/manifest.json");
         let m = Manifest::load(&path).unwrap();
         assert_eq!(m.scenarios.len(), 8);
         let names: std::collections::HashSet<u64> = m.scenarios.iter().map(|s| s.iterations).collect();
         assert_eq!(names.len(), 8, "every scenario has its own iteration count");
+    }
+
+    #[test]
+    fn the_node_manifest_names_functions_where_they_are_defined() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/node");
+        let m = Manifest::load(&dir.join("manifest.json")).unwrap();
+        let source = std::fs::read_to_string(dir.join("server.js")).unwrap();
+        let e = m.expectation(&["leaky"]).unwrap();
+        assert!(!e.covers("heap") && e.covers("socket"));
+        assert_eq!(e.leaks.len(), 3);
+        for l in &e.leaks {
+            let at = source.lines().position(|s| s.starts_with(&std::format!("function {}(", l.function)));
+            assert_eq!(at.map(|i| i as u32 + 1), Some(l.line), "{} in server.js", l.function);
+        }
+        assert!(m.expectation(&["fixed"]).unwrap().leaks.is_empty());
     }
 }

@@ -1,6 +1,8 @@
 //! leaktrace: attributes leaked handles and heap bytes to call sites.
 pub mod aggregate;
 pub mod cli;
+pub mod growth;
+pub mod metrics;
 pub mod pipeline;
 pub mod probes;
 pub mod process;

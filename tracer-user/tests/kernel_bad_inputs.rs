@@ -19,7 +19,8 @@ use leaktrace::cli::Cli;
 /// that does not exist, `{file}` a regular file of text that is no manifest,
 /// suppression or ELF, `{big}` a file over the input cap, `{fifo}` a FIFO,
 /// `{link}` a symbolic link to a file, `{ro}` a directory on a read-only file
-/// system, `{manifest}` a valid manifest.
+/// system, `{manifest}` a valid manifest, `{taken}` an address another socket
+/// listens on.
 const ROWS: &[(&[&str], &str)] = &[
     (&[], "a subcommand is required"),
     (&["frobnicate"], "unrecognized subcommand"),
@@ -58,6 +59,21 @@ const ROWS: &[(&[&str], &str)] = &[
     (&["run", "--kill-after", "18446744073709551616", "--", "true"], "greater than 0 and at most 31536000"),
     (&["attach", "--pid", "{pid}", "--kill-after", "1"], "unexpected argument '--kill-after'"),
     (&["run", "--format", "xml", "--", "true"], "invalid value 'xml'"),
+    (&["run", "--format", "pprof", "--", "true"], "--output"),
+    (&["run", "--format", "flamegraph", "--", "true"], "--output"),
+    (&["run", "--format", "pprof", "--output", "{link}", "--", "true"], "is a symbolic link"),
+    (&["run", "--metrics", "localhost", "--", "true"], "is not an address and port"),
+    (&["run", "--metrics", "{taken}", "--", "true"], "cannot listen there"),
+    (&["run", "--metrics", "127.0.0.1:0", "--metrics-top", "0", "--", "true"], "1..=10000"),
+    (&["run", "--metrics-top", "5", "--", "true"], "--metrics"),
+    (&["run", "--growth-window", "5", "--", "true"], "at least 10"),
+    (&["run", "--growth-window", "nan", "--", "true"], "at least 10"),
+    (&["run", "--ci", "--max-growth", "-1", "--", "true"], "rate per minute"),
+    (&["run", "--max-growth", "5", "--", "true"], "--ci"),
+    (&["run", "--ci", "--max-growth-handles", "lots", "--", "true"], "rate per minute"),
+    (&["run", "--max-growth-handles", "5", "--", "true"], "--ci"),
+    (&["run", "--node-perf-map", "--", "true"], "is not node"),
+    (&["attach", "--pid", "{pid}", "--node-perf-map"], "unexpected argument '--node-perf-map'"),
     (&["run", "--focus", "", "--", "true"], "not an empty string"),
     (&["run", "--output", "{dir}", "--", "true"], "is a directory"),
     (&["run", "--output", "{ro}/report.json", "--", "true"], "read-only file system"),
@@ -119,6 +135,7 @@ const ROWS: &[(&[&str], &str)] = &[
 struct Scene {
     dir: tempfile::TempDir,
     target: Child,
+    taken: std::net::TcpListener,
 }
 
 impl Drop for Scene {
@@ -140,7 +157,8 @@ impl Scene {
         rustix::fs::mkfifoat(rustix::fs::CWD, p("fifo"), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
         std::fs::write(p("manifest"), manifest_from_markers(&[], |_| "").to_string()).unwrap();
         let target = Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().unwrap();
-        Self { dir, target }
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self { dir, target, taken }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -148,7 +166,7 @@ impl Scene {
     }
 
     fn expand(&self, arg: &str) -> String {
-        let mut out = arg.replace("{pid}", &self.target.id().to_string());
+        let mut out = arg.replace("{pid}", &self.target.id().to_string()).replace("{taken}", &self.taken.local_addr().unwrap().to_string());
         for name in ["dir", "missing", "file", "big", "fifo", "link", "ro", "manifest"] {
             out = out.replace(&format!("{{{name}}}"), &self.path(name).display().to_string());
         }

@@ -44,6 +44,10 @@ fn curl_python_and_redis_stacks_are_complete() {
     let script = "import ssl, json, decimal, sqlite3, hashlib; print(len(json.dumps({'k': hashlib.sha256(b'x').hexdigest()})))";
     let r = trace(dir.path(), "python3", &["/usr/bin/python3", "-c", script]);
     assert_complete("python3", &r);
+    // The same as a new image of a shell (Debian's python3 is not PIE: its
+    // mappings sit at low addresses), with nothing compiled before it starts.
+    let r = trace(dir.path(), "sh-python3", &["/bin/sh", "-c", &format!("exec /usr/bin/python3 -c \"{script}\"")]);
+    assert_complete("python3 exec'd by sh", &r);
     redis_server(dir.path());
 }
 

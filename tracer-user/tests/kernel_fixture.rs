@@ -84,7 +84,7 @@ fn leaky_stacks_equal_valgrinds_from_site_to_main() {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("r.json");
         let out = leaktrace()
-            .current_dir(workspace())
+            .current_dir(workspace()) // the relative focus is the workspace's, as in run_ci
             .args(["run", "--format", "json", "--focus", "fixtures/net/", "--output"])
             .arg(&report)
             .arg("--")

@@ -7,13 +7,17 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod node;
+
 /// Debian packages: LLVM 22 for bpf-linker, C and C++ tools for the fixture
 /// and the test programs, valgrind for the oracles, tmux for the TUI's
 /// end-to-end test, strace for the bad-input test (no bpf() call before a
 /// refusal); for the symbolizer: binutils (strip) and libc6-dbg
 /// (libc's separate debug information); the programs leaktrace is tested
 /// on that the project did not write (curl, python3, redis); jemalloc and
-/// tcmalloc for the kernel tests of other allocators (preloaded).
+/// tcmalloc for the kernel tests of other allocators (preloaded); and the
+/// consumers the tests hand leaktrace's other outputs to: Go's pprof
+/// (golang-go) and a Prometheus server.
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -33,6 +37,8 @@ const PACKAGES: &[&str] = &[
     "redis-tools",
     "libjemalloc2",
     "libtcmalloc-minimal4",
+    "golang-go",
+    "prometheus",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13";
@@ -142,6 +148,7 @@ pub fn setup(extra: &[&str]) -> Result<()> {
     cargo_tool("cargo-machete", "cargo-machete", "0.9.2", "CI's check for unused dependencies")?;
     cargo_tool("cargo-fuzz", "cargo-fuzz", "0.13.2", "the fuzz targets CI runs")?;
     tracefs()?;
+    node::node_for_tests(Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the workspace")?)?;
     step("done");
     Ok(())
 }

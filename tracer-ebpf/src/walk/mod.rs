@@ -21,7 +21,7 @@ use tracer_common::{ModuleKey, StackEvent, StopReason, MAX_FRAMES};
 
 use rows::find_row;
 pub use vma::KEPT;
-use vma::{map_sequence, mapping, Cache, Code, Kept, EMPTY};
+use vma::{map_version, mapping, Cache, Code, Kept, MapVersion, EMPTY};
 
 /// The walk's state, on [`lt_walk`]'s stack; [`lt_step`] sees it as plain
 /// memory (no pointers in it: a global function could not use them).
@@ -122,29 +122,30 @@ struct Loop {
     walk: Walk,
 }
 
-/// A thread's cache from its last walk, when the memory map has not changed since.
+/// A thread's cache from its last walk, when its memory map has not changed since.
 #[inline(always)]
-fn kept_cache(tid: u32, seq: Option<u64>) -> Cache {
-    match (seq, KEPT.get_ptr(tid)) {
+fn kept_cache(tid: u32, version: Option<MapVersion>) -> Cache {
+    match (version, KEPT.get_ptr(tid)) {
         // SAFETY: the entry is this thread's; only it writes it.
-        (Some(seq), Some(k)) if unsafe { (*k).seq } == seq => unsafe { (*k).cache },
+        (Some(v), Some(k)) if unsafe { (*k).mm == v.mm && (*k).seq == v.seq } => unsafe { (*k).cache },
         _ => [EMPTY; 2],
     }
 }
 
 /// Keeps the walk's cache for the thread's next walk.
 #[inline(always)]
-fn keep_cache(tid: u32, seq: Option<u64>, cache: &Cache) {
+fn keep_cache(tid: u32, version: Option<MapVersion>, cache: &Cache) {
     // An odd sequence: the map was being changed when it was read.
-    let Some(seq) = seq.filter(|s| s & 1 == 0) else { return };
+    let Some(v) = version.filter(|v| v.seq & 1 == 0) else { return };
     if KEPT.get_ptr_mut(tid).is_none() {
-        let _ = KEPT.insert(tid, Kept { seq: u64::MAX, cache: [EMPTY; 2] }, 0);
+        let _ = KEPT.insert(tid, Kept { mm: 0, seq: u64::MAX, cache: [EMPTY; 2] }, 0);
     }
     if let Some(k) = KEPT.get_ptr_mut(tid) {
         // SAFETY: the entry is this thread's; only it writes it.
         unsafe {
             (*k).cache = *cache;
-            (*k).seq = seq;
+            (*k).mm = v.mm;
+            (*k).seq = v.seq;
         }
     }
 }
@@ -158,7 +159,7 @@ pub extern "C" fn lt_walk(ev: *mut StackEvent, pc: u64, sp: u64, bp: u64, max: u
         return 0;
     }
     let tid = bpf_get_current_pid_tgid() as u32;
-    let seq = map_sequence();
+    let version = map_version();
     let mut l = Loop {
         ev,
         walk: Walk {
@@ -171,13 +172,13 @@ pub extern "C" fn lt_walk(ev: *mut StackEvent, pc: u64, sp: u64, bp: u64, max: u
             next_exact: 0,
             reason: StopReason::MaxDepth,
             missing: ModuleKey { dev: 0, ino: 0 },
-            cache: kept_cache(tid, seq),
+            cache: kept_cache(tid, version),
         },
     };
     // SAFETY: our callback with our context; one iteration per frame (and one to notice the last).
     unsafe { bpf_loop(max + 1, step as *mut c_void, &mut l as *mut Loop as *mut c_void, 0) };
     let w = &l.walk;
-    keep_cache(tid, seq, &w.cache);
+    keep_cache(tid, version, &w.cache);
     // SAFETY: the record is ours until submitted.
     unsafe {
         (*ev).hdr.nframes = w.n;

@@ -71,12 +71,21 @@ pub const EMPTY: Mapping =
 /// The mappings a walk has met: stacks mostly alternate between a program and its C library.
 pub type Cache = [Mapping; 2];
 
-/// A thread's cache between walks, valid while the memory map's sequence is `seq`.
+/// A thread's cache between walks, valid while its memory map is `mm` (an
+/// exec gives it another) and that map's sequence is `seq`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Kept {
+    pub mm: u64,
     pub seq: u64,
     pub cache: Cache,
+}
+
+/// A memory map and its sequence: what a kept cache is valid for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MapVersion {
+    pub mm: u64,
+    pub seq: u64,
 }
 
 /// Per thread (removed at the thread's exit); allocated as threads walk.
@@ -168,10 +177,10 @@ pub fn mapping(cache: &mut Cache, addr: u64, missing: &mut ModuleKey) -> Result<
     Ok(m)
 }
 
-/// The current process's memory-map sequence (changes with every mmap,
-/// munmap, mprotect), or None where the kernel does not keep one.
+/// The current process's memory map and its sequence (which changes with
+/// every mmap, munmap, mprotect), or None where the kernel keeps none.
 #[inline(always)]
-pub fn map_sequence() -> Option<u64> {
+pub fn map_version() -> Option<MapVersion> {
     if setting_u32(&MM_LOCK_SEQ) == 0 {
         return None;
     }
@@ -182,6 +191,7 @@ pub fn map_sequence() -> Option<u64> {
         if mm == 0 {
             return None;
         }
-        kread::<u32>(mm as *const c_void, off(&MM_LOCK_SEQ)).map(u64::from)
+        let seq = kread::<u32>(mm as *const c_void, off(&MM_LOCK_SEQ))?;
+        Some(MapVersion { mm, seq: u64::from(seq) })
     }
 }

@@ -30,6 +30,11 @@ pub enum Command {
         /// it has not ended within SECS.
         #[arg(long, value_name = "SECS", value_parser = values::seconds, allow_negative_numbers = true)]
         kill_after: Option<f64>,
+        /// COMMAND is node: pass it --perf-basic-prof --interpreted-frames-native-stack
+        /// so its JavaScript frames are named, and remove the /tmp/perf-PID.map it
+        /// writes once the report is made.
+        #[arg(long)]
+        node_perf_map: bool,
         /// The command and its arguments (after `--`).
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<OsString>,
@@ -50,6 +55,12 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+    /// A gzipped pprof profile (profile.proto): go tool pprof, Pyroscope, Parca, speedscope.
+    Pprof,
+    /// Folded stacks, one `frame;frame;frame value` line per stack (flamegraph.pl, inferno, speedscope).
+    Folded,
+    /// An interactive SVG flame graph of outstanding bytes (handles in a second SVG beside it).
+    Flamegraph,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -60,8 +71,8 @@ pub struct Options {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Write the report to FILE instead of stdout.
-    #[arg(long, value_name = "FILE")]
+    /// Write the report to FILE instead of stdout (required for pprof and flamegraph).
+    #[arg(long, value_name = "FILE", required_if_eq_any = [("format", "pprof"), ("format", "flamegraph")])]
     pub output: Option<PathBuf>,
     /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch, 5 the command failed); without it, `run` exits with the command's status.
     #[arg(long)]
@@ -125,4 +136,38 @@ pub struct Options {
     /// Print the text report every SECS seconds while tracing (no live view).
     #[arg(long, value_name = "SECS", value_parser = values::seconds, allow_negative_numbers = true, conflicts_with = "tui")]
     pub interval: Option<f64>,
+    /// Serve OpenMetrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", value_parser = socket_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// With --metrics: per-site series for at most the N largest sites of each kind.
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "metrics", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub metrics_top: u32,
+    /// Fit each site's growth over the last SECS seconds (default: the whole session).
+    #[arg(long, value_name = "SECS", value_parser = growth_window)]
+    pub growth_window: Option<f64>,
+    /// With --ci: fail when a site grows faster than RATE per minute (95% sure):
+    /// bytes for heap sites, handles for descriptor sites (see --max-growth-handles).
+    #[arg(long, value_name = "RATE", value_parser = rate, requires = "ci")]
+    pub max_growth: Option<f64>,
+    /// With --ci: the growth tolerated of a descriptor site, in handles per minute (default: --max-growth).
+    #[arg(long, value_name = "RATE", value_parser = rate, requires = "ci")]
+    pub max_growth_handles: Option<f64>,
+}
+
+fn socket_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| format!("`{s}` is not an address and port (e.g. 127.0.0.1:9464 or [::1]:9464)"))
+}
+
+fn growth_window(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 10.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds of at least 10")),
+    }
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a rate per minute (a number, 0 or more)")),
+    }
 }

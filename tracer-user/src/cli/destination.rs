@@ -4,7 +4,7 @@
 //! fails, the report goes to stdout with a line saying so.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, Write};
+use std::io::{IsTerminal, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -68,27 +68,37 @@ impl Destination {
         Ok(dest)
     }
 
-    fn write(&mut self, body: &str) -> std::io::Result<()> {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&mut self, body: &[u8]) -> std::io::Result<()> {
         if self.file.metadata()?.is_file() {
             self.file.set_len(0)?;
             self.file.rewind()?;
         }
-        self.file.write_all(body.as_bytes())?;
+        self.file.write_all(body)?;
         self.file.flush()?;
         self.file.sync_data().or_else(|e| if e.raw_os_error() == Some(libc::EINVAL) { Ok(()) } else { Err(e) })
     }
 
-    /// Writes the report; when that fails, says so and prints it on stdout.
-    pub fn deliver(mut self, body: &str) {
-        match self.write(body) {
-            Ok(()) => self.delivered = true,
-            Err(e) => {
-                eprintln!("leaktrace: writing {} failed ({e}); the report follows on stdout", self.path.display());
-                if let Err(e) = super::output::to_stdout(body) {
-                    eprintln!("leaktrace: {e:#}: the report is lost");
-                }
-            }
+    /// Writes the report; when that fails, says so and prints it on stdout
+    /// (binary formats never to a terminal). Whether the file has it.
+    pub fn deliver(mut self, body: &[u8]) -> bool {
+        let Err(e) = self.write(body) else {
+            self.delivered = true;
+            return true;
+        };
+        let shown = self.path.display();
+        if std::str::from_utf8(body).is_err() && std::io::stdout().is_terminal() {
+            eprintln!("leaktrace: writing {shown} failed ({e}); the report is binary and stdout a terminal: it is lost");
+            return false;
         }
+        eprintln!("leaktrace: writing {shown} failed ({e}); the report follows on stdout");
+        if let Err(e) = super::output::to_stdout(body) {
+            eprintln!("leaktrace: {e:#}: the report is lost");
+        }
+        false
     }
 }
 
@@ -112,10 +122,10 @@ mod tests {
     fn a_missing_directory_is_created_and_a_report_written() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/report.json");
-        Destination::open(&path).unwrap().deliver("{}\n");
+        assert!(Destination::open(&path).unwrap().deliver(b"{}\n"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
         std::fs::write(&path, "an older and longer report\n").unwrap();
-        Destination::open(&path).unwrap().deliver("new\n");
+        assert!(Destination::open(&path).unwrap().deliver(b"new\n"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n", "an existing file is replaced, not appended to");
     }
 
@@ -151,6 +161,6 @@ mod tests {
     fn a_failed_write_is_reported_not_lost() {
         let dest = Destination::open(Path::new("/dev/full")).unwrap();
         let mut d = dest;
-        assert!(d.write("report").is_err(), "/dev/full refuses every write");
+        assert!(d.write(b"report").is_err(), "/dev/full refuses every write");
     }
 }

@@ -6,10 +6,10 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use tracer_common::manifest::{ExpectedLeak, Manifest};
+use tracer_common::manifest::{Expectation, Manifest};
 
 use super::destination::Destination;
-use super::Options;
+use super::{Format, Options};
 use crate::probes::{AllocatorChoice, LoadOptions};
 use crate::report::{Attribution, Suppressions};
 use crate::session::SessionConfig;
@@ -22,7 +22,7 @@ pub const MAX_ALLOCATOR: u64 = 1 << 30;
 /// What the options resolve to once their files are read.
 pub struct Inputs {
     pub config: SessionConfig,
-    pub expected: Option<Vec<ExpectedLeak>>,
+    pub expected: Option<Expectation>,
     /// --output, opened (and its directory created) before tracing.
     pub output: Option<Destination>,
 }
@@ -72,14 +72,14 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("it is not UTF-8 text"))
 }
 
-fn expected(opts: &Options) -> anyhow::Result<Option<Vec<ExpectedLeak>>> {
+fn expected(opts: &Options) -> anyhow::Result<Option<Expectation>> {
     let Some(path) = &opts.expect else { return Ok(None) };
     let origin = path.display().to_string();
     let context = || format!("--expect {origin}");
     let text = read_text(path).with_context(context)?;
     let manifest = Manifest::parse(&text, &origin).with_context(context)?;
     let names: Vec<&str> = opts.expect_scenarios.iter().map(String::as_str).collect();
-    Ok(Some(manifest.expected(&names).with_context(context)?))
+    Ok(Some(manifest.expectation(&names).with_context(context)?))
 }
 
 fn suppressions(opts: &Options) -> anyhow::Result<Suppressions> {
@@ -134,6 +134,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         attribution: Attribution { focus: opts.focus.clone(), allocator: None, wrappers: opts.alloc_wrappers.clone() },
         suppressions,
         allocator_programs: opts.probe_floor.unwrap_or_default(),
+        keep_stacks: matches!(opts.format, Format::Pprof | Format::Folded | Format::Flamegraph),
     };
     // Last: it may create the output's directory, which no later refusal should leave behind.
     let output = opts.output.as_deref().map(Destination::open).transpose()?;

@@ -4,6 +4,8 @@
 mod args;
 mod destination;
 mod inputs;
+mod node;
+mod observers;
 mod output;
 mod signals;
 mod trace;
@@ -76,11 +78,15 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     // The command starts with the signal state leaktrace was given, taken
     // before leaktrace's own handlers go in.
     let signals = ChildSignals::current();
+    let mut perf_map_files = None;
     let (spec, mut opts, limits) = match cli.command {
-        Command::Run { opts, kill_after, command } => {
+        Command::Run { opts, kill_after, node_perf_map, mut command } => {
             // Arguments after the options start the command: an unknown option lands there.
             if let Some(first) = command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
                 bail!("unexpected argument '{first}' found (leaktrace's options go before `--`, the command after it; see leaktrace run --help)");
+            }
+            if node_perf_map {
+                (command, perf_map_files) = node::with_perf_map(command)?;
             }
             (TargetSpec::Run { argv: command, signals }, opts, Limits { duration: None, kill_after: secs(kill_after) })
         }
@@ -90,13 +96,18 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     };
     // --interval prints reports between the live view's frames: it means no live view.
     opts.no_tui |= opts.interval.is_some();
+    let mut observers = observers::Observers::prepare(&opts)?;
+    // Last of the checks: it may create --output's directory.
     let inputs = inputs::prepare(&opts)?;
     let interrupts = signals::Interrupts::install()?;
     let session = Session::start(spec, inputs.config)?;
     if session.is_run() {
         interrupts.forward_to(session.pid());
     }
-    let report = trace::trace(session, &opts, &interrupts, &limits)?;
+    let report = trace::trace(session, &opts, &interrupts, &limits, &mut observers)?;
+    if let Some(files) = &perf_map_files {
+        files.remove(report.target.pid);
+    }
     output::emit(&report, &opts, inputs.output)?;
-    Ok(output::judge(&report, &opts, inputs.expected.as_deref()))
+    Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
 }

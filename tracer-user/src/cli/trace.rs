@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
+use super::observers::Observers;
 use super::signals::Interrupts;
 use super::Options;
 use crate::report::{text, Report};
@@ -33,18 +34,24 @@ pub struct Limits {
 }
 
 /// Traces `session` to its end and returns the final report.
-pub fn trace(mut session: Session, opts: &Options, interrupts: &Interrupts, limits: &Limits) -> anyhow::Result<Report> {
+pub fn trace(
+    mut session: Session,
+    opts: &Options,
+    interrupts: &Interrupts,
+    limits: &Limits,
+    observers: &mut Observers,
+) -> anyhow::Result<Report> {
     let is_run = session.is_run();
     if live(opts) {
         let tui_config = TuiConfig { refresh: Duration::from_millis(500), export_dir: std::env::current_dir()? };
         let before = interrupts.count();
-        tui::run(&mut session, &tui_config, interrupts.counter())?;
+        tui::run(&mut observers.source(&mut session), &tui_config, interrupts.counter())?;
         if is_run && !session.poll_ended() {
             if interrupts.count() == before {
                 session.signal(Signal::TERM); // quitting the view ends a target leaktrace started
             }
             eprintln!("leaktrace: waiting for pid {} to end (interrupt again to kill it)", session.pid());
-            quiet(&mut session, opts, interrupts, limits, Some((Instant::now(), interrupts.count())));
+            quiet(&mut session, opts, interrupts, limits, Some((Instant::now(), interrupts.count())), observers);
         }
     } else {
         // `attach` says when it is attached; under `run` the command's own
@@ -53,18 +60,25 @@ pub fn trace(mut session: Session, opts: &Options, interrupts: &Interrupts, limi
             eprintln!("leaktrace: tracing pid {}", session.pid());
         }
         // Interrupts before now count too: one may have come while the command started.
-        quiet(&mut session, opts, interrupts, limits, None);
+        quiet(&mut session, opts, interrupts, limits, None, observers);
     }
     if is_run {
         session.wait_child();
     }
-    Ok(session.finish())
+    Ok(observers.finish(session.finish()))
 }
 
 /// Polls until the target ends (or, attached, until interrupted or --duration).
 /// `asked`: when the command was asked to stop already, and the interrupts
 /// counted by then.
-fn quiet(session: &mut Session, opts: &Options, interrupts: &Interrupts, limits: &Limits, asked: Option<(Instant, u32)>) {
+fn quiet(
+    session: &mut Session,
+    opts: &Options,
+    interrupts: &Interrupts,
+    limits: &Limits,
+    asked: Option<(Instant, u32)>,
+    observers: &mut Observers,
+) {
     let started = Instant::now();
     let mut last_print = Instant::now();
     let (mut stopping, mut seen) = (asked.map(|(at, _)| at), asked.map_or(0, |(_, n)| n));
@@ -95,10 +109,11 @@ fn quiet(session: &mut Session, opts: &Options, interrupts: &Interrupts, limits:
         if let Some(every) = opts.interval {
             if last_print.elapsed().as_secs_f64() >= every {
                 last_print = Instant::now();
-                print!("{}", text::render(&session.report()));
+                print!("{}", text::render(&observers.report(session)));
                 let _ = std::io::stdout().flush();
             }
         }
+        observers.tick(session);
         std::thread::sleep(TICK);
     }
 }

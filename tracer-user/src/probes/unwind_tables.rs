@@ -14,7 +14,7 @@ use tracer_common::unwind::page_index;
 use tracer_common::{ModuleKey, ModuleRows, UnwindRow};
 
 use super::unwind_settings::PAGES_PER_ROW;
-use crate::symbolize::{CfiTable, MappedFile};
+use crate::symbolize::{CfiTable, MappedFile, ProcessMaps};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -113,17 +113,14 @@ impl KernelTables {
         self.done.contains_key(key) || self.refused.contains(key)
     }
 
-    /// Loads the table of the file `name` opened as `file` (a path, or
-    /// /proc/PID/map_files/… for what a process really mapped).
+    /// Loads the table of the file `name` opened as `file`.
     pub fn load(&mut self, file: &File, name: &str) -> Result<ModuleKey, TableError> {
         let key = module_key(file).map_err(|e| TableError::Read(name.to_owned(), e))?;
-        if self.is_loaded(&key) {
-            return Ok(key);
+        if !self.is_loaded(&key) {
+            // Mapped, not read: a module may be hundreds of MB.
+            let data = MappedFile::from_file(file).map_err(|e| TableError::Read(name.to_owned(), e))?;
+            self.publish_file(key, &data, name)?;
         }
-        // Mapped, not read: a module may be hundreds of MB.
-        let data = MappedFile::from_file(file).map_err(|e| TableError::Read(name.to_owned(), e))?;
-        let table = CfiTable::build(data.bytes()).map_err(|e| TableError::Parse(name.to_owned(), e))?;
-        self.publish(key, &table.rows, name)?;
         Ok(key)
     }
 
@@ -133,23 +130,30 @@ impl KernelTables {
         self.load(&file, &name)
     }
 
-    /// Every executable file mapping of `pid`, as it mapped them. Returns what could not be loaded.
+    /// Every executable file mapping of `pid`, as it mapped them (the same
+    /// files the symbolizer reads). Returns what could not be loaded.
     pub fn load_process(&mut self, pid: u32) -> Vec<TableError> {
-        let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else { return Vec::new() };
+        let Ok(maps) = ProcessMaps::capture(pid) else { return Vec::new() };
         let mut errors = Vec::new();
-        for line in maps.lines() {
-            let mut f = line.split_whitespace();
-            let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
-            let path = f.nth(3).unwrap_or("");
-            if perms.as_bytes().get(2) != Some(&b'x') || !path.starts_with('/') {
-                continue;
-            }
-            let Ok(file) = File::open(format!("/proc/{pid}/map_files/{range}")) else { continue };
-            if let Err(e) = self.load(&file, path) {
-                errors.push(e);
+        for m in maps.mappings() {
+            let (Some(path), Some(file)) = (&m.path, &m.file) else { continue };
+            // /proc/PID/maps names the file as the kernel's walker sees it: its super block's device and inode.
+            let key = ModuleKey { dev: ((m.file_id.dev >> 32) << 20) | (m.file_id.dev & 0xffff_ffff), ino: m.file_id.inode };
+            if !self.is_loaded(&key) {
+                if let Err(e) = self.publish_file(key, file, &path.display().to_string()) {
+                    errors.push(e);
+                }
             }
         }
         errors
+    }
+
+    fn publish_file(&mut self, key: ModuleKey, data: &MappedFile, name: &str) -> Result<(), TableError> {
+        let table = CfiTable::build(data.bytes()).map_err(|e| {
+            self.refused.insert(key);
+            TableError::Parse(name.to_owned(), e)
+        })?;
+        self.publish(key, &table.rows, name)
     }
 
     fn publish(&mut self, key: ModuleKey, rows: &[UnwindRow], name: &str) -> Result<(), TableError> {

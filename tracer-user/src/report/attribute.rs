@@ -6,9 +6,11 @@
 use std::collections::HashMap;
 
 use crate::aggregate::{ResourceKind, Snapshot, StackId};
+use crate::symbolize::jit::is_javascript;
 use crate::symbolize::{symbolize_stack, Frame, StackCalls, Symbolizer};
 
 use super::focus::{Focus, FocusReport};
+use super::javascript::{js_site, JsNotes};
 use super::model::{Location, StackFrame};
 use super::wrappers::is_wrapper;
 
@@ -54,6 +56,8 @@ pub struct SiteCache {
     focus: Option<Focus>,
     /// Images whose program's compilation directory anchors the focus.
     anchored: Vec<bool>,
+    /// Stacks through V8 whose JavaScript could not be named.
+    js_notes: JsNotes,
 }
 
 /// The location of a frame: `function (file:line)`; `function+0xOFF` when
@@ -68,6 +72,7 @@ fn location_of(f: &Frame) -> Location {
         function: f.function.as_deref().map(str::to_owned),
         file: f.file.as_deref().map(str::to_owned),
         line: f.line,
+        column: f.column.filter(|_| is_javascript(f)),
         module: f.module.to_string(),
         label,
     }
@@ -119,6 +124,7 @@ impl SiteCache {
                 let last = symbolized.last().map(|f| f.function.as_deref().map_or_else(|| f.unresolved_label(), str::to_owned));
                 format!("{} (after {})", s.end.stop.describe(), last.as_deref().unwrap_or("no frame"))
             });
+            self.js_notes.note(&symbolized, s.end.stop == tracer_common::StopReason::NoRule);
             let (site, in_focus) = choose_site(&symbolized, attribution, self.focus.as_mut());
             let ids: Box<[u32]> = symbolized.into_iter().map(|f| self.intern(f)).collect();
             let site = site.map(|i| ids[i]);
@@ -164,6 +170,7 @@ impl SiteCache {
                 function: f.function.as_deref().map(str::to_owned),
                 file: f.file.as_deref().map(str::to_owned),
                 line: f.line,
+                column: f.column,
                 module: f.module.to_string(),
                 address: f.address,
                 module_offset: f.module_offset,
@@ -178,9 +185,10 @@ impl SiteCache {
         self.focus.as_ref().map(Focus::report)
     }
 
-    /// Modules that could not be read, for the report's warnings.
-    pub fn warnings(&self) -> &[String] {
-        self.sym.warnings()
+    /// Modules and JIT symbol files that could not be read, JavaScript
+    /// frames that could not be named: the report's warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = String> + '_ {
+        self.sym.warnings().into_iter().chain(self.js_notes.warnings())
     }
 }
 
@@ -188,7 +196,8 @@ impl SiteCache {
 pub fn choose_site(frames: &[Frame], attribution: &Attribution, focus: Option<&mut Focus>) -> (Option<usize>, bool) {
     let outside = || {
         let alloc = attribution.allocator.as_deref();
-        frames.iter().position(|f| !is_wrapper(f, alloc, &attribution.wrappers))
+        let skipped = |f: &Frame| is_wrapper(f, alloc, &attribution.wrappers);
+        js_site(frames, skipped).or_else(|| frames.iter().position(|f| !skipped(f)))
     };
     match focus {
         Some(focus) => match frames.iter().position(|f| focus.matches(f)) {

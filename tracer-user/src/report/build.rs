@@ -1,6 +1,7 @@
 //! Building a [`Report`] from the tracer's state.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use tracer_common::Counter;
 
@@ -8,6 +9,7 @@ use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackSummary};
 
 use super::attribute::{Attribution, Resolved, SiteCache};
 use super::model::{Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
+use super::profile::ProfileBuilder;
 use super::suppress::Suppressions;
 
 /// What a report needs besides the tracer's state.
@@ -20,12 +22,14 @@ pub struct ReportInput<'a> {
     pub now_ns: u64,
     /// Sampling rate (> 1 in sampling mode): heap counts are scaled by it.
     pub sample_every: u32,
+    /// Keep every stack of every site in `Report::profile` (the profile formats).
+    pub keep_stacks: bool,
 }
 
 pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Report {
     cache.update(snap, input.attribution);
     let scale = u64::from(input.sample_every.max(1));
-    let mut acc = Accumulator::default();
+    let mut acc = Accumulator { profile: input.keep_stacks.then(ProfileBuilder::default), ..Accumulator::default() };
     for s in &snap.summaries {
         let mut c = s.counters;
         if s.kind == ResourceKind::Heap && scale > 1 {
@@ -47,7 +51,7 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         .map(|&c| (c.name().to_owned(), input.counters[c as usize]))
         .chain([("decode_errors".to_owned(), snap.decode_errors), ("truncated_stacks".to_owned(), snap.truncated_stacks)])
         .collect();
-    let mut warnings: Vec<String> = snap.warnings.iter().chain(cache.warnings()).cloned().collect();
+    let mut warnings: Vec<String> = snap.warnings.iter().cloned().chain(cache.warnings()).collect();
     let cut_sites = acc.sites.values().filter(|s| s.truncated).count();
     if cut_sites > 0 {
         warnings.push(format!("{cut_sites} sites have a stack that ends early; each says why (`stack_end`)"));
@@ -57,6 +61,7 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         warnings.push(format!("--focus {} matched no frame (resolved to {})", f.given, f.resolved.join(", ")));
     }
     let sites = acc.sites_sorted();
+    let profile = acc.profile.take().map(|p| Arc::new(p.finish(&snap.images)));
     Report {
         schema: SCHEMA_VERSION,
         complete: lost_events == 0,
@@ -73,6 +78,7 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         sites,
         warnings,
         tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: snap.events, ..TracerCost::default() },
+        profile,
     }
 }
 
@@ -98,6 +104,7 @@ struct Accumulator {
     totals: Totals,
     outside: Totals,
     suppressed: Totals,
+    profile: Option<ProfileBuilder>,
 }
 
 impl Accumulator {
@@ -117,6 +124,9 @@ impl Accumulator {
         if c.outstanding > 0 {
             self.totals.add(s.kind, c.outstanding, c.outstanding_bytes);
         }
+        if let Some(p) = &mut self.profile {
+            p.add(s.kind, c, || cache.stack(resolved));
+        }
         let key = (s.kind, cache.site_key(resolved));
         let site = self.sites.entry(key).or_insert_with(|| Site {
             kind: s.kind,
@@ -130,6 +140,7 @@ impl Accumulator {
             stack: Vec::new(),
             truncated: false,
             stack_end: None,
+            growth: None,
         });
         site.count += c.outstanding;
         site.bytes += c.outstanding_bytes;

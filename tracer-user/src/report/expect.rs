@@ -1,6 +1,6 @@
 //! `--expect MANIFEST`: the report must hold exactly the manifest's leaks.
 
-use tracer_common::manifest::ExpectedLeak;
+use tracer_common::manifest::{Expectation, ExpectedLeak};
 
 use super::model::Report;
 
@@ -35,8 +35,10 @@ fn basename(p: &str) -> &str {
 }
 
 /// Compares leaking sites by kind, function and file basename (and line when
-/// the report has one). Counts and bytes must be equal.
-pub fn compare(report: &Report, expected: &[ExpectedLeak]) -> Vec<Mismatch> {
+/// the report has one). Counts and bytes must be equal. Sites of kinds the
+/// manifest does not speak for are not compared.
+pub fn compare(report: &Report, expectation: &Expectation) -> Vec<Mismatch> {
+    let expected = &expectation.leaks;
     let mut out = Vec::new();
     let mut used = vec![false; report.sites.len()];
     for e in expected {
@@ -58,7 +60,7 @@ pub fn compare(report: &Report, expected: &[ExpectedLeak]) -> Vec<Mismatch> {
             None => out.push(Mismatch::Missing(e.clone())),
         }
     }
-    for (s, _) in report.sites.iter().zip(&used).filter(|(s, u)| !**u && s.count > 0) {
+    for (s, _) in report.sites.iter().zip(&used).filter(|(s, u)| !**u && s.count > 0 && expectation.covers(s.kind.name())) {
         out.push(Mismatch::Unexpected {
             kind: s.kind.name().to_owned(),
             function: s.site.label.clone(),

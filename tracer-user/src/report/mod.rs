@@ -3,8 +3,15 @@
 mod attribute;
 mod build;
 pub mod expect;
+mod export;
+pub mod flamegraph;
 mod focus;
+pub mod folded;
+mod javascript;
 pub mod model;
+pub mod pprof;
+mod pprof_proto;
+pub mod profile;
 mod suppress;
 pub mod text;
 mod verdict;
@@ -12,6 +19,7 @@ mod wrappers;
 
 pub use attribute::{choose_site, Attribution, Resolved, SiteCache};
 pub use build::{build, ReportInput};
+pub use export::profiles;
 pub use focus::Focus;
 pub use model::Report;
 pub use suppress::{SuppressError, Suppressions};

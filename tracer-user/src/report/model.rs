@@ -2,6 +2,7 @@
 //! documented interface (README, "JSON report").
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -9,9 +10,10 @@ use crate::aggregate::{Anomalies, ResourceKind};
 use crate::process::Ended;
 
 pub use super::focus::FocusReport;
+use super::profile::Profile;
 
 /// Schema version of the JSON report.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -40,6 +42,9 @@ pub struct Report {
     pub sites: Vec<Site>,
     pub warnings: Vec<String>,
     pub tracer: TracerCost,
+    /// Every stack behind the sites, when asked for (the profile formats); not in the JSON.
+    #[serde(skip)]
+    pub profile: Option<Arc<Profile>>,
 }
 
 #[cfg(test)]
@@ -66,6 +71,28 @@ impl Report {
             sites,
             warnings: Vec::new(),
             tracer: TracerCost::default(),
+            profile: None,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Site {
+    /// A site named `function` in /bin/app with no stack, for tests of what consumes reports.
+    pub fn named(kind: ResourceKind, function: &str, count: u64, bytes: u64) -> Self {
+        Self {
+            kind,
+            count,
+            bytes,
+            allocations: count,
+            releases: 0,
+            oldest_age_secs: 0.0,
+            site: Location { function: Some(function.into()), module: "/bin/app".into(), label: function.into(), ..Location::default() },
+            stacks: 1,
+            stack: Vec::new(),
+            truncated: false,
+            stack_end: None,
+            growth: None,
         }
     }
 }
@@ -213,6 +240,36 @@ pub struct Site {
     pub truncated: bool,
     /// Why, when it could not: the reason and the frame it stopped after.
     pub stack_end: Option<String>,
+    /// The trend of what this site holds over the session (null until there is enough history).
+    pub growth: Option<Growth>,
+}
+
+/// A site's trend: robust (Theil–Sen) slopes of its outstanding count and
+/// bytes over the samples taken while tracing (README, "Growth").
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct Growth {
+    /// Seconds of history fitted, and the samples in them.
+    pub window_secs: f64,
+    pub points: u32,
+    /// Change per minute of outstanding items and bytes.
+    pub count_per_min: f64,
+    pub bytes_per_min: f64,
+    /// 95% interval of the site's own rate (bytes for heap, handles otherwise), per minute.
+    pub low_per_min: f64,
+    pub high_per_min: f64,
+    /// How much of that measure's variation the line explains (R², 0 to 1).
+    pub fit: f64,
+}
+
+impl Growth {
+    /// The rate of what a site of `kind` holds: bytes for heap, handles otherwise.
+    pub fn rate(&self, kind: ResourceKind) -> f64 {
+        if kind == ResourceKind::Heap {
+            self.bytes_per_min
+        } else {
+            self.count_per_min
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -220,6 +277,9 @@ pub struct Location {
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
+    /// JavaScript sites only: the column (of the function's start, or of the
+    /// call when the runtime's jitdump gives positions inside functions).
+    pub column: Option<u32>,
     pub module: String,
     /// The function; `function+0xOFFSET` (the return address in its symbol)
     /// when no line is known; `module+0xOFFSET` when no function is. No two
@@ -233,6 +293,7 @@ pub struct StackFrame {
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
+    pub column: Option<u32>,
     pub module: String,
     pub address: u64,
     /// Offset in the module's file of the instruction looked up (the call before `address`).

@@ -45,6 +45,7 @@ function:_dl_non_dynamic_init
 function:__libc_setup_tls
 function:_dl_init_paths
 function:__libc_init_secure
+function:uv__stream_init
 ";
 
 /// A stack allocated by libstdc++ itself while the dynamic linker runs the

@@ -1,6 +1,6 @@
 //! Verdict, `--expect` and text rendering over hand-built reports.
 
-use tracer_common::manifest::ExpectedLeak;
+use tracer_common::manifest::{Expectation, ExpectedLeak};
 use tracer_common::FdKind;
 
 use super::expect::{compare, Mismatch};
@@ -20,6 +20,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             function: Some(function.into()),
             file: Some(format!("/src/fixtures/net/{file}")),
             line: Some(line),
+            column: None,
             module: "/bin/net-driver".into(),
             label: function.into(),
         },
@@ -28,6 +29,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             function: Some(function.into()),
             file: Some(file.into()),
             line: Some(line),
+            column: None,
             module: "/bin/net-driver".into(),
             address: 0x1234,
             module_offset: 0x1234,
@@ -36,6 +38,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         }],
         truncated: false,
         stack_end: None,
+        growth: None,
     }
 }
 
@@ -56,6 +59,10 @@ fn report(sites: Vec<Site>, lost: u64) -> Report {
 
 fn expected(kind: &str, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> ExpectedLeak {
     ExpectedLeak { kind: kind.into(), function: function.into(), file: file.into(), line, count, bytes }
+}
+
+fn all_kinds(leaks: &[ExpectedLeak]) -> Expectation {
+    Expectation { leaks: leaks.to_vec(), kinds: Vec::new() }
 }
 
 fn leaky() -> Report {
@@ -107,20 +114,29 @@ fn expectation_matches_exactly_or_names_each_difference() {
         expected("heap", "js_socket_connect", "net_socket.c", 57, 3, 30),
         expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0),
     ];
-    assert!(compare(&leaky(), &exact).is_empty());
+    assert!(compare(&leaky(), &all_kinds(&exact)).is_empty());
     assert_eq!(verdict(&leaky(), Thresholds::default(), Some(false)), ExitCode::Clean);
 
     let wrong_count = [expected("heap", "js_socket_connect", "net_socket.c", 57, 4, 40), exact[1].clone()];
-    assert!(matches!(compare(&leaky(), &wrong_count)[..], [Mismatch::Different { count: 3, bytes: 30, .. }]));
+    assert!(matches!(compare(&leaky(), &all_kinds(&wrong_count))[..], [Mismatch::Different { count: 3, bytes: 30, .. }]));
 
     let missing_one = [exact[0].clone(), exact[1].clone(), expected("timerfd", "js_socket_set_timeout", "net_socket.c", 90, 2, 0)];
-    let diff = compare(&leaky(), &missing_one);
+    let diff = compare(&leaky(), &all_kinds(&missing_one));
     assert_eq!(diff.len(), 1);
     assert!(diff[0].to_string().starts_with("missing: timerfd at js_socket_set_timeout"), "{}", diff[0]);
 
-    let diff = compare(&leaky(), &exact[..1]);
+    let diff = compare(&leaky(), &all_kinds(&exact[..1]));
     assert!(matches!(&diff[..], [Mismatch::Unexpected { kind, count: 3, .. }] if kind == "socket"), "{diff:?}");
     assert_eq!(verdict(&leaky(), Thresholds::default(), Some(true)), ExitCode::ExpectationMismatch);
+}
+
+#[test]
+fn kinds_the_manifest_does_not_speak_for_are_not_compared() {
+    let sockets =
+        Expectation { leaks: vec![expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0)], kinds: vec!["socket".into()] };
+    assert!(compare(&leaky(), &sockets).is_empty(), "the heap site is not the manifest's to list");
+    let none = Expectation { leaks: Vec::new(), kinds: vec!["socket".into()] };
+    assert!(matches!(&compare(&leaky(), &none)[..], [Mismatch::Unexpected { kind, .. }] if kind == "socket"));
 }
 
 #[test]
@@ -129,7 +145,7 @@ fn a_site_on_another_line_is_not_the_expected_one() {
         expected("heap", "js_socket_connect", "net_socket.c", 58, 3, 30),
         expected("socket", "js_socket_connect", "net_socket.c", 52, 3, 0),
     ];
-    let diff = compare(&leaky(), &other_line);
+    let diff = compare(&leaky(), &all_kinds(&other_line));
     assert_eq!(diff.len(), 2, "{diff:?}");
 }
 
@@ -163,4 +179,24 @@ fn json_report_has_the_documented_fields() {
     }
     assert_eq!(s["stack"][0]["address"], 0x1234);
     assert_eq!(v["totals"]["handles"]["socket"], 3);
+}
+
+#[test]
+fn a_deep_site_is_shown_with_its_neighbours_after_the_acquisition() {
+    let mut s = site(ResourceKind::Fd(FdKind::Socket), "openChannel", "server.js", 52, 4, 0);
+    let frame =
+        |i: usize| StackFrame { function: Some(format!("f{i}")), file: Some("x.c".into()), line: Some(i as u32), ..s.stack[0].clone() };
+    let mut stack: Vec<StackFrame> = (0..16).map(frame).collect();
+    stack[10] = StackFrame { file: Some("/srv/server.js".into()), ..s.stack[0].clone() };
+    s.site.file = Some("/srv/server.js".into());
+    s.stack = stack;
+    let t = text::render(&report(vec![s.clone()], 0));
+    let lines: Vec<&str> = t.lines().skip_while(|l| !l.starts_with("[socket]")).skip(2).map(str::trim).collect();
+    assert_eq!(&lines[..4], ["f0  x.c:0", "f1  x.c:1", "... 7 frames", "f9  x.c:9"], "{t}");
+    assert_eq!(lines[4], "openChannel  server.js:52");
+    assert_eq!((lines[8], lines[9]), ("f14  x.c:14", "... 1 more frames"), "{t}");
+    s.stack.truncate(3);
+    s.stack[2] = StackFrame { file: Some("/srv/server.js".into()), ..s.stack[0].clone() };
+    let t = text::render(&report(vec![s], 0));
+    assert!(!t.contains("more frames") && !t.contains("... "), "a short stack is shown whole: {t}");
 }

@@ -88,18 +88,36 @@ fn site(out: &mut String, s: &Site) {
     let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site.label, s.site.file.as_deref(), s.site.line));
     let stacks = if s.stacks > 1 { format!(", from {} different stacks (the largest shown)", s.stacks) } else { String::new() };
     let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s{stacks}", s.allocations, s.releases, s.oldest_age_secs);
-    for f in s.stack.iter().take(STACK_LINES) {
+    // A site deep in its stack (JavaScript under a runtime's frames) is shown
+    // from the frame it called on, after the first two (the acquisition).
+    let at = s.stack.iter().position(|f| f.function == s.site.function && f.file == s.site.file && f.line == s.site.line);
+    let (head, tail_from) = match at {
+        Some(i) if i + 2 > STACK_LINES => (2, i - 1),
+        _ => (STACK_LINES, STACK_LINES),
+    };
+    for f in s.stack.iter().take(head) {
         let _ = writeln!(out, "    {}", frame_line(f));
     }
-    if s.stack.len() > STACK_LINES {
-        let _ = writeln!(out, "    ... {} more frames", s.stack.len() - STACK_LINES);
+    let tail = STACK_LINES - head;
+    if tail > 0 {
+        let _ = writeln!(out, "    ... {} frames", tail_from - head);
+        for f in s.stack.iter().skip(tail_from).take(tail) {
+            let _ = writeln!(out, "    {}", frame_line(f));
+        }
+    }
+    let end = if tail > 0 { tail_from + tail } else { head };
+    if s.stack.len() > end {
+        let _ = writeln!(out, "    ... {} more frames", s.stack.len() - end);
     }
     if let Some(why) = &s.stack_end {
         let _ = writeln!(out, "    (stack ends early: {why})");
     }
+    if let Some(g) = &s.growth {
+        let _ = writeln!(out, "    growth: {}", crate::growth::describe(g, s.kind));
+    }
 }
 
-fn place(label: &str, file: Option<&str>, line: Option<u32>) -> String {
+pub fn place(label: &str, file: Option<&str>, line: Option<u32>) -> String {
     match (file, line) {
         (Some(f), Some(l)) => format!("{label} ({}:{l})", short(f)),
         (Some(f), None) => format!("{label} ({})", short(f)),

@@ -125,6 +125,7 @@ impl Session {
             suppressions: &self.config.suppressions,
             now_ns,
             sample_every: self.config.load.sample_every,
+            keep_stacks: self.config.keep_stacks,
         };
         let mut report = report::build(&snapshot, &mut self.cache, input);
         let (attach_ms, detach_ms) = self.link_stats.means_ms();

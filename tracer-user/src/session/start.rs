@@ -40,6 +40,8 @@ pub struct SessionConfig {
     pub suppressions: Suppressions,
     /// Benchmarks only: empty allocator probes (the probe floor).
     pub allocator_programs: AllocatorPrograms,
+    /// Reports keep every stack of every site (the profile formats need them).
+    pub keep_stacks: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::jit::JitSource;
 use super::mapped::{FileId, MappedFile};
 use super::SymbolizeError;
 
@@ -58,6 +59,8 @@ pub struct ProcessMaps {
     mappings: Vec<Mapping>,
     /// The executable's path (/proc/PID/exe).
     exe: Option<PathBuf>,
+    /// Where its JIT runtime names its code (see [`super::jit`]).
+    jit: Option<JitSource>,
 }
 
 impl ProcessMaps {
@@ -73,6 +76,7 @@ impl ProcessMaps {
             m.build_id = file.as_ref().and_then(|f| f.build_id()).map(<[u8]>::to_vec);
             m.file = file;
         }
+        maps.jit = JitSource::capture(pid, &maps.mappings);
         Ok(maps)
     }
 
@@ -90,7 +94,12 @@ impl ProcessMaps {
             }
         }
         mappings.sort_by_key(|m| m.start);
-        Ok(Self { mappings, exe: None })
+        Ok(Self { mappings, exe: None, jit: None })
+    }
+
+    /// The executable mappings, by address.
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.mappings
     }
 
     pub fn find(&self, addr: u64) -> Option<&Mapping> {
@@ -109,6 +118,10 @@ impl ProcessMaps {
         if self.exe.is_none() {
             self.exe = newer.exe;
         }
+        match (&mut self.jit, newer.jit) {
+            (Some(jit), Some(newer)) => jit.merge(&newer),
+            (jit, newer) => *jit = jit.take().or(newer),
+        }
         for m in newer.mappings {
             if !self.mappings.iter().any(|o| o.start == m.start && o.end == m.end && o.path == m.path) {
                 self.mappings.push(m);
@@ -119,6 +132,11 @@ impl ProcessMaps {
 
     pub fn is_empty(&self) -> bool {
         self.mappings.is_empty()
+    }
+
+    /// Where the process's JIT runtime names its code, when it was captured live.
+    pub fn jit(&self) -> Option<&JitSource> {
+        self.jit.as_ref()
     }
 }
 

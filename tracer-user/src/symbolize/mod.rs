@@ -8,6 +8,7 @@
 mod cfi_table;
 mod debugfile;
 mod dwarf;
+pub mod jit;
 mod mapped;
 mod maps;
 mod module;
@@ -83,6 +84,7 @@ const CACHE_LIMIT: usize = 1 << 16;
 #[derive(Default)]
 pub struct Symbolizer {
     modules: ModuleSet,
+    jit: jit::JitNames,
     frames: HashMap<(usize, u64), Arc<[Frame]>>,
     strings: HashSet<Arc<str>>,
 }
@@ -92,9 +94,9 @@ impl Symbolizer {
         Self::default()
     }
 
-    /// Problems met so far (a rebuilt binary, an unreadable module).
-    pub fn warnings(&self) -> &[String] {
-        self.modules.warnings()
+    /// Problems met so far (a rebuilt binary, an unreadable module, a JIT symbol file refused).
+    pub fn warnings(&self) -> Vec<String> {
+        self.modules.warnings().iter().chain(self.jit.warnings()).cloned().collect()
     }
 
     fn intern(&mut self, s: &str) -> Arc<str> {
@@ -125,7 +127,15 @@ impl Symbolizer {
             inlined: false,
             inferred: false,
         };
-        let Some(m) = maps.find(probe).cloned() else { return vec![unresolved(self.intern("[unknown]"), addr)] };
+        let jit = |this: &mut Self| maps.jit().and_then(|source| this.jit.frame(source, addr, probe));
+        let Some(m) = maps.find(probe).cloned() else {
+            return vec![jit(self).unwrap_or_else(|| unresolved(self.intern("[unknown]"), addr))];
+        };
+        if m.path.is_none() {
+            if let Some(f) = jit(self) {
+                return vec![f];
+            }
+        }
         let offset = probe - m.start + m.offset;
         let module_name = self.intern(&m.path.as_ref().map_or_else(|| "[anonymous]".into(), |p| p.to_string_lossy()));
         let Some(i) = self.modules.index_of(&m) else { return vec![unresolved(module_name, offset)] };

@@ -22,6 +22,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
             function: Some(function.into()),
             file: Some(file.into()),
             line: Some(line),
+            column: None,
             module: "/bin/net-driver".into(),
             label: function.into(),
         },
@@ -31,6 +32,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 function: Some("__GI_socket".into()),
                 file: None,
                 line: None,
+                column: None,
                 module: "/lib/libc.so.6".into(),
                 address: 0x7f00,
                 module_offset: 0x7f00,
@@ -41,6 +43,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 function: Some(function.into()),
                 file: Some(file.into()),
                 line: Some(line),
+                column: None,
                 module: "/bin/net-driver".into(),
                 address: 0x1234,
                 module_offset: 0x1234,
@@ -51,6 +54,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
                 function: Some("main".into()),
                 file: Some("net_driver.c".into()),
                 line: Some(188),
+                column: None,
                 module: "/bin/net-driver".into(),
                 address: 0x1300,
                 module_offset: 0x1300,
@@ -60,6 +64,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         ],
         truncated: false,
         stack_end: None,
+        growth: None,
     }
 }
 
@@ -207,27 +212,40 @@ fn export_never_follows_a_planted_link() {
     std::fs::write(&victim, "precious").unwrap();
     let mut app = App::new();
     refresh(&mut app, report(two_sites(), 0), 1.0);
-    // Links at every name the export could generate in the next seconds, and at the first fallbacks.
+    // Links at names the export could generate in the next seconds: the JSON
+    // of the first stem, a flame graph of the second.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     for secs in now..now + 5 {
-        for suffix in ["".to_owned(), "-1".to_owned()] {
-            std::os::unix::fs::symlink(&victim, dir.path().join(format!("leaktrace-4242-{secs}{suffix}.json"))).unwrap();
+        for name in [format!("leaktrace-4242-{secs}.json"), format!("leaktrace-4242-{secs}-1.svg")] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
         }
     }
-    let written = super::export::export(&app, dir.path()).unwrap();
-    assert!(written.ends_with("-2.json"), "a taken name moves on: {written}");
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the link's target is unchanged");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    let message = super::export::export(&app, dir.path()).unwrap();
+    let written = message.split(' ').next().unwrap();
+    assert!(written.ends_with("-2.json"), "a set with a taken name moves on: {message}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the links' target is unchanged");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(written).unwrap()).unwrap();
     assert_eq!(json["target"]["pid"], 4242);
-    assert!(!std::fs::symlink_metadata(&written).unwrap().file_type().is_symlink());
+    let base = written.strip_suffix(".json").unwrap();
+    for suffix in [".json", ".pb.gz", ".folded", ".svg"] {
+        let meta = std::fs::symlink_metadata(format!("{base}{suffix}")).unwrap();
+        assert!(meta.file_type().is_file() && meta.len() > 0, "{base}{suffix}");
+    }
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-1.") && !n.ends_with("-1.svg"))
+        .collect();
+    assert!(stray.is_empty(), "files of an abandoned set are removed: {stray:?}");
 }
 
 #[test]
 fn create_new_gives_up_rather_than_reuse() {
     let dir = tempfile::tempdir().unwrap();
-    let (first, _) = create_new(dir.path(), "x").unwrap();
-    let (second, _) = create_new(dir.path(), "x").unwrap();
-    assert_ne!(first, second);
+    let first = create_new(dir.path(), "x", &[".a", ".b"]).unwrap();
+    let second = create_new(dir.path(), "x", &[".a", ".b"]).unwrap();
+    assert_eq!(first[1].0, dir.path().join("x.b"));
+    assert_eq!(second[0].0, dir.path().join("x-1.a"));
     let missing = dir.path().join("missing");
-    assert!(create_new(&missing, "x").is_err(), "no directory is created for an export");
+    assert!(create_new(&missing, "x", &[".a"]).is_err(), "no directory is created for an export");
 }

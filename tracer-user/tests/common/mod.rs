@@ -96,3 +96,12 @@ pub fn json_report(out: &Output, path: &Path) -> serde_json::Value {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Builds one C test program at -O2 with debug info (no frame pointers) into a fresh directory.
+pub fn build_one(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = programs_src().join(format!("{name}.c")).display().to_string();
+    cc(&["-g", "-O2", "-o", name, &src], dir.path());
+    let exe = dir.path().join(name);
+    (dir, exe)
+}

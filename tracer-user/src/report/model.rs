@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::aggregate::{Anomalies, ResourceKind};
+use crate::probes::DescriptorProbes;
 use crate::process::Ended;
 
 pub use super::focus::FocusReport;
@@ -45,6 +46,8 @@ pub struct Report {
     /// Every stack behind the sites, when asked for (the profile formats); not in the JSON.
     #[serde(skip)]
     pub profile: Option<Arc<Profile>>,
+    /// How descriptors were traced.
+    pub descriptors: DescriptorProbes,
 }
 
 #[cfg(test)]
@@ -72,6 +75,7 @@ impl Report {
             warnings: Vec::new(),
             tracer: TracerCost::default(),
             profile: None,
+            descriptors: DescriptorProbes::default(),
         }
     }
 }
@@ -93,6 +97,8 @@ impl Site {
             truncated: false,
             stack_end: None,
             growth: None,
+            detail: Vec::new(),
+            received: false,
         }
     }
 }
@@ -242,6 +248,11 @@ pub struct Site {
     pub stack_end: Option<String>,
     /// The trend of what this site holds over the session (null until there is enough history).
     pub growth: Option<Growth>,
+    /// Descriptors: what their files and calls say (a socket's family and
+    /// type; a memfd's name; an unknown anonymous inode's name), sorted.
+    pub detail: Vec<String>,
+    /// Descriptors received from another process (SCM_RIGHTS) by this call.
+    pub received: bool,
 }
 
 /// A site's trend: robust (Theil–Sen) slopes of its outstanding count and
@@ -301,6 +312,27 @@ pub struct StackFrame {
     pub inlined: bool,
     /// A frame a tail call left out, put back from the call instruction that led to it.
     pub inferred: bool,
+}
+
+impl Site {
+    /// What a descriptor site's files say, in one line (None when nothing).
+    pub fn detail_line(&self) -> Option<String> {
+        let mut parts = self.detail.clone();
+        if self.received {
+            parts.push("received from another process (SCM_RIGHTS)".to_owned());
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+impl std::fmt::Display for DescriptorProbes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {} system calls", self.mechanism, self.syscalls)?;
+        if !self.not_on_this_kernel.is_empty() {
+            write!(f, " (not on this kernel: {})", self.not_on_this_kernel.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 impl Report {

@@ -153,6 +153,7 @@ fn start_run(
     let child = Supervised::spawn(Command { program, argv, follow_forks, signals }, Box::new(hooks))?;
     let pid = child.pid;
     lock(&placement).set_target(pid);
+    shared.state().spawned(pid);
     lock(probes).add_target(pid)?;
     Ok(Started { handle: Handle::Child(child), pid, command, placement })
 }
@@ -204,6 +205,7 @@ impl Session {
         config.load.pause_on_load = !is_attach;
         let (mut probes, outputs) = Probes::load(&config.load, config.allocator_programs, is_attach)?;
         let link_stats = probes.link_stats();
+        let descriptors = probes.descriptor_probes();
         let shared = Shared::new(State::new());
         let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
         let parts = Parts { shared: shared.clone(), probes: Arc::new(Mutex::new(probes)), tables };
@@ -250,6 +252,7 @@ impl Session {
             detached: false,
             config,
             cache: SiteCache::default(),
+            descriptors,
         })
     }
 }

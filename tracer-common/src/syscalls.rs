@@ -64,6 +64,9 @@ pub enum Effect {
     Dup(Cloexec),
     /// fcntl: F_DUPFD and F_DUPFD_CLOEXEC copy, F_SETFD sets close-on-exec.
     Fcntl,
+    /// ioctl: FIOCLEX and FIONCLEX set and clear close-on-exec (libuv's way,
+    /// and Python's `os.set_inheritable`).
+    Ioctl,
     /// Descriptors received in SCM_RIGHTS (and SCM_PIDFD) control messages:
     /// recvmsg's one message at argument 1, or recvmmsg's vector.
     Receive { many: bool },
@@ -80,7 +83,7 @@ pub enum ExitProgram {
     New,
     /// Descriptors written to user memory (pipe, socketpair, clone's pidfd).
     Written,
-    /// Copies and close-on-exec changes.
+    /// Copies and close-on-exec changes (dup*, fcntl, ioctl).
     Dup,
     /// SCM_RIGHTS.
     Receive,
@@ -110,7 +113,7 @@ impl Effect {
                 ExitProgram::New
             }
             Self::Pair { .. } | Self::ClonePidfd | Self::Clone3Pidfd => ExitProgram::Written,
-            Self::Dup(_) | Self::Fcntl => ExitProgram::Dup,
+            Self::Dup(_) | Self::Fcntl | Self::Ioctl => ExitProgram::Dup,
             Self::Receive { .. } => ExitProgram::Receive,
             Self::Close | Self::CloseRange => ExitProgram::Close,
         }
@@ -195,6 +198,7 @@ table! {
     dup2 = 33, true => Dup(Never);
     dup3 = 292, true => Dup(arg(2, O_CLOEXEC));
     fcntl = 72, true => Fcntl;
+    ioctl = 16, true => Ioctl;
     recvmsg = 47, true => Receive { many: false };
     recvmmsg = 299, true => Receive { many: true };
     close = 3, true => Close;
@@ -219,6 +223,8 @@ pub const F_DUPFD: u64 = 0;
 pub const F_SETFD: u64 = 2;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
 pub const FD_CLOEXEC: u64 = 1;
+pub const FIONCLEX: u32 = 0x5450;
+pub const FIOCLEX: u32 = 0x5451;
 /// close_range: mark close-on-exec instead of closing.
 pub const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
 pub const EBADF: i64 = 9;
@@ -285,6 +291,7 @@ mod tests {
             "dup2",
             "dup3",
             "fcntl",
+            "ioctl",
             "open",
             "openat",
             "openat2",

@@ -175,3 +175,18 @@ fn descriptors_received_beyond_what_is_followed_make_the_report_incomplete() {
     assert_eq!(received.len(), 1, "one receiving call");
     assert_eq!((received[0]["kind"].as_str(), received[0]["count"].as_u64()), (Some("eventfd"), Some(16)), "the first 16 followed");
 }
+
+#[test]
+fn close_on_exec_set_and_cleared_by_ioctl_decides_what_an_exec_keeps() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile(dir.path(), "ioctl_cloexec.c", "ioctl_cloexec", &[]);
+    let report = dir.path().join("report.json");
+    let out = leaktrace().args(["run", "--format", "json", "--output"]).arg(&report).arg("--").arg(&program).output().unwrap();
+    let r = json_report(&out, &report);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Only FIONCLEX's pipe outlives the exec; it is named where it was made, in the image before.
+    assert_eq!(r["totals"]["handles"], serde_json::json!({"pipe": 2}), "{:#}", r["sites"]);
+    let held = |f: &str| site(&r, f, "pipe").iter().map(|s| s["count"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((held("inheritable"), held("private_pipe")), (2, 0), "{:#}", r["sites"]);
+}

@@ -180,7 +180,7 @@ fn on_written(ctx: &TracePointContext) -> Option<()> {
     Some(())
 }
 
-/// dup, dup2, dup3, fcntl.
+/// dup, dup2, dup3, fcntl; ioctl's close-on-exec commands.
 #[tracepoint]
 pub fn fd_dup(ctx: TracePointContext) -> u32 {
     let _ = on_dup(&ctx);
@@ -202,6 +202,15 @@ fn on_dup(ctx: &TracePointContext) -> Option<()> {
             }
             _ => return None,
         },
+        Effect::Ioctl => {
+            let on = match e.arg(1) as u32 {
+                sc::FIOCLEX => true,
+                sc::FIONCLEX => false,
+                _ => return None,
+            };
+            emit_small(EventKind::FdSetCloexec, e.pid_tgid, e.arg(0) as u32 as u64, on as u64, 0, Counter::LostHandle);
+            return Some(());
+        }
         _ => return None,
     };
     let new = e.ret as u64;

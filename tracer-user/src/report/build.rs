@@ -140,22 +140,7 @@ impl Accumulator {
             p.add(s.kind, c, || cache.stack(resolved));
         }
         let key = (s.kind, cache.site_key(resolved));
-        let site = self.sites.entry(key).or_insert_with(|| Site {
-            kind: s.kind,
-            count: 0,
-            bytes: 0,
-            allocations: 0,
-            releases: 0,
-            oldest_age_secs: 0.0,
-            site: cache.location(resolved),
-            stacks: 0,
-            stack: Vec::new(),
-            truncated: false,
-            stack_end: None,
-            growth: None,
-            detail: Vec::new(),
-            received: false,
-        });
+        let site = self.sites.entry(key).or_insert_with(|| Site::empty(s.kind, cache.location(resolved)));
         if let Some(d) = &s.detail {
             site.received |= d.received;
             for n in &d.notes {

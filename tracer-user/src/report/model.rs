@@ -84,22 +84,8 @@ impl Report {
 impl Site {
     /// A site named `function` in /bin/app with no stack, for tests of what consumes reports.
     pub fn named(kind: ResourceKind, function: &str, count: u64, bytes: u64) -> Self {
-        Self {
-            kind,
-            count,
-            bytes,
-            allocations: count,
-            releases: 0,
-            oldest_age_secs: 0.0,
-            site: Location { function: Some(function.into()), module: "/bin/app".into(), label: function.into(), ..Location::default() },
-            stacks: 1,
-            stack: Vec::new(),
-            truncated: false,
-            stack_end: None,
-            growth: None,
-            detail: Vec::new(),
-            received: false,
-        }
+        let site = Location { function: Some(function.into()), module: "/bin/app".into(), label: function.into(), ..Location::default() };
+        Self { count, bytes, allocations: count, stacks: 1, ..Self::empty(kind, site) }
     }
 }
 
@@ -315,6 +301,26 @@ pub struct StackFrame {
 }
 
 impl Site {
+    /// A site at `site` that holds nothing yet.
+    pub fn empty(kind: ResourceKind, site: Location) -> Self {
+        Self {
+            kind,
+            count: 0,
+            bytes: 0,
+            allocations: 0,
+            releases: 0,
+            oldest_age_secs: 0.0,
+            site,
+            stacks: 0,
+            stack: Vec::new(),
+            truncated: false,
+            stack_end: None,
+            growth: None,
+            detail: Vec::new(),
+            received: false,
+        }
+    }
+
     /// What a descriptor site's files say, in one line (None when nothing).
     pub fn detail_line(&self) -> Option<String> {
         let mut parts = self.detail.clone();

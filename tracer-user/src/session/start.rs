@@ -103,6 +103,14 @@ impl Hooks for RunHooks {
         if let Some(t) = &self.tables {
             t.preload_process(pid, &self.shared);
         }
+        // And the image's maps, while it is stopped: a descriptor it opens and
+        // passes through an exec is named with them even if the pipeline
+        // reaches its record after the exec. Everything before the stop
+        // first, so that they go to this image.
+        self.shared.sync();
+        if let Ok(maps) = ProcessMaps::capture(pid) {
+            self.shared.state().add_maps(pid, maps);
+        }
         true
     }
 }

@@ -12,7 +12,7 @@ mod node;
 /// Debian packages: LLVM 22 for bpf-linker, C and C++ tools for the fixture
 /// and the test programs, valgrind for the oracles, tmux for the TUI's
 /// end-to-end test, strace for the bad-input test (no bpf() call before a
-/// refusal); for the symbolizer: binutils (strip) and libc6-dbg
+/// refusal), gdb to hold a report build open (ingestion goes on); for the symbolizer: binutils (strip) and libc6-dbg
 /// (libc's separate debug information); the programs leaktrace is tested
 /// on that the project did not write (curl, python3, redis); jemalloc and
 /// tcmalloc for the kernel tests of other allocators (preloaded); and the
@@ -30,6 +30,7 @@ const PACKAGES: &[&str] = &[
     "valgrind",
     "tmux",
     "strace",
+    "gdb",
     "libc6-dbg",
     "curl",
     "python3",

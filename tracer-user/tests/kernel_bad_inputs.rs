@@ -20,7 +20,8 @@ use leaktrace::cli::Cli;
 /// suppression or ELF, `{big}` a file over the input cap, `{fifo}` a FIFO,
 /// `{link}` a symbolic link to a file, `{ro}` a directory on a read-only file
 /// system, `{manifest}` a valid manifest, `{taken}` an address another socket
-/// listens on.
+/// listens on, `{graph}` an SVG path whose handles graph beside it
+/// (`graph.handles.svg`) is a symbolic link.
 const ROWS: &[(&[&str], &str)] = &[
     (&[], "a subcommand is required"),
     (&["frobnicate"], "unrecognized subcommand"),
@@ -62,6 +63,7 @@ const ROWS: &[(&[&str], &str)] = &[
     (&["run", "--format", "pprof", "--", "true"], "--output"),
     (&["run", "--format", "flamegraph", "--", "true"], "--output"),
     (&["run", "--format", "pprof", "--output", "{link}", "--", "true"], "is a symbolic link"),
+    (&["run", "--format", "flamegraph", "--output", "{graph}", "--", "true"], "graph.handles.svg: is a symbolic link"),
     (&["run", "--metrics", "localhost", "--", "true"], "is not an address and port"),
     (&["run", "--metrics", "{taken}", "--", "true"], "cannot listen there"),
     (&["run", "--metrics", "127.0.0.1:0", "--metrics-top", "0", "--", "true"], "1..=10000"),
@@ -154,6 +156,7 @@ impl Scene {
         std::fs::write(p("file"), "garbage\n").unwrap();
         std::fs::File::create(p("big")).unwrap().set_len((1 << 30) + 1).unwrap(); // sparse
         std::os::unix::fs::symlink(p("file"), p("link")).unwrap();
+        std::os::unix::fs::symlink(p("file"), p("graph.handles.svg")).unwrap();
         rustix::fs::mkfifoat(rustix::fs::CWD, p("fifo"), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
         std::fs::write(p("manifest"), manifest_from_markers(&[], |_| "").to_string()).unwrap();
         let target = Command::new("sleep").arg("600").stdin(Stdio::null()).spawn().unwrap();
@@ -170,7 +173,7 @@ impl Scene {
         for name in ["dir", "missing", "file", "big", "fifo", "link", "ro", "manifest"] {
             out = out.replace(&format!("{{{name}}}"), &self.path(name).display().to_string());
         }
-        out.replace("{elf}", "/usr/bin/true")
+        out.replace("{elf}", "/usr/bin/true").replace("{graph}", &self.path("graph.svg").display().to_string())
     }
 
     /// leaktrace under `strace -f`, in a mount namespace where `{ro}` is a
@@ -241,6 +244,7 @@ fn every_bad_value_is_one_line_exit_2_and_nothing_traced() {
     assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), ROWS.len(), failures.join("\n"));
     let big = std::fs::metadata(scene.path("big")).unwrap();
     assert!(big.len() > 1 << 30, "the oversized file is over every cap");
+    assert!(!scene.path("graph.svg").exists(), "a refused flame graph's own file is removed again");
 }
 
 /// The measurement can fail: the same harness sees a real trace's bpf() calls.
@@ -300,7 +304,7 @@ fn every_file_argument_meets_each_kind_of_bad_file() {
         }
     }
     let output: Vec<&str> = ROWS.iter().filter_map(|(a, _)| a.windows(2).find(|w| w[0] == "--output").map(|w| w[1])).collect();
-    for bad in ["{dir}", "{ro}/report.json", "{link}", "{fifo}"] {
+    for bad in ["{dir}", "{ro}/report.json", "{link}", "{fifo}", "{graph}"] {
         assert!(output.contains(&bad), "no row for --output {bad}");
     }
 }

@@ -11,7 +11,7 @@ use tracer_common::manifest::{Expectation, Manifest};
 use super::destination::Destination;
 use super::{Format, Options};
 use crate::probes::{AllocatorChoice, LoadOptions};
-use crate::report::{Attribution, Suppressions};
+use crate::report::{flamegraph, Attribution, Suppressions};
 use crate::session::SessionConfig;
 
 /// The largest --expect manifest or --suppress file read.
@@ -25,6 +25,9 @@ pub struct Inputs {
     pub expected: Option<Expectation>,
     /// --output, opened (and its directory created) before tracing.
     pub output: Option<Destination>,
+    /// With `--format flamegraph`, the handles flame graph beside --output,
+    /// opened the same way (removed again when there are no handles to draw).
+    pub handles_output: Option<Destination>,
 }
 
 fn kind_of(t: std::fs::FileType) -> &'static str {
@@ -138,5 +141,9 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
     };
     // Last: it may create the output's directory, which no later refusal should leave behind.
     let output = opts.output.as_deref().map(Destination::open).transpose()?;
-    Ok(Inputs { config, expected, output })
+    let handles_output = match (&output, opts.format) {
+        (Some(dest), Format::Flamegraph) => Some(Destination::open(&flamegraph::handles_path(dest.path()))?),
+        _ => None,
+    };
+    Ok(Inputs { config, expected, output, handles_output })
 }

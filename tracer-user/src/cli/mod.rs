@@ -108,6 +108,6 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     if let Some(files) = &perf_map_files {
         files.remove(report.target.pid);
     }
-    output::emit(&report, &opts, inputs.output)?;
+    output::emit(&report, &opts, inputs.output, inputs.handles_output)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
 }

@@ -10,13 +10,13 @@ use super::{Format, Options};
 use crate::report::{self, expect, flamegraph, folded, pprof, text, Report, Thresholds};
 
 /// Writes the report to --output (opened before tracing; on stdout when that
-/// write fails) or to stdout.
-pub fn emit(report: &Report, opts: &Options, output: Option<Destination>) -> anyhow::Result<()> {
+/// write fails) or to stdout; a flame graph's handles graph to `handles`.
+pub fn emit(report: &Report, opts: &Options, output: Option<Destination>, handles: Option<Destination>) -> anyhow::Result<()> {
     let body = match opts.format {
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Folded => folded::render(report),
-        Format::Pprof | Format::Flamegraph => return write_files(report, opts, output),
+        Format::Pprof | Format::Flamegraph => return write_files(report, opts, output, handles),
     };
     match output {
         Some(dest) => {
@@ -63,24 +63,19 @@ pub fn judge(report: &Report, opts: &Options, expected: Option<&Expectation>) ->
 }
 
 /// The binary and SVG formats, to `--output` (which they require); the
-/// handles flame graph beside it, opened the same way.
-fn write_files(report: &Report, opts: &Options, output: Option<Destination>) -> anyhow::Result<()> {
+/// handles flame graph beside it (opened before tracing, the same way).
+fn write_files(report: &Report, opts: &Options, output: Option<Destination>, handles: Option<Destination>) -> anyhow::Result<()> {
     let dest = output.context("this --format needs --output FILE")?;
     if opts.format == Format::Pprof {
         dest.deliver(&pprof::encode(report)?);
         return Ok(());
     }
     let graphs = flamegraph::render(report)?;
-    let beside = flamegraph::handles_path(dest.path());
     dest.deliver(&graphs.bytes);
-    if let Some(handles) = graphs.handles {
-        match Destination::open(&beside) {
-            Ok(d) => {
-                if d.deliver(&handles) {
-                    eprintln!("leaktrace: handles flame graph: {}", beside.display());
-                }
-            }
-            Err(e) => eprintln!("leaktrace: the handles flame graph is not written: {e}"),
+    if let (Some(body), Some(beside)) = (graphs.handles, handles) {
+        let shown = beside.path().display().to_string();
+        if beside.deliver(&body) {
+            eprintln!("leaktrace: handles flame graph: {shown}");
         }
     }
     Ok(())

@@ -12,7 +12,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,15 @@ fn wait_for_file(path: &Path, what: &str, log: &Path) {
             std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lets gdb go on (and detach) however the test ends.
+struct Release(PathBuf);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
     }
 }
 
@@ -75,11 +84,12 @@ fn burst_while_a_build_is_held(non_stop: bool) -> serde_json::Value {
         .stdout(gdb_log)
         .spawn()
         .expect("gdb (cargo xtask setup installs it)");
+    let release = Release(d.join("release"));
     wait_for_file(&d.join("held"), "a report build held by gdb", &log);
     let mut stdin = leaktrace.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     wait_for_file(&d.join("done"), "the end of the burst", &log);
-    std::fs::write(d.join("release"), "").unwrap();
+    drop(release);
     assert!(gdb.wait().unwrap().success(), "gdb failed:\n{}", std::fs::read_to_string(&log).unwrap());
     let gdb_said = std::fs::read_to_string(&log).unwrap();
     assert!(gdb_said.contains("hit Breakpoint 1, leaktrace::report::build::build"), "{gdb_said}");

@@ -7,29 +7,16 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::tmux::Tmux;
 use common::*;
 
-struct Cleanup {
-    session: String,
-    churn: Child,
-}
+struct Target(Child);
 
-impl Drop for Cleanup {
+impl Drop for Target {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
-        let _ = self.churn.kill();
-        let _ = self.churn.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-}
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux must be installed (cargo xtask setup)");
-    assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn screen(session: &str) -> String {
-    tmux(&["capture-pane", "-p", "-t", session])
 }
 
 /// The count column of the first table row for a socket site in churn.c.
@@ -39,44 +26,29 @@ fn socket_count(screen: &str) -> Option<u64> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn wait_for(session: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    for _ in 0..100 {
-        let s = screen(session);
-        if pred(&s) {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}; screen:\n{}", screen(session));
-}
-
 #[test]
 fn live_view_shows_growth_sorts_baselines_and_quits_cleanly() {
     require_root();
     let dir = build_programs();
-    let churn = Command::new(dir.path().join("churn")).arg("5").stdin(Stdio::piped()).spawn().unwrap();
-    let session = format!("leaktrace-e2e-{}", churn.id());
-    let guard = Cleanup { session: session.clone(), churn };
-    tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "50"]);
-    let cmd = format!("{} attach --pid {} --tui; echo LEAKTRACE-EXITED-$?", env!("CARGO_BIN_EXE_leaktrace"), guard.churn.id());
-    tmux(&["send-keys", "-t", &session, &cmd, "Enter"]);
+    let churn = Target(Command::new(dir.path().join("churn")).arg("5").stdin(Stdio::piped()).spawn().unwrap());
+    let term = Tmux::new(&format!("leaktrace-e2e-{}", churn.0.id()));
+    term.type_line(&format!("{} attach --pid {} --tui; echo LEAKTRACE-EXITED-$?", env!("CARGO_BIN_EXE_leaktrace"), churn.0.id()));
 
-    let first = wait_for(&session, "a socket site", |s| socket_count(s).is_some_and(|n| n > 0));
+    let first = term.wait_for("a socket site", |s| socket_count(s).is_some_and(|n| n > 0));
     let n1 = socket_count(&first).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let n2 = wait_for(&session, "growth", |s| socket_count(s).is_some_and(|n| n > n1));
+    let n2 = term.wait_for("growth", |s| socket_count(s).is_some_and(|n| n > n1));
     assert!(n2.contains("timerfd"), "the timerfd site is listed too:\n{n2}");
     assert!(n2.contains("sort: bytes"));
 
-    tmux(&["send-keys", "-t", &session, "s"]);
-    wait_for(&session, "sort by count", |s| s.contains("sort: count") && s.contains("count▼"));
+    term.send("s");
+    term.wait_for("sort by count", |s| s.contains("sort: count") && s.contains("count▼"));
 
-    tmux(&["send-keys", "-t", &session, "b"]);
-    wait_for(&session, "the baseline marker", |s| s.contains("baseline: +"));
+    term.send("b");
+    term.wait_for("the baseline marker", |s| s.contains("baseline: +"));
 
-    tmux(&["send-keys", "-t", &session, "q"]);
-    let after = wait_for(&session, "exit", |s| s.contains("LEAKTRACE-EXITED-0"));
+    term.send("q");
+    let after = term.wait_for("exit", |s| s.contains("LEAKTRACE-EXITED-0"));
     assert!(!after.contains("outstanding over time"), "the alternate screen is gone:\n{after}");
     assert!(after.contains("detached"), "the final report is printed after the view closes:\n{after}");
-    drop(guard);
 }

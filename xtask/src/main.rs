@@ -16,14 +16,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what is missing: LLVM 22, bpf-linker 0.13, rust-src, gcc, valgrind, tmux.
+    /// Install what is missing: LLVM 22, bpf-linker 0.13, rust-src, gcc, valgrind, tmux, strace, gdb, cargo-machete, cargo-fuzz.
     Setup,
     /// The main job: set up, build, and run leaktrace over the fixture's leaky and fixed builds.
     Demo,
-    /// Set up, lint (fmt, clippy, unused dependencies), build, and run every test (unit, oracle, and the privileged kernel tests).
+    /// Set up, lint (fmt, clippy, unused dependencies), build, and run every test (unit, oracle, and the privileged kernel tests), then each fuzz target for a fixed time.
     Test,
     /// Formatting, clippy (host and eBPF target, -D warnings) and unused dependencies, as CI runs them.
     Lint,
+    /// Run each fuzz target for a fixed time (part of `test`).
+    Fuzz,
     /// Check the fixture against valgrind (the oracle independent of leaktrace).
     Oracle,
     /// Overhead and throughput: leaktrace against the probe floor, bpftrace, valgrind and heaptrack (writes bench/results.md).
@@ -84,7 +86,8 @@ fn test(root: &Path) -> Result<()> {
     setup::setup(&[])?;
     xtask::lint::lint(root, Path::new(env!("CARGO")), &path_with_cargo_bin())?;
     fixture::build(root)?;
-    cargo(root, &["test"])
+    cargo(root, &["test"])?;
+    xtask::fuzz::run(root, &path_with_cargo_bin())
 }
 
 fn main() -> Result<()> {
@@ -94,6 +97,10 @@ fn main() -> Result<()> {
         Cmd::Demo => demo(&root),
         Cmd::Test => test(&root),
         Cmd::Lint => xtask::lint::lint(&root, Path::new(env!("CARGO")), &path_with_cargo_bin()),
+        Cmd::Fuzz => {
+            setup::setup(&[])?;
+            xtask::fuzz::run(&root, &path_with_cargo_bin())
+        }
         Cmd::Bench { quick } => xtask::bench::run(&root, &xtask::bench::BenchOptions { quick }),
         Cmd::Oracle => {
             setup::setup(&[])?;

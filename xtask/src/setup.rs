@@ -11,7 +11,8 @@ mod node;
 
 /// Debian packages: LLVM 22 for bpf-linker, C and C++ tools for the fixture
 /// and the test programs, valgrind for the oracles, tmux for the TUI's
-/// end-to-end test; for the symbolizer: binutils (strip) and libc6-dbg
+/// end-to-end test, strace for the bad-input test (no bpf() call before a
+/// refusal), gdb to hold a report build open (ingestion goes on); for the symbolizer: binutils (strip) and libc6-dbg
 /// (libc's separate debug information); the programs leaktrace is tested
 /// on that the project did not write (curl, python3, redis); jemalloc and
 /// tcmalloc for the kernel tests of other allocators (preloaded); and the
@@ -28,6 +29,8 @@ const PACKAGES: &[&str] = &[
     "make",
     "valgrind",
     "tmux",
+    "strace",
+    "gdb",
     "libc6-dbg",
     "curl",
     "python3",
@@ -144,6 +147,7 @@ pub fn setup(extra: &[&str]) -> Result<()> {
     rust_src()?;
     bpf_linker()?;
     cargo_tool("cargo-machete", "cargo-machete", "0.9.2", "CI's check for unused dependencies")?;
+    cargo_tool("cargo-fuzz", "cargo-fuzz", "0.13.2", "the fuzz targets CI runs")?;
     tracefs()?;
     node::node_for_tests(Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the workspace")?)?;
     step("done");

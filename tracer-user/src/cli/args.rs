@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::values;
 use crate::probes::{AllocatorPrograms, UnwindMode};
 
 #[derive(Parser, Debug)]
@@ -27,7 +28,7 @@ pub enum Command {
         /// After a stop request (SIGINT, SIGTERM or SIGHUP to leaktrace, passed
         /// on to the command, or quitting the live view), kill the command if
         /// it has not ended within SECS.
-        #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+        #[arg(long, value_name = "SECS", value_parser = values::seconds, allow_negative_numbers = true)]
         kill_after: Option<f64>,
         /// COMMAND is node: pass it --perf-basic-prof --interpreted-frames-native-stack
         /// so its JavaScript frames are named, and remove the /tmp/perf-PID.map it
@@ -40,10 +41,10 @@ pub enum Command {
     },
     /// Attach to a running process; report on Ctrl-C, after --duration, or when it exits.
     Attach {
-        #[arg(long, value_name = "PID")]
+        #[arg(long, value_name = "PID", value_parser = values::pid, allow_negative_numbers = true)]
         pid: u32,
-        /// Detach and report after this many seconds.
-        #[arg(long, value_name = "SECS")]
+        /// Detach and report after this many seconds (greater than 0, at most a year).
+        #[arg(long, value_name = "SECS", value_parser = values::seconds, allow_negative_numbers = true)]
         duration: Option<f64>,
         #[command(flatten)]
         opts: Options,
@@ -65,7 +66,7 @@ pub enum Format {
 #[derive(Args, Debug, Clone)]
 pub struct Options {
     /// Attribute each leak to the innermost frame inside PATH (a module path or a source-directory prefix, e.g. fixtures/net/).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = values::focus)]
     pub focus: Option<String>,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -76,20 +77,20 @@ pub struct Options {
     /// Make the exit code the verdict (0 clean, 1 leaks, 2 tracer error, 3 incomplete, 4 --expect mismatch, 5 the command failed); without it, `run` exits with the command's status.
     #[arg(long)]
     pub ci: bool,
-    /// With --ci: leaked heap bytes tolerated.
-    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    /// With --ci: leaked heap bytes tolerated (refused without --ci).
+    #[arg(long, default_value_t = 0, value_name = "BYTES", requires = "ci", value_parser = values::count, allow_negative_numbers = true)]
     pub max_leaked_bytes: u64,
-    /// With --ci: leaked handles tolerated.
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// With --ci: leaked handles tolerated (refused without --ci).
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "ci", value_parser = values::count, allow_negative_numbers = true)]
     pub max_leaked_handles: u64,
     /// Compare the leaks with a manifest (the fixture's format); any missing or unexpected site fails.
     #[arg(long, value_name = "FILE")]
     pub expect: Option<PathBuf>,
-    /// With --expect: only these scenarios of the manifest (default: all).
-    #[arg(long = "expect-scenario", value_name = "NAME")]
+    /// With --expect: only these scenarios of the manifest (default: all; refused without --expect).
+    #[arg(long = "expect-scenario", value_name = "NAME", requires = "expect")]
     pub expect_scenarios: Vec<String>,
     /// Without --focus, never name this function as a call site: the caller is (repeatable; C++ and Rust names without parameters).
-    #[arg(long = "alloc-wrapper", value_name = "NAME")]
+    #[arg(long = "alloc-wrapper", value_name = "NAME", value_parser = values::function_name)]
     pub alloc_wrappers: Vec<String>,
     /// Ignore sites matching a suppressions file (`function:NAME`, `module:TEXT`, `file:TEXT` lines).
     #[arg(long, value_name = "FILE")]
@@ -104,7 +105,7 @@ pub struct Options {
     #[arg(long)]
     pub follow_forks: bool,
     /// User frames captured per allocation or handle (1-32); fewer is cheaper.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=32), value_name = "N")]
+    #[arg(long, default_value_t = 32, value_parser = values::stack_depth, value_name = "N", allow_negative_numbers = true)]
     pub stack_depth: u32,
     /// How user stacks are walked: `cfi` (the binaries' own unwind tables,
     /// in the kernel: complete stacks in code without frame pointers) or
@@ -114,7 +115,7 @@ pub struct Options {
     /// Sampling mode for production: trace about 1 in N allocator calls (N >= 2)
     /// and scale heap figures by N. Estimates: a site with k sampled blocks is
     /// off by about 1/sqrt(k). Descriptors stay exact.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    #[arg(long, value_name = "N", value_parser = values::sample, allow_negative_numbers = true)]
     pub sample: Option<u32>,
     /// Benchmarks only: attach empty programs at the allocator's probe points
     /// and record nothing (the cost floor of the probes themselves);
@@ -123,16 +124,17 @@ pub struct Options {
     pub probe_floor: Option<AllocatorPrograms>,
     /// Ring buffer size in MiB (a power of two). It is mapped twice into
     /// leaktrace's memory; the consumer is woken when a quarter is used.
-    #[arg(long, default_value_t = 8, value_parser = ring_size, value_name = "MIB")]
+    #[arg(long, default_value_t = 8, value_parser = values::ring_size, value_name = "MIB", allow_negative_numbers = true)]
     pub ring_size: u32,
-    /// Open the live view even when stdout is not a terminal.
+    /// Open the live view even when stdin is not a terminal (keys are then read
+    /// from the controlling terminal); it needs stdout to be a terminal.
     #[arg(long, conflicts_with = "no_tui")]
     pub tui: bool,
     /// No live view: trace quietly (with --interval, print the text report periodically).
     #[arg(long)]
     pub no_tui: bool,
-    /// Print the text report every SECS seconds while tracing (without the TUI).
-    #[arg(long, value_name = "SECS")]
+    /// Print the text report every SECS seconds while tracing (no live view).
+    #[arg(long, value_name = "SECS", value_parser = values::seconds, allow_negative_numbers = true, conflicts_with = "tui")]
     pub interval: Option<f64>,
     /// Serve OpenMetrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR", value_parser = socket_addr)]
@@ -145,10 +147,10 @@ pub struct Options {
     pub growth_window: Option<f64>,
     /// With --ci: fail when a site grows faster than RATE per minute (95% sure):
     /// bytes for heap sites, handles for descriptor sites (see --max-growth-handles).
-    #[arg(long, value_name = "RATE", value_parser = rate)]
+    #[arg(long, value_name = "RATE", value_parser = rate, requires = "ci")]
     pub max_growth: Option<f64>,
     /// With --ci: the growth tolerated of a descriptor site, in handles per minute (default: --max-growth).
-    #[arg(long, value_name = "RATE", value_parser = rate)]
+    #[arg(long, value_name = "RATE", value_parser = rate, requires = "ci")]
     pub max_growth_handles: Option<f64>,
 }
 
@@ -168,19 +170,4 @@ fn rate(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("`{s}` is not a rate per minute (a number, 0 or more)")),
     }
-}
-
-fn positive_secs(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("`{s}` is not a positive number of seconds")),
-    }
-}
-
-fn ring_size(s: &str) -> Result<u32, String> {
-    let v: u32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if !v.is_power_of_two() || !(1..=1024).contains(&v) {
-        return Err("must be a power of two between 1 and 1024".into());
-    }
-    Ok(v)
 }

@@ -2,15 +2,19 @@
 //! trace loop, output and verdict.
 
 mod args;
+mod destination;
 mod inputs;
 mod node;
 mod observers;
 mod output;
 mod signals;
 mod trace;
+mod values;
 
 use std::time::Duration;
 
+use anyhow::bail;
+use clap::error::ErrorKind;
 use clap::Parser;
 
 pub use args::{Cli, Command, Format, Options};
@@ -25,10 +29,13 @@ use trace::Limits;
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return 0;
+        }
         Err(e) => {
-            let code = if e.use_stderr() { ExitCode::TracerError as i32 } else { 0 };
-            let _ = e.print();
-            return code;
+            eprintln!("leaktrace: error: {}", one_line(&e));
+            return ExitCode::TracerError as i32;
         }
     };
     match execute(cli) {
@@ -40,14 +47,44 @@ pub fn main() -> i32 {
     }
 }
 
+/// A clap error as one line: its message and tip, without the usage and help
+/// pointers clap adds on lines of their own.
+fn one_line(e: &clap::Error) -> String {
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "a subcommand is required: `leaktrace run [OPTIONS] -- COMMAND` or `leaktrace attach --pid PID` (see leaktrace --help)"
+            .into();
+    }
+    let text = e.render().to_string();
+    let mut line = String::new();
+    for part in text.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information")) {
+        if !part.is_empty() {
+            let sep = if line.is_empty() {
+                ""
+            } else if part.starts_with("tip:") {
+                "; "
+            } else {
+                " "
+            };
+            line.push_str(sep);
+            line.push_str(part);
+        }
+    }
+    line.strip_prefix("error: ").unwrap_or(&line).to_owned()
+}
+
 fn execute(cli: Cli) -> anyhow::Result<i32> {
+    // values::seconds bounds --duration and --kill-after, so the conversion cannot overflow.
     let secs = |s: Option<f64>| s.map(Duration::from_secs_f64);
     // The command starts with the signal state leaktrace was given, taken
     // before leaktrace's own handlers go in.
     let signals = ChildSignals::current();
     let mut perf_map_files = None;
-    let (spec, opts, limits) = match cli.command {
+    let (spec, mut opts, limits) = match cli.command {
         Command::Run { opts, kill_after, node_perf_map, mut command } => {
+            // Arguments after the options start the command: an unknown option lands there.
+            if let Some(first) = command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
+                bail!("unexpected argument '{first}' found (leaktrace's options go before `--`, the command after it; see leaktrace run --help)");
+            }
             if node_perf_map {
                 (command, perf_map_files) = node::with_perf_map(command)?;
             }
@@ -57,8 +94,11 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
             (TargetSpec::Attach { pid }, opts, Limits { duration: secs(duration), kill_after: None })
         }
     };
-    let inputs = inputs::prepare(&opts)?;
+    // --interval prints reports between the live view's frames: it means no live view.
+    opts.no_tui |= opts.interval.is_some();
     let mut observers = observers::Observers::prepare(&opts)?;
+    // Last of the checks: it may create --output's directory.
+    let inputs = inputs::prepare(&opts)?;
     let interrupts = signals::Interrupts::install()?;
     let session = Session::start(spec, inputs.config)?;
     if session.is_run() {
@@ -68,6 +108,6 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     if let Some(files) = &perf_map_files {
         files.remove(report.target.pid);
     }
-    output::emit(&report, &opts)?;
+    output::emit(&report, &opts, inputs.output, inputs.handles_output)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
 }

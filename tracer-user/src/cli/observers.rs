@@ -79,6 +79,9 @@ impl tui::Source for Observed<'_> {
     fn poll_ended(&mut self) -> bool {
         self.session.poll_ended()
     }
+    fn pid(&self) -> u32 {
+        self.session.pid()
+    }
 }
 
 /// `--max-growth`: names each site over its limit; the verdict worsens to

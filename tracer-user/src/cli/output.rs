@@ -5,26 +5,35 @@ use std::io::Write;
 use anyhow::Context;
 use tracer_common::manifest::Expectation;
 
+use super::destination::Destination;
 use super::{Format, Options};
 use crate::report::{self, expect, flamegraph, folded, pprof, text, Report, Thresholds};
 
-pub fn emit(report: &Report, opts: &Options) -> anyhow::Result<()> {
+/// Writes the report to --output (opened before tracing; on stdout when that
+/// write fails) or to stdout; a flame graph's handles graph to `handles`.
+pub fn emit(report: &Report, opts: &Options, output: Option<Destination>, handles: Option<Destination>) -> anyhow::Result<()> {
     let body = match opts.format {
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Folded => folded::render(report),
-        Format::Pprof | Format::Flamegraph => return write_files(report, opts),
+        Format::Pprof | Format::Flamegraph => return write_files(report, opts, output, handles),
     };
-    match &opts.output {
-        Some(path) => std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?,
-        // A reader gone (`| head`) is not an error worth a word: the command's
-        // own status says how it went.
-        None => match std::io::stdout().lock().write_all(body.as_bytes()) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            r => r.context("writing the report to stdout")?,
-        },
+    match output {
+        Some(dest) => {
+            dest.deliver(body.as_bytes());
+        }
+        None => to_stdout(body.as_bytes())?,
     }
     Ok(())
+}
+
+/// The report on stdout. A reader gone (`| head`) is not an error worth a
+/// word: the command's own status says how it went.
+pub fn to_stdout(body: &[u8]) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(body) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing the report to stdout"),
+    }
 }
 
 /// The exit code: with `--ci` the verdict, without it the command's own
@@ -55,15 +64,21 @@ pub fn judge(report: &Report, opts: &Options, expected: Option<&Expectation>) ->
     code as i32
 }
 
-/// The binary and SVG formats, to `--output` (which they require).
-fn write_files(report: &Report, opts: &Options) -> anyhow::Result<()> {
-    let path = opts.output.as_deref().context("this --format needs --output FILE")?;
-    let written = match opts.format {
-        Format::Pprof => std::fs::write(path, pprof::encode(report)?).map(|()| vec![path.to_owned()]),
-        _ => flamegraph::write(report, path),
-    };
-    for p in written.with_context(|| format!("writing {}", path.display()))?.iter().skip(1) {
-        eprintln!("leaktrace: handles flame graph: {}", p.display());
+/// The binary and SVG formats, to `--output` (which they require); the
+/// handles flame graph beside it (opened before tracing, the same way).
+fn write_files(report: &Report, opts: &Options, output: Option<Destination>, handles: Option<Destination>) -> anyhow::Result<()> {
+    let dest = output.context("this --format needs --output FILE")?;
+    if opts.format == Format::Pprof {
+        dest.deliver(&pprof::encode(report)?);
+        return Ok(());
+    }
+    let graphs = flamegraph::render(report)?;
+    dest.deliver(&graphs.bytes);
+    if let (Some(body), Some(beside)) = (graphs.handles, handles) {
+        let shown = beside.path().display().to_string();
+        if beside.deliver(&body) {
+            eprintln!("leaktrace: handles flame graph: {shown}");
+        }
     }
     Ok(())
 }

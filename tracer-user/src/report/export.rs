@@ -1,22 +1,18 @@
-//! Every profile format at once, beside a base path (the live view's export).
-
-use std::path::{Path, PathBuf};
+//! Every profile format at once, for files beside one another (the live
+//! view's export). The caller creates the files: names it generates are
+//! created new, never opened through what is there.
 
 use super::{flamegraph, folded, pprof, Report};
 
-/// Writes `BASE.pb.gz`, `BASE.folded` and `BASE.svg` (and `BASE.handles.svg`); the files written.
-pub fn write_profiles(report: &Report, base: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let with = |ext: &str| {
-        let mut name = base.as_os_str().to_owned();
-        name.push(ext);
-        PathBuf::from(name)
-    };
-    let (pb, fo) = (with(".pb.gz"), with(".folded"));
-    std::fs::write(&pb, pprof::encode(report)?)?;
-    std::fs::write(&fo, folded::render(report))?;
-    let mut written = vec![pb, fo];
-    written.extend(flamegraph::write(report, &with(".svg"))?);
-    Ok(written)
+/// (suffix, contents) of `.pb.gz`, `.folded` and `.svg` (and `.handles.svg`
+/// when handles are outstanding).
+pub fn profiles(report: &Report) -> std::io::Result<Vec<(&'static str, Vec<u8>)>> {
+    let graphs = flamegraph::render(report)?;
+    let mut out = vec![(".pb.gz", pprof::encode(report)?), (".folded", folded::render(report).into_bytes()), (".svg", graphs.bytes)];
+    if let Some(h) = graphs.handles {
+        out.push((".handles.svg", h));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -25,12 +21,11 @@ mod tests {
     use crate::report::model::Target;
 
     #[test]
-    fn writes_each_format_beside_the_base() {
-        let dir = tempfile::tempdir().unwrap();
+    fn every_format_with_its_suffix() {
         let r = Report::of_sites(Target::default(), Vec::new(), 0);
-        let written = write_profiles(&r, &dir.path().join("leaktrace-1-2")).unwrap();
-        let names: Vec<String> = written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["leaktrace-1-2.pb.gz", "leaktrace-1-2.folded", "leaktrace-1-2.svg"]);
-        assert!(std::fs::read_to_string(&written[2]).unwrap().contains("no bytes outstanding"));
+        let all = profiles(&r).unwrap();
+        let suffixes: Vec<&str> = all.iter().map(|(s, _)| *s).collect();
+        assert_eq!(suffixes, [".pb.gz", ".folded", ".svg"]);
+        assert!(String::from_utf8_lossy(&all[2].1).contains("no bytes outstanding"));
     }
 }

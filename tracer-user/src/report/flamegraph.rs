@@ -58,16 +58,3 @@ pub fn handles_path(path: &Path) -> PathBuf {
     let stem = name.strip_suffix(".svg").unwrap_or(&name);
     path.with_file_name(format!("{stem}.handles.svg"))
 }
-
-/// Writes the graphs: heap bytes to `path`, handles beside it; the files written.
-pub fn write(report: &Report, path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let graphs = render(report)?;
-    std::fs::write(path, graphs.bytes)?;
-    let mut written = vec![path.to_owned()];
-    if let Some(h) = graphs.handles {
-        let p = handles_path(path);
-        std::fs::write(&p, h)?;
-        written.push(p);
-    }
-    Ok(written)
-}

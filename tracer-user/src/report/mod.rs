@@ -19,7 +19,7 @@ mod wrappers;
 
 pub use attribute::{choose_site, Attribution, Resolved, SiteCache};
 pub use build::{build, ReportInput};
-pub use export::write_profiles;
+pub use export::profiles;
 pub use focus::Focus;
 pub use model::Report;
 pub use suppress::{SuppressError, Suppressions};

@@ -23,8 +23,11 @@ impl CfiTable {
         let file = object::File::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
         // Executable PT_LOAD segments: (vaddr, file offset, size) to turn addresses into offsets.
         let segments: Vec<(u64, u64, u64)> = file.segments().map(|s| (s.address(), s.file_range().0, s.file_range().1)).collect();
-        let to_offset =
-            |addr: u64| segments.iter().find(|(v, _, n)| addr >= *v && addr < v + n).and_then(|(v, o, _)| u32::try_from(addr - v + o).ok());
+        // Segment fields come from the file: no arithmetic on them may overflow.
+        let to_offset = |addr: u64| {
+            let (v, o, _) = segments.iter().find(|(v, _, n)| addr.checked_sub(*v).is_some_and(|d| d < *n))?;
+            u32::try_from((addr - v).checked_add(*o)?).ok()
+        };
         let mut raw = Vec::new();
         let addr_of = |name: &str| file.section_by_name(name).map(|s| s.address());
         let mut bases = BaseAddresses::default();

@@ -62,7 +62,10 @@ impl Module {
 
     /// The ELF virtual address of a file offset.
     pub fn svma_of_offset(&self, offset: u64) -> Option<u64> {
-        self.segments.iter().find(|(o, _, n)| offset >= *o && offset < o + n).map(|(o, v, _)| offset - o + v)
+        // Segment fields come from the file: no arithmetic on them may overflow
+        // (nor on the address, which DWARF lookups take one past).
+        let svma = |(o, v, _): &(u64, u64, u64)| v.checked_add(offset - o).filter(|a| *a < u64::MAX);
+        self.segments.iter().find(|(o, _, n)| offset.checked_sub(*o).is_some_and(|d| d < *n)).and_then(svma)
     }
 
     fn names(&self) -> &Names {

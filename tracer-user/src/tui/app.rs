@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::source_line::SourceReader;
 use crate::aggregate::ResourceKind;
 use crate::report::model::{Report, Site};
 
@@ -108,11 +109,19 @@ pub struct App {
     pub quit: bool,
     /// Source files read for the detail pane (None: unreadable).
     sources: HashMap<String, Option<Vec<String>>>,
+    /// Reads them as the target would (without a target: nothing).
+    source_reader: SourceReader,
 }
 
 impl App {
+    /// A view that shows no source lines.
     pub fn new() -> Self {
-        Self { sort: Some(SortBy::Bytes), ..Self::default() }
+        Self::with_sources(SourceReader::default())
+    }
+
+    /// A view whose detail pane shows source lines read through `reader`.
+    pub fn with_sources(reader: SourceReader) -> Self {
+        Self { sort: Some(SortBy::Bytes), source_reader: reader, ..Self::default() }
     }
 
     pub fn sort(&self) -> SortBy {
@@ -186,6 +195,9 @@ impl App {
         }
         self.last_events = Some((events, elapsed));
         self.ended = ended;
+        if !ended {
+            self.source_reader.refresh();
+        }
         if self.paused && !ended {
             return; // data keeps being collected; the view stays
         }
@@ -245,7 +257,7 @@ impl App {
 
     fn load_selected_source(&mut self) {
         if let Some(file) = self.selected_row().and_then(|r| r.site.site.file) {
-            self.sources.entry(file.clone()).or_insert_with(|| super::source_line::read_lines(&file));
+            self.sources.entry(file.clone()).or_insert_with(|| self.source_reader.read_lines(&file));
         }
     }
 

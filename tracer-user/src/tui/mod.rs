@@ -5,18 +5,21 @@
 //! actions, and never writes logs to the terminal while it is up.
 
 mod app;
+mod export;
 mod render;
 mod source_line;
 mod terminal;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 pub use app::{Action, App, SortBy};
+pub use export::create_new;
 pub use render::render;
+pub use source_line::{SourceReader, MAX_SOURCE_BYTES};
 
 use crate::report::Report;
 use crate::session::Session;
@@ -26,6 +29,8 @@ pub trait Source {
     fn report(&mut self) -> Report;
     fn events(&self) -> u64;
     fn poll_ended(&mut self) -> bool;
+    /// The target's pid, whose credentials and root directory source files are read with.
+    fn pid(&self) -> u32;
 }
 
 impl Source for Session {
@@ -37,6 +42,9 @@ impl Source for Session {
     }
     fn poll_ended(&mut self) -> bool {
         Session::poll_ended(self)
+    }
+    fn pid(&self) -> u32 {
+        Session::pid(self)
     }
 }
 
@@ -78,23 +86,13 @@ pub fn action_for(key: KeyEvent, editing: bool) -> Option<Action> {
     })
 }
 
-fn export(app: &App, dir: &std::path::Path) -> Result<String, String> {
-    let report = app.view_report().ok_or("nothing to export yet")?;
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let path = dir.join(format!("leaktrace-{}-{secs}.json", report.target.pid));
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::report::write_profiles(&report, &path.with_extension("")).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(format!("{} (and .pb.gz, .folded, .svg)", path.display()))
-}
-
 /// Runs until the user quits or `interrupts` changes (SIGINT/SIGTERM). When
 /// the target ends, the final report stays on screen until the user quits.
 pub fn run(source: &mut dyn Source, config: &TuiConfig, interrupts: &AtomicU32) -> anyhow::Result<()> {
     let seen = interrupts.load(Ordering::SeqCst);
     let mut term = terminal::enter()?;
     let started = Instant::now();
-    let mut app = App::new();
+    let mut app = App::with_sources(SourceReader::for_process(source.pid()));
     let mut last: Option<Instant> = None;
     let result = (|| -> anyhow::Result<()> {
         while !app.quit && interrupts.load(Ordering::SeqCst) == seen {
@@ -108,7 +106,7 @@ pub fn run(source: &mut dyn Source, config: &TuiConfig, interrupts: &AtomicU32) 
             if event::poll(Duration::from_millis(50))? {
                 if let Event::Key(key) = event::read()? {
                     if key.code == KeyCode::Char('e') && app.editing.is_none() {
-                        app.update(Action::Exported(export(&app, &config.export_dir)));
+                        app.update(Action::Exported(export::export(&app, &config.export_dir)));
                     } else if let Some(action) = action_for(key, app.editing.is_some()) {
                         app.update(action);
                     }

@@ -123,7 +123,7 @@ fn the_detail_pane_shows_the_stack_and_the_source_line() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("net_socket.c");
     std::fs::write(&src, "int a;\nint b;\n    char *host_copy = strdup(host);\nint d;\n").unwrap();
-    let mut app = App::new();
+    let mut app = App::with_sources(SourceReader::for_process(std::process::id()));
     refresh(&mut app, report(vec![site(ResourceKind::Heap, "js_socket_connect", src.to_str().unwrap(), 3, 3, 30)], 0), 1.0);
     let l = lines(&draw(&app));
     assert!(l.iter().any(|x| x.contains("3 │     char *host_copy = strdup(host);")), "{}", l.join("\n"));
@@ -196,4 +196,60 @@ fn filters_help_pause_and_keys() {
     assert!(matches!(action_for(key('q'), false), Some(Action::Quit)));
     assert!(matches!(action_for(key('q'), true), Some(Action::FilterChar('q'))));
     assert!(matches!(action_for(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), true), Some(Action::Quit)));
+}
+
+#[test]
+fn a_view_without_a_target_shows_no_source_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("net_socket.c");
+    std::fs::write(&src, "int a;\nint b;\n    char *host_copy = strdup(host);\n").unwrap();
+    let mut app = App::new();
+    refresh(&mut app, report(vec![site(ResourceKind::Heap, "js_socket_connect", src.to_str().unwrap(), 3, 3, 30)], 0), 1.0);
+    let l = lines(&draw(&app));
+    assert!(!l.iter().any(|x| x.contains("strdup(host)")), "{}", l.join("\n"));
+}
+
+#[test]
+fn export_never_follows_a_planted_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let mut app = App::new();
+    refresh(&mut app, report(two_sites(), 0), 1.0);
+    // Links at names the export could generate in the next seconds: the JSON
+    // of the first stem, a flame graph of the second.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for secs in now..now + 5 {
+        for name in [format!("leaktrace-4242-{secs}.json"), format!("leaktrace-4242-{secs}-1.svg")] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        }
+    }
+    let message = super::export::export(&app, dir.path()).unwrap();
+    let written = message.split(' ').next().unwrap();
+    assert!(written.ends_with("-2.json"), "a set with a taken name moves on: {message}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the links' target is unchanged");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(written).unwrap()).unwrap();
+    assert_eq!(json["target"]["pid"], 4242);
+    let base = written.strip_suffix(".json").unwrap();
+    for suffix in [".json", ".pb.gz", ".folded", ".svg"] {
+        let meta = std::fs::symlink_metadata(format!("{base}{suffix}")).unwrap();
+        assert!(meta.file_type().is_file() && meta.len() > 0, "{base}{suffix}");
+    }
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-1.") && !n.ends_with("-1.svg"))
+        .collect();
+    assert!(stray.is_empty(), "files of an abandoned set are removed: {stray:?}");
+}
+
+#[test]
+fn create_new_gives_up_rather_than_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = create_new(dir.path(), "x", &[".a", ".b"]).unwrap();
+    let second = create_new(dir.path(), "x", &[".a", ".b"]).unwrap();
+    assert_eq!(first[1].0, dir.path().join("x.b"));
+    assert_eq!(second[0].0, dir.path().join("x-1.a"));
+    let missing = dir.path().join("missing");
+    assert!(create_new(&missing, "x", &[".a"]).is_err(), "no directory is created for an export");
 }

@@ -2,6 +2,8 @@
 //! running the real `leaktrace` binary, reading its JSON report.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod tmux;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

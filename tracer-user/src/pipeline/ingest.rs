@@ -80,7 +80,13 @@ impl Ingestor {
             cover(state, image, Some(raw.pc));
         }
         let maps = state.image(image).maps.clone();
-        let done = self.unwinder.complete(&maps, raw, self.max_frames);
+        let mut done = self.unwinder.complete(&maps, raw, self.max_frames);
+        // Code mapped since the last capture (a JIT's new region, met past
+        // the kernel's stop): read the maps again and walk once more.
+        if done.stop == StopReason::NoMapping && cover(state, image, done.frames.last().copied()) {
+            let maps = state.image(image).maps.clone();
+            done = self.unwinder.complete(&maps, raw, self.max_frames);
+        }
         let end = StackEnd { stop: done.stop, exact: done.exact };
         if end.is_truncated() {
             state.truncated_stacks += 1;
@@ -89,21 +95,69 @@ impl Ingestor {
     }
 }
 
-/// Makes sure the image's maps cover `pc` (where userspace's walk starts, or
-/// the first frame), re-reading /proc while the process lives: code mapped
-/// since the last capture (the libraries after exec, dlopen).
-fn cover(state: &mut State, image: u32, pc: Option<u64>) {
-    let Some(pc) = pc else { return };
+/// Makes sure the image's maps cover `pc` (where userspace's walk starts, a
+/// frame, or where it stopped), re-reading /proc while the process lives:
+/// code mapped since the last capture (the libraries after exec, dlopen, a
+/// JIT's regions). True when a new reading covers it.
+fn cover(state: &mut State, image: u32, pc: Option<u64>) -> bool {
+    let Some(pc) = pc else { return false };
     let img = state.image(image);
     if img.maps.find(pc).is_some() || img.uncovered.contains(&pc) || state.agg.has_exited(img.pid) {
-        return;
+        return false;
     }
     let pid = img.pid;
     if let Ok(maps) = ProcessMaps::capture(pid) {
         state.add_maps(pid, maps);
     }
     let img = state.image_mut(image);
-    if img.maps.find(pc).is_none() {
+    let covered = img.maps.find(pc).is_some();
+    if !covered {
         img.uncovered.insert(pc);
+    }
+    covered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use memmap2::{Mmap, MmapMut};
+
+    fn executable() -> Mmap {
+        MmapMut::map_anon(4096).unwrap().make_exec().unwrap()
+    }
+
+    /// A walk the kernel gave up at `pc` (the mmap lock was taken), with a
+    /// stack copy of two frame-pointer records: `pc`'s caller is `caller`,
+    /// whose own record ends the stack.
+    fn stopped_at(pc: u64, caller: u64) -> RawStack {
+        let sp = 0x7000;
+        let copy = vec![sp + 16, caller, 0, 0];
+        RawStack { frames: vec![pc], exact: 0, stop: StopReason::MapBusy, pc, sp, bp: sp, module: ModuleKey::default(), copy }
+    }
+
+    #[test]
+    fn code_mapped_after_the_last_capture_is_found_by_reading_the_maps_again() {
+        let pid = std::process::id();
+        let mut state = State::new();
+        let known = executable();
+        state.add_maps(pid, ProcessMaps::capture(pid).unwrap());
+        // Executable memory mapped since, as a JIT maps its code.
+        let jit = executable();
+        let (pc, caller) = (known.as_ptr() as u64 + 16, jit.as_ptr() as u64 + 16);
+        let image = state.image_of(pid);
+        assert!(state.image(image).maps.find(caller).is_none(), "not in the first capture");
+
+        let mut ingest = Ingestor::default();
+        let id = ingest.intern(&mut state, pid, ResourceKind::Heap, &stopped_at(pc, caller));
+        let entry = state.agg.stacks.get(id);
+        assert_eq!(&entry.frames[..], &[pc, caller]);
+        assert_eq!(entry.end.stop, StopReason::End, "walked through the new region with its frame pointers");
+        assert_eq!(state.truncated_stacks, 0);
+
+        // An address no reading covers stops the walk, and is not read for again.
+        let id = ingest.intern(&mut state, pid, ResourceKind::Heap, &stopped_at(pc, 8));
+        assert_eq!(state.agg.stacks.get(id).end.stop, StopReason::NoMapping);
+        assert!(state.image(image).uncovered.contains(&8));
     }
 }

@@ -1,0 +1,91 @@
+//! One scan of one process: its roots and outstanding blocks in, each
+//! block's class out, summed per allocating stack.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::fds::FdWatch;
+use super::index::{Block, BlockIndex};
+use super::mark::{Marker, Work};
+use super::remote::Remote;
+use super::roots::{self, Region, Thread};
+use super::Memory;
+use crate::aggregate::StackId;
+
+/// What to scan: a stopped process, its threads and what it holds.
+pub struct ScanInput<'a> {
+    pub pid: u32,
+    pub threads: &'a [Thread],
+    /// Outstanding heap blocks, each with the stack that allocated it.
+    pub blocks: Vec<(Block, StackId)>,
+    /// Outstanding descriptors, each with the stack that opened it.
+    pub fds: Vec<(i32, StackId)>,
+    /// The allocator is glibc's malloc (see [`roots`]).
+    pub glibc: bool,
+}
+
+/// Counts and bytes per class, indexed by `Class as usize`.
+pub type ByClass = [(u64, u64); 4];
+
+/// What a scan found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanResult {
+    pub pid: u32,
+    pub per_stack: HashMap<StackId, ByClass>,
+    /// Descriptors whose number is found in a lost block and no live one, per opening stack.
+    pub owned_by_lost: HashMap<StackId, u64>,
+    pub blocks: u64,
+    pub threads: u32,
+    pub work: Work,
+    /// How long the scan itself took.
+    pub scan_ms: f64,
+    /// How long the target was held stopped for it (attach), when known.
+    pub stopped_ms: Option<f64>,
+}
+
+/// Scans a process stopped by the caller (its threads' registers taken).
+pub fn scan(input: ScanInput) -> std::io::Result<ScanResult> {
+    let maps = roots::parse_maps(&std::fs::read_to_string(format!("/proc/{}/maps", input.pid))?);
+    let mut mem = Remote::new(input.pid);
+    Ok(scan_with(input, &maps, &mut mem))
+}
+
+/// The scan over given maps and memory (tests give their own).
+pub fn scan_with(mut input: ScanInput, maps: &[Region], mem: &mut impl Memory) -> ScanResult {
+    let started = Instant::now();
+    input.blocks.sort_unstable_by_key(|(b, _)| b.addr);
+    input.blocks.dedup_by_key(|(b, _)| b.addr);
+    let index = BlockIndex::new(input.blocks.iter().map(|(b, _)| *b).collect());
+    let roots = roots::find(maps, input.threads, &index, input.glibc);
+    let open: Vec<i32> = input.fds.iter().map(|f| f.0).collect();
+    let mut fds = FdWatch::new(&open);
+    let mut marker = Marker::new(&index, mem, input.glibc, Some(&mut fds));
+    marker.scan_values(&roots.values);
+    for &(s, e) in &roots.ranges {
+        marker.scan_root(s, e);
+    }
+    let (classes, work) = marker.finish();
+    let mut per_stack: HashMap<StackId, ByClass> = HashMap::new();
+    for ((b, stack), class) in input.blocks.iter().zip(&classes) {
+        let e = &mut per_stack.entry(*stack).or_default()[*class as usize];
+        e.0 += 1;
+        e.1 += b.size;
+    }
+    let owned = fds.owned_by_lost();
+    let mut owned_by_lost: HashMap<StackId, u64> = HashMap::new();
+    for (fd, stack) in &input.fds {
+        if owned.binary_search(fd).is_ok() {
+            *owned_by_lost.entry(*stack).or_default() += 1;
+        }
+    }
+    ScanResult {
+        pid: input.pid,
+        per_stack,
+        owned_by_lost,
+        blocks: index.len() as u64,
+        threads: input.threads.len() as u32,
+        work,
+        scan_ms: started.elapsed().as_secs_f64() * 1e3,
+        stopped_ms: None,
+    }
+}

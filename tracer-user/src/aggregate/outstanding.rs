@@ -208,6 +208,16 @@ impl Aggregator {
         self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).map(|(k, h)| (k.1, h.kind)).collect()
     }
 
+    /// The outstanding heap blocks of one process: (address, size, stack), in no order.
+    pub fn outstanding_blocks(&self, tgid: u32) -> Vec<(u64, u64, StackId)> {
+        self.allocs.get(&tgid).map_or_else(Vec::new, |m| m.iter().map(|(&addr, a)| (addr, a.size, a.stack)).collect())
+    }
+
+    /// The outstanding descriptors of one process with the stack that opened each.
+    pub fn outstanding_fds(&self, tgid: u32) -> Vec<(i32, StackId)> {
+        self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).map(|(k, h)| (k.1, h.stack)).collect()
+    }
+
     /// One summary per stack that has ever acquired something; ages relative to `now_ns`.
     pub fn summaries(&self, now_ns: u64) -> Vec<StackSummary> {
         let mut oldest: HashMap<StackId, u64> = HashMap::new();

@@ -10,6 +10,7 @@ use tracer_common::decode::Body;
 use tracer_common::FdKind;
 
 use super::{Aggregator, Anomalies, ResourceKind, StackEnd, StackId, StackSummary};
+use crate::reach::ScanResult;
 use crate::symbolize::ProcessMaps;
 
 /// One address space: a process between two execs.
@@ -37,6 +38,8 @@ pub struct State {
     /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
     pub truncated_stacks: u64,
     warnings: Vec<String>,
+    /// The last reachability scan of each process.
+    scans: HashMap<u32, Arc<ScanResult>>,
 }
 
 /// A stack as the report needs it to name its frames.
@@ -64,6 +67,8 @@ pub struct Snapshot {
     pub decode_errors: u64,
     pub truncated_stacks: u64,
     pub warnings: Vec<String>,
+    /// The last reachability scan of each process scanned.
+    pub scans: Vec<Arc<ScanResult>>,
 }
 
 impl State {
@@ -131,6 +136,11 @@ impl State {
         Arc::make_mut(&mut self.images[image as usize].maps).merge(maps);
     }
 
+    /// A reachability scan of a process: it replaces the one before.
+    pub fn add_scan(&mut self, scan: ScanResult) {
+        self.scans.insert(scan.pid, Arc::new(scan));
+    }
+
     /// Copies what a report needs; `from` is the first stack id the caller has not seen.
     pub fn snapshot(&self, from: StackId, now_ns: u64) -> Snapshot {
         let new_stacks = self
@@ -151,6 +161,7 @@ impl State {
             decode_errors: self.decode_errors,
             truncated_stacks: self.truncated_stacks,
             warnings: self.warnings.clone(),
+            scans: self.scans.values().cloned().collect(),
         }
     }
 }

@@ -42,6 +42,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         suppressions,
         allocator_programs: opts.probe_floor.unwrap_or_default(),
         keep_stacks: matches!(opts.format, Format::Pprof | Format::Folded | Format::Flamegraph),
+        scan_at_exit: false,
     };
     Ok(Inputs { config, expected })
 }

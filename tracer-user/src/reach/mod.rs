@@ -9,11 +9,13 @@ mod mark;
 mod remote;
 mod roots;
 mod scan;
+mod threads;
 
 pub use index::Block;
 pub use mark::{Class, Work};
 pub use roots::Thread;
-pub use scan::{scan, ScanInput, ScanResult};
+pub use scan::{scan, ByClass, ScanInput, ScanResult};
+pub use threads::registers;
 
 /// The target's memory, as the scan reads it.
 pub trait Memory {

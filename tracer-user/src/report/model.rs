@@ -11,9 +11,10 @@ use crate::process::Ended;
 
 pub use super::focus::FocusReport;
 use super::profile::Profile;
+pub use super::reachability::{Amount, Reachability, ScanInfo};
 
 /// Schema version of the JSON report.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -40,6 +41,8 @@ pub struct Report {
     pub sample_every: Option<u32>,
     /// One row per (kind, call site), largest first.
     pub sites: Vec<Site>,
+    /// The reachability scans behind the classes (the last of each process).
+    pub scans: Vec<ScanInfo>,
     pub warnings: Vec<String>,
     pub tracer: TracerCost,
     /// Every stack behind the sites, when asked for (the profile formats); not in the JSON.
@@ -69,6 +72,7 @@ impl Report {
             anomalies: Anomalies::default(),
             sample_every: None,
             sites,
+            scans: Vec::new(),
             warnings: Vec::new(),
             tracer: TracerCost::default(),
             profile: None,
@@ -93,6 +97,7 @@ impl Site {
             truncated: false,
             stack_end: None,
             growth: None,
+            reachability: None,
         }
     }
 }
@@ -192,6 +197,8 @@ pub struct Totals {
     pub heap_allocations: u64,
     /// Outstanding descriptors by kind name.
     pub handles: BTreeMap<String, u64>,
+    /// The heap's classes after a reachability scan (null without one).
+    pub reachability: Option<Reachability>,
 }
 
 impl Totals {
@@ -216,6 +223,7 @@ impl Totals {
         for (k, v) in &o.handles {
             *self.handles.entry(k.clone()).or_insert(0) += v;
         }
+        super::reachability::add_into(&mut self.reachability, &o.reachability);
     }
 }
 
@@ -242,6 +250,8 @@ pub struct Site {
     pub stack_end: Option<String>,
     /// The trend of what this site holds over the session (null until there is enough history).
     pub growth: Option<Growth>,
+    /// valgrind's classes of its blocks (heap) or descriptors owned by lost blocks, after a scan.
+    pub reachability: Option<Reachability>,
 }
 
 /// A site's trend: robust (Theil–Sen) slopes of its outstanding count and
@@ -310,5 +320,16 @@ impl Report {
 
     pub fn leaked_bytes(&self) -> u64 {
         self.sites.iter().filter(|s| s.kind == ResourceKind::Heap).map(|s| s.bytes).sum()
+    }
+
+    /// The heap bytes of the sites that `kinds` selects: with valgrind's
+    /// classes, those of the selected classes (and what no scan saw); by
+    /// default, or without a scan, everything outstanding.
+    pub fn gated_bytes(&self, kinds: super::LeakKinds) -> u64 {
+        let heap = self.sites.iter().filter(|s| s.kind == ResourceKind::Heap);
+        if !kinds.by_class() {
+            return heap.map(|s| s.bytes).sum();
+        }
+        heap.map(|s| s.reachability.map_or(s.bytes, |r| r.selected(kinds).bytes)).sum()
     }
 }

@@ -1,0 +1,57 @@
+//! Reachability scans of a stopped process (reach/): at each process's
+//! end under `run` (every thread at its exit stop, under the supervisor), on
+//! demand under `attach` (every thread held still for the scan). The result
+//! goes into the state, for the reports.
+
+use std::time::Duration;
+
+use crate::pipeline::Shared;
+use crate::probes::AllocatorChoice;
+use crate::process::pause::{self, PauseError};
+use crate::reach::{self, Block, ScanInput, ScanResult};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Pause(#[from] PauseError),
+    #[error("reading the registers of thread {0}: {1}")]
+    Registers(u32, nix::Error),
+    #[error("reading the memory map of pid {0}: {1}")]
+    Maps(u32, std::io::Error),
+}
+
+/// Whether the allocator is glibc's malloc, whose heap the scan knows.
+pub fn is_glibc(choice: Option<&AllocatorChoice>) -> bool {
+    choice.and_then(|c| c.path.file_name()).and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libc.so") || n.starts_with("libc-"))
+}
+
+/// Scans `pid`, stopped with all of `threads` (ptrace-stopped by this
+/// thread), once the pipeline has caught up with it.
+pub fn scan_stopped(shared: &Shared, pid: u32, threads: &[u32], glibc: bool) -> Result<ScanResult, ScanError> {
+    let mut regs = Vec::with_capacity(threads.len());
+    for &tid in threads {
+        match reach::registers(tid) {
+            Ok(t) => regs.push(t),
+            // A thread killed meanwhile holds nothing.
+            Err(nix::Error::ESRCH) => {}
+            Err(e) => return Err(ScanError::Registers(tid, e)),
+        }
+    }
+    shared.sync();
+    let (blocks, fds) = {
+        let state = shared.state();
+        (state.agg.outstanding_blocks(pid), state.agg.outstanding_fds(pid))
+    };
+    let blocks = blocks.into_iter().map(|(addr, size, stack)| (Block { addr, size }, stack)).collect();
+    reach::scan(ScanInput { pid, threads: &regs, blocks, fds, glibc }).map_err(|e| ScanError::Maps(pid, e))
+}
+
+/// Holds a running process still, scans it and lets it go; the result, with
+/// how long the process was stopped, goes into the state.
+pub fn scan_running(shared: &Shared, pid: u32, glibc: bool) -> Result<Duration, ScanError> {
+    let (result, stopped) = pause::while_stopped(pid, |tids| scan_stopped(shared, pid, tids, glibc))?;
+    let mut result = result?;
+    result.stopped_ms = Some(stopped.as_secs_f64() * 1e3);
+    shared.state().add_scan(result);
+    Ok(stopped)
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::probes::{AllocatorPrograms, UnwindMode};
+use crate::report::LeakKinds;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,6 +35,9 @@ pub enum Command {
         /// writes once the report is made.
         #[arg(long)]
         node_perf_map: bool,
+        /// Do not scan each process's memory at its end: no lost / still reachable classes.
+        #[arg(long)]
+        no_scan: bool,
         /// The command and its arguments (after `--`).
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<OsString>,
@@ -45,6 +49,13 @@ pub enum Command {
         /// Detach and report after this many seconds.
         #[arg(long, value_name = "SECS")]
         duration: Option<f64>,
+        /// Before detaching, stop the process a moment and scan its memory for
+        /// what is lost (definitely, indirectly, possibly) or still reachable.
+        #[arg(long)]
+        scan_at_end: bool,
+        /// Scan the process's memory every SECS seconds (each scan stops it a moment).
+        #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+        scan_every: Option<f64>,
         #[command(flatten)]
         opts: Options,
     },
@@ -82,6 +93,11 @@ pub struct Options {
     /// With --ci: leaked handles tolerated.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub max_leaked_handles: u64,
+    /// With --ci: which heap blocks fail the gate, in valgrind's leak kinds
+    /// (--errors-for-leak-kinds): a comma-separated list of definite, indirect,
+    /// possible, reachable, or all, or none (default: everything outstanding).
+    #[arg(long, value_name = "KINDS", value_parser = LeakKinds::parse)]
+    pub leak_kinds: Option<LeakKinds>,
     /// Compare the leaks with a manifest (the fixture's format); any missing or unexpected site fails.
     #[arg(long, value_name = "FILE")]
     pub expect: Option<PathBuf>,

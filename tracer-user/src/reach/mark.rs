@@ -202,7 +202,7 @@ impl<'a, M: Memory> Marker<'a, M> {
         }
         // length64 (the rest's size) is the special case of newarray (a count dividing it).
         let first = word(0);
-        first > 0 && (blk.size - 8) % first == 0
+        first > 0 && (blk.size - 8).is_multiple_of(first)
     }
 
     /// Scans the mark stack until it is empty, in batched reads.

@@ -1,7 +1,8 @@
 //! Where the roots are: what a program reaches its heap from without going
 //! through the heap. The writable segments of every loaded module (data,
-//! relro, bss), each thread's stack from its stack pointer (valgrind counts
-//! the 128-byte red zone below it), its thread-local storage and control
+//! relro, bss), each thread's stack from its stack pointer (and the 128-byte
+//! red zone below it, as valgrind, when the thread was stopped in user code
+//! rather than in a system call), its thread-local storage and control
 //! block (at fs_base), and its registers. With glibc's malloc, whose heap
 //! is known by its shape, also the rest of the program's writable memory,
 //! as valgrind scans it (what a program or a runtime maps for itself:
@@ -77,6 +78,10 @@ pub struct Thread {
     pub tid: u32,
     pub sp: u64,
     pub fs_base: u64,
+    /// Stopped inside a system call: what lies below its stack pointer is
+    /// dead (else, interrupted in user code, a leaf function's 128-byte red
+    /// zone below it may be live).
+    pub in_syscall: bool,
     /// Every general-purpose register.
     pub registers: Vec<u64>,
 }
@@ -109,7 +114,8 @@ pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap
     }
     for t in threads {
         if let Some(r) = maps.iter().find(|r| r.contains(t.sp) && r.read) {
-            ranges.push((t.sp.saturating_sub(RED_ZONE).max(r.start), r.end));
+            let below = if t.in_syscall { 0 } else { RED_ZONE };
+            ranges.push((t.sp.saturating_sub(below).max(r.start), r.end));
         }
     }
     for t in threads {
@@ -126,7 +132,7 @@ pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap
 /// whose remainder is mapped without access right after it.
 fn arena_heap(r: &Region, next: Option<&Region>) -> bool {
     r.anonymous()
-        && r.start % ARENA_HEAP == 0
+        && r.start.is_multiple_of(ARENA_HEAP)
         && (r.end - r.start == ARENA_HEAP || next.is_some_and(|n| n.reserved() && n.end == r.start + ARENA_HEAP))
 }
 

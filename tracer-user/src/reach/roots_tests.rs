@@ -22,7 +22,7 @@ const MAPS: &str = "\
 ";
 
 fn thread(tid: u32, sp: u64, fs_base: u64) -> Thread {
-    Thread { tid, sp, fs_base, registers: vec![sp, fs_base, 0x55d20010] }
+    Thread { tid, sp, fs_base, in_syscall: false, registers: vec![sp, fs_base, 0x55d20010] }
 }
 
 fn blocks(b: &[(u64, u64)]) -> BlockIndex {
@@ -46,6 +46,9 @@ fn modules_stacks_tls_and_registers_are_roots_and_the_heap_is_not() {
         ]
     );
     assert_eq!(roots.values.len(), 6);
+    let in_syscall = [Thread { in_syscall: true, ..threads[0].clone() }];
+    let roots = find(&maps, &in_syscall, &blocks(&[]), false);
+    assert!(roots.ranges.contains(&(0x7ffc00010000, 0x7ffc00021000)), "no red zone below a thread stopped in a system call");
 }
 
 #[test]

@@ -11,5 +11,6 @@ use super::Thread;
 pub fn registers(tid: u32) -> nix::Result<Thread> {
     let r = ptrace::getregs(Pid::from_raw(tid as i32))?;
     let registers = vec![r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15];
-    Ok(Thread { tid, sp: r.rsp, fs_base: r.fs_base, registers })
+    // orig_rax is the system call's number inside one, -1 outside.
+    Ok(Thread { tid, sp: r.rsp, fs_base: r.fs_base, in_syscall: r.orig_rax as i64 >= 0, registers })
 }

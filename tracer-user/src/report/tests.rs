@@ -39,6 +39,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         truncated: false,
         stack_end: None,
         growth: None,
+        reachability: None,
     }
 }
 
@@ -80,8 +81,8 @@ fn verdicts_follow_the_thresholds() {
     let limits = Thresholds::default();
     assert_eq!(verdict(&leaky(), limits, None), ExitCode::LeaksFound);
     assert_eq!(verdict(&report(vec![], 0), limits, None), ExitCode::Clean);
-    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 3 }, None), ExitCode::Clean);
-    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 2 }, None), ExitCode::LeaksFound);
+    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 3, ..limits }, None), ExitCode::Clean);
+    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 2, ..limits }, None), ExitCode::LeaksFound);
 }
 
 #[test]

@@ -65,6 +65,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         truncated: false,
         stack_end: None,
         growth: None,
+        reachability: None,
     }
 }
 

@@ -1,8 +1,11 @@
 //! Host-side decoding of ring-buffer records, bounds-checked.
 
+use std::string::String;
 use std::vec::Vec;
 
-use crate::kinds::{AllocFn, EventKind, FdKind};
+use crate::fdkind::FdKind;
+use crate::fdrecord::{self, OpenInfo, NO_PAIR};
+use crate::kinds::{AllocFn, EventKind};
 use crate::record::{HEADER_SIZE, MAX_FRAMES, SMALL_SIZE, STACK_COPY_WORDS, STACK_SIZE};
 use crate::unwind::{ModuleKey, StopReason};
 
@@ -53,19 +56,76 @@ impl RawStack {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    Alloc { addr: u64, size: u64, func: AllocFn },
-    AllocFailed { size: u64, func: AllocFn },
-    Realloc { old: u64, new: u64, size: u64 },
-    Free { addr: u64 },
-    FdOpen { fd: i32, kind: FdKind, cloexec: bool, pair: Option<i32> },
-    FdDup { new: i32, old: i32, cloexec: bool },
-    FdClose { fd: i32 },
-    FdCloseRange { first: u32, last: u32, flags: u32 },
-    FdSetCloexec { fd: i32, on: bool },
+    Alloc {
+        addr: u64,
+        size: u64,
+        func: AllocFn,
+    },
+    AllocFailed {
+        size: u64,
+        func: AllocFn,
+    },
+    Realloc {
+        old: u64,
+        new: u64,
+        size: u64,
+    },
+    Free {
+        addr: u64,
+    },
+    FdOpen {
+        fd: i32,
+        kind: FdKind,
+        cloexec: bool,
+        pair: Option<i32>,
+        meta: FdMeta,
+    },
+    /// `file`: the tag of the file both numbers now refer to; `kind`: what it is.
+    FdDup {
+        new: i32,
+        old: i32,
+        cloexec: bool,
+        file: u32,
+        kind: FdKind,
+    },
+    /// `occupant`: the tag of the file at that number when close returned (0: none).
+    FdClose {
+        fd: i32,
+        occupant: u32,
+    },
+    /// The dentry name of the file behind `fd`, just opened.
+    FdName {
+        fd: i32,
+        name: String,
+    },
+    FdCloseRange {
+        first: u32,
+        last: u32,
+        flags: u32,
+    },
+    FdSetCloexec {
+        fd: i32,
+        on: bool,
+    },
     Exec,
     Exit,
-    Fork { child: u32 },
+    Fork {
+        child: u32,
+    },
     Loaded,
+}
+
+/// What a new descriptor's record says besides its number and kind (see [`crate::fdrecord`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FdMeta {
+    /// Tags of the files behind the descriptor and its pair.
+    pub file: u32,
+    pub pair_file: u32,
+    /// Received from another process over a Unix socket.
+    pub received: bool,
+    /// socket/socketpair's address family and type (0 otherwise).
+    pub family: u16,
+    pub socktype: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +146,26 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_ne_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]))
 }
 
+/// The descriptor number in the low half of a word (the high half may hold a file tag).
 fn fd_of(v: u64, what: &'static str) -> Result<i32, DecodeError> {
-    i32::try_from(v).map_err(|_| DecodeError::BadField(what))
+    fdrecord::fd_of(v).ok_or(DecodeError::BadField(what))
+}
+
+fn fd_open(a: u64, b: u64, c: u64) -> Result<Body, DecodeError> {
+    let info = OpenInfo::unpack(b);
+    let (pair, pair_file) = if c == NO_PAIR { (None, 0) } else { (Some(fd_of(c, "pair fd")?), fdrecord::tag_of(c)) };
+    Ok(Body::FdOpen {
+        fd: fd_of(a, "fd")?,
+        kind: FdKind::from_u32(info.kind),
+        cloexec: info.cloexec,
+        pair,
+        meta: FdMeta { file: fdrecord::tag_of(a), pair_file, received: info.received, family: info.family, socktype: info.socktype },
+    })
+}
+
+fn fd_name(a: u64, b: u64, c: u64) -> Result<Body, DecodeError> {
+    let (bytes, len) = fdrecord::name_bytes([b, c]);
+    Ok(Body::FdName { fd: fd_of(a, "fd")?, name: String::from_utf8_lossy(&bytes[..len]).into_owned() })
 }
 
 /// The stack part of a [`crate::StackEvent`] (and its copy, when one follows).
@@ -137,14 +215,16 @@ impl TryFrom<&[u8]> for Event {
             EventKind::AllocFailed => Body::AllocFailed { size: bb, func: alloc_fn(c)? },
             EventKind::Realloc => Body::Realloc { old: c, new: a, size: bb },
             EventKind::Free => Body::Free { addr: a },
-            EventKind::FdOpen => Body::FdOpen {
-                fd: fd_of(a, "fd")?,
-                kind: FdKind::from_u32((bb & 0xff) as u32),
-                cloexec: (bb >> 8) & 1 == 1,
-                pair: if c == u64::MAX { None } else { Some(fd_of(c, "pair fd")?) },
+            EventKind::FdOpen => fd_open(a, bb, c)?,
+            EventKind::FdDup => Body::FdDup {
+                new: fd_of(a, "new fd")?,
+                old: fd_of(bb, "old fd")?,
+                cloexec: c & 1 == 1,
+                file: fdrecord::tag_of(a),
+                kind: FdKind::from_u32(((c >> 8) & 0xff) as u32),
             },
-            EventKind::FdDup => Body::FdDup { new: fd_of(a, "new fd")?, old: fd_of(bb, "old fd")?, cloexec: c == 1 },
-            EventKind::FdClose => Body::FdClose { fd: fd_of(a, "fd")? },
+            EventKind::FdClose => Body::FdClose { fd: fd_of(a, "fd")?, occupant: fdrecord::tag_of(a) },
+            EventKind::FdName => fd_name(a, bb, c)?,
             EventKind::FdCloseRange => Body::FdCloseRange { first: a as u32, last: bb.min(u32::MAX as u64) as u32, flags: c as u32 },
             EventKind::FdSetCloexec => Body::FdSetCloexec { fd: fd_of(a, "fd")?, on: bb == 1 },
             EventKind::Exec => Body::Exec,
@@ -223,11 +303,39 @@ mod tests {
     #[test]
     fn decodes_fd_open_pair_and_cloexec() {
         let mut ev = stack_event(EventKind::FdOpen);
-        ev.hdr.a = 5;
-        ev.hdr.b = FdKind::Pipe as u64 | 1 << 8;
-        ev.hdr.c = 6;
+        ev.hdr.a = fdrecord::fd_with_tag(5, 0x11);
+        ev.hdr.b = OpenInfo::new(FdKind::Pipe, true).pack();
+        ev.hdr.c = fdrecord::fd_with_tag(6, 0x22);
         let got = Event::try_from(bytes_of(&ev).as_slice()).unwrap();
-        assert_eq!(got.body, Body::FdOpen { fd: 5, kind: FdKind::Pipe, cloexec: true, pair: Some(6) });
+        let meta = FdMeta { file: 0x11, pair_file: 0x22, ..FdMeta::default() };
+        assert_eq!(got.body, Body::FdOpen { fd: 5, kind: FdKind::Pipe, cloexec: true, pair: Some(6), meta });
+    }
+
+    #[test]
+    fn decodes_a_received_socket_its_name_and_a_close_with_its_occupant() {
+        let mut ev = stack_event(EventKind::FdOpen);
+        ev.hdr.a = 9;
+        ev.hdr.b = OpenInfo { kind: FdKind::Socket as u32, cloexec: false, received: true, family: 1, socktype: 2 }.pack();
+        ev.hdr.c = NO_PAIR;
+        let Body::FdOpen { fd: 9, kind: FdKind::Socket, pair: None, meta, .. } = Event::try_from(bytes_of(&ev).as_slice()).unwrap().body
+        else {
+            panic!("not a socket at 9")
+        };
+        assert!(meta.received);
+        assert_eq!((meta.family, meta.socktype), (1, 2));
+        let mut name = SmallEvent { hdr: EventHeader::new(EventKind::FdName, 1, 1) };
+        name.hdr.a = 9;
+        [name.hdr.b, name.hdr.c] = crate::fdkind::name_of(b"UNIX-STREAM");
+        assert_eq!(Event::try_from(bytes_of(&name).as_slice()).unwrap().body, Body::FdName { fd: 9, name: "UNIX-STREAM".into() });
+        let mut dup = stack_event(EventKind::FdDup);
+        (dup.hdr.a, dup.hdr.b, dup.hdr.c) = (fdrecord::fd_with_tag(10, 5), 9, 1 | (FdKind::Signalfd as u64) << 8);
+        assert_eq!(
+            Event::try_from(bytes_of(&dup).as_slice()).unwrap().body,
+            Body::FdDup { new: 10, old: 9, cloexec: true, file: 5, kind: FdKind::Signalfd }
+        );
+        let mut close = SmallEvent { hdr: EventHeader::new(EventKind::FdClose, 1, 1) };
+        close.hdr.a = fdrecord::fd_with_tag(9, 77);
+        assert_eq!(Event::try_from(bytes_of(&close).as_slice()).unwrap().body, Body::FdClose { fd: 9, occupant: 77 });
     }
 
     #[test]

@@ -11,11 +11,11 @@ pub enum EventKind {
     Realloc = 2,
     /// free(): `a` = address (never 0).
     Free = 3,
-    /// A new descriptor: `a` = fd, `b` = [`FdKind`] | cloexec << 8, `c` = second fd of a pair or `u64::MAX`.
+    /// A new descriptor (the fields: [`crate::fdrecord`]).
     FdOpen = 4,
-    /// A duplicated descriptor: `a` = new fd, `b` = old fd, `c` = 1 when the new fd is close-on-exec.
+    /// A duplicated descriptor: `a` = new fd and its file, `b` = old fd, `c` = close-on-exec and the file's kind.
     FdDup = 5,
-    /// close(): `a` = fd.
+    /// close(), at its exit: `a` = fd and the file at that number by then.
     FdClose = 6,
     /// close_range(): `a` = first, `b` = last, `c` = flags.
     FdCloseRange = 7,
@@ -29,9 +29,11 @@ pub enum EventKind {
     Fork = 11,
     /// A failed allocation (NULL): `b` = size, `c` = [`AllocFn`]. Counted, never outstanding.
     AllocFailed = 12,
+    /// The name of the file behind the descriptor just opened (a memfd's,
+    /// a BPF object's, an unknown anonymous inode's): `a` = fd, `b`, `c` = 16 bytes.
+    FdName = 13,
     /// The dynamic linker has mapped objects (startup, dlopen): their
-    /// unwind tables are wanted before their code runs. (13 is kept for the
-    /// descriptor names of the syscall table.)
+    /// unwind tables are wanted before their code runs.
     Loaded = 14,
 }
 
@@ -50,6 +52,7 @@ impl EventKind {
             10 => Self::Exit,
             11 => Self::Fork,
             12 => Self::AllocFailed,
+            13 => Self::FdName,
             14 => Self::Loaded,
             _ => return None,
         })
@@ -58,47 +61,6 @@ impl EventKind {
     /// Whether records of this kind are [`crate::StackEvent`]s (else [`crate::SmallEvent`]s).
     pub const fn has_stack(self) -> bool {
         matches!(self, Self::Alloc | Self::Realloc | Self::FdOpen | Self::FdDup)
-    }
-}
-
-/// The kind of kernel object a descriptor refers to.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FdKind {
-    Other = 0,
-    Socket = 1,
-    Timerfd = 2,
-    Eventfd = 3,
-    Epoll = 4,
-    Pipe = 5,
-    File = 6,
-}
-
-impl FdKind {
-    pub const ALL: [FdKind; 7] = [Self::Socket, Self::Timerfd, Self::Eventfd, Self::Epoll, Self::Pipe, Self::File, Self::Other];
-
-    pub const fn from_u32(v: u32) -> Self {
-        match v {
-            1 => Self::Socket,
-            2 => Self::Timerfd,
-            3 => Self::Eventfd,
-            4 => Self::Epoll,
-            5 => Self::Pipe,
-            6 => Self::File,
-            _ => Self::Other,
-        }
-    }
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Other => "other",
-            Self::Socket => "socket",
-            Self::Timerfd => "timerfd",
-            Self::Eventfd => "eventfd",
-            Self::Epoll => "epoll",
-            Self::Pipe => "pipe",
-            Self::File => "file",
-        }
     }
 }
 
@@ -193,11 +155,17 @@ pub enum Counter {
     Unsampled = 8,
     /// The table of sampled addresses was full: a sampled allocation is not followed.
     SampledFull = 9,
+    /// close_range() found descriptors in its range open again at its exit
+    /// (another thread's): userspace may have closed them.
+    CloseRangeRaced = 10,
+    /// A recvmsg/recvmmsg call received descriptors the kernel side did not
+    /// follow (more than 16 in one call, or messages past its 1024 steps).
+    ReceivedUntraced = 11,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 10;
-    pub const ALL: [Counter; 10] = [
+    pub const COUNT: u32 = 12;
+    pub const ALL: [Counter; 12] = [
         Self::LostHeap,
         Self::LostHandle,
         Self::LostProcess,
@@ -208,6 +176,8 @@ impl Counter {
         Self::TargetsFull,
         Self::Unsampled,
         Self::SampledFull,
+        Self::CloseRangeRaced,
+        Self::ReceivedUntraced,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -222,11 +192,23 @@ impl Counter {
             Self::TargetsFull => "targets_table_full",
             Self::Unsampled => "unsampled_calls",
             Self::SampledFull => "sampled_table_full",
+            Self::CloseRangeRaced => "close_range_raced",
+            Self::ReceivedUntraced => "received_untraced",
         }
     }
 
     /// Whether a non-zero value means events were lost (the report is incomplete).
     pub const fn is_loss(self) -> bool {
-        matches!(self, Self::LostHeap | Self::LostHandle | Self::LostProcess | Self::PendingFull | Self::TargetsFull | Self::SampledFull)
+        matches!(
+            self,
+            Self::LostHeap
+                | Self::LostHandle
+                | Self::LostProcess
+                | Self::PendingFull
+                | Self::TargetsFull
+                | Self::SampledFull
+                | Self::CloseRangeRaced
+                | Self::ReceivedUntraced
+        )
     }
 }

@@ -9,8 +9,11 @@
 #[cfg(any(feature = "user", test))]
 extern crate std;
 
+pub mod fdkind;
+pub mod fdrecord;
 pub mod kinds;
 pub mod record;
+pub mod syscalls;
 pub mod unwind;
 
 #[cfg(feature = "user")]
@@ -20,6 +23,7 @@ pub mod manifest;
 #[cfg(feature = "user")]
 pub mod valgrind;
 
-pub use kinds::{AllocFn, Counter, EventKind, FdKind};
+pub use fdkind::FdKind;
+pub use kinds::{AllocFn, Counter, EventKind};
 pub use record::{EventHeader, SmallEvent, StackCopyEvent, StackEvent, StackStop, MAX_FRAMES, STACK_COPY_WORDS};
 pub use unwind::{CfaKind, ModuleKey, ModuleRows, StopReason, UnwindRow};

@@ -8,8 +8,18 @@ use std::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-/// Kinds a leak can have.
-pub const KINDS: [&str; 8] = ["heap", "socket", "timerfd", "eventfd", "epoll", "pipe", "file", "other"];
+use crate::FdKind;
+
+/// Kinds a leak can have: heap, then every descriptor kind.
+pub const KINDS: [&str; 1 + FdKind::ALL.len()] = {
+    let mut k = ["heap"; 1 + FdKind::ALL.len()];
+    let mut i = 0;
+    while i < FdKind::ALL.len() {
+        k[i + 1] = FdKind::ALL[i].name();
+        i += 1;
+    }
+    k
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpectedLeak {
@@ -155,6 +165,9 @@ mod tests {
     fn errors_are_clear() {
         let m = Manifest::parse(TEXT, "t").unwrap();
         assert_eq!(m.expected(&["zzz"]).unwrap_err().to_string(), "no scenario named `zzz` in the manifest");
+        for kind in ["io_uring", "pidfd", "memfd", "userfaultfd", "other"] {
+            assert!(Manifest::parse(&TEXT.replace("\"socket\"", &std::format!("\"{kind}\"")), "t").is_ok(), "{kind}");
+        }
         let bad = TEXT.replace("\"socket\"", "\"sock\"");
         assert!(Manifest::parse(&bad, "t").unwrap_err().to_string().contains("unknown leak kind `sock`"));
         assert!(Manifest::parse("{", "m.json").unwrap_err().to_string().starts_with("malformed manifest m.json"));

@@ -335,6 +335,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "user")]
     fn the_page_index_narrows_the_search_to_the_right_rows() {
         let r = |offset| UnwindRow { offset, cfa: 1, rbp: 0, kind: CfaKind::Rsp as u8 };
         let rows = [r(0x800), r(0x1010), r(0x1200), r(0x3004)];

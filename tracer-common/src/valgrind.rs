@@ -77,6 +77,30 @@ pub fn parse(text: &str, ours: impl Fn(&str) -> bool) -> Result<Sites, ParseErro
     Ok(sites)
 }
 
+/// Descriptor kinds by the anonymous inode's or memfd's name in valgrind's
+/// description, or by the creating call when it gives none.
+const NAMED: [(&str, &str); 19] = [
+    ("anon_inode:inotify", "inotify"),
+    ("[signalfd]", "signalfd"),
+    ("[io_uring]", "io_uring"),
+    ("[pidfd]", "pidfd"),
+    ("[fanotify]", "fanotify"),
+    ("/memfd:", "memfd"),
+    ("/secretmem", "memfd"),
+    ("[perf_event]", "perf"),
+    ("[userfaultfd]", "userfaultfd"),
+    ("anon_inode:bpf", "bpf"),
+    ("anon_inode:btf", "bpf"),
+    ("inotify_init", "inotify"),
+    ("signalfd (", "signalfd"),
+    ("io_uring_setup (", "io_uring"),
+    ("pidfd_open (", "pidfd"),
+    ("fanotify_init (", "fanotify"),
+    ("memfd_create (", "memfd"),
+    ("perf_event_open (", "perf"),
+    ("userfaultfd (", "userfaultfd"),
+];
+
 /// The kind of an open descriptor, from valgrind's description or, when it
 /// gives none (anonymous inodes in valgrind 3.19), from the call that created it.
 fn fd_kind(rest: &str, creator: &str) -> Option<&'static str> {
@@ -93,6 +117,8 @@ fn fd_kind(rest: &str, creator: &str) -> Option<&'static str> {
         "epoll"
     } else if rest.contains("eventfd") {
         "eventfd"
+    } else if let Some(kind) = NAMED.iter().find_map(|(pat, kind)| rest.contains(pat).then_some(*kind)) {
+        kind
     } else if rest.contains("pipe") {
         "pipe"
     } else if rest.contains(": /") {
@@ -190,5 +216,20 @@ mod tests {
         let line = "==1== 4,224 bytes in 8 blocks are still reachable in loss record 11 of 12";
         assert_eq!(leak_class(line), Some("reachable"));
         assert_eq!(leak_class(&line.replace("still reachable", "possibly lost")), Some("possible"));
+    }
+
+    #[test]
+    fn every_descriptor_kind_is_named() {
+        for (rest, creator, kind) in [
+            ("descriptor 4: anon_inode:inotify", "", "inotify"),
+            ("descriptor 4: anon_inode:[io_uring]", "", "io_uring"),
+            ("descriptor 4: /memfd:leaky (deleted)", "", "memfd"),
+            ("descriptor 4: anon_inode:bpf-map", "", "bpf"),
+            ("descriptor 4:", "signalfd (signalfd.c:9)", "signalfd"),
+            ("descriptor 4: /etc/hosts", "", "file"),
+            ("descriptor 4: anon_inode:[fscontext]", "", "other"),
+        ] {
+            assert_eq!(fd_kind(rest, creator), Some(kind), "{rest} {creator}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 mod capture;
-mod handles;
+mod descriptors;
 mod heap;
 mod loaded;
 mod loader_check;

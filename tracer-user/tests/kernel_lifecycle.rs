@@ -165,7 +165,10 @@ fn closing_descriptors_never_opened_is_an_anomaly_not_a_loss() {
     let (out, r) = run_ci(dir.path(), None, &[program.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "clean and complete: {}\n{:#}", stderr(&out), r["counters"]);
     assert_eq!((r["complete"].as_bool(), r["lost_events"].as_u64()), (Some(true), Some(0)));
-    assert!(r["anomalies"]["unknown_closes"].as_u64().unwrap() >= 3, "{:#}", r["anomalies"]);
+    // The refused closes are no releases; the inherited stdin's is, of a
+    // number never seen opened. (The pipes leaktrace's fork closes before
+    // exec are not the command's: never counted.)
+    assert_eq!(r["anomalies"]["unknown_closes"].as_u64(), Some(1), "{:#}", r["anomalies"]);
 }
 
 #[test]

@@ -5,11 +5,13 @@
 //! summarizes per stack on demand. [`State`] adds the process images the
 //! stacks belong to; reports read it through a [`Snapshot`].
 
+mod details;
 mod kind;
 mod outstanding;
 mod stacks;
 mod state;
 
+pub use details::FdDetail;
 pub use kind::ResourceKind;
 pub use outstanding::{Aggregator, Anomalies, StackSummary};
 pub use stacks::{StackCounters, StackEnd, StackId, StackTable};

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use tracer_common::decode::Body;
+use tracer_common::decode::{Body, FdMeta};
 use tracer_common::FdKind;
 
+use super::details::{self, Details, FdDetail};
 use super::stacks::{StackCounters, StackId, StackTable};
 use super::ResourceKind;
 
@@ -61,6 +62,8 @@ struct Handle {
     kind: FdKind,
     ts_ns: u64,
     cloexec: bool,
+    /// The kernel's tag of the file behind it (0: unknown).
+    file: u32,
 }
 
 /// Things seen that are not leaks but say something about the trace.
@@ -78,14 +81,23 @@ pub struct Anomalies {
     pub reused_descriptors: u64,
 }
 
+/// One descriptor of an FdOpen record.
+#[derive(Clone, Copy)]
+struct NewFd {
+    fd: i32,
+    file: u32,
+}
+
 /// Per-stack figures for reports and the TUI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackSummary {
     pub stack: StackId,
     pub kind: ResourceKind,
     pub counters: StackCounters,
     /// Acquisition time of the oldest outstanding item, if any.
     pub oldest_ns: Option<u64>,
+    /// Names, socket families, received: for descriptors.
+    pub detail: Option<FdDetail>,
 }
 
 #[derive(Default)]
@@ -98,6 +110,10 @@ pub struct Aggregator {
     exited: HashSet<u32>,
     /// Outstanding heap (bytes, allocations), kept as the tables change.
     heap: (u64, u64),
+    details: Details,
+    /// Numbers handed out again while outstanding, whose close has not come
+    /// yet: a close in flight in another thread when the new one was recorded.
+    replaced: HashMap<(u32, i32), u32>,
 }
 
 impl Aggregator {
@@ -107,7 +123,7 @@ impl Aggregator {
 
     /// Applies one event of process `tgid`. `stack` is the interned stack for
     /// kinds that carry one (allocation, new descriptor), interned with the kind
-    /// the event creates; for a dup the caller interns after [`Self::kind_of_fd`].
+    /// the event creates (for a dup, the kind the kernel read from the file).
     pub fn apply(&mut self, tgid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
         match *body {
             Body::Alloc { addr, size, .. } => {
@@ -125,27 +141,25 @@ impl Aggregator {
             }
             Body::Free { addr } => self.release_alloc(tgid, addr),
             Body::AllocFailed { .. } => self.anomalies.failed_allocations += 1,
-            Body::FdOpen { fd, kind, cloexec, pair } => {
+            Body::FdOpen { fd, kind, cloexec, pair, meta } => {
                 if let Some(stack) = stack {
-                    for fd in std::iter::once(fd).chain(pair) {
-                        self.insert_fd(tgid, fd, Handle { stack, kind, ts_ns, cloexec });
-                    }
+                    self.open(tgid, stack, kind, cloexec, ts_ns, fd, pair, &meta);
                 }
             }
-            Body::FdDup { new, old, cloexec } => {
+            Body::FdDup { new, old, cloexec, file, kind } => {
                 if new == old {
                     return; // dup2(fd, fd): nothing changes
                 }
                 // dup2/dup3 onto an open descriptor closes it first.
                 self.remove_fd(tgid, new);
                 if let Some(stack) = stack {
-                    let kind = self.kind_of_fd(tgid, old);
-                    self.insert_fd(tgid, new, Handle { stack, kind, ts_ns, cloexec });
+                    self.insert_fd(tgid, new, Handle { stack, kind, ts_ns, cloexec, file });
                 }
             }
-            Body::FdClose { fd } => {
-                if !self.remove_fd(tgid, fd) {
-                    self.anomalies.unknown_closes += 1;
+            Body::FdClose { fd, occupant } => self.close(tgid, fd, occupant),
+            Body::FdName { fd, ref name } => {
+                if let Some(h) = self.fds.get(&(tgid, fd)) {
+                    self.details.note(h.stack, name.clone());
                 }
             }
             Body::FdCloseRange { first, last, flags } => {
@@ -171,6 +185,45 @@ impl Aggregator {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn open(&mut self, tgid: u32, stack: StackId, kind: FdKind, cloexec: bool, ts_ns: u64, fd: i32, pair: Option<i32>, meta: &FdMeta) {
+        if meta.received {
+            self.details.mark_received(stack);
+        }
+        if meta.family != 0 {
+            self.details.note(stack, details::socket(meta.family, meta.socktype));
+        }
+        let first = NewFd { fd, file: meta.file };
+        let second = pair.map(|fd| NewFd { fd, file: meta.pair_file });
+        for n in std::iter::once(first).chain(second) {
+            self.insert_fd(tgid, n.fd, Handle { stack, kind, ts_ns, cloexec, file: n.file });
+        }
+    }
+
+    /// A close, recorded when it returned. If another thread has meanwhile
+    /// been given the same number and its record came first, the number's
+    /// holder (`occupant`) is that new file: the close was of the one it
+    /// replaced. A close of a number nobody holds may be such a close too,
+    /// once the new one is gone as well.
+    fn close(&mut self, tgid: u32, fd: i32, occupant: u32) {
+        let of_new_holder = occupant != 0 && self.fds.get(&(tgid, fd)).is_some_and(|h| h.file == occupant);
+        if !of_new_holder && self.remove_fd(tgid, fd) {
+            return;
+        }
+        match self.replaced.get_mut(&(tgid, fd)) {
+            Some(n) => {
+                // The reuse took the old one out and counted a missed close: it was not missed.
+                self.anomalies.reused_descriptors = self.anomalies.reused_descriptors.saturating_sub(1);
+                *n -= 1;
+                if *n == 0 {
+                    self.replaced.remove(&(tgid, fd));
+                }
+            }
+            None if of_new_holder => {}
+            None => self.anomalies.unknown_closes += 1,
+        }
+    }
+
     /// The process has exited: what it still holds is leaked at exit.
     pub fn mark_exited(&mut self, tgid: u32) {
         self.exited.insert(tgid);
@@ -178,11 +231,6 @@ impl Aggregator {
 
     pub fn has_exited(&self, tgid: u32) -> bool {
         self.exited.contains(&tgid)
-    }
-
-    /// The kind of an open descriptor, `Other` when it was opened before tracing.
-    pub fn kind_of_fd(&self, tgid: u32, fd: i32) -> FdKind {
-        self.fds.get(&(tgid, fd)).map_or(FdKind::Other, |h| h.kind)
     }
 
     pub fn anomalies(&self) -> Anomalies {
@@ -228,7 +276,13 @@ impl Aggregator {
         self.fds.values().for_each(|h| note(h.stack, h.ts_ns));
         self.stacks
             .iter()
-            .map(|(id, e)| StackSummary { stack: id, kind: e.kind, counters: e.counters, oldest_ns: oldest.get(&id).copied() })
+            .map(|(id, e)| StackSummary {
+                stack: id,
+                kind: e.kind,
+                counters: e.counters,
+                oldest_ns: oldest.get(&id).copied(),
+                detail: self.details.get(id).cloned(),
+            })
             .collect()
     }
 
@@ -270,6 +324,7 @@ impl Aggregator {
     fn insert_fd(&mut self, tgid: u32, fd: i32, h: Handle) {
         if self.fds.contains_key(&(tgid, fd)) {
             self.anomalies.reused_descriptors += 1;
+            *self.replaced.entry((tgid, fd)).or_insert(0) += 1;
             self.remove_fd(tgid, fd);
         }
         let c = self.stacks.counters_mut(h.stack);

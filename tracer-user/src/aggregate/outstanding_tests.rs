@@ -17,7 +17,7 @@ fn alloc(agg: &mut Aggregator, addr: u64, size: u64, s: StackId) {
 }
 
 fn open(agg: &mut Aggregator, fd: i32, kind: FdKind, cloexec: bool, s: StackId) {
-    agg.apply(P, 1, &Body::FdOpen { fd, kind, cloexec, pair: None }, Some(s));
+    agg.apply(P, 1, &Body::FdOpen { fd, kind, cloexec, pair: None, meta: FdMeta { file: fd as u32 + 1000, ..FdMeta::default() } }, Some(s));
 }
 
 fn outstanding(agg: &Aggregator, s: StackId) -> (u64, u64) {
@@ -73,19 +73,18 @@ fn processes_are_kept_apart() {
 }
 
 #[test]
-fn dup2_over_an_open_fd_closes_it_and_inherits_the_kind() {
+fn dup2_over_an_open_fd_closes_it_and_takes_the_kernels_kind() {
     let mut agg = Aggregator::new();
     let sock = fd_stack(&mut agg, FdKind::Socket, &[1]);
     let tfd = fd_stack(&mut agg, FdKind::Timerfd, &[2]);
     open(&mut agg, 5, FdKind::Socket, false, sock);
     open(&mut agg, 6, FdKind::Timerfd, false, tfd);
-    assert_eq!(agg.kind_of_fd(P, 5), FdKind::Socket);
     let dup = fd_stack(&mut agg, FdKind::Socket, &[3]);
-    agg.apply(P, 2, &Body::FdDup { new: 6, old: 5, cloexec: false }, Some(dup));
+    agg.apply(P, 2, &Body::FdDup { new: 6, old: 5, cloexec: false, file: 0, kind: FdKind::Socket }, Some(dup));
     assert_eq!(outstanding(&agg, tfd), (0, 0), "dup2 closed the timerfd");
     assert_eq!(agg.open_fds(P), vec![(5, FdKind::Socket), (6, FdKind::Socket)]);
     // dup2(fd, fd) changes nothing.
-    agg.apply(P, 3, &Body::FdDup { new: 5, old: 5, cloexec: false }, Some(dup));
+    agg.apply(P, 3, &Body::FdDup { new: 5, old: 5, cloexec: false, file: 0, kind: FdKind::Socket }, Some(dup));
     assert_eq!(outstanding(&agg, sock), (1, 0));
 }
 
@@ -93,11 +92,11 @@ fn dup2_over_an_open_fd_closes_it_and_inherits_the_kind() {
 fn socketpair_opens_both_and_close_releases_each() {
     let mut agg = Aggregator::new();
     let s = fd_stack(&mut agg, FdKind::Socket, &[1]);
-    agg.apply(P, 1, &Body::FdOpen { fd: 3, kind: FdKind::Socket, cloexec: false, pair: Some(4) }, Some(s));
+    agg.apply(P, 1, &Body::FdOpen { fd: 3, kind: FdKind::Socket, cloexec: false, pair: Some(4), meta: FdMeta::default() }, Some(s));
     assert_eq!(outstanding(&agg, s), (2, 0));
-    agg.apply(P, 2, &Body::FdClose { fd: 4 }, None);
+    agg.apply(P, 2, &Body::FdClose { fd: 4, occupant: 0 }, None);
     assert_eq!(agg.open_fds(P), vec![(3, FdKind::Socket)]);
-    agg.apply(P, 2, &Body::FdClose { fd: 42 }, None);
+    agg.apply(P, 2, &Body::FdClose { fd: 42, occupant: 0 }, None);
     assert_eq!(agg.anomalies().unknown_closes, 1);
 }
 
@@ -151,4 +150,69 @@ fn a_reused_address_releases_the_missed_allocation() {
     alloc(&mut agg, 0x10, 30, s);
     assert_eq!(outstanding(&agg, s), (1, 30));
     assert_eq!(agg.anomalies().reused_addresses, 1);
+}
+
+fn open_file(agg: &mut Aggregator, fd: i32, file: u32, s: StackId) {
+    let meta = FdMeta { file, ..FdMeta::default() };
+    agg.apply(P, 1, &Body::FdOpen { fd, kind: FdKind::Eventfd, cloexec: false, pair: None, meta }, Some(s));
+}
+
+#[test]
+fn a_close_recorded_after_another_threads_reuse_of_its_number_keeps_the_new_one() {
+    let mut agg = Aggregator::new();
+    let (old, new) = (fd_stack(&mut agg, FdKind::Eventfd, &[1]), fd_stack(&mut agg, FdKind::Eventfd, &[2]));
+    open_file(&mut agg, 5, 0xa, old);
+    // Thread A closes 5; thread B gets 5 (file 0xb) and its record comes first;
+    // A's close returns with 0xb at that number.
+    open_file(&mut agg, 5, 0xb, new);
+    agg.apply(P, 2, &Body::FdClose { fd: 5, occupant: 0xb }, None);
+    assert_eq!(outstanding(&agg, new), (1, 0), "the new descriptor is still open");
+    assert_eq!(outstanding(&agg, old), (0, 0));
+    assert_eq!(agg.anomalies().reused_descriptors, 0, "no close was missed");
+    // The other order: A's close (0xb already there) comes before B's record.
+    open_file(&mut agg, 6, 0xc, old);
+    agg.apply(P, 2, &Body::FdClose { fd: 6, occupant: 0xd }, None);
+    open_file(&mut agg, 6, 0xd, new);
+    assert_eq!(agg.open_fds(P), vec![(5, FdKind::Eventfd), (6, FdKind::Eventfd)]);
+    assert_eq!(outstanding(&agg, new), (2, 0));
+    assert_eq!(outstanding(&agg, old), (0, 0));
+    assert_eq!(agg.anomalies(), Anomalies::default());
+}
+
+#[test]
+fn names_families_and_received_descriptors_reach_the_summary() {
+    let mut agg = Aggregator::new();
+    let s = fd_stack(&mut agg, FdKind::Socket, &[1]);
+    let meta = FdMeta { file: 1, family: 2, socktype: 1, ..FdMeta::default() };
+    agg.apply(P, 1, &Body::FdOpen { fd: 3, kind: FdKind::Socket, cloexec: false, pair: None, meta }, Some(s));
+    let r = fd_stack(&mut agg, FdKind::Memfd, &[2]);
+    let meta = FdMeta { file: 2, received: true, ..FdMeta::default() };
+    agg.apply(P, 1, &Body::FdOpen { fd: 4, kind: FdKind::Memfd, cloexec: false, pair: None, meta }, Some(r));
+    agg.apply(P, 1, &Body::FdName { fd: 4, name: "memfd:shm".into() }, None);
+    // A name for a number nobody holds is dropped.
+    agg.apply(P, 1, &Body::FdName { fd: 99, name: "x".into() }, None);
+    let sum = agg.summaries(0);
+    let detail = |id: StackId| sum.iter().find(|x| x.stack == id).unwrap().detail.clone().unwrap();
+    assert_eq!(detail(s).notes.into_iter().collect::<Vec<_>>(), vec!["AF_INET SOCK_STREAM"]);
+    assert!(!detail(s).received);
+    assert!(detail(r).received);
+    assert_eq!(detail(r).notes.into_iter().collect::<Vec<_>>(), vec!["memfd:shm"]);
+}
+
+#[test]
+fn a_close_delayed_past_a_whole_reuse_is_not_an_anomaly() {
+    let mut agg = Aggregator::new();
+    let (a, b) = (fd_stack(&mut agg, FdKind::Eventfd, &[1]), fd_stack(&mut agg, FdKind::Eventfd, &[2]));
+    open_file(&mut agg, 5, 0xa, a);
+    // A closes 5 but is slow to return; B opens 5 and closes it; A's close returns on a free number.
+    open_file(&mut agg, 5, 0xb, b);
+    agg.apply(P, 2, &Body::FdClose { fd: 5, occupant: 0 }, None);
+    agg.apply(P, 2, &Body::FdClose { fd: 5, occupant: 0 }, None);
+    assert_eq!(agg.open_fds(P), vec![]);
+    assert_eq!(agg.anomalies(), Anomalies::default());
+    // A close that never came stays counted.
+    open_file(&mut agg, 6, 0xc, a);
+    open_file(&mut agg, 6, 0xd, b);
+    assert_eq!(agg.anomalies().reused_descriptors, 1);
+    assert_eq!(agg.open_fds(P), vec![(6, FdKind::Eventfd)]);
 }

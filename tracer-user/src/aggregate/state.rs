@@ -33,6 +33,9 @@ pub struct State {
     /// Maps of a forked child's first image (its parent's, until it execs),
     /// until it has one; dropped at its exit (threads are reported as forks too).
     forked: HashMap<u32, Arc<ProcessMaps>>,
+    /// Processes `run` forked that have not exec'd the command yet: what they
+    /// do until then (closing leaktrace's own pipes) is leaktrace's, not theirs.
+    spawning: HashSet<u32>,
     pub events: u64,
     pub decode_errors: u64,
     /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
@@ -81,6 +84,24 @@ impl State {
         if !self.warnings.contains(&warning) {
             self.warnings.push(warning);
         }
+    }
+
+    /// `pid` is leaktrace's fork of the command, before exec: its events
+    /// count from its exec.
+    pub fn spawned(&mut self, pid: u32) {
+        self.spawning.insert(pid);
+    }
+
+    /// Whether an event of `tgid` is leaktrace's own, before the command's exec.
+    pub fn before_command(&mut self, tgid: u32, body: &Body) -> bool {
+        if !self.spawning.contains(&tgid) {
+            return false;
+        }
+        if *body == Body::Exec {
+            self.spawning.remove(&tgid);
+            return false;
+        }
+        true
     }
 
     /// Applies a decoded event whose stack (if any) is already interned.
@@ -213,5 +234,15 @@ mod tests {
         assert!(!s.agg.has_exited(7), "a thread's exit is not the process's");
         s.apply(7, 7, 1, &Body::Exit, None);
         assert!(s.agg.has_exited(7));
+    }
+
+    #[test]
+    fn the_commands_fork_is_leaktraces_until_it_execs() {
+        let mut s = State::new();
+        s.spawned(9);
+        assert!(s.before_command(9, &Body::FdClose { fd: 5, occupant: 0 }), "closing leaktrace's pipe");
+        assert!(!s.before_command(8, &Body::FdClose { fd: 5, occupant: 0 }), "another process");
+        assert!(!s.before_command(9, &Body::Exec), "the exec is the command's");
+        assert!(!s.before_command(9, &Body::FdClose { fd: 5, occupant: 0 }), "and so is everything after it");
     }
 }

@@ -48,6 +48,9 @@ impl Ingestor {
     pub fn apply(&mut self, state: &mut State, ev: &Event) {
         state.events += 1;
         let pid = ev.tgid;
+        if state.before_command(pid, &ev.body) {
+            return;
+        }
         if ev.body == Body::Loaded {
             // The dynamic linker mapped objects: their tables, before their code runs.
             if let Some(tx) = &self.tables {
@@ -57,7 +60,7 @@ impl Ingestor {
         let stack = ev.stack.as_ref().map(|raw| {
             let kind = match ev.body {
                 Body::FdOpen { kind, .. } => ResourceKind::Fd(kind),
-                Body::FdDup { old, .. } => ResourceKind::Fd(state.agg.kind_of_fd(pid, old)),
+                Body::FdDup { kind, .. } => ResourceKind::Fd(kind),
                 _ => ResourceKind::Heap,
             };
             self.intern(state, pid, kind, raw)

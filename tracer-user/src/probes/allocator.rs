@@ -122,6 +122,10 @@ pub fn load_order(exe: &Path, ld_preload: Option<&OsStr>, ld_library_path: Optio
     let search = Search { library_path: split_paths(ld_library_path), ..Search::default() };
     let mut all = Vec::new();
     walk_load_order(exe, preload_list(ld_preload), &search, |path, _, data| {
+        // A script (#!) is not loaded: its interpreter is, by the kernel's exec.
+        if !data.starts_with(b"\x7fELF") {
+            return false;
+        }
         all.push(path.to_path_buf());
         if let Some(interp) = interpreter(data) {
             all.push(interp);
@@ -366,6 +370,16 @@ mod tests {
     fn a_file_without_malloc_is_refused() {
         let err = AllocatorChoice::from_path(Path::new("/bin/true")).unwrap_err();
         assert!(err.to_string().contains("malloc and free"), "{err}");
+    }
+
+    #[test]
+    fn a_script_loads_nothing_of_its_own() {
+        let dir = std::env::temp_dir().join(format!("lt-script-{}", std::process::id()));
+        std::fs::write(&dir, "#!/bin/sh\nexit 0\n").unwrap();
+        let objects = load_order(&dir, None, None);
+        std::fs::remove_file(&dir).unwrap();
+        assert!(objects.is_empty(), "{objects:?}");
+        assert!(load_order(Path::new("/bin/true"), None, None).iter().any(|p| p.ends_with("true")));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::allocator_probes::{self, Loaded};
 use super::links::{LinkMode, LinkStats, ProcessLinks};
 use super::loader_probe::LoaderProbe;
 use super::raw_programs::RawObject;
+use super::syscalls::{self, DescriptorProbes, FdSettings, SyscallProbes};
 use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
 use super::unwind_tables::KernelTables;
 use super::{allocator::AllocatorChoice, preflight, ProbeError, Program};
@@ -76,6 +77,9 @@ pub enum AllocatorPrograms {
 /// Loaded programs and each traced process's allocator probes. Dropping it
 /// detaches everything (the allocator probes in the background).
 pub struct Probes {
+    /// First, so that it is dropped first: it hands every descriptor to a
+    /// background process (see detach.rs) before the rest closes.
+    descriptors: SyscallProbes,
     ebpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u32>,
     allocator: Loaded,
@@ -133,6 +137,7 @@ impl Probes {
         let raw = RawObject::prepare(OBJECT, &ebpf)?;
         let (allocator, warning) = allocator_probes::load(&raw, requested, programs)?;
         drop(raw);
+        let descriptors = syscalls::attach(&mut ebpf)?;
         attach_tracepoints(&mut ebpf, opts.follow_forks)?;
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")))
@@ -143,6 +148,7 @@ impl Probes {
         let counters = CounterReader(PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(load_err)?);
         let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(load_err)?;
         let probes = Self {
+            descriptors,
             ebpf,
             targets,
             allocator,
@@ -171,6 +177,11 @@ impl Probes {
         let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
         let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
         KernelTables::new(rows, pages, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
+    }
+
+    /// How descriptors are traced, for the report.
+    pub fn descriptor_probes(&self) -> DescriptorProbes {
+        self.descriptors.info.clone()
     }
 
     /// Traces `pid` (all its threads) from now on.
@@ -263,8 +274,10 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
     // memory): only when sampling.
     let sampled = if opts.sample_every > 1 { SAMPLED_ENTRIES } else { 1 };
     let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows, opts.pause_on_load)?;
+    let fd_settings = FdSettings::new()?;
     let mut loader = EbpfLoader::new();
     unwind.apply(&mut loader);
+    fd_settings.apply(&mut loader);
     loader
         .override_global("STACK_FRAMES", &frames, true)
         .override_global("FOLLOW_FORKS", &follow, true)
@@ -279,12 +292,7 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
 }
 
 fn attach_tracepoints(ebpf: &mut Ebpf, follow_forks: bool) -> Result<(), ProbeError> {
-    for (prog, tp) in [
-        (Program::SysEnter, "sys_enter"),
-        (Program::SysExit, "sys_exit"),
-        (Program::ProcessExec, "sched_process_exec"),
-        (Program::ProcessExit, "sched_process_exit"),
-    ] {
+    for (prog, tp) in [(Program::ProcessExec, "sched_process_exec"), (Program::ProcessExit, "sched_process_exit")] {
         let p: &mut RawTracePoint = program(ebpf, prog)?;
         p.load().map_err(attach_err(format!("{prog} (load)")))?;
         p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;

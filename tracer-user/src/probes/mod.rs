@@ -4,6 +4,7 @@ mod allocator;
 mod allocator_probes;
 mod bpf_sys;
 pub mod btf;
+mod detach;
 mod errors;
 mod links;
 mod loader;
@@ -12,6 +13,7 @@ mod preflight;
 mod programs;
 mod prologue;
 mod raw_programs;
+pub mod syscalls;
 mod unwind_settings;
 mod unwind_tables;
 
@@ -22,5 +24,6 @@ pub use loader::{AllocatorPrograms, CounterReader, LoadOptions, Outputs, Probes}
 pub use loader_probe::PAUSE_SIGNAL;
 pub use preflight::preflight;
 pub use programs::Program;
+pub use syscalls::DescriptorProbes;
 pub use unwind_settings::UnwindMode;
 pub use unwind_tables::{KernelTables, TableError};

@@ -8,7 +8,7 @@ use super::ProbeError;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
-const TRACEFS: &str = "/sys/kernel/tracing";
+pub(super) const TRACEFS: &str = "/sys/kernel/tracing";
 
 fn effective_caps() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -22,7 +22,7 @@ fn has(caps: u64, cap: u32) -> bool {
     caps & (1u64 << cap) != 0
 }
 
-/// Privileges, BTF, and tracefs (mounted here when absent).
+/// Privileges, BTF, tracefs (mounted here when absent) and the tracepoints.
 pub fn preflight() -> Result<(), ProbeError> {
     if cfg!(ebpf_stub) {
         return Err(ProbeError::StubBuild);
@@ -35,7 +35,8 @@ pub fn preflight() -> Result<(), ProbeError> {
         return Err(ProbeError::KernelFeature { what: "BTF", detail: "/sys/kernel/btf/vmlinux is missing (CONFIG_DEBUG_INFO_BTF)".into() });
     }
     ensure_tracefs()?;
-    for tp in ["raw_syscalls/sys_enter", "raw_syscalls/sys_exit", "sched/sched_process_exit", "sched/sched_process_exec"] {
+    super::syscalls::preflight()?;
+    for tp in ["sched/sched_process_exit", "sched/sched_process_exec"] {
         if !Path::new(TRACEFS).join("events").join(tp).exists() {
             return Err(ProbeError::KernelFeature { what: "a tracepoint", detail: format!("{tp} is not in {TRACEFS}/events") });
         }

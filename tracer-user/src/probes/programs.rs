@@ -1,10 +1,12 @@
 //! The eBPF programs of the embedded object, by name: one enum, so a typo is
 //! a compile error and the object test below checks every name exists.
 
+use tracer_common::syscalls::ExitProgram;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Program {
-    SysEnter,
-    SysExit,
+    /// A descriptor program, on the exit tracepoints of its system calls.
+    Descriptors(ExitProgram),
     ProcessExec,
     ProcessExit,
     ProcessFork,
@@ -28,8 +30,7 @@ pub enum Program {
 impl Program {
     pub const fn name(self) -> &'static str {
         match self {
-            Self::SysEnter => "sys_enter",
-            Self::SysExit => "sys_exit",
+            Self::Descriptors(p) => p.name(),
             Self::ProcessExec => "process_exec",
             Self::ProcessExit => "process_exit",
             Self::ProcessFork => "process_fork",
@@ -48,8 +49,6 @@ impl Program {
     /// Every program, for checks against the object.
     pub fn all() -> impl Iterator<Item = Program> {
         [
-            Self::SysEnter,
-            Self::SysExit,
             Self::ProcessExec,
             Self::ProcessExit,
             Self::ProcessFork,
@@ -64,6 +63,7 @@ impl Program {
             Self::DlLoaded,
         ]
         .into_iter()
+        .chain(ExitProgram::ALL.into_iter().map(Self::Descriptors))
     }
 }
 

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use tracer_common::Counter;
 
+use tracer_common::FdKind;
+
 use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackSummary};
+use crate::probes::DescriptorProbes;
 
 use super::attribute::{Attribution, Resolved, SiteCache};
 use super::model::{Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
@@ -25,6 +28,8 @@ pub struct ReportInput<'a> {
     pub sample_every: u32,
     /// Keep every stack of every site in `Report::profile` (the profile formats).
     pub keep_stacks: bool,
+    /// How descriptors are traced.
+    pub descriptors: DescriptorProbes,
 }
 
 pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Report {
@@ -65,6 +70,9 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
     if let Some(f) = focus.as_ref().filter(|f| f.matched.is_empty() && !snap.summaries.is_empty()) {
         warnings.push(format!("--focus {} matched no frame (resolved to {})", f.given, f.resolved.join(", ")));
     }
+    if snap.summaries.iter().any(|s| s.kind == ResourceKind::Fd(FdKind::IoUring)) {
+        warnings.push(IO_URING.to_owned());
+    }
     let sites = acc.sites_sorted();
     let profile = acc.profile.take().map(|p| Arc::new(p.finish(&snap.images)));
     let mut outstanding = outstanding(snap, scale);
@@ -89,8 +97,12 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         warnings,
         tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: snap.events, ..TracerCost::default() },
         profile,
+        descriptors: input.descriptors,
     }
 }
+
+/// Said when the target made an io_uring: its operations are no system calls.
+const IO_URING: &str = "the target uses io_uring: descriptors its operations open or close (accept, openat, socket, close submitted to the ring) are not traced";
 
 /// Everything outstanding, from the tracer's own tables (not from the sites).
 fn outstanding(snap: &Snapshot, scale: u64) -> Totals {
@@ -140,21 +152,16 @@ impl Accumulator {
             p.add(s.kind, c, || cache.stack(resolved));
         }
         let key = (s.kind, cache.site_key(resolved));
-        let site = self.sites.entry(key).or_insert_with(|| Site {
-            kind: s.kind,
-            count: 0,
-            bytes: 0,
-            allocations: 0,
-            releases: 0,
-            oldest_age_secs: 0.0,
-            site: cache.location(resolved),
-            stacks: 0,
-            stack: Vec::new(),
-            truncated: false,
-            stack_end: None,
-            growth: None,
-            reachability: None,
-        });
+        let site = self.sites.entry(key).or_insert_with(|| Site::empty(s.kind, cache.location(resolved)));
+        if let Some(d) = &s.detail {
+            site.received |= d.received;
+            for n in &d.notes {
+                if !site.detail.contains(n) {
+                    site.detail.push(n.clone());
+                    site.detail.sort();
+                }
+            }
+        }
         add_into(&mut site.reachability, &reach);
         site.count += c.outstanding;
         site.bytes += c.outstanding_bytes;

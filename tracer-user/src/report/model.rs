@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::aggregate::{Anomalies, ResourceKind};
+use crate::probes::DescriptorProbes;
 use crate::process::Ended;
 
 pub use super::focus::FocusReport;
@@ -48,6 +49,8 @@ pub struct Report {
     /// Every stack behind the sites, when asked for (the profile formats); not in the JSON.
     #[serde(skip)]
     pub profile: Option<Arc<Profile>>,
+    /// How descriptors were traced.
+    pub descriptors: DescriptorProbes,
 }
 
 #[cfg(test)]
@@ -76,6 +79,7 @@ impl Report {
             warnings: Vec::new(),
             tracer: TracerCost::default(),
             profile: None,
+            descriptors: DescriptorProbes::default(),
         }
     }
 }
@@ -84,21 +88,8 @@ impl Report {
 impl Site {
     /// A site named `function` in /bin/app with no stack, for tests of what consumes reports.
     pub fn named(kind: ResourceKind, function: &str, count: u64, bytes: u64) -> Self {
-        Self {
-            kind,
-            count,
-            bytes,
-            allocations: count,
-            releases: 0,
-            oldest_age_secs: 0.0,
-            site: Location { function: Some(function.into()), module: "/bin/app".into(), label: function.into(), ..Location::default() },
-            stacks: 1,
-            stack: Vec::new(),
-            truncated: false,
-            stack_end: None,
-            growth: None,
-            reachability: None,
-        }
+        let site = Location { function: Some(function.into()), module: "/bin/app".into(), label: function.into(), ..Location::default() };
+        Self { count, bytes, allocations: count, stacks: 1, ..Self::empty(kind, site) }
     }
 }
 
@@ -250,6 +241,11 @@ pub struct Site {
     pub stack_end: Option<String>,
     /// The trend of what this site holds over the session (null until there is enough history).
     pub growth: Option<Growth>,
+    /// Descriptors: what their files and calls say (a socket's family and
+    /// type; a memfd's name; an unknown anonymous inode's name), sorted.
+    pub detail: Vec<String>,
+    /// Descriptors received from another process (SCM_RIGHTS) by this call.
+    pub received: bool,
     /// valgrind's classes of its blocks (heap) or descriptors owned by lost blocks, after a scan.
     pub reachability: Option<Reachability>,
 }
@@ -311,6 +307,48 @@ pub struct StackFrame {
     pub inlined: bool,
     /// A frame a tail call left out, put back from the call instruction that led to it.
     pub inferred: bool,
+}
+
+impl Site {
+    /// A site at `site` that holds nothing yet.
+    pub fn empty(kind: ResourceKind, site: Location) -> Self {
+        Self {
+            kind,
+            count: 0,
+            bytes: 0,
+            allocations: 0,
+            releases: 0,
+            oldest_age_secs: 0.0,
+            site,
+            stacks: 0,
+            stack: Vec::new(),
+            truncated: false,
+            stack_end: None,
+            growth: None,
+            detail: Vec::new(),
+            received: false,
+            reachability: None,
+        }
+    }
+
+    /// What a descriptor site's files say, in one line (None when nothing).
+    pub fn detail_line(&self) -> Option<String> {
+        let mut parts = self.detail.clone();
+        if self.received {
+            parts.push("received from another process (SCM_RIGHTS)".to_owned());
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+impl std::fmt::Display for DescriptorProbes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {} system calls", self.mechanism, self.syscalls)?;
+        if !self.not_on_this_kernel.is_empty() {
+            write!(f, " (not on this kernel: {})", self.not_on_this_kernel.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 impl Report {

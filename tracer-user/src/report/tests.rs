@@ -39,6 +39,8 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         truncated: false,
         stack_end: None,
         growth: None,
+        detail: Vec::new(),
+        received: false,
         reachability: None,
     }
 }
@@ -200,4 +202,24 @@ fn a_deep_site_is_shown_with_its_neighbours_after_the_acquisition() {
     s.stack[2] = StackFrame { file: Some("/srv/server.js".into()), ..s.stack[0].clone() };
     let t = text::render(&report(vec![s], 0));
     assert!(!t.contains("more frames") && !t.contains("... "), "a short stack is shown whole: {t}");
+}
+
+#[test]
+fn descriptor_details_and_the_mechanism_are_shown() {
+    let mut s = site(ResourceKind::Fd(FdKind::Memfd), "receive", "net_socket.c", 60, 2, 0);
+    s.detail = vec!["memfd:shm".into()];
+    s.received = true;
+    let mut r = report(vec![s], 0);
+    r.descriptors.syscalls = 46;
+    r.descriptors.not_on_this_kernel = vec!["open_tree_attr"];
+    let t = text::render(&r);
+    assert!(t.contains("descriptors: per-syscall exit tracepoints on 46 system calls (not on this kernel: open_tree_attr)"), "{t}");
+    assert!(
+        t.contains("[memfd] 2 memfd handles at receive (net_socket.c:60)\n    memfd:shm; received from another process (SCM_RIGHTS)"),
+        "{t}"
+    );
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["sites"][0]["detail"], serde_json::json!(["memfd:shm"]));
+    assert_eq!(v["sites"][0]["received"], true);
+    assert_eq!(v["descriptors"]["syscalls"], 46);
 }

@@ -45,6 +45,7 @@ fn header(out: &mut String, r: &Report) {
     if let Some(a) = &t.allocator {
         let _ = writeln!(out, "allocator: {a}");
     }
+    let _ = writeln!(out, "descriptors: {}", r.descriptors);
     let handles = |h: &std::collections::BTreeMap<String, u64>| {
         if h.is_empty() {
             "no handles".to_owned()
@@ -89,6 +90,9 @@ fn site(out: &mut String, s: &Site) {
         format!("{} {} handles", s.count, s.kind)
     };
     let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site.label, s.site.file.as_deref(), s.site.line));
+    if let Some(d) = s.detail_line() {
+        let _ = writeln!(out, "    {d}");
+    }
     let stacks = if s.stacks > 1 { format!(", from {} different stacks (the largest shown)", s.stacks) } else { String::new() };
     let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s{stacks}", s.allocations, s.releases, s.oldest_age_secs);
     // A site deep in its stack (JavaScript under a runtime's frames) is shown
@@ -179,7 +183,8 @@ fn short(path: &str) -> &str {
 }
 
 fn frame_line(f: &StackFrame) -> String {
-    let name = f.function.clone().unwrap_or_else(|| format!("{}+?", short(&f.module)));
+    // Outside every symbol: where in which file, never a neighbour's name.
+    let name = f.function.clone().unwrap_or_else(|| format!("{}+{:#x}", short(&f.module), f.module_offset));
     let inl = match (f.inlined, f.inferred) {
         (_, true) => " [tail call]",
         (true, false) => " [inlined]",

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::aggregate::StackId;
 use crate::pipeline::{Consumer, Shared};
-use crate::probes::{CounterReader, LinkStats, Probes};
+use crate::probes::{CounterReader, DescriptorProbes, LinkStats, Probes};
 use crate::process::{monotonic_ns, Ended, Supervised, Watched};
 use crate::report::model::{ExitStatus, Target, TargetState};
 use crate::report::{self, Report, ReportInput, SiteCache};
@@ -45,6 +45,8 @@ pub struct Session {
     detached: bool,
     config: start::SessionConfig,
     cache: SiteCache,
+    /// How descriptors are traced, for every report.
+    descriptors: DescriptorProbes,
 }
 
 impl Session {
@@ -128,6 +130,7 @@ impl Session {
             now_ns,
             sample_every: self.config.load.sample_every,
             keep_stacks: self.config.keep_stacks,
+            descriptors: self.descriptors.clone(),
         };
         let mut report = report::build(&snapshot, &mut self.cache, input);
         let (attach_ms, detach_ms) = self.link_stats.means_ms();

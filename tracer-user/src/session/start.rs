@@ -115,6 +115,14 @@ impl Hooks for RunHooks {
         if let Some(t) = &self.tables {
             t.preload_process(pid, &self.shared);
         }
+        // And the image's maps, while it is stopped: a descriptor it opens and
+        // passes through an exec is named with them even if the pipeline
+        // reaches its record after the exec. Everything before the stop
+        // first, so that they go to this image.
+        self.shared.sync();
+        if let Ok(maps) = ProcessMaps::capture(pid) {
+            self.shared.state().add_maps(pid, maps);
+        }
         true
     }
 }
@@ -172,6 +180,7 @@ fn start_run(
     let child = Supervised::spawn(Command { program, argv, follow_forks, signals }, Box::new(hooks))?;
     let pid = child.pid;
     lock(&placement).set_target(pid);
+    shared.state().spawned(pid);
     lock(probes).add_target(pid)?;
     Ok(Started { handle: Handle::Child(child), pid, command, placement })
 }
@@ -223,6 +232,7 @@ impl Session {
         config.load.pause_on_load = !is_attach;
         let (mut probes, outputs) = Probes::load(&config.load, config.allocator_programs, is_attach)?;
         let link_stats = probes.link_stats();
+        let descriptors = probes.descriptor_probes();
         let shared = Shared::new(State::new());
         let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
         let parts = Parts { shared: shared.clone(), probes: Arc::new(Mutex::new(probes)), tables, scan_at_exit: config.scan_at_exit };
@@ -269,6 +279,7 @@ impl Session {
             detached: false,
             config,
             cache: SiteCache::default(),
+            descriptors,
         })
     }
 }

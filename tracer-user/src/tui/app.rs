@@ -131,7 +131,9 @@ impl App {
             Action::Down => self.selected = (self.selected + 1).min(self.rows().len().saturating_sub(1)),
             Action::CycleSort => self.sort = Some(self.sort().next()),
             Action::CycleKind => {
-                let kinds: Vec<ResourceKind> = ResourceKind::all().collect();
+                // The kinds the report has (of seventeen), in their order, then all.
+                let sites = self.report.as_ref().map_or(&[][..], |r| &r.sites[..]);
+                let kinds: Vec<ResourceKind> = ResourceKind::all().filter(|k| sites.iter().any(|s| s.kind == *k)).collect();
                 self.kind = match self.kind {
                     None => kinds.first().copied(),
                     Some(k) => kinds.iter().position(|x| *x == k).and_then(|i| kinds.get(i + 1).copied()),

@@ -151,6 +151,9 @@ fn render_detail(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
         Span::styled(s.site.label.clone(), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("  {} in {}", s.kind, s.site.module.rsplit('/').next().unwrap_or(&s.site.module))),
     ])];
+    if let Some(d) = s.detail_line() {
+        lines.push(Line::styled(d, Style::default().fg(Color::Cyan)));
+    }
     if let Some(g) = &s.growth {
         lines.push(Line::raw(format!("growth: {}", crate::growth::describe(g, s.kind))));
     }

@@ -65,6 +65,8 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         truncated: false,
         stack_end: None,
         growth: None,
+        detail: Vec::new(),
+        received: false,
         reachability: None,
     }
 }
@@ -174,9 +176,11 @@ fn filters_help_pause_and_keys() {
     refresh(&mut app, report(two_sites(), 0), 1.0);
     app.update(Action::CycleKind); // heap
     assert_eq!(app.rows().len(), 1);
-    app.update(Action::CycleKind); // socket
-    assert_eq!(app.rows().len(), 0);
-    app.kind = None;
+    app.update(Action::CycleKind); // timerfd: the kinds the report has, not all seventeen
+    assert_eq!(app.kind, Some(ResourceKind::Fd(FdKind::Timerfd)));
+    assert_eq!(app.rows().len(), 1);
+    app.update(Action::CycleKind); // all again
+    assert_eq!((app.kind, app.rows().len()), (None, 2));
     for a in [Action::StartFilter, Action::FilterChar('t'), Action::FilterChar('i'), Action::FilterChar('m'), Action::FilterApply] {
         app.update(a);
     }

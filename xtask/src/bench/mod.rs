@@ -6,6 +6,7 @@ mod lifecycle;
 mod measure;
 mod server;
 mod soak;
+mod syscalls;
 mod targets;
 mod unwind;
 
@@ -54,6 +55,7 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
     cc(&scratch.join("forker"), &w.join("forker.c"), &[])?;
     cc(&scratch.join("soak"), &w.join("soak.c"), &[])?;
+    syscalls::build(&w, scratch)?;
     crate::fixture::build(root)?;
     Ok(root.join("target/release/leaktrace"))
 }
@@ -131,11 +133,10 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     let secs = if opts.quick { 40 } else { 600 };
     let soak = soak::run(&tools, &scratch.join("soak"), secs).map(|(growth, m)| (Some(growth), m));
     record(format!("soak: attached {secs}s to a churning program"), Config::Exact, "MiB RSS growth", soak);
-
     for (workload, c, unit, r) in lifecycle::rows(&tools, &exe("forker"), opts.quick) {
         record(workload, c, unit, r);
     }
-
+    results.extend(syscalls::run(root, &tools, opts.quick));
     write_results(root, &results, opts.quick)
 }
 

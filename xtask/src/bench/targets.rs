@@ -61,6 +61,7 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
         });
     }
     checks.extend(super::unwind::evaluate(r));
+    checks.extend(super::syscalls::evaluate(r));
     if let Some(x) = r.iter().find(|x| x.workload.starts_with("2 threads flat out")) {
         let lost = x.m.lost_events;
         checks.push(Check {

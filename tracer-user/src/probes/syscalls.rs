@@ -1,0 +1,160 @@
+//! The descriptor probes: one program on the `syscalls/sys_exit_NAME`
+//! tracepoint of each system call in `tracer_common::syscalls`, and nothing on
+//! any other system call. Enabling any syscall tracepoint sends every task's
+//! system calls through the kernel's slow path (the floor every syscall
+//! tracer pays); a program on the raw `sys_enter`/`sys_exit` would also run
+//! on each of them, and a program at any call's entry would add a second
+//! callback to each. Only the listed calls run a program, at their exit.
+//!
+//! The programs read the new descriptor's file from the task's descriptor
+//! table: the structure offsets come from the kernel's BTF, as load-time
+//! constants.
+
+use std::path::Path;
+
+use aya::programs::trace_point::TracePointLink;
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use serde::Serialize;
+use tracer_common::syscalls::{ExitProgram, SYSCALLS};
+
+use super::btf::KernelBtf;
+use super::{detach, preflight::TRACEFS, ProbeError, Program};
+
+/// How descriptors are traced, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DescriptorProbes {
+    pub mechanism: &'static str,
+    /// System calls with a program on their exit tracepoint.
+    pub syscalls: usize,
+    /// Calls of the table this kernel does not have.
+    pub not_on_this_kernel: Vec<&'static str>,
+}
+
+impl Default for DescriptorProbes {
+    fn default() -> Self {
+        Self { mechanism: MECHANISM, syscalls: 0, not_on_this_kernel: Vec::new() }
+    }
+}
+
+pub const MECHANISM: &str = "per-syscall exit tracepoints";
+
+/// The kernel structure members the descriptor programs read: (global, the
+/// members whose offsets add up to it).
+const MEMBERS: [(&str, &[(&str, &str)]); 12] = [
+    ("FD_TASK_FILES", &[("task_struct", "files")]),
+    ("FD_FILES_FDT", &[("files_struct", "fdt")]),
+    ("FD_FILES_COUNT", &[("files_struct", "count")]),
+    ("FD_FDT_MAX", &[("fdtable", "max_fds")]),
+    ("FD_FDT_ARRAY", &[("fdtable", "fd")]),
+    ("FD_FDT_OPEN", &[("fdtable", "open_fds")]),
+    ("FD_FILE_DENTRY", &[("file", "f_path"), ("path", "dentry")]),
+    ("FD_FILE_INODE", &[("file", "f_inode")]),
+    ("FD_DENTRY_NAME", &[("dentry", "d_name"), ("qstr", "name")]),
+    ("FD_INODE_MODE", &[("inode", "i_mode")]),
+    ("FD_INODE_SB", &[("inode", "i_sb")]),
+    ("FD_SB_MAGIC", &[("super_block", "s_magic")]),
+];
+
+/// The offsets of [`MEMBERS`] on the running kernel, for the loader.
+pub struct FdSettings {
+    offsets: Vec<(&'static str, u32)>,
+}
+
+impl FdSettings {
+    pub fn new() -> Result<Self, ProbeError> {
+        let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
+        Self::from_btf(&btf)
+    }
+
+    fn from_btf(btf: &KernelBtf) -> Result<Self, ProbeError> {
+        let offsets = MEMBERS
+            .iter()
+            .map(|(global, path)| {
+                let sum = path.iter().try_fold(0u32, |acc, (ty, member)| btf.member_offset(ty, member).map(|o| acc + o));
+                sum.map(|o| (*global, o))
+                    .map_err(|e| ProbeError::KernelFeature { what: "a kernel structure member", detail: e.to_string() })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { offsets })
+    }
+
+    pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
+        for (name, off) in &self.offsets {
+            loader.override_global(name, off, true);
+        }
+    }
+}
+
+fn tracepoint_exists(name: &str) -> bool {
+    Path::new(TRACEFS).join("events/syscalls").join(format!("sys_exit_{name}")).is_dir()
+}
+
+/// The required calls' tracepoints exist (tracefs is mounted by then).
+pub fn preflight() -> Result<(), ProbeError> {
+    match SYSCALLS.iter().find(|s| s.required && !tracepoint_exists(s.name)) {
+        None => Ok(()),
+        Some(s) => Err(ProbeError::KernelFeature {
+            what: "syscall tracepoints (CONFIG_FTRACE_SYSCALLS)",
+            detail: format!("syscalls/sys_exit_{} is not in {TRACEFS}/events", s.name),
+        }),
+    }
+}
+
+/// The attached descriptor programs. Dropping it detaches them, in the
+/// background (see [`detach`]).
+pub struct SyscallProbes {
+    links: Vec<TracePointLink>,
+    pub info: DescriptorProbes,
+}
+
+impl Drop for SyscallProbes {
+    fn drop(&mut self) {
+        if !self.links.is_empty() {
+            detach::in_background();
+        }
+    }
+}
+
+/// Loads the descriptor programs and attaches each to its calls' exit tracepoints.
+pub fn attach(ebpf: &mut Ebpf) -> Result<SyscallProbes, ProbeError> {
+    // Built first, so that a failure half-way detaches what is attached in the background too.
+    let mut probes = SyscallProbes { links: Vec::new(), info: DescriptorProbes::default() };
+    for exit in ExitProgram::ALL {
+        let prog = Program::Descriptors(exit);
+        let missing = || ProbeError::Load(format!("program {prog} missing from the object"));
+        let p: &mut TracePoint = ebpf
+            .program_mut(prog.name())
+            .ok_or_else(missing)?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {prog}: {e}")))?;
+        p.load().map_err(super::loader::attach_err(format!("{prog} (load)")))?;
+        for s in SYSCALLS.iter().filter(|s| s.effect.program() == exit) {
+            if !tracepoint_exists(s.name) {
+                probes.info.not_on_this_kernel.push(s.name);
+                continue;
+            }
+            let what = format!("tracepoint syscalls/sys_exit_{}", s.name);
+            let id = p.attach("syscalls", &format!("sys_exit_{}", s.name)).map_err(super::loader::attach_err(what.clone()))?;
+            probes.links.push(p.take_link(id).map_err(super::loader::attach_err(what))?);
+            probes.info.syscalls += 1;
+        }
+    }
+    Ok(probes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_member_is_in_the_running_kernel() {
+        let btf = KernelBtf::load().unwrap();
+        let s = FdSettings::from_btf(&btf).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.offsets.len(), MEMBERS.len());
+        let get = |g: &str| s.offsets.iter().find(|(n, _)| *n == g).unwrap().1;
+        // f_path is a struct path { mnt, dentry }: the dentry is 8 bytes in.
+        assert_eq!(get("FD_FILE_DENTRY"), btf.member_offset("file", "f_path").unwrap() + 8);
+        assert!(get("FD_TASK_FILES") > 0 && get("FD_TASK_FILES") < 16384);
+    }
+}

@@ -43,10 +43,17 @@ pub struct Scans {
     pub every: Option<Duration>,
 }
 
-/// `attach`: one scan now, said on stderr with how long the target was stopped.
+/// `attach`: one scan now, said on stderr with what it read and how long the target was stopped.
 pub fn scan_now(session: &mut Session) {
     match session.scan() {
-        Ok(stopped) => eprintln!("leaktrace: scanned pid {}: stopped {:.1} ms", session.pid(), stopped.as_secs_f64() * 1e3),
+        Ok(s) => eprintln!(
+            "leaktrace: scanned pid {}: {} blocks, {:.1} MiB in {:.1} ms; stopped {:.1} ms",
+            session.pid(),
+            s.blocks,
+            s.block_bytes as f64 / (1 << 20) as f64,
+            s.scan_ms,
+            s.stopped_ms
+        ),
         Err(e) => eprintln!("leaktrace: no reachability scan: {e}"),
     }
 }

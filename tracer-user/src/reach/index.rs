@@ -80,6 +80,12 @@ impl BlockIndex {
         Region { lo, hi, buckets }
     }
 
+    /// What the index holds in memory.
+    pub fn heap_bytes(&self) -> usize {
+        let buckets: usize = self.regions.iter().map(|r| r.buckets.capacity() * 4).sum();
+        self.blocks.capacity() * std::mem::size_of::<Block>() + self.regions.capacity() * std::mem::size_of::<Region>() + buckets
+    }
+
     pub fn len(&self) -> usize {
         self.blocks.len()
     }

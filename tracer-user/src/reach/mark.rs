@@ -14,12 +14,15 @@
 
 use super::fds::FdWatch;
 use super::index::{BlockIndex, Hit};
+use super::window::Window;
 use super::Memory;
 
 /// Blocks per read (the kernel's IOV_MAX).
 pub const BATCH_BLOCKS: usize = 1024;
 /// Bytes per read.
 pub const BATCH_BYTES: usize = 4 << 20;
+/// A batch of this many blocks or fewer is read through the window (a chain).
+const FEW: usize = 2;
 
 const UNREACHED: u8 = 0;
 const POSSIBLE: u8 = 1;
@@ -69,6 +72,9 @@ pub struct Work {
     pub block_bytes: u64,
     /// Bytes that could not be read (zeros were scanned instead).
     pub unreadable_bytes: u64,
+    /// The scan's own memory at the end: the block index, the stacks, a
+    /// state byte and a class per block, the mark stack and the read buffers.
+    pub memory_bytes: u64,
 }
 
 pub struct Marker<'a, M: Memory> {
@@ -81,6 +87,7 @@ pub struct Marker<'a, M: Memory> {
     /// allocator's (its bins and top point there), never the program's.
     chunk_headers: bool,
     fds: Option<&'a mut FdWatch>,
+    window: Window,
     pub work: Work,
 }
 
@@ -99,6 +106,7 @@ impl<'a, M: Memory> Marker<'a, M> {
             buf: Vec::new(),
             chunk_headers,
             fds,
+            window: Window::new(),
             work: Work::default(),
         }
     }
@@ -146,7 +154,9 @@ impl<'a, M: Memory> Marker<'a, M> {
                 INDIRECT => Class::Indirect,
                 _ => Class::Definite,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let held = self.state.capacity() + classes.capacity() + self.stack.capacity() * 4 + self.buf.capacity() + self.window.capacity();
+        self.work.memory_bytes = (held + self.index.heap_bytes()) as u64;
         (classes, self.work)
     }
 
@@ -205,19 +215,19 @@ impl<'a, M: Memory> Marker<'a, M> {
         first > 0 && (blk.size - 8).is_multiple_of(first)
     }
 
-    /// Scans the mark stack until it is empty, in batched reads.
+    /// Scans the mark stack until it is empty, in batched reads (a chain,
+    /// a block or two at a time, through the window).
     fn drain(&mut self, leader: Option<u32>) {
+        let mut batch: Vec<(u32, (u64, usize), Mode)> = Vec::with_capacity(BATCH_BLOCKS);
         let mut ranges: Vec<(u64, usize)> = Vec::with_capacity(BATCH_BLOCKS);
-        let mut modes: Vec<Mode> = Vec::with_capacity(BATCH_BLOCKS);
         while !self.stack.is_empty() {
-            ranges.clear();
-            modes.clear();
+            batch.clear();
             let mut total = 0usize;
             while let Some(&b) = self.stack.last() {
                 let blk = self.index.block(b);
                 let (start, end) = ((blk.addr + 7) & !7, blk.end() & !7);
                 let len = end.saturating_sub(start) as usize;
-                if !ranges.is_empty() && (total + len > BATCH_BYTES || ranges.len() == BATCH_BLOCKS) {
+                if !batch.is_empty() && (total + len > BATCH_BYTES || batch.len() == BATCH_BLOCKS) {
                     break;
                 }
                 self.stack.pop();
@@ -228,18 +238,29 @@ impl<'a, M: Memory> Marker<'a, M> {
                 };
                 if len > BATCH_BYTES {
                     self.scan_large(start, end, mode);
-                    continue;
+                } else if len > 0 {
+                    batch.push((b, (start, len), mode));
+                    total += len;
                 }
-                ranges.push((start, len));
-                modes.push(mode);
-                total += len;
             }
+            self.work.block_bytes += total as u64;
+            if batch.len() <= FEW {
+                for &(b, (start, len), mode) in &batch {
+                    let mut window = std::mem::replace(&mut self.window, Window::new());
+                    let (bytes, unreadable) = window.block(self.index, b, (start, start + len as u64), self.mem);
+                    self.work.unreadable_bytes += unreadable;
+                    self.scan_words(bytes, mode, true);
+                    self.window = window;
+                }
+                continue;
+            }
+            ranges.clear();
+            ranges.extend(batch.iter().map(|&(_, r, _)| r));
             let mut buf = std::mem::take(&mut self.buf);
             buf.resize(total, 0);
             self.work.unreadable_bytes += self.mem.read(&ranges, &mut buf);
-            self.work.block_bytes += total as u64;
             let mut at = 0;
-            for (&(_, len), &mode) in ranges.iter().zip(&modes) {
+            for &(_, (_, len), mode) in &batch {
                 self.scan_words(&buf[at..at + len], mode, true);
                 at += len;
             }

@@ -10,6 +10,7 @@ mod remote;
 mod roots;
 mod scan;
 mod threads;
+mod window;
 
 pub use index::Block;
 pub use mark::{Class, Work};

@@ -16,8 +16,9 @@ use crate::aggregate::StackId;
 pub struct ScanInput<'a> {
     pub pid: u32,
     pub threads: &'a [Thread],
-    /// Outstanding heap blocks, each with the stack that allocated it.
-    pub blocks: Vec<(Block, StackId)>,
+    /// Outstanding heap blocks in address order, and the stack that allocated each.
+    pub blocks: Vec<Block>,
+    pub stacks: Vec<StackId>,
     /// Outstanding descriptors, each with the stack that opened it.
     pub fds: Vec<(i32, StackId)>,
     /// The allocator is glibc's malloc (see [`roots`]).
@@ -51,11 +52,9 @@ pub fn scan(input: ScanInput) -> std::io::Result<ScanResult> {
 }
 
 /// The scan over given maps and memory (tests give their own).
-pub fn scan_with(mut input: ScanInput, maps: &[Region], mem: &mut impl Memory) -> ScanResult {
+pub fn scan_with(input: ScanInput, maps: &[Region], mem: &mut impl Memory) -> ScanResult {
     let started = Instant::now();
-    input.blocks.sort_unstable_by_key(|(b, _)| b.addr);
-    input.blocks.dedup_by_key(|(b, _)| b.addr);
-    let index = BlockIndex::new(input.blocks.iter().map(|(b, _)| *b).collect());
+    let index = BlockIndex::new(input.blocks);
     let roots = roots::find(maps, input.threads, &index, input.glibc);
     let open: Vec<i32> = input.fds.iter().map(|f| f.0).collect();
     let mut fds = FdWatch::new(&open);
@@ -64,9 +63,10 @@ pub fn scan_with(mut input: ScanInput, maps: &[Region], mem: &mut impl Memory) -
     for &(s, e) in &roots.ranges {
         marker.scan_root(s, e);
     }
-    let (classes, work) = marker.finish();
+    let (classes, mut work) = marker.finish();
+    work.memory_bytes += (input.stacks.capacity() * std::mem::size_of::<StackId>()) as u64;
     let mut per_stack: HashMap<StackId, ByClass> = HashMap::new();
-    for ((b, stack), class) in input.blocks.iter().zip(&classes) {
+    for ((b, stack), class) in index.blocks().iter().zip(&input.stacks).zip(&classes) {
         let e = &mut per_stack.entry(*stack).or_default()[*class as usize];
         e.0 += 1;
         e.1 += b.size;

@@ -83,6 +83,8 @@ pub struct ScanInfo {
     pub root_bytes: u64,
     pub block_bytes: u64,
     pub unreadable_bytes: u64,
+    /// The scan's own memory (index, stacks, state, buffers).
+    pub memory_bytes: u64,
     pub scan_ms: f64,
     /// How long the target was held stopped for it (`attach`; under `run` it is at its exit stop).
     pub stopped_ms: Option<f64>,
@@ -109,6 +111,7 @@ impl ScanTable {
                 root_bytes: s.work.root_bytes,
                 block_bytes: s.work.block_bytes,
                 unreadable_bytes: s.work.unreadable_bytes,
+                memory_bytes: s.work.memory_bytes,
                 scan_ms: s.scan_ms,
                 stopped_ms: s.stopped_ms,
             });

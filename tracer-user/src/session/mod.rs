@@ -19,7 +19,7 @@ use crate::report::{self, Report, ReportInput, SiteCache};
 
 use follow::Follower;
 use placement::{lock, Placement};
-pub use reachability::ScanError;
+pub use reachability::{ScanError, Scanned};
 pub use start::{SessionConfig, SessionError, TargetSpec};
 
 enum Handle {
@@ -158,7 +158,7 @@ impl Session {
     /// `attach`: holds the target still, scans its memory for what is lost
     /// and lets it go; how long it was stopped. (Under `run` each process
     /// is scanned at its end.)
-    pub fn scan(&mut self) -> Result<std::time::Duration, reachability::ScanError> {
+    pub fn scan(&mut self) -> Result<reachability::Scanned, reachability::ScanError> {
         let glibc = reachability::is_glibc(lock(&self.placement).allocator_of(self.target.pid).as_deref());
         reachability::scan_running(&self.shared, self.target.pid, glibc)
     }

@@ -3,8 +3,6 @@
 //! demand under `attach` (every thread held still for the scan). The result
 //! goes into the state, for the reports.
 
-use std::time::Duration;
-
 use crate::pipeline::Shared;
 use crate::probes::AllocatorChoice;
 use crate::process::pause::{self, PauseError};
@@ -42,16 +40,32 @@ pub fn scan_stopped(shared: &Shared, pid: u32, threads: &[u32], glibc: bool) -> 
         let state = shared.state();
         (state.agg.outstanding_blocks(pid), state.agg.outstanding_fds(pid))
     };
-    let blocks = blocks.into_iter().map(|(addr, size, stack)| (Block { addr, size }, stack)).collect();
-    reach::scan(ScanInput { pid, threads: &regs, blocks, fds, glibc }).map_err(|e| ScanError::Maps(pid, e))
+    let (blocks, stacks) = blocks;
+    // The same layout: collected in place.
+    let blocks = blocks.into_iter().map(|(addr, size)| Block { addr, size }).collect();
+    reach::scan(ScanInput { pid, threads: &regs, blocks, stacks, fds, glibc }).map_err(|e| ScanError::Maps(pid, e))
+}
+
+/// What one scan of a running process saw, for the line `attach` prints.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanned {
+    pub blocks: u64,
+    pub block_bytes: u64,
+    pub scan_ms: f64,
+    /// How long the process was held stopped.
+    pub stopped_ms: f64,
 }
 
 /// Holds a running process still, scans it and lets it go; the result, with
-/// how long the process was stopped, goes into the state.
-pub fn scan_running(shared: &Shared, pid: u32, glibc: bool) -> Result<Duration, ScanError> {
+/// how long the process was stopped, goes into the state. The pipeline
+/// catches up first, so that the process is not held while it does.
+pub fn scan_running(shared: &Shared, pid: u32, glibc: bool) -> Result<Scanned, ScanError> {
+    shared.sync();
     let (result, stopped) = pause::while_stopped(pid, |tids| scan_stopped(shared, pid, tids, glibc))?;
     let mut result = result?;
-    result.stopped_ms = Some(stopped.as_secs_f64() * 1e3);
+    let stopped_ms = stopped.as_secs_f64() * 1e3;
+    result.stopped_ms = Some(stopped_ms);
+    let scanned = Scanned { blocks: result.blocks, block_bytes: result.work.block_bytes, scan_ms: result.scan_ms, stopped_ms };
     shared.state().add_scan(result);
-    Ok(stopped)
+    Ok(scanned)
 }

@@ -141,6 +141,8 @@ fn leak_kinds_decide_the_gate() {
         (out.status.code(), stderr(&out))
     };
     // Reachable and possibly lost blocks: 2,122 bytes; lost: 196.
+    assert_eq!(code(&["--max-leaked-bytes", "196"]).0, Some(0), "definite and indirect by default");
+    assert_eq!(code(&["--max-leaked-bytes", "195"]).0, Some(1));
     assert_eq!(code(&["--leak-kinds", "definite,indirect", "--max-leaked-bytes", "196"]).0, Some(0));
     assert_eq!(code(&["--leak-kinds", "definite,indirect", "--max-leaked-bytes", "195"]).0, Some(1));
     assert_eq!(code(&["--leak-kinds", "reachable", "--max-leaked-bytes", "1000"]).0, Some(1));

@@ -36,6 +36,8 @@ pub struct State {
     /// Processes `run` forked that have not exec'd the command yet: what they
     /// do until then (closing leaktrace's own pipes) is leaktrace's, not theirs.
     spawning: HashSet<u32>,
+    /// Processes traced since their exec: every block of their heap is known.
+    since_exec: HashSet<u32>,
     pub events: u64,
     pub decode_errors: u64,
     /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
@@ -112,11 +114,14 @@ impl State {
             Body::Exec => {
                 self.current.remove(&tgid);
                 self.forked.remove(&tgid);
+                self.since_exec.insert(tgid);
             }
             // The child is a copy of this address space: until it execs, its
             // stacks (a descriptor opened between fork and exec, then
             // inherited) are named with these maps, even once it has exec'd.
             Body::Fork { child } => {
+                // Its heap is its parent's until it execs: not known here.
+                self.since_exec.remove(&child);
                 if let Some(&i) = self.current.get(&tgid) {
                     self.forked.insert(child, self.images[i as usize].maps.clone());
                 }
@@ -155,6 +160,11 @@ impl State {
     pub fn add_maps(&mut self, pid: u32, maps: ProcessMaps) {
         let image = self.image_of(pid);
         Arc::make_mut(&mut self.images[image as usize].maps).merge(maps);
+    }
+
+    /// Whether `pid` has been traced since its exec (its whole heap is known).
+    pub fn traced_since_exec(&self, pid: u32) -> bool {
+        self.since_exec.contains(&pid)
     }
 
     /// A reachability scan of a process: it replaces the one before.

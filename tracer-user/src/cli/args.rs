@@ -95,7 +95,8 @@ pub struct Options {
     pub max_leaked_handles: u64,
     /// With --ci: which heap blocks fail the gate, in valgrind's leak kinds
     /// (--errors-for-leak-kinds): a comma-separated list of definite, indirect,
-    /// possible, reachable, or all, or none (default: everything outstanding).
+    /// possible, reachable, or all, or none (default: definite,indirect; blocks
+    /// no scan classified always count).
     #[arg(long, value_name = "KINDS", value_parser = LeakKinds::parse)]
     pub leak_kinds: Option<LeakKinds>,
     /// Compare the leaks with a manifest (the fixture's format); any missing or unexpected site fails.

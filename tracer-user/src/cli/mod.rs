@@ -57,7 +57,7 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Attach { pid, duration, scan_at_end, scan_every, opts } => {
             // Classes decide the gate only after a scan.
-            scans.at_end = scan_at_end || opts.leak_kinds.is_some();
+            scans.at_end = scan_at_end || opts.ci;
             scans.every = secs(scan_every);
             (TargetSpec::Attach { pid }, opts, Limits { duration: secs(duration), kill_after: None })
         }

@@ -121,20 +121,39 @@ impl<'a, M: Memory> Marker<'a, M> {
         self.drain(None);
     }
 
-    /// A root range `[start, end)`: read in pieces, each drained before the next.
-    pub fn scan_root(&mut self, start: u64, end: u64) {
-        let (mut at, end) = ((start + 7) & !7, end & !7);
-        while at < end {
-            let len = ((end - at) as usize).min(BATCH_BYTES);
-            let mut buf = std::mem::take(&mut self.buf);
-            buf.resize(len, 0);
-            self.work.unreadable_bytes += self.mem.read(&[(at, len)], &mut buf);
-            self.work.root_bytes += len as u64;
-            self.scan_words(&buf, Mode::Live { definite: true }, false);
-            self.buf = buf;
-            self.drain(None);
-            at += len as u64;
+    /// Root ranges, read like blocks (up to [`BATCH_BLOCKS`] ranges and
+    /// [`BATCH_BYTES`] a read: the gaps between a heap's blocks, when the
+    /// heap is a root, are many and small), each batch drained before the next.
+    pub fn scan_roots(&mut self, ranges: &[(u64, u64)]) {
+        let mut batch: Vec<(u64, usize)> = Vec::new();
+        let mut total = 0usize;
+        for &(start, end) in ranges {
+            let (mut at, end) = ((start + 7) & !7, end & !7);
+            while at < end {
+                let len = ((end - at) as usize).min(BATCH_BYTES);
+                if !batch.is_empty() && (total + len > BATCH_BYTES || batch.len() == BATCH_BLOCKS) {
+                    self.scan_root_batch(&batch, total);
+                    (batch, total) = (Vec::new(), 0);
+                }
+                batch.push((at, len));
+                total += len;
+                at += len as u64;
+            }
         }
+        if !batch.is_empty() {
+            self.scan_root_batch(&batch, total);
+        }
+    }
+
+    fn scan_root_batch(&mut self, batch: &[(u64, usize)], total: usize) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(total, 0);
+        self.work.unreadable_bytes += self.mem.read(batch, &mut buf);
+        self.work.root_bytes += total as u64;
+        // Every piece is whole words: the batch scans as one.
+        self.scan_words(&buf, Mode::Live { definite: true }, false);
+        self.buf = buf;
+        self.drain(None);
     }
 
     /// After the roots: the lost blocks' cliques, then each block's class (in address order).

@@ -94,8 +94,12 @@ pub struct Roots {
 }
 
 /// The roots of a process from its maps and its threads. `glibc_heap`: the
-/// allocator is glibc's, so the program's other writable memory is scanned too.
-pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap: bool) -> Roots {
+/// allocator is glibc's, so the program's other writable memory is scanned
+/// too. `heap_known`: every outstanding block of the process is in `blocks`
+/// (traced since its exec); else (attached, or a fork that has not exec'd)
+/// all its writable memory but the known blocks is a root: a block held
+/// only by one allocated before tracing began is not lost.
+pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap: bool, heap_known: bool) -> Roots {
     let modules: HashSet<&(String, u64)> = maps.iter().filter(|r| r.exec && r.file.1 != 0).map(|r| &r.file).collect();
     let is_module = |r: &Region| r.file.1 != 0 && modules.contains(&r.file);
     let stack_of = |r: &Region| threads.iter().any(|t| r.contains(t.sp));
@@ -108,7 +112,7 @@ pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap
         let next = maps.get(i + 1).filter(|n| n.start == r.end);
         let bss = r.anonymous() && prev.is_some_and(is_module);
         let own = glibc_heap && (r.anonymous() || r.file.1 != 0) && !arena_heap(r, next) && !prev.is_some_and(Region::reserved);
-        if is_module(r) || bss || own {
+        if is_module(r) || bss || own || !heap_known {
             ranges.push((r.start, r.end));
         }
     }

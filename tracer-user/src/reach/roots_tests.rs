@@ -34,7 +34,7 @@ fn modules_stacks_tls_and_registers_are_roots_and_the_heap_is_not() {
     let maps = parse_maps(MAPS);
     assert_eq!(maps.len(), 17);
     let threads = [thread(1, 0x7ffc00010000, 0x7f3000008000), thread(2, 0x7f1000700000, 0x7f10007ff000)];
-    let roots = find(&maps, &threads, &blocks(&[(0x55d20010, 32)]), false);
+    let roots = find(&maps, &threads, &blocks(&[(0x55d20010, 32)]), false, true);
     assert_eq!(
         roots.ranges,
         vec![
@@ -47,7 +47,7 @@ fn modules_stacks_tls_and_registers_are_roots_and_the_heap_is_not() {
     );
     assert_eq!(roots.values.len(), 6);
     let in_syscall = [Thread { in_syscall: true, ..threads[0].clone() }];
-    let roots = find(&maps, &in_syscall, &blocks(&[]), false);
+    let roots = find(&maps, &in_syscall, &blocks(&[]), false, true);
     assert!(roots.ranges.contains(&(0x7ffc00010000, 0x7ffc00021000)), "no red zone below a thread stopped in a system call");
 }
 
@@ -56,7 +56,7 @@ fn with_glibc_the_programs_own_memory_is_scanned_but_not_its_heaps_or_dead_stack
     let maps = parse_maps(MAPS);
     let threads = [thread(1, 0x7ffc00010000, 0x7f3000008000)];
     // An outstanding block in the program's own mapping is cut out.
-    let roots = find(&maps, &threads, &blocks(&[(0x7f3000001000, 0x1000)]), true);
+    let roots = find(&maps, &threads, &blocks(&[(0x7f3000001000, 0x1000)]), true, true);
     assert_eq!(
         roots.ranges,
         vec![
@@ -79,4 +79,15 @@ fn root_ranges_lose_the_blocks_inside_them() {
         vec![(0x1000, 0x1010), (0x1020, 0x1040), (0x1060, 0x1100), (0x1f00, 0x2000)]
     );
     assert_eq!(merge(vec![(5, 9), (1, 3), (2, 6), (10, 11)]), vec![(1, 9), (10, 11)]);
+}
+
+#[test]
+fn without_the_whole_heap_known_all_writable_memory_but_the_known_blocks_is_a_root() {
+    let maps = parse_maps(MAPS);
+    let threads = [thread(1, 0x7ffc00010000, 0x7f3000008000)];
+    let roots = find(&maps, &threads, &blocks(&[(0x55d20010, 32)]), true, false);
+    for heap in [(0x55d20000, 0x55d20010), (0x55d20030, 0x55d60000), (0x7f0000000000, 0x7f0000100000), (0x7f1000001000, 0x7f1000800000)] {
+        assert!(roots.ranges.contains(&heap), "{heap:x?} in {:x?}", roots.ranges);
+    }
+    assert!(roots.ranges.iter().all(|&(s, e)| e <= 0x7ffc00010000 - 128 || s >= 0x7ffc00010000 - 128), "the stack from its pointer only");
 }

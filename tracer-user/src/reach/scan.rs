@@ -23,6 +23,8 @@ pub struct ScanInput<'a> {
     pub fds: Vec<(i32, StackId)>,
     /// The allocator is glibc's malloc (see [`roots`]).
     pub glibc: bool,
+    /// Every outstanding block of the process is known (see [`roots::find`]).
+    pub heap_known: bool,
 }
 
 /// Counts and bytes per class, indexed by `Class as usize`.
@@ -37,6 +39,7 @@ pub struct ScanResult {
     pub owned_by_lost: HashMap<StackId, u64>,
     pub blocks: u64,
     pub threads: u32,
+    pub heap_known: bool,
     pub work: Work,
     /// How long the scan itself took.
     pub scan_ms: f64,
@@ -55,14 +58,12 @@ pub fn scan(input: ScanInput) -> std::io::Result<ScanResult> {
 pub fn scan_with(input: ScanInput, maps: &[Region], mem: &mut impl Memory) -> ScanResult {
     let started = Instant::now();
     let index = BlockIndex::new(input.blocks);
-    let roots = roots::find(maps, input.threads, &index, input.glibc);
+    let roots = roots::find(maps, input.threads, &index, input.glibc, input.heap_known);
     let open: Vec<i32> = input.fds.iter().map(|f| f.0).collect();
     let mut fds = FdWatch::new(&open);
     let mut marker = Marker::new(&index, mem, input.glibc, Some(&mut fds));
     marker.scan_values(&roots.values);
-    for &(s, e) in &roots.ranges {
-        marker.scan_root(s, e);
-    }
+    marker.scan_roots(&roots.ranges);
     let (classes, mut work) = marker.finish();
     work.memory_bytes += (input.stacks.capacity() * std::mem::size_of::<StackId>()) as u64;
     let mut per_stack: HashMap<StackId, ByClass> = HashMap::new();
@@ -84,6 +85,7 @@ pub fn scan_with(input: ScanInput, maps: &[Region], mem: &mut impl Memory) -> Sc
         owned_by_lost,
         blocks: index.len() as u64,
         threads: input.threads.len() as u32,
+        heap_known: input.heap_known,
         work,
         scan_ms: started.elapsed().as_secs_f64() * 1e3,
         stopped_ms: None,

@@ -43,7 +43,7 @@ fn classify(blocks: &[(u64, u64)], mem: &mut Fake, registers: &[u64], glibc: boo
     let index = BlockIndex::new(blocks.iter().map(|&(addr, size)| Block { addr, size }).collect());
     let mut m = Marker::new(&index, mem, glibc, None);
     m.scan_values(registers);
-    m.scan_root(ROOT.0, ROOT.1);
+    m.scan_roots(&[ROOT]);
     m.finish().0
 }
 
@@ -138,7 +138,7 @@ fn a_descriptor_inside_a_lost_block_only_is_owned_by_it() {
     let index = BlockIndex::new(vec![Block { addr: lost, size: 32 }, Block { addr: live, size: 32 }]);
     let mut fds = FdWatch::new(&[7, 9]);
     let mut m = Marker::new(&index, &mut mem, true, Some(&mut fds));
-    m.scan_root(ROOT.0, ROOT.1);
+    m.scan_roots(&[ROOT]);
     assert_eq!(m.finish().0, vec![Class::Definite, Class::Reachable]);
     assert_eq!(fds.owned_by_lost(), vec![7]);
 }

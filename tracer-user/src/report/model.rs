@@ -360,14 +360,10 @@ impl Report {
         self.sites.iter().filter(|s| s.kind == ResourceKind::Heap).map(|s| s.bytes).sum()
     }
 
-    /// The heap bytes of the sites that `kinds` selects: with valgrind's
-    /// classes, those of the selected classes (and what no scan saw); by
-    /// default, or without a scan, everything outstanding.
+    /// The heap bytes of the sites that `kinds` selects: of those classes
+    /// after a scan, and what no scan saw (without one: everything outstanding).
     pub fn gated_bytes(&self, kinds: super::LeakKinds) -> u64 {
         let heap = self.sites.iter().filter(|s| s.kind == ResourceKind::Heap);
-        if !kinds.by_class() {
-            return heap.map(|s| s.bytes).sum();
-        }
         heap.map(|s| s.reachability.map_or(s.bytes, |r| r.selected(kinds).bytes)).sum()
     }
 }

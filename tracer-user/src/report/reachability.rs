@@ -79,6 +79,9 @@ pub struct ScanInfo {
     pub pid: u32,
     pub threads: u32,
     pub blocks: u64,
+    /// Traced since its exec, every block known; else (attach, a fork) all
+    /// its writable memory but the known blocks was a root.
+    pub heap_known: bool,
     /// Bytes of roots and of blocks read, and those that could not be read.
     pub root_bytes: u64,
     pub block_bytes: u64,
@@ -107,6 +110,7 @@ impl ScanTable {
             t.infos.push(ScanInfo {
                 pid: s.pid,
                 threads: s.threads,
+                heap_known: s.heap_known,
                 blocks: s.blocks,
                 root_bytes: s.work.root_bytes,
                 block_bytes: s.work.block_bytes,
@@ -143,21 +147,20 @@ impl ScanTable {
 }
 
 /// Which classes of heap block fail the gate: valgrind's
-/// `--errors-for-leak-kinds` names, or (the default) everything outstanding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LeakKinds(Option<[bool; 4]>);
+/// `--errors-for-leak-kinds` names; by default definite and indirect, as
+/// valgrind's and LeakSanitizer's. Blocks no scan saw always count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeakKinds([bool; 4]);
+
+impl Default for LeakKinds {
+    fn default() -> Self {
+        Self([true, true, false, false])
+    }
+}
 
 impl LeakKinds {
-    /// Everything outstanding, scanned or not.
-    pub const OUTSTANDING: LeakKinds = LeakKinds(None);
-
     pub fn has(self, c: Class) -> bool {
-        self.0.is_none_or(|k| k[c as usize])
-    }
-
-    /// Only some classes: the sites' classes decide, not their outstanding total.
-    pub fn by_class(self) -> bool {
-        self.0.is_some()
+        self.0[c as usize]
     }
 
     /// `definite,indirect`, `all` (the four classes) or `none`.
@@ -173,7 +176,7 @@ impl LeakKinds {
                 },
             }
         }
-        Ok(Self(Some(k)))
+        Ok(Self(k))
     }
 }
 
@@ -188,7 +191,7 @@ mod tests {
         assert!(LeakKinds::parse("all").unwrap().has(Class::Reachable));
         assert!(!LeakKinds::parse("none").unwrap().has(Class::Definite));
         assert!(LeakKinds::parse("definite,lost").unwrap_err().contains("`lost`"));
-        assert!(LeakKinds::OUTSTANDING.has(Class::Reachable) && !LeakKinds::OUTSTANDING.by_class());
+        assert_eq!(LeakKinds::default(), k, "valgrind's default for errors");
     }
 
     #[test]

@@ -134,7 +134,8 @@ fn summary(out: &mut String, r: &Report, reach: &Reachability) {
         .iter()
         .map(|s| {
             let stopped = s.stopped_ms.map(|ms| format!(", stopped {ms:.1} ms")).unwrap_or_default();
-            format!("pid {} in {:.1} ms{stopped}", s.pid, s.scan_ms)
+            let before = if s.heap_known { "" } else { ", memory from before tracing taken as roots" };
+            format!("pid {} in {:.1} ms{stopped}{before}", s.pid, s.scan_ms)
         })
         .collect();
     let _ = writeln!(out, "reachability (scan of {}):", scans.join(", "));

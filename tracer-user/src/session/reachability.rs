@@ -24,8 +24,9 @@ pub fn is_glibc(choice: Option<&AllocatorChoice>) -> bool {
 }
 
 /// Scans `pid`, stopped with all of `threads` (ptrace-stopped by this
-/// thread), once the pipeline has caught up with it.
-pub fn scan_stopped(shared: &Shared, pid: u32, threads: &[u32], glibc: bool) -> Result<ScanResult, ScanError> {
+/// thread), once the pipeline has caught up with it. `sampled`: only some
+/// blocks are traced (`--sample`), so the heap is never wholly known.
+pub fn scan_stopped(shared: &Shared, pid: u32, threads: &[u32], glibc: bool, sampled: bool) -> Result<ScanResult, ScanError> {
     let mut regs = Vec::with_capacity(threads.len());
     for &tid in threads {
         match reach::registers(tid) {
@@ -36,14 +37,14 @@ pub fn scan_stopped(shared: &Shared, pid: u32, threads: &[u32], glibc: bool) -> 
         }
     }
     shared.sync();
-    let (blocks, fds) = {
+    let (blocks, fds, heap_known) = {
         let state = shared.state();
-        (state.agg.outstanding_blocks(pid), state.agg.outstanding_fds(pid))
+        (state.agg.outstanding_blocks(pid), state.agg.outstanding_fds(pid), state.traced_since_exec(pid) && !sampled)
     };
     let (blocks, stacks) = blocks;
     // The same layout: collected in place.
     let blocks = blocks.into_iter().map(|(addr, size)| Block { addr, size }).collect();
-    reach::scan(ScanInput { pid, threads: &regs, blocks, stacks, fds, glibc }).map_err(|e| ScanError::Maps(pid, e))
+    reach::scan(ScanInput { pid, threads: &regs, blocks, stacks, fds, glibc, heap_known }).map_err(|e| ScanError::Maps(pid, e))
 }
 
 /// What one scan of a running process saw, for the line `attach` prints.
@@ -59,9 +60,9 @@ pub struct Scanned {
 /// Holds a running process still, scans it and lets it go; the result, with
 /// how long the process was stopped, goes into the state. The pipeline
 /// catches up first, so that the process is not held while it does.
-pub fn scan_running(shared: &Shared, pid: u32, glibc: bool) -> Result<Scanned, ScanError> {
+pub fn scan_running(shared: &Shared, pid: u32, glibc: bool, sampled: bool) -> Result<Scanned, ScanError> {
     shared.sync();
-    let (result, stopped) = pause::while_stopped(pid, |tids| scan_stopped(shared, pid, tids, glibc))?;
+    let (result, stopped) = pause::while_stopped(pid, |tids| scan_stopped(shared, pid, tids, glibc, sampled))?;
     let mut result = result?;
     let stopped_ms = stopped.as_secs_f64() * 1e3;
     result.stopped_ms = Some(stopped_ms);

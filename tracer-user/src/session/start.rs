@@ -71,6 +71,8 @@ struct RunHooks {
     tables: Option<Arc<TableService>>,
     /// Scan each process's memory at its end (reach/).
     scan: bool,
+    /// `--sample`: the outstanding table holds some blocks only.
+    sampled: bool,
 }
 
 impl Hooks for RunHooks {
@@ -93,7 +95,7 @@ impl Hooks for RunHooks {
         }
         if self.scan {
             let glibc = reachability::is_glibc(lock(&self.placement).allocator_of(pid).as_deref());
-            match reachability::scan_stopped(&self.shared, pid, threads, glibc) {
+            match reachability::scan_stopped(&self.shared, pid, threads, glibc, self.sampled) {
                 Ok(scan) => self.shared.state().add_scan(scan),
                 Err(e) => self.shared.state().warn(format!("no reachability scan of pid {pid}: {e}")),
             }
@@ -156,6 +158,7 @@ struct Parts {
     probes: Arc<Mutex<Probes>>,
     tables: Option<Arc<TableService>>,
     scan_at_exit: bool,
+    sampled: bool,
 }
 
 fn start_run(
@@ -176,6 +179,7 @@ fn start_run(
         probes: probes.clone(),
         tables: parts.tables.clone(),
         scan: parts.scan_at_exit,
+        sampled: parts.sampled,
     };
     let child = Supervised::spawn(Command { program, argv, follow_forks, signals }, Box::new(hooks))?;
     let pid = child.pid;
@@ -235,7 +239,13 @@ impl Session {
         let descriptors = probes.descriptor_probes();
         let shared = Shared::new(State::new());
         let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
-        let parts = Parts { shared: shared.clone(), probes: Arc::new(Mutex::new(probes)), tables, scan_at_exit: config.scan_at_exit };
+        let parts = Parts {
+            shared: shared.clone(),
+            probes: Arc::new(Mutex::new(probes)),
+            tables,
+            scan_at_exit: config.scan_at_exit,
+            sampled: config.load.sample_every > 1,
+        };
         let started = match (spec, program) {
             (TargetSpec::Run { argv, signals }, Some(program)) => {
                 start_run(program, argv, signals, fixed, config.load.follow_forks, &parts)?

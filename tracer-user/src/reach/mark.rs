@@ -21,6 +21,8 @@ use super::Memory;
 pub const BATCH_BLOCKS: usize = 1024;
 /// Bytes per read.
 pub const BATCH_BYTES: usize = 4 << 20;
+/// Root ranges this close are read as one piece.
+const JOIN_GAP: u64 = 4096;
 /// A batch of this many blocks or fewer is read through the window (a chain).
 const FEW: usize = 2;
 
@@ -121,37 +123,51 @@ impl<'a, M: Memory> Marker<'a, M> {
         self.drain(None);
     }
 
-    /// Root ranges, read like blocks (up to [`BATCH_BLOCKS`] ranges and
-    /// [`BATCH_BYTES`] a read: the gaps between a heap's blocks, when the
-    /// heap is a root, are many and small), each batch drained before the next.
+    /// Root ranges, read like blocks (up to [`BATCH_BLOCKS`] pieces and
+    /// [`BATCH_BYTES`] a read), each batch drained before the next. When a
+    /// heap is a root, the ranges are the many small gaps between its known
+    /// blocks: a range that follows the one before within [`JOIN_GAP`] is
+    /// read with it in one piece (the block between is read, not scanned).
     pub fn scan_roots(&mut self, ranges: &[(u64, u64)]) {
-        let mut batch: Vec<(u64, usize)> = Vec::new();
+        let mut reads: Vec<(u64, usize)> = Vec::new();
+        // The root parts of the batch: (offset in it, length).
+        let mut parts: Vec<(usize, usize)> = Vec::new();
         let mut total = 0usize;
         for &(start, end) in ranges {
             let (mut at, end) = ((start + 7) & !7, end & !7);
             while at < end {
                 let len = ((end - at) as usize).min(BATCH_BYTES);
-                if !batch.is_empty() && (total + len > BATCH_BYTES || batch.len() == BATCH_BLOCKS) {
-                    self.scan_root_batch(&batch, total);
-                    (batch, total) = (Vec::new(), 0);
+                let last_end = reads.last().map(|&(s, l)| s + l as u64);
+                let extra = last_end.filter(|&e| at >= e && at - e <= JOIN_GAP).map(|e| (at - e) as usize + len);
+                if let Some(extra) = extra.filter(|&x| total + x <= BATCH_BYTES) {
+                    reads.last_mut().expect("joined to a read").1 += extra;
+                    parts.push((total + extra - len, len));
+                    total += extra;
+                } else {
+                    if !reads.is_empty() && (total + len > BATCH_BYTES || reads.len() == BATCH_BLOCKS) {
+                        self.scan_root_batch(&reads, &parts, total);
+                        (reads, parts, total) = (Vec::new(), Vec::new(), 0);
+                    }
+                    reads.push((at, len));
+                    parts.push((total, len));
+                    total += len;
                 }
-                batch.push((at, len));
-                total += len;
                 at += len as u64;
             }
         }
-        if !batch.is_empty() {
-            self.scan_root_batch(&batch, total);
+        if !reads.is_empty() {
+            self.scan_root_batch(&reads, &parts, total);
         }
     }
 
-    fn scan_root_batch(&mut self, batch: &[(u64, usize)], total: usize) {
+    fn scan_root_batch(&mut self, reads: &[(u64, usize)], parts: &[(usize, usize)], total: usize) {
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(total, 0);
-        self.work.unreadable_bytes += self.mem.read(batch, &mut buf);
-        self.work.root_bytes += total as u64;
-        // Every piece is whole words: the batch scans as one.
-        self.scan_words(&buf, Mode::Live { definite: true }, false);
+        self.work.unreadable_bytes += self.mem.read(reads, &mut buf);
+        for &(at, len) in parts {
+            self.work.root_bytes += len as u64;
+            self.scan_words(&buf[at..at + len], Mode::Live { definite: true }, false);
+        }
         self.buf = buf;
         self.drain(None);
     }

@@ -159,3 +159,22 @@ fn a_chain_in_random_order_is_followed_at_about_a_read_a_block() {
     assert!(classes.iter().all(|&c| c == Class::Reachable));
     assert!(mem.reads <= n as usize + 10, "{} reads", mem.reads);
 }
+
+#[test]
+fn root_gaps_between_known_blocks_are_read_together_and_the_blocks_are_not_roots() {
+    let mut mem = Fake::default();
+    // Roots between blocks: at 0x1000, 0x1030, 0x1060 (blocks of 0x20 between, at 0x1010, 0x1040).
+    let (a, b, c) = (0x9000, 0x9100, 0x9200);
+    mem.put(0x1000, a);
+    mem.put(0x1068, b);
+    // Inside a known block: not a root, so c is lost (indirectly: the block is).
+    mem.put(0x1010, c);
+    let index =
+        BlockIndex::new([(0x1010, 0x20), (0x1040, 0x20), (a, 16), (b, 16), (c, 16)].map(|(addr, size)| Block { addr, size }).to_vec());
+    let mut m = Marker::new(&index, &mut mem, false, None);
+    m.scan_roots(&[(0x1000, 0x1010), (0x1030, 0x1040), (0x1060, 0x1070)]);
+    let (classes, work) = m.finish();
+    assert_eq!(classes, vec![Class::Definite, Class::Definite, Class::Reachable, Class::Reachable, Class::Indirect]);
+    assert_eq!(work.root_bytes, 0x30, "only the roots are scanned");
+    assert!(mem.reads <= 5, "one read for the three roots, the rest for the blocks: {}", mem.reads);
+}

@@ -19,8 +19,8 @@ use super::Memory;
 
 /// Blocks per read (the kernel's IOV_MAX).
 pub const BATCH_BLOCKS: usize = 1024;
-/// Bytes per read.
-pub const BATCH_BYTES: usize = 4 << 20;
+/// Bytes per read (and the most a read buffer holds).
+pub const BATCH_BYTES: usize = 1 << 20;
 /// Root ranges this close are read as one piece.
 const JOIN_GAP: u64 = 4096;
 /// A batch of this many blocks or fewer is read through the window (a chain).
@@ -180,18 +180,18 @@ impl<'a, M: Memory> Marker<'a, M> {
                 self.drain(Some(leader));
             }
         }
-        let classes = self
-            .state
-            .iter()
-            .map(|&s| match s {
+        let held = self.state.capacity() + self.stack.capacity() * 4 + self.buf.capacity() + self.window.capacity();
+        self.work.memory_bytes = (held + self.index.heap_bytes()) as u64;
+        // In place: a class is a byte too.
+        let classes = std::mem::take(&mut self.state)
+            .into_iter()
+            .map(|s| match s {
                 REACHABLE => Class::Reachable,
                 POSSIBLE => Class::Possible,
                 INDIRECT => Class::Indirect,
                 _ => Class::Definite,
             })
-            .collect::<Vec<_>>();
-        let held = self.state.capacity() + classes.capacity() + self.stack.capacity() * 4 + self.buf.capacity() + self.window.capacity();
-        self.work.memory_bytes = (held + self.index.heap_bytes()) as u64;
+            .collect();
         (classes, self.work)
     }
 

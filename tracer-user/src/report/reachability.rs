@@ -56,6 +56,25 @@ impl Reachability {
         self.owned_by_lost += o.owned_by_lost;
     }
 
+    /// The non-zero classes in one line (the text report, the live view's detail).
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = [
+            ("definitely lost", self.definite),
+            ("indirectly lost", self.indirect),
+            ("possibly lost", self.possible),
+            ("still reachable", self.reachable),
+            ("not scanned", self.unscanned),
+        ]
+        .iter()
+        .filter(|(_, a)| a.count > 0)
+        .map(|(name, a)| format!("{name} {} bytes in {}", a.bytes, a.count))
+        .collect();
+        if self.owned_by_lost > 0 {
+            parts.push(format!("{} held by lost blocks (their number is in one)", self.owned_by_lost));
+        }
+        parts.join("; ")
+    }
+
     /// What `kinds` selects, with what no scan saw (it counts until one does).
     pub fn selected(&self, kinds: LeakKinds) -> Amount {
         let mut a = self.unscanned;

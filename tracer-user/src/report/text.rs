@@ -119,7 +119,7 @@ fn site(out: &mut String, s: &Site) {
     if let Some(why) = &s.stack_end {
         let _ = writeln!(out, "    (stack ends early: {why})");
     }
-    if let Some(c) = s.reachability.as_ref().map(classes).filter(|c| !c.is_empty()) {
+    if let Some(c) = s.reachability.as_ref().map(Reachability::describe).filter(|c| !c.is_empty()) {
         let _ = writeln!(out, "    {c}");
     }
     if let Some(g) = &s.growth {
@@ -150,25 +150,6 @@ fn summary(out: &mut String, r: &Report, reach: &Reachability) {
     if reach.unscanned.count > 0 {
         let _ = writeln!(out, "    not scanned (acquired since): {} bytes in {} blocks", reach.unscanned.bytes, reach.unscanned.count);
     }
-}
-
-/// A site's classes: the non-zero ones.
-fn classes(r: &Reachability) -> String {
-    let mut parts: Vec<String> = [
-        ("definitely lost", r.definite),
-        ("indirectly lost", r.indirect),
-        ("possibly lost", r.possible),
-        ("still reachable", r.reachable),
-        ("not scanned", r.unscanned),
-    ]
-    .iter()
-    .filter(|(_, a)| a.count > 0)
-    .map(|(name, a)| format!("{name} {} bytes in {}", a.bytes, a.count))
-    .collect();
-    if r.owned_by_lost > 0 {
-        parts.push(format!("{} held by lost blocks (their number is in one)", r.owned_by_lost));
-    }
-    parts.join("; ")
 }
 
 pub fn place(label: &str, file: Option<&str>, line: Option<u32>) -> String {

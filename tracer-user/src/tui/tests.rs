@@ -120,6 +120,21 @@ fn the_table_sorts_by_bytes_then_by_count() {
 }
 
 #[test]
+fn the_detail_pane_shows_the_classes_after_a_scan() {
+    use crate::report::model::{Amount, Reachability};
+    let mut s = site(ResourceKind::Heap, "js_socket_connect", "net_socket.c", 15, 3, 30);
+    s.reachability = Some(Reachability {
+        definite: Amount { count: 1, bytes: 10 },
+        reachable: Amount { count: 2, bytes: 20 },
+        ..Reachability::default()
+    });
+    let mut app = App::new();
+    refresh(&mut app, report(vec![s], 0), 1.0);
+    let l = lines(&draw(&app));
+    assert!(l.iter().any(|x| x.contains("definitely lost 10 bytes in 1; still reachable 20 bytes in 2")), "{}", l.join("\n"));
+}
+
+#[test]
 fn the_detail_pane_shows_the_stack_and_the_source_line() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("net_socket.c");

@@ -131,9 +131,7 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         "MiB RSS",
         measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
     );
-    for (workload, c, unit, r) in reach::rows(&tools, &exe("hold"), &scratch.join("reach_heap"), opts.quick) {
-        record(workload, c, unit, r);
-    }
+    reach::rows(&tools, &exe("hold"), &scratch.join("reach_heap"), opts.quick).into_iter().for_each(|(w, c, u, r)| record(w, c, u, r));
     // leaktrace attached to a churning program: its memory stays flat.
     let secs = if opts.quick { 40 } else { 600 };
     let soak = soak::run(&tools, &scratch.join("soak"), secs).map(|(growth, m)| (Some(growth), m));

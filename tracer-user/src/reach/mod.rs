@@ -15,7 +15,7 @@ mod window;
 pub use index::Block;
 pub use mark::{Class, Work};
 pub use roots::Thread;
-pub use scan::{scan, ByClass, ScanInput, ScanResult};
+pub use scan::{scan, ScanInput, ScanResult, StackClass};
 pub use threads::registers;
 
 /// The target's memory, as the scan reads it.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::fds::FdWatch;
 use super::index::{Block, BlockIndex};
-use super::mark::{Marker, Work};
+use super::mark::{Class, Marker, Work};
 use super::remote::Remote;
 use super::roots::{self, Region, Thread};
 use super::Memory;
@@ -27,14 +27,21 @@ pub struct ScanInput<'a> {
     pub heap_known: bool,
 }
 
-/// Counts and bytes per class, indexed by `Class as usize`.
-pub type ByClass = [(u64, u64); 4];
+/// The blocks of one class that one stack allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackClass {
+    pub stack: StackId,
+    pub class: Class,
+    pub count: u64,
+    pub bytes: u64,
+}
 
 /// What a scan found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanResult {
     pub pid: u32,
-    pub per_stack: HashMap<StackId, ByClass>,
+    /// Sorted by stack: only the classes a stack has (24 bytes each).
+    pub per_stack: Vec<StackClass>,
     /// Descriptors whose number is found in a lost block and no live one, per opening stack.
     pub owned_by_lost: HashMap<StackId, u64>,
     pub blocks: u64,
@@ -66,12 +73,15 @@ pub fn scan_with(input: ScanInput, maps: &[Region], mem: &mut impl Memory) -> Sc
     marker.scan_roots(&roots.ranges);
     let (classes, mut work) = marker.finish();
     work.memory_bytes += (input.stacks.capacity() * std::mem::size_of::<StackId>()) as u64;
-    let mut per_stack: HashMap<StackId, ByClass> = HashMap::new();
+    let mut sums: HashMap<(StackId, Class), (u64, u64)> = HashMap::new();
     for ((b, stack), class) in index.blocks().iter().zip(&input.stacks).zip(&classes) {
-        let e = &mut per_stack.entry(*stack).or_default()[*class as usize];
+        let e = sums.entry((*stack, *class)).or_default();
         e.0 += 1;
         e.1 += b.size;
     }
+    let mut per_stack: Vec<StackClass> =
+        sums.into_iter().map(|((stack, class), (count, bytes))| StackClass { stack, class, count, bytes }).collect();
+    per_stack.sort_unstable_by_key(|s| (s.stack, s.class));
     let owned = fds.owned_by_lost();
     let mut owned_by_lost: HashMap<StackId, u64> = HashMap::new();
     for (fd, stack) in &input.fds {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::aggregate::{ResourceKind, StackCounters, StackId};
-use crate::reach::{ByClass, Class, ScanResult};
+use crate::reach::{Class, ScanResult, StackClass};
 
 /// Blocks (or descriptors) and their bytes.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
@@ -112,10 +112,11 @@ pub struct ScanInfo {
     pub stopped_ms: Option<f64>,
 }
 
-/// The snapshot's scans, by stack.
+/// The snapshot's scans, by stack (the processes' scans added together:
+/// a stack may allocate in several).
 #[derive(Default)]
 pub struct ScanTable {
-    per_stack: HashMap<StackId, ByClass>,
+    per_stack: Vec<StackClass>,
     owned: HashMap<StackId, u64>,
     pub infos: Vec<ScanInfo>,
 }
@@ -124,8 +125,10 @@ impl ScanTable {
     pub fn new(scans: &[Arc<ScanResult>]) -> Self {
         let mut t = Self::default();
         for s in scans {
-            t.per_stack.extend(s.per_stack.iter().map(|(k, v)| (*k, *v)));
-            t.owned.extend(s.owned_by_lost.iter().map(|(k, v)| (*k, *v)));
+            t.per_stack.extend_from_slice(&s.per_stack);
+            for (k, v) in &s.owned_by_lost {
+                *t.owned.entry(*k).or_default() += v;
+            }
             t.infos.push(ScanInfo {
                 pid: s.pid,
                 threads: s.threads,
@@ -140,6 +143,7 @@ impl ScanTable {
             });
         }
         t.infos.sort_by_key(|i| i.pid);
+        t.per_stack.sort_by_key(|s| s.stack);
         t
     }
 
@@ -153,14 +157,19 @@ impl ScanTable {
             r.owned_by_lost = self.owned.get(&stack).copied().unwrap_or(0);
             return Some(r);
         }
-        let by = self.per_stack.get(&stack).copied().unwrap_or_default();
-        let amount = |(n, b): (u64, u64)| Amount { count: n * scale, bytes: b * scale };
-        r.definite = amount(by[Class::Definite as usize]);
-        r.indirect = amount(by[Class::Indirect as usize]);
-        r.possible = amount(by[Class::Possible as usize]);
-        r.reachable = amount(by[Class::Reachable as usize]);
-        let seen = by.iter().fold((0, 0), |a, x| (a.0 + x.0 * scale, a.1 + x.1 * scale));
-        r.unscanned = Amount { count: c.outstanding.saturating_sub(seen.0), bytes: c.outstanding_bytes.saturating_sub(seen.1) };
+        let first = self.per_stack.partition_point(|s| s.stack < stack);
+        let mut seen = Amount::default();
+        for s in self.per_stack[first..].iter().take_while(|s| s.stack == stack) {
+            let a = Amount { count: s.count * scale, bytes: s.bytes * scale };
+            seen.add(a);
+            match s.class {
+                Class::Definite => r.definite.add(a),
+                Class::Indirect => r.indirect.add(a),
+                Class::Possible => r.possible.add(a),
+                Class::Reachable => r.reachable.add(a),
+            }
+        }
+        r.unscanned = Amount { count: c.outstanding.saturating_sub(seen.count), bytes: c.outstanding_bytes.saturating_sub(seen.bytes) };
         Some(r)
     }
 }
@@ -223,5 +232,28 @@ mod tests {
         };
         assert_eq!(r.selected(LeakKinds::parse("definite").unwrap()), Amount { count: 4, bytes: 40 });
         assert_eq!(r.selected(LeakKinds::parse("none").unwrap()), Amount { count: 3, bytes: 30 });
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_that_allocated_in_two_processes_adds_both_scans() {
+        let (s, other) = (StackId(7), StackId(8));
+        let scan = |pid, class, count, bytes| {
+            Arc::new(ScanResult {
+                pid,
+                per_stack: vec![StackClass { stack: s, class, count, bytes }, StackClass { stack: other, class, count: 1, bytes: 1 }],
+                ..ScanResult::default()
+            })
+        };
+        let t = ScanTable::new(&[scan(1, Class::Definite, 1, 10), scan(2, Class::Reachable, 2, 20)]);
+        let c = StackCounters { outstanding: 4, outstanding_bytes: 40, ..StackCounters::default() };
+        let r = t.for_stack(s, ResourceKind::Heap, &c, 1).unwrap();
+        assert_eq!((r.definite, r.reachable), (Amount { count: 1, bytes: 10 }, Amount { count: 2, bytes: 20 }));
+        assert_eq!(r.unscanned, Amount { count: 1, bytes: 10 }, "one block acquired after the scans");
+        assert!(ScanTable::new(&[]).for_stack(s, ResourceKind::Heap, &c, 1).is_none());
     }
 }

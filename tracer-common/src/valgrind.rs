@@ -29,6 +29,9 @@ pub struct Record {
     pub kind: String,
     pub count: u64,
     pub bytes: u64,
+    /// A heap record's leak kind in valgrind's words: `definite`, `indirect`,
+    /// `possible` or `reachable` (`None` for descriptors).
+    pub class: Option<&'static str>,
     /// (function, file basename, line) of each frame with a source location,
     /// innermost first, from the first frame `ours` accepts.
     pub stack: Vec<(String, String, u32)>,
@@ -44,20 +47,20 @@ pub fn records(text: &str, ours: impl Fn(&str) -> bool) -> Result<Vec<Record>, P
     for (i, line) in lines.iter().enumerate() {
         let entry = if let Some(rest) = line.strip_prefix("Open ") {
             let creator = lines.get(i + 1).and_then(|l| l.trim_start().strip_prefix("at ")).unwrap_or("");
-            fd_kind(rest, creator).map(|k| (k.to_owned(), 1, 0))
+            fd_kind(rest, creator).map(|k| (k.to_owned(), 1, 0, None))
         } else if line.contains(" blocks are ") && line.contains(" in loss record ") {
-            Some(("heap".to_owned(), leak_blocks(line)?, leak_bytes(line)?))
+            Some(("heap".to_owned(), leak_blocks(line)?, leak_bytes(line)?, leak_class(line)))
         } else {
             None
         };
-        let Some((kind, count, bytes)) = entry else { continue };
+        let Some((kind, count, bytes, class)) = entry else { continue };
         let frames: Vec<_> = lines[i + 1..]
             .iter()
             .take_while(|l| l.trim_start().starts_with("at ") || l.trim_start().starts_with("by "))
             .filter_map(|l| frame(l))
             .collect();
         let Some(first) = frames.iter().position(|f| ours(&f.1)) else { continue };
-        out.push(Record { kind, count, bytes, stack: frames[first..].to_vec() });
+        out.push(Record { kind, count, bytes, class, stack: frames[first..].to_vec() });
     }
     Ok(out)
 }
@@ -129,6 +132,18 @@ fn number(s: &str) -> Result<u64, ParseError> {
     s.replace(',', "").parse().map_err(|_| ParseError(std::format!("not a number: {s}")))
 }
 
+/// The leak kind of a loss record ("are definitely lost in loss record").
+fn leak_class(line: &str) -> Option<&'static str> {
+    let kind = line.split(" blocks are ").nth(1)?.split(" in loss record ").next()?;
+    Some(match kind {
+        "definitely lost" => "definite",
+        "indirectly lost" => "indirect",
+        "possibly lost" => "possible",
+        "still reachable" => "reachable",
+        _ => return None,
+    })
+}
+
 /// Blocks of a loss record.
 fn leak_blocks(line: &str) -> Result<u64, ParseError> {
     let before = line.split(" blocks are ").next().unwrap_or("");
@@ -190,6 +205,17 @@ mod tests {
         assert_eq!(s.get(&key("heap", "js_net_connection_new", "net_module.c", 7)), Some(&(4, 2112)));
         assert_eq!(s.get(&key("heap", "js_socket_connect", "net_socket.c", 15)), Some(&(3, 30)));
         assert_eq!(s.len(), 4, "the inherited descriptor and the record outside our files are not counted");
+    }
+
+    #[test]
+    fn loss_records_carry_their_leak_kind() {
+        let r = records(REPORT, |f| f.starts_with("net_")).unwrap();
+        let heap: Vec<_> = r.iter().filter(|r| r.kind == "heap").map(|r| (r.bytes, r.class)).collect();
+        assert_eq!(heap, [(2112, Some("definite")), (30, Some("definite"))]);
+        assert!(r.iter().filter(|r| r.kind != "heap").all(|r| r.class.is_none()));
+        let line = "==1== 4,224 bytes in 8 blocks are still reachable in loss record 11 of 12";
+        assert_eq!(leak_class(line), Some("reachable"));
+        assert_eq!(leak_class(&line.replace("still reachable", "possibly lost")), Some("possible"));
     }
 
     #[test]

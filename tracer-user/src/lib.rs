@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod probes;
 pub mod process;
+pub mod reach;
 pub mod report;
 pub mod session;
 pub mod symbolize;

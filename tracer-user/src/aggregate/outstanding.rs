@@ -256,6 +256,21 @@ impl Aggregator {
         self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).map(|(k, h)| (k.1, h.kind)).collect()
     }
 
+    /// The outstanding heap blocks of one process, (address, size) in
+    /// address order, and the stack of each: 20 bytes a block, nothing more.
+    pub fn outstanding_blocks(&self, tgid: u32) -> (Vec<(u64, u64)>, Vec<StackId>) {
+        let Some(m) = self.allocs.get(&tgid) else { return (Vec::new(), Vec::new()) };
+        let mut blocks: Vec<(u64, u64)> = m.iter().map(|(&addr, a)| (addr, a.size)).collect();
+        blocks.sort_unstable();
+        let stacks = blocks.iter().map(|(addr, _)| m[addr].stack).collect();
+        (blocks, stacks)
+    }
+
+    /// The outstanding descriptors of one process with the stack that opened each.
+    pub fn outstanding_fds(&self, tgid: u32) -> Vec<(i32, StackId)> {
+        self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).map(|(k, h)| (k.1, h.stack)).collect()
+    }
+
     /// One summary per stack that has ever acquired something; ages relative to `now_ns`.
     pub fn summaries(&self, now_ns: u64) -> Vec<StackSummary> {
         let mut oldest: HashMap<StackId, u64> = HashMap::new();

@@ -10,6 +10,7 @@ use tracer_common::decode::Body;
 use tracer_common::FdKind;
 
 use super::{Aggregator, Anomalies, ResourceKind, StackEnd, StackId, StackSummary};
+use crate::reach::ScanResult;
 use crate::symbolize::ProcessMaps;
 
 /// One address space: a process between two execs.
@@ -35,11 +36,15 @@ pub struct State {
     /// Processes `run` forked that have not exec'd the command yet: what they
     /// do until then (closing leaktrace's own pipes) is leaktrace's, not theirs.
     spawning: HashSet<u32>,
+    /// Processes traced since their exec: every block of their heap is known.
+    since_exec: HashSet<u32>,
     pub events: u64,
     pub decode_errors: u64,
     /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
     pub truncated_stacks: u64,
     warnings: Vec<String>,
+    /// The last reachability scan of each process.
+    scans: HashMap<u32, Arc<ScanResult>>,
 }
 
 /// A stack as the report needs it to name its frames.
@@ -67,6 +72,8 @@ pub struct Snapshot {
     pub decode_errors: u64,
     pub truncated_stacks: u64,
     pub warnings: Vec<String>,
+    /// The last reachability scan of each process scanned.
+    pub scans: Vec<Arc<ScanResult>>,
 }
 
 impl State {
@@ -107,11 +114,14 @@ impl State {
             Body::Exec => {
                 self.current.remove(&tgid);
                 self.forked.remove(&tgid);
+                self.since_exec.insert(tgid);
             }
             // The child is a copy of this address space: until it execs, its
             // stacks (a descriptor opened between fork and exec, then
             // inherited) are named with these maps, even once it has exec'd.
             Body::Fork { child } => {
+                // Its heap is its parent's until it execs: not known here.
+                self.since_exec.remove(&child);
                 if let Some(&i) = self.current.get(&tgid) {
                     self.forked.insert(child, self.images[i as usize].maps.clone());
                 }
@@ -152,6 +162,16 @@ impl State {
         Arc::make_mut(&mut self.images[image as usize].maps).merge(maps);
     }
 
+    /// Whether `pid` has been traced since its exec (its whole heap is known).
+    pub fn traced_since_exec(&self, pid: u32) -> bool {
+        self.since_exec.contains(&pid)
+    }
+
+    /// A reachability scan of a process: it replaces the one before.
+    pub fn add_scan(&mut self, scan: ScanResult) {
+        self.scans.insert(scan.pid, Arc::new(scan));
+    }
+
     /// Copies what a report needs; `from` is the first stack id the caller has not seen.
     pub fn snapshot(&self, from: StackId, now_ns: u64) -> Snapshot {
         let new_stacks = self
@@ -172,6 +192,7 @@ impl State {
             decode_errors: self.decode_errors,
             truncated_stacks: self.truncated_stacks,
             warnings: self.warnings.clone(),
+            scans: self.scans.values().cloned().collect(),
         }
     }
 }

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::values;
 use crate::probes::{AllocatorPrograms, UnwindMode};
+use crate::report::LeakKinds;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,6 +36,9 @@ pub enum Command {
         /// writes once the report is made.
         #[arg(long)]
         node_perf_map: bool,
+        /// Do not scan each process's memory at its end: no lost / still reachable classes.
+        #[arg(long)]
+        no_scan: bool,
         /// The command and its arguments (after `--`).
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<OsString>,
@@ -46,6 +50,13 @@ pub enum Command {
         /// Detach and report after this many seconds (greater than 0, at most a year).
         #[arg(long, value_name = "SECS", value_parser = values::seconds, allow_negative_numbers = true)]
         duration: Option<f64>,
+        /// Before detaching, stop the process a moment and scan its memory for
+        /// what is lost (definitely, indirectly, possibly) or still reachable.
+        #[arg(long)]
+        scan_at_end: bool,
+        /// Scan the process's memory every SECS seconds (each scan stops it a moment).
+        #[arg(long, value_name = "SECS", value_parser = values::seconds, allow_negative_numbers = true)]
+        scan_every: Option<f64>,
         #[command(flatten)]
         opts: Options,
     },
@@ -83,6 +94,12 @@ pub struct Options {
     /// With --ci: leaked handles tolerated (refused without --ci).
     #[arg(long, default_value_t = 0, value_name = "N", requires = "ci", value_parser = values::count, allow_negative_numbers = true)]
     pub max_leaked_handles: u64,
+    /// With --ci: which heap blocks fail the gate, in valgrind's leak kinds
+    /// (--errors-for-leak-kinds): a comma-separated list of definite, indirect,
+    /// possible, reachable, or all, or none (default: definite,indirect; blocks
+    /// no scan classified always count).
+    #[arg(long, value_name = "KINDS", value_parser = LeakKinds::parse, requires = "ci")]
+    pub leak_kinds: Option<LeakKinds>,
     /// Compare the leaks with a manifest (the fixture's format); any missing or unexpected site fails.
     #[arg(long, value_name = "FILE")]
     pub expect: Option<PathBuf>,

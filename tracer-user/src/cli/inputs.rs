@@ -138,6 +138,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         suppressions,
         allocator_programs: opts.probe_floor.unwrap_or_default(),
         keep_stacks: matches!(opts.format, Format::Pprof | Format::Folded | Format::Flamegraph),
+        scan_at_exit: false,
     };
     // Last: it may create the output's directory, which no later refusal should leave behind.
     let output = opts.output.as_deref().map(Destination::open).transpose()?;

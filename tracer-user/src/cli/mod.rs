@@ -22,7 +22,7 @@ pub use args::{Cli, Command, Format, Options};
 use crate::process::ChildSignals;
 use crate::report::ExitCode;
 use crate::session::{Session, TargetSpec};
-use trace::Limits;
+use trace::{Limits, Scans};
 
 /// Parses arguments, runs, and returns the process exit code. Errors are one
 /// line on stderr and exit code 2.
@@ -79,8 +79,9 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     // before leaktrace's own handlers go in.
     let signals = ChildSignals::current();
     let mut perf_map_files = None;
+    let mut scans = Scans::default();
     let (spec, mut opts, limits) = match cli.command {
-        Command::Run { opts, kill_after, node_perf_map, mut command } => {
+        Command::Run { opts, kill_after, node_perf_map, no_scan, mut command } => {
             // Arguments after the options start the command: an unknown option lands there.
             if let Some(first) = command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
                 bail!("unexpected argument '{first}' found (leaktrace's options go before `--`, the command after it; see leaktrace run --help)");
@@ -88,9 +89,13 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
             if node_perf_map {
                 (command, perf_map_files) = node::with_perf_map(command)?;
             }
+            scans.at_exit = !no_scan;
             (TargetSpec::Run { argv: command, signals }, opts, Limits { duration: None, kill_after: secs(kill_after) })
         }
-        Command::Attach { pid, duration, opts } => {
+        Command::Attach { pid, duration, scan_at_end, scan_every, opts } => {
+            // Classes decide the gate only after a scan.
+            scans.at_end = scan_at_end || opts.ci;
+            scans.every = secs(scan_every);
             (TargetSpec::Attach { pid }, opts, Limits { duration: secs(duration), kill_after: None })
         }
     };
@@ -98,13 +103,14 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     opts.no_tui |= opts.interval.is_some();
     let mut observers = observers::Observers::prepare(&opts)?;
     // Last of the checks: it may create --output's directory.
-    let inputs = inputs::prepare(&opts)?;
+    let mut inputs = inputs::prepare(&opts)?;
+    inputs.config.scan_at_exit = scans.at_exit;
     let interrupts = signals::Interrupts::install()?;
     let session = Session::start(spec, inputs.config)?;
     if session.is_run() {
         interrupts.forward_to(session.pid());
     }
-    let report = trace::trace(session, &opts, &interrupts, &limits, &mut observers)?;
+    let report = trace::trace(session, &opts, &interrupts, (&limits, &scans), &mut observers)?;
     if let Some(files) = &perf_map_files {
         files.remove(report.target.pid);
     }

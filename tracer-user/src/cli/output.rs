@@ -53,7 +53,11 @@ pub fn judge(report: &Report, opts: &Options, expected: Option<&Expectation>) ->
     });
     let code = report::verdict(
         report,
-        Thresholds { max_leaked_bytes: opts.max_leaked_bytes, max_leaked_handles: opts.max_leaked_handles },
+        Thresholds {
+            max_leaked_bytes: opts.max_leaked_bytes,
+            max_leaked_handles: opts.max_leaked_handles,
+            kinds: opts.leak_kinds.unwrap_or_default(),
+        },
         expectation_failed,
     );
     let code = super::observers::judge_growth(report, opts, code);

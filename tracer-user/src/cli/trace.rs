@@ -33,12 +33,37 @@ pub struct Limits {
     pub kill_after: Option<Duration>,
 }
 
+/// When the target's memory is scanned for what is lost (reach/).
+#[derive(Debug, Default)]
+pub struct Scans {
+    /// `run`: each process at its end.
+    pub at_exit: bool,
+    /// `attach`: before detaching, and every so often.
+    pub at_end: bool,
+    pub every: Option<Duration>,
+}
+
+/// `attach`: one scan now, said on stderr with what it read and how long the target was stopped.
+pub fn scan_now(session: &mut Session) {
+    match session.scan() {
+        Ok(s) => eprintln!(
+            "leaktrace: scanned pid {}: {} blocks, {:.1} MiB in {:.1} ms; stopped {:.1} ms",
+            session.pid(),
+            s.blocks,
+            s.block_bytes as f64 / (1 << 20) as f64,
+            s.scan_ms,
+            s.stopped_ms
+        ),
+        Err(e) => eprintln!("leaktrace: no reachability scan: {e}"),
+    }
+}
+
 /// Traces `session` to its end and returns the final report.
 pub fn trace(
     mut session: Session,
     opts: &Options,
     interrupts: &Interrupts,
-    limits: &Limits,
+    (limits, scans): (&Limits, &Scans),
     observers: &mut Observers,
 ) -> anyhow::Result<Report> {
     let is_run = session.is_run();
@@ -51,7 +76,7 @@ pub fn trace(
                 session.signal(Signal::TERM); // quitting the view ends a target leaktrace started
             }
             eprintln!("leaktrace: waiting for pid {} to end (interrupt again to kill it)", session.pid());
-            quiet(&mut session, opts, interrupts, limits, Some((Instant::now(), interrupts.count())), observers);
+            quiet(&mut session, opts, interrupts, (limits, scans), Some((Instant::now(), interrupts.count())), observers);
         }
     } else {
         // `attach` says when it is attached; under `run` the command's own
@@ -60,10 +85,12 @@ pub fn trace(
             eprintln!("leaktrace: tracing pid {}", session.pid());
         }
         // Interrupts before now count too: one may have come while the command started.
-        quiet(&mut session, opts, interrupts, limits, None, observers);
+        quiet(&mut session, opts, interrupts, (limits, scans), None, observers);
     }
     if is_run {
         session.wait_child();
+    } else if scans.at_end && !session.poll_ended() {
+        scan_now(&mut session);
     }
     Ok(observers.finish(session.finish()))
 }
@@ -75,12 +102,13 @@ fn quiet(
     session: &mut Session,
     opts: &Options,
     interrupts: &Interrupts,
-    limits: &Limits,
+    (limits, scans): (&Limits, &Scans),
     asked: Option<(Instant, u32)>,
     observers: &mut Observers,
 ) {
     let started = Instant::now();
     let mut last_print = Instant::now();
+    let mut last_scan = Instant::now();
     let (mut stopping, mut seen) = (asked.map(|(at, _)| at), asked.map_or(0, |(_, n)| n));
     let mut killed = false;
     while !session.poll_ended() {
@@ -112,6 +140,10 @@ fn quiet(
                 print!("{}", text::render(&observers.report(session)));
                 let _ = std::io::stdout().flush();
             }
+        }
+        if scans.every.is_some_and(|every| last_scan.elapsed() >= every) && !session.is_run() {
+            scan_now(session);
+            last_scan = Instant::now();
         }
         observers.tick(session);
         std::thread::sleep(TICK);

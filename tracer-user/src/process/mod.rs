@@ -2,6 +2,8 @@
 //! watching an attached process, signals, and what /proc says about them.
 
 pub mod attach;
+mod exits;
+pub mod pause;
 pub mod spawn;
 mod supervise;
 

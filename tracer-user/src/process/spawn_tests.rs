@@ -23,7 +23,7 @@ impl Hooks for Log {
     fn new_process(&mut self, _: u32, parent: Option<u32>) {
         self.0.lock().unwrap().push(if parent.is_some() { "new(parent)" } else { "new" }.into());
     }
-    fn exit_stop(&mut self, _: u32) {
+    fn exit_stop(&mut self, _: u32, _: &[u32]) {
         self.0.lock().unwrap().push("exit".into());
     }
     fn gone(&mut self, _: u32) {

@@ -8,6 +8,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use rustix::process::{WaitOptions, WaitStatus};
 
+use super::exits::{AtExit, Tasks};
 use super::spawn::SpawnError;
 
 /// How the target ended.
@@ -40,8 +41,10 @@ pub trait Hooks: Send {
     fn exec(&mut self, pid: u32);
     /// A followed child, stopped before its first instruction; its parent when known.
     fn new_process(&mut self, pid: u32, parent: Option<u32>);
-    /// A traced process stopped at exit, its memory map still intact.
-    fn exit_stop(&mut self, pid: u32);
+    /// A traced process at its end: every one of its threads (`threads`,
+    /// the leader first when it is still there) stopped at its exit, its
+    /// memory and each thread's registers still intact.
+    fn exit_stop(&mut self, pid: u32, threads: &[u32]);
     /// A traced process (all its threads) is gone.
     fn gone(&mut self, pid: u32);
     /// A signal the kernel sent thread `tid` for leaktrace (not a process
@@ -52,13 +55,16 @@ pub trait Hooks: Send {
 }
 
 const EVENT_FORK: i32 = libc::PTRACE_EVENT_FORK;
+const EVENT_CLONE: i32 = libc::PTRACE_EVENT_CLONE;
 const EVENT_VFORK: i32 = libc::PTRACE_EVENT_VFORK;
 const EVENT_EXEC: i32 = libc::PTRACE_EVENT_EXEC;
 const EVENT_EXIT: i32 = libc::PTRACE_EVENT_EXIT;
 const EVENT_STOP: i32 = libc::PTRACE_EVENT_STOP;
 
 pub(super) fn seize(pid: Pid, follow_forks: bool) -> nix::Result<()> {
-    let mut opts = Options::PTRACE_O_TRACEEXEC | Options::PTRACE_O_TRACEEXIT | Options::PTRACE_O_EXITKILL;
+    // Threads too: each stops at its exit, so a process's end is seen with
+    // all of them (see exits.rs), and signals sent to any are seen.
+    let mut opts = Options::PTRACE_O_TRACEEXEC | Options::PTRACE_O_TRACEEXIT | Options::PTRACE_O_EXITKILL | Options::PTRACE_O_TRACECLONE;
     if follow_forks {
         opts |= Options::PTRACE_O_TRACEFORK | Options::PTRACE_O_TRACEVFORK;
     }
@@ -143,62 +149,104 @@ pub(super) fn until_exec(pid: Pid, hooks: &mut dyn Hooks) -> Result<(), Ended> {
 /// Waits on the target and its followed children until every one has ended;
 /// returns how the target itself ended, and when.
 pub(super) fn watch(target: Pid, hooks: &mut dyn Hooks) -> Option<(Ended, u64)> {
-    let target = target.as_raw();
-    // Traced processes still alive; the target's own end is reported when the last one ends.
-    let mut alive: HashSet<i32> = HashSet::from([target]);
-    // Followed children whose first stop has not been seen yet, with their parent.
-    let mut fresh: HashMap<i32, i32> = HashMap::new();
-    let mut target_end = None;
-    while !alive.is_empty() {
+    let mut w = Watch {
+        target: target.as_raw(),
+        alive: HashSet::from([target.as_raw()]),
+        fresh: HashMap::new(),
+        tasks: Tasks::default(),
+        target_end: None,
+    };
+    while !w.alive.is_empty() {
         let Ok(Some((who, status))) = wait_any() else { break };
         if let Some(how) = ended(status) {
-            // waitpid(-1) also reaps children that are not tracees: not ours to report.
-            if alive.remove(&who) {
-                hooks.gone(who as u32);
-            }
-            if who == target {
-                target_end = Some((how, super::monotonic_ns()));
-            }
+            w.ended(who, how, hooks);
             continue;
         }
-        let Some(sig) = status.stopping_signal() else { continue };
-        let event = status.as_raw() >> 16;
-        if !alive.contains(&who) {
-            // A followed child reporting its first stop before its parent's fork event.
-            alive.insert(who);
-            hooks.new_process(who as u32, None);
+        if let Some(sig) = status.stopping_signal() {
+            w.stopped(who, sig, status.as_raw() >> 16, hooks);
+        }
+    }
+    w.target_end
+}
+
+/// What [`watch`] keeps track of.
+struct Watch {
+    target: i32,
+    /// Traced processes still alive; the target's own end is reported when the last one ends.
+    alive: HashSet<i32>,
+    /// Followed children whose first stop has not been seen yet, with their parent.
+    fresh: HashMap<i32, i32>,
+    tasks: Tasks,
+    target_end: Option<(Ended, u64)>,
+}
+
+impl Watch {
+    fn ended(&mut self, who: i32, how: Ended, hooks: &mut dyn Hooks) {
+        // waitpid(-1) also reaps children that are not tracees: not ours to report.
+        if self.alive.remove(&who) {
+            hooks.gone(who as u32);
+        }
+        self.tasks.gone(who);
+        if who == self.target {
+            self.target_end = Some((how, super::monotonic_ns()));
+        }
+    }
+
+    fn stopped(&mut self, who: i32, sig: i32, event: i32, hooks: &mut dyn Hooks) {
+        if !self.alive.contains(&who) && !self.tasks.is_thread(who) {
+            if self.tasks.thread_of_unknown(who).is_none() {
+                // A followed child reporting its first stop before its parent's fork event.
+                self.alive.insert(who);
+                hooks.new_process(who as u32, None);
+            }
+            // (Else a new thread's first stop, before its creator's clone event.)
             restart(who, Restart::Continue, 0);
-            continue;
+            return;
         }
         match event {
-            EVENT_EXIT => hooks.exit_stop(who as u32),
+            EVENT_EXIT => return self.exit_stop(who, hooks),
             EVENT_EXEC => hooks.exec(who as u32),
+            EVENT_CLONE => {
+                if let Ok(child) = ptrace::getevent(Pid::from_raw(who)) {
+                    self.tasks.add_thread(child as i32, self.tasks.process_of(who));
+                }
+            }
             EVENT_FORK | EVENT_VFORK => {
                 if let Ok(child) = ptrace::getevent(Pid::from_raw(who)) {
-                    if alive.insert(child as i32) {
-                        fresh.insert(child as i32, who);
+                    if self.alive.insert(child as i32) {
+                        self.fresh.insert(child as i32, who);
                     }
                 }
             }
             // A seized child's first stop.
-            EVENT_STOP if fresh.contains_key(&who) => {
-                let parent = fresh.remove(&who).map(|p| p as u32);
+            EVENT_STOP if self.fresh.contains_key(&who) => {
+                let parent = self.fresh.remove(&who).map(|p| p as u32);
                 hooks.new_process(who as u32, parent);
             }
-            EVENT_STOP if is_stop_signal(sig) => {
-                restart(who, Restart::Listen, 0);
-                continue;
-            }
+            EVENT_STOP if is_stop_signal(sig) => return restart(who, Restart::Listen, 0),
             // A signal for the target: delivered, whatever it is — unless
             // the kernel sent it for leaktrace (never a process: SI_KERNEL).
             0 => {
                 let ours = sent_by_kernel(who) && hooks.intercept(who as u32, sig);
-                restart(who, Restart::Continue, if ours { 0 } else { sig });
-                continue;
+                return restart(who, Restart::Continue, if ours { 0 } else { sig });
             }
             _ => {}
         }
         restart(who, Restart::Continue, 0);
     }
-    target_end
+
+    /// A thread at its exit stop: held until its process's last thread is
+    /// there too; then the hook, and all of them go.
+    fn exit_stop(&mut self, who: i32, hooks: &mut dyn Hooks) {
+        let (pid, at_exit) = self.tasks.exit_stop(who);
+        let AtExit::Release { mut tids, ending } = at_exit else { return };
+        if ending {
+            tids.sort_by_key(|&t| (t != pid, t));
+            let threads: Vec<u32> = tids.iter().map(|&t| t as u32).collect();
+            hooks.exit_stop(pid as u32, &threads);
+        }
+        for t in tids {
+            restart(t, Restart::Continue, 0);
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::probes::DescriptorProbes;
 use super::attribute::{Attribution, Resolved, SiteCache};
 use super::model::{Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
 use super::profile::ProfileBuilder;
+use super::reachability::{add_into, ScanTable};
 use super::suppress::Suppressions;
 
 /// What a report needs besides the tracer's state.
@@ -34,7 +35,11 @@ pub struct ReportInput<'a> {
 pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Report {
     cache.update(snap, input.attribution);
     let scale = u64::from(input.sample_every.max(1));
-    let mut acc = Accumulator { profile: input.keep_stacks.then(ProfileBuilder::default), ..Accumulator::default() };
+    let mut acc = Accumulator {
+        profile: input.keep_stacks.then(ProfileBuilder::default),
+        scans: ScanTable::new(&snap.scans),
+        ..Accumulator::default()
+    };
     for s in &snap.summaries {
         let mut c = s.counters;
         if s.kind == ResourceKind::Heap && scale > 1 {
@@ -47,7 +52,7 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
             continue;
         }
         let Some(resolved) = cache.get(s.stack) else { continue };
-        acc.add(s, &c, resolved, cache, &input);
+        acc.add(s, &c, resolved, cache, &input, scale);
     }
     let lost_events: u64 =
         Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>() + snap.decode_errors;
@@ -70,6 +75,10 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
     }
     let sites = acc.sites_sorted();
     let profile = acc.profile.take().map(|p| Arc::new(p.finish(&snap.images)));
+    let mut outstanding = outstanding(snap, scale);
+    for part in [&acc.totals, &acc.outside, &acc.suppressed] {
+        add_into(&mut outstanding.reachability, &part.reachability);
+    }
     Report {
         schema: SCHEMA_VERSION,
         complete: lost_events == 0,
@@ -79,11 +88,12 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         totals: acc.totals,
         outside_focus: input.attribution.focus.is_some().then_some(acc.outside),
         suppressed: acc.suppressed,
-        outstanding: outstanding(snap, scale),
+        outstanding,
         focus,
         anomalies: snap.anomalies,
         sample_every: (scale > 1).then_some(scale as u32),
         sites,
+        scans: std::mem::take(&mut acc.scans.infos),
         warnings,
         tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: snap.events, ..TracerCost::default() },
         profile,
@@ -117,24 +127,26 @@ struct Accumulator {
     outside: Totals,
     suppressed: Totals,
     profile: Option<ProfileBuilder>,
+    scans: ScanTable,
 }
 
 impl Accumulator {
-    fn add(&mut self, s: &StackSummary, c: &StackCounters, resolved: &Resolved, cache: &SiteCache, input: &ReportInput) {
-        if input.suppressions.matches(cache.frames(resolved)) {
-            if c.outstanding > 0 {
-                self.suppressed.add(s.kind, c.outstanding, c.outstanding_bytes);
-            }
-            return;
-        }
-        if !resolved.in_focus {
-            if c.outstanding > 0 {
-                self.outside.add(s.kind, c.outstanding, c.outstanding_bytes);
-            }
-            return;
-        }
+    fn add(&mut self, s: &StackSummary, c: &StackCounters, resolved: &Resolved, cache: &SiteCache, input: &ReportInput, scale: u64) {
+        let reach = self.scans.for_stack(s.stack, s.kind, c, scale);
+        let suppressed = input.suppressions.matches(cache.frames(resolved));
+        let part = if suppressed {
+            &mut self.suppressed
+        } else if !resolved.in_focus {
+            &mut self.outside
+        } else {
+            &mut self.totals
+        };
         if c.outstanding > 0 {
-            self.totals.add(s.kind, c.outstanding, c.outstanding_bytes);
+            part.add(s.kind, c.outstanding, c.outstanding_bytes);
+        }
+        add_into(&mut part.reachability, &reach);
+        if suppressed || !resolved.in_focus {
+            return;
         }
         if let Some(p) = &mut self.profile {
             p.add(s.kind, c, || cache.stack(resolved));
@@ -150,6 +162,7 @@ impl Accumulator {
                 }
             }
         }
+        add_into(&mut site.reachability, &reach);
         site.count += c.outstanding;
         site.bytes += c.outstanding_bytes;
         site.allocations += c.acquired;

@@ -12,6 +12,7 @@ pub mod model;
 pub mod pprof;
 mod pprof_proto;
 pub mod profile;
+pub mod reachability;
 mod suppress;
 pub mod text;
 mod verdict;
@@ -22,6 +23,7 @@ pub use build::{build, ReportInput};
 pub use export::profiles;
 pub use focus::Focus;
 pub use model::Report;
+pub use reachability::LeakKinds;
 pub use suppress::{SuppressError, Suppressions};
 pub use verdict::{command_status, verdict, ExitCode, Thresholds};
 

@@ -12,9 +12,10 @@ use crate::process::Ended;
 
 pub use super::focus::FocusReport;
 use super::profile::Profile;
+pub use super::reachability::{Amount, Reachability, ScanInfo};
 
 /// Schema version of the JSON report.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -41,6 +42,8 @@ pub struct Report {
     pub sample_every: Option<u32>,
     /// One row per (kind, call site), largest first.
     pub sites: Vec<Site>,
+    /// The reachability scans behind the classes (the last of each process).
+    pub scans: Vec<ScanInfo>,
     pub warnings: Vec<String>,
     pub tracer: TracerCost,
     /// Every stack behind the sites, when asked for (the profile formats); not in the JSON.
@@ -72,6 +75,7 @@ impl Report {
             anomalies: Anomalies::default(),
             sample_every: None,
             sites,
+            scans: Vec::new(),
             warnings: Vec::new(),
             tracer: TracerCost::default(),
             profile: None,
@@ -184,6 +188,8 @@ pub struct Totals {
     pub heap_allocations: u64,
     /// Outstanding descriptors by kind name.
     pub handles: BTreeMap<String, u64>,
+    /// The heap's classes after a reachability scan (null without one).
+    pub reachability: Option<Reachability>,
 }
 
 impl Totals {
@@ -208,6 +214,7 @@ impl Totals {
         for (k, v) in &o.handles {
             *self.handles.entry(k.clone()).or_insert(0) += v;
         }
+        super::reachability::add_into(&mut self.reachability, &o.reachability);
     }
 }
 
@@ -239,6 +246,8 @@ pub struct Site {
     pub detail: Vec<String>,
     /// Descriptors received from another process (SCM_RIGHTS) by this call.
     pub received: bool,
+    /// valgrind's classes of its blocks (heap) or descriptors owned by lost blocks, after a scan.
+    pub reachability: Option<Reachability>,
 }
 
 /// A site's trend: robust (Theil–Sen) slopes of its outstanding count and
@@ -318,6 +327,7 @@ impl Site {
             growth: None,
             detail: Vec::new(),
             received: false,
+            reachability: None,
         }
     }
 
@@ -348,5 +358,12 @@ impl Report {
 
     pub fn leaked_bytes(&self) -> u64 {
         self.sites.iter().filter(|s| s.kind == ResourceKind::Heap).map(|s| s.bytes).sum()
+    }
+
+    /// The heap bytes of the sites that `kinds` selects: of those classes
+    /// after a scan, and what no scan saw (without one: everything outstanding).
+    pub fn gated_bytes(&self, kinds: super::LeakKinds) -> u64 {
+        let heap = self.sites.iter().filter(|s| s.kind == ResourceKind::Heap);
+        heap.map(|s| s.reachability.map_or(s.bytes, |r| r.selected(kinds).bytes)).sum()
     }
 }

@@ -41,6 +41,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         growth: None,
         detail: Vec::new(),
         received: false,
+        reachability: None,
     }
 }
 
@@ -82,8 +83,30 @@ fn verdicts_follow_the_thresholds() {
     let limits = Thresholds::default();
     assert_eq!(verdict(&leaky(), limits, None), ExitCode::LeaksFound);
     assert_eq!(verdict(&report(vec![], 0), limits, None), ExitCode::Clean);
-    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 3 }, None), ExitCode::Clean);
-    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 2 }, None), ExitCode::LeaksFound);
+    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 3, ..limits }, None), ExitCode::Clean);
+    assert_eq!(verdict(&leaky(), Thresholds { max_leaked_bytes: 30, max_leaked_handles: 2, ..limits }, None), ExitCode::LeaksFound);
+}
+
+#[test]
+fn after_a_scan_the_leak_kinds_decide_which_bytes_count() {
+    use super::model::{Amount, Reachability};
+    use super::LeakKinds;
+    let limits = Thresholds { max_leaked_handles: 3, ..Thresholds::default() };
+    let mut r = leaky();
+    // 30 bytes: 10 definitely lost, 20 still reachable.
+    let reach =
+        Reachability { definite: Amount { count: 1, bytes: 10 }, reachable: Amount { count: 2, bytes: 20 }, ..Reachability::default() };
+    r.sites[0].reachability = Some(reach);
+    let at = |r: &Report, max, kinds: &str| {
+        verdict(r, Thresholds { max_leaked_bytes: max, kinds: LeakKinds::parse(kinds).unwrap(), ..limits }, None)
+    };
+    assert_eq!(verdict(&r, Thresholds { max_leaked_bytes: 10, ..limits }, None), ExitCode::Clean, "definite and indirect by default");
+    assert_eq!(verdict(&r, Thresholds { max_leaked_bytes: 9, ..limits }, None), ExitCode::LeaksFound);
+    assert_eq!(at(&r, 29, "all"), ExitCode::LeaksFound);
+    assert_eq!(at(&r, 0, "none"), ExitCode::Clean);
+    // What no scan saw counts whatever the kinds.
+    r.sites[0].reachability = Some(Reachability { unscanned: Amount { count: 3, bytes: 30 }, ..Reachability::default() });
+    assert_eq!(at(&r, 29, "none"), ExitCode::LeaksFound);
 }
 
 #[test]

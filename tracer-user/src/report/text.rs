@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Report, Site, StackFrame, Totals};
+use super::model::{Reachability, Report, Site, StackFrame, Totals};
 
 /// Frames of each site's stack shown in text (the JSON has them all).
 const STACK_LINES: usize = 8;
@@ -66,6 +66,9 @@ fn header(out: &mut String, r: &Report) {
     if r.suppressed != Totals::default() {
         let _ = writeln!(out, "suppressed (not in the sites): {}", line(&r.suppressed));
     }
+    if let Some(reach) = &r.outstanding.reachability {
+        summary(out, r, reach);
+    }
     if let Some(n) = r.sample_every {
         let _ = writeln!(
             out,
@@ -116,8 +119,36 @@ fn site(out: &mut String, s: &Site) {
     if let Some(why) = &s.stack_end {
         let _ = writeln!(out, "    (stack ends early: {why})");
     }
+    if let Some(c) = s.reachability.as_ref().map(Reachability::describe).filter(|c| !c.is_empty()) {
+        let _ = writeln!(out, "    {c}");
+    }
     if let Some(g) = &s.growth {
         let _ = writeln!(out, "    growth: {}", crate::growth::describe(g, s.kind));
+    }
+}
+
+/// valgrind's LEAK SUMMARY, over everything outstanding.
+fn summary(out: &mut String, r: &Report, reach: &Reachability) {
+    let scans: Vec<String> = r
+        .scans
+        .iter()
+        .map(|s| {
+            let stopped = s.stopped_ms.map(|ms| format!(", stopped {ms:.1} ms")).unwrap_or_default();
+            let before = if s.heap_known { "" } else { ", memory from before tracing taken as roots" };
+            format!("pid {} in {:.1} ms{stopped}{before}", s.pid, s.scan_ms)
+        })
+        .collect();
+    let _ = writeln!(out, "reachability (scan of {}):", scans.join(", "));
+    for (name, a) in [
+        ("definitely lost", reach.definite),
+        ("indirectly lost", reach.indirect),
+        ("  possibly lost", reach.possible),
+        ("still reachable", reach.reachable),
+    ] {
+        let _ = writeln!(out, "    {name}: {} bytes in {} blocks", a.bytes, a.count);
+    }
+    if reach.unscanned.count > 0 {
+        let _ = writeln!(out, "    not scanned (acquired since): {} bytes in {} blocks", reach.unscanned.bytes, reach.unscanned.count);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Exit codes. Documented in the README ("Exit codes"); keep them in step.
 
 use super::model::Report;
+use super::reachability::LeakKinds;
 
 /// The process exit code of a `--ci` run, and of errors in any run. When
 /// several apply, the first of: tracer error, command failed, incomplete,
@@ -27,6 +28,8 @@ pub enum ExitCode {
 pub struct Thresholds {
     pub max_leaked_bytes: u64,
     pub max_leaked_handles: u64,
+    /// The heap blocks that count (`--leak-kinds`).
+    pub kinds: LeakKinds,
 }
 
 /// The verdict of a `--ci` run. A failed command comes first, then lost
@@ -41,7 +44,7 @@ pub fn verdict(report: &Report, limits: Thresholds, expectation_failed: Option<b
     if let Some(failed) = expectation_failed {
         return if failed { ExitCode::ExpectationMismatch } else { ExitCode::Clean };
     }
-    if report.leaked_bytes() > limits.max_leaked_bytes || report.leaked_handles() > limits.max_leaked_handles {
+    if report.gated_bytes(limits.kinds) > limits.max_leaked_bytes || report.leaked_handles() > limits.max_leaked_handles {
         return ExitCode::LeaksFound;
     }
     ExitCode::Clean

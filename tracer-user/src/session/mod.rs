@@ -4,6 +4,7 @@
 
 mod follow;
 mod placement;
+mod reachability;
 mod start;
 mod tables;
 
@@ -18,6 +19,7 @@ use crate::report::{self, Report, ReportInput, SiteCache};
 
 use follow::Follower;
 use placement::{lock, Placement};
+pub use reachability::{ScanError, Scanned};
 pub use start::{SessionConfig, SessionError, TargetSpec};
 
 enum Handle {
@@ -151,6 +153,14 @@ impl Session {
             self.detached = true;
         }
         self.report()
+    }
+
+    /// `attach`: holds the target still, scans its memory for what is lost
+    /// and lets it go; how long it was stopped. (Under `run` each process
+    /// is scanned at its end.)
+    pub fn scan(&mut self) -> Result<reachability::Scanned, reachability::ScanError> {
+        let glibc = reachability::is_glibc(lock(&self.placement).allocator_of(self.target.pid).as_deref());
+        reachability::scan_running(&self.shared, self.target.pid, glibc, self.config.load.sample_every > 1)
     }
 
     /// Events ingested so far.

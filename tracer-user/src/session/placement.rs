@@ -62,6 +62,11 @@ impl Placement {
         lock(&self.probes).detach_process(pid);
     }
 
+    /// The allocator of a traced process's current image.
+    pub fn allocator_of(&self, pid: u32) -> Option<Arc<AllocatorChoice>> {
+        self.current.get(&pid).cloned()
+    }
+
     /// The allocator of the target's latest image.
     pub fn target_allocator(&self) -> Option<Arc<AllocatorChoice>> {
         self.target_allocator.clone()

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::follow::Follower;
 use super::placement::{lock, Placement};
+use super::reachability;
 use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
@@ -42,6 +43,8 @@ pub struct SessionConfig {
     pub allocator_programs: AllocatorPrograms,
     /// Reports keep every stack of every site (the profile formats need them).
     pub keep_stacks: bool,
+    /// `run`: scan each process's memory at its end for what is lost (reach/).
+    pub scan_at_exit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,10 @@ struct RunHooks {
     placement: Arc<Mutex<Placement>>,
     probes: Arc<Mutex<Probes>>,
     tables: Option<Arc<TableService>>,
+    /// Scan each process's memory at its end (reach/).
+    scan: bool,
+    /// `--sample`: the outstanding table holds some blocks only.
+    sampled: bool,
 }
 
 impl Hooks for RunHooks {
@@ -79,12 +86,19 @@ impl Hooks for RunHooks {
         lock(&self.placement).forked(pid, parent);
     }
 
-    fn exit_stop(&mut self, pid: u32) {
+    fn exit_stop(&mut self, pid: u32, threads: &[u32]) {
         // Everything before the exit first (an exec among it starts the
         // image these maps belong to), then the maps while they exist.
         self.shared.sync();
         if let Ok(maps) = ProcessMaps::capture(pid) {
             self.shared.state().add_maps(pid, maps);
+        }
+        if self.scan {
+            let glibc = reachability::is_glibc(lock(&self.placement).allocator_of(pid).as_deref());
+            match reachability::scan_stopped(&self.shared, pid, threads, glibc, self.sampled) {
+                Ok(scan) => self.shared.state().add_scan(scan),
+                Err(e) => self.shared.state().warn(format!("no reachability scan of pid {pid}: {e}")),
+            }
         }
     }
 
@@ -143,6 +157,8 @@ struct Parts {
     shared: Arc<Shared>,
     probes: Arc<Mutex<Probes>>,
     tables: Option<Arc<TableService>>,
+    scan_at_exit: bool,
+    sampled: bool,
 }
 
 fn start_run(
@@ -157,7 +173,14 @@ fn start_run(
     let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
     // The placement learns the target's pid once it is forked.
     let placement = Arc::new(Mutex::new(Placement::new(probes.clone(), shared.clone(), fixed, 0)));
-    let hooks = RunHooks { shared: shared.clone(), placement: placement.clone(), probes: probes.clone(), tables: parts.tables.clone() };
+    let hooks = RunHooks {
+        shared: shared.clone(),
+        placement: placement.clone(),
+        probes: probes.clone(),
+        tables: parts.tables.clone(),
+        scan: parts.scan_at_exit,
+        sampled: parts.sampled,
+    };
     let child = Supervised::spawn(Command { program, argv, follow_forks, signals }, Box::new(hooks))?;
     let pid = child.pid;
     lock(&placement).set_target(pid);
@@ -216,7 +239,13 @@ impl Session {
         let descriptors = probes.descriptor_probes();
         let shared = Shared::new(State::new());
         let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
-        let parts = Parts { shared: shared.clone(), probes: Arc::new(Mutex::new(probes)), tables };
+        let parts = Parts {
+            shared: shared.clone(),
+            probes: Arc::new(Mutex::new(probes)),
+            tables,
+            scan_at_exit: config.scan_at_exit,
+            sampled: config.load.sample_every > 1,
+        };
         let started = match (spec, program) {
             (TargetSpec::Run { argv, signals }, Some(program)) => {
                 start_run(program, argv, signals, fixed, config.load.follow_forks, &parts)?

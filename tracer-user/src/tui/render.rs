@@ -157,6 +157,10 @@ fn render_detail(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
     if let Some(g) = &s.growth {
         lines.push(Line::raw(format!("growth: {}", crate::growth::describe(g, s.kind))));
     }
+    // After a reachability scan (the final screen under `run`): valgrind's classes.
+    if let Some(c) = s.reachability.as_ref().map(|r| r.describe()).filter(|c| !c.is_empty()) {
+        lines.push(Line::styled(c, Style::default().fg(Color::Magenta)));
+    }
     if let (Some(file), Some(line)) = (&s.site.file, s.site.line) {
         for (n, text) in app.source_context(file, line) {
             let style = if n == line { Style::default().fg(Color::Yellow) } else { Style::default().fg(Color::Gray) };

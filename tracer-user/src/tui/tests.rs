@@ -67,6 +67,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         growth: None,
         detail: Vec::new(),
         received: false,
+        reachability: None,
     }
 }
 
@@ -116,6 +117,21 @@ fn the_table_sorts_by_bytes_then_by_count() {
     assert!(l.iter().any(|x| x.contains("count▼")));
     let timer_row = &l[row_of(&l, "net_timer_init (net_loop.c:73)")];
     assert!(timer_row.contains("timerfd") && timer_row.contains(" 15 ") && timer_row.contains("17/2"), "{timer_row}");
+}
+
+#[test]
+fn the_detail_pane_shows_the_classes_after_a_scan() {
+    use crate::report::model::{Amount, Reachability};
+    let mut s = site(ResourceKind::Heap, "js_socket_connect", "net_socket.c", 15, 3, 30);
+    s.reachability = Some(Reachability {
+        definite: Amount { count: 1, bytes: 10 },
+        reachable: Amount { count: 2, bytes: 20 },
+        ..Reachability::default()
+    });
+    let mut app = App::new();
+    refresh(&mut app, report(vec![s], 0), 1.0);
+    let l = lines(&draw(&app));
+    assert!(l.iter().any(|x| x.contains("definitely lost 10 bytes in 1; still reachable 20 bytes in 2")), "{}", l.join("\n"));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod lifecycle;
 mod measure;
+mod reach;
 mod server;
 mod soak;
 mod syscalls;
@@ -55,6 +56,7 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
     cc(&scratch.join("forker"), &w.join("forker.c"), &[])?;
     cc(&scratch.join("soak"), &w.join("soak.c"), &[])?;
+    cc(&scratch.join("reach_heap"), &root.join("tracer-user/tests/programs/reach_heap.c"), &[])?;
     syscalls::build(&w, scratch)?;
     crate::fixture::build(root)?;
     Ok(root.join("target/release/leaktrace"))
@@ -129,6 +131,7 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         "MiB RSS",
         measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
     );
+    reach::rows(&tools, &exe("hold"), &scratch.join("reach_heap"), opts.quick).into_iter().for_each(|(w, c, u, r)| record(w, c, u, r));
     // leaktrace attached to a churning program: its memory stays flat.
     let secs = if opts.quick { 40 } else { 600 };
     let soak = soak::run(&tools, &scratch.join("soak"), secs).map(|(growth, m)| (Some(growth), m));

@@ -85,6 +85,7 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
         });
     }
     checks.extend(lifecycle(r));
+    checks.extend(super::reach::evaluate(r));
     checks
 }
 

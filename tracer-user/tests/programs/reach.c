@@ -1,0 +1,72 @@
+/* Blocks of each of valgrind memcheck's leak kinds, one allocation a line,
+ * each marked `@block NAME CLASS`: the oracle test (kernel_reach.rs) checks
+ * that leaktrace's class for every one equals valgrind's. A thread holds a
+ * block on its stack and another in its TLS, blocked in read() when main
+ * calls exit(): the scan runs with every thread at its exit stop. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* The compiler may not drop a store the program never reads again. */
+#define KEEP(p) __asm__ volatile("" : : "r"(p) : "memory")
+
+struct pair {
+    struct pair *other;
+    char pad[40];
+};
+
+void *global_block;        /* held by a global */
+char *interior;            /* only an interior pointer */
+struct pair *chain;        /* global -> pair -> block */
+char *interior_chain;      /* interior -> pair -> block: possibly */
+__thread void *tls_block;  /* each thread's own */
+static pthread_barrier_t ready;
+static int never[2];
+
+__attribute__((noinline)) static void lose(void) {
+    void *p = malloc(100); /* @block lost_outright definite */
+    KEEP(p);
+}
+
+__attribute__((noinline)) static void lose_pair(void) {
+    struct pair *a = malloc(sizeof(struct pair)); /* @block lost_pair definite */
+    a->other = malloc(48); /* @block pointed_to_by_lost indirect */
+    KEEP(a);
+}
+
+__attribute__((noinline)) static void hold(void) {
+    global_block = malloc(300); /* @block global reachable */
+    interior = (char *)malloc(400) + 16; /* @block interior possible */
+    chain = malloc(sizeof(struct pair)); /* @block chain_head reachable */
+    chain->other = malloc(56); /* @block chain_tail reachable */
+    struct pair *p = malloc(sizeof(struct pair)); /* @block interior_head possible */
+    p->other = malloc(72); /* @block after_interior possible */
+    interior_chain = (char *)p + 32;
+    tls_block = malloc(500); /* @block main_tls reachable */
+    KEEP(p);
+}
+
+static void *holder(void *arg) {
+    void *volatile held = malloc(200); /* @block thread_stack reachable */
+    tls_block = malloc(210); /* @block thread_tls reachable */
+    pthread_barrier_wait(&ready);
+    char c;
+    /* Blocks until the process exits. */
+    if (read(never[0], &c, 1) < 0)
+        return NULL;
+    return held;
+}
+
+int main(void) {
+    if (pipe(never) != 0)
+        return 1;
+    pthread_barrier_init(&ready, NULL, 2);
+    lose();
+    lose_pair();
+    hold();
+    pthread_t t;
+    if (pthread_create(&t, NULL, holder, NULL) != 0) /* @block thread_dtv possible */
+        return 1;
+    pthread_barrier_wait(&ready);
+    exit(0);
+}

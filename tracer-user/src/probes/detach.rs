@@ -11,14 +11,14 @@
 //! stay attached and do nothing: the target table is no longer filled.
 
 /// Hands leaktrace's descriptors to a background process that closes them
-/// once leaktrace has exited. Without a process (pipe or fork failed)
-/// nothing happens: the caller's own drops then detach, slowly but correctly.
-pub fn in_background() {
+/// once leaktrace has exited; false without one (pipe or fork failed): the
+/// caller's own drops then detach, slowly but correctly.
+pub fn in_background() -> bool {
     let mut ends = [0; 2];
     // SAFETY: pipe2 fills the two-element array it is given. The write end
     // is close-on-exec: no command leaktrace starts holds it.
     if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return;
+        return false;
     }
     let [gone, alive] = ends;
     // SAFETY: after fork, the children only make async-signal-safe system
@@ -49,5 +49,6 @@ pub fn in_background() {
         }
         // The write end stays open for as long as leaktrace lives.
         libc::close(gone);
+        child > 0
     }
 }

@@ -88,6 +88,9 @@ pub struct Probes {
     requested: Option<LinkMode>,
     /// Each traced process's allocator probes.
     links: HashMap<u32, ProcessLinks>,
+    /// Probes of processes that are gone, still attached (they match no
+    /// process): detached in batches, or handed over at the end.
+    retired: Vec<ProcessLinks>,
     stats: Arc<LinkStats>,
     /// Said once each, for the report.
     warnings: Vec<String>,
@@ -155,6 +158,7 @@ impl Probes {
             programs,
             requested,
             links: HashMap::new(),
+            retired: Vec::new(),
             stats: Arc::default(),
             warnings: warning.into_iter().collect(),
             loader_probe: None,
@@ -233,10 +237,17 @@ impl Probes {
     }
 
     /// Takes the allocator probes off a process (gone, or with a new image);
-    /// returns at once, the links close in the background.
+    /// returns at once. Detaching waits for grace periods the kernel runs one
+    /// after the other (tens of ms per process), and a process cannot exit
+    /// while one of its threads is in one: the probes of gone processes are
+    /// kept, matching nothing, and detached in the background by batches of
+    /// [`RETIRED_BATCH`], the rest handed over when leaktrace ends.
     pub fn detach_process(&mut self, pid: u32) {
         if let Some(links) = self.links.remove(&pid) {
-            links.detach_in_background();
+            self.retired.push(links);
+        }
+        if self.retired.len() >= RETIRED_BATCH {
+            self.retired.drain(..).for_each(ProcessLinks::detach_in_background);
         }
     }
 
@@ -256,10 +267,17 @@ impl Probes {
     }
 }
 
+/// Gone processes' probes kept attached before a batch is detached.
+const RETIRED_BATCH: usize = 32;
+
 impl Drop for Probes {
     fn drop(&mut self) {
-        for (_, links) in self.links.drain() {
-            links.detach_in_background();
+        let all = self.links.drain().map(|(_, l)| l).chain(self.retired.drain(..));
+        if self.descriptors.hand_over() {
+            // The background process holds them: these closes only drop references.
+            all.for_each(drop);
+        } else {
+            all.for_each(ProcessLinks::detach_in_background);
         }
     }
 }

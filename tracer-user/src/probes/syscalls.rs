@@ -106,20 +106,31 @@ pub fn preflight() -> Result<(), ProbeError> {
 pub struct SyscallProbes {
     links: Vec<TracePointLink>,
     pub info: DescriptorProbes,
+    handed_over: bool,
+}
+
+impl SyscallProbes {
+    /// Hands every descriptor leaktrace holds to the background process now
+    /// (once): what the caller closes after it only drops references. False
+    /// when there is none.
+    pub fn hand_over(&mut self) -> bool {
+        if !self.handed_over && !self.links.is_empty() {
+            self.handed_over = detach::in_background();
+        }
+        self.handed_over
+    }
 }
 
 impl Drop for SyscallProbes {
     fn drop(&mut self) {
-        if !self.links.is_empty() {
-            detach::in_background();
-        }
+        self.hand_over();
     }
 }
 
 /// Loads the descriptor programs and attaches each to its calls' exit tracepoints.
 pub fn attach(ebpf: &mut Ebpf) -> Result<SyscallProbes, ProbeError> {
     // Built first, so that a failure half-way detaches what is attached in the background too.
-    let mut probes = SyscallProbes { links: Vec::new(), info: DescriptorProbes::default() };
+    let mut probes = SyscallProbes { links: Vec::new(), info: DescriptorProbes::default(), handed_over: false };
     for exit in ExitProgram::ALL {
         let prog = Program::Descriptors(exit);
         let missing = || ProbeError::Load(format!("program {prog} missing from the object"));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -38,16 +38,7 @@ fn outstanding_handles_equal_proc_fd() {
     std::thread::sleep(Duration::from_millis(50));
     let (before_s, before_t) = fds_of_kind(pid);
     let report = dir.path().join("report.json");
-    let mut tracer = leaktrace()
-        .args(["attach", "--pid", &pid.to_string(), "--duration", "4", "--format", "json", "--output"])
-        .arg(&report)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(tracer.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("tracing pid"), "leaktrace did not start: {line}");
+    let (mut tracer, mut err) = attached(&["--pid", &pid.to_string(), "--duration", "4"], &report);
     ctl.write_all(b"r").unwrap();
     std::thread::sleep(Duration::from_millis(2000));
     ctl.write_all(b"p").unwrap(); // stop churning, hold what it has
@@ -57,7 +48,7 @@ fn outstanding_handles_equal_proc_fd() {
     let (after_s, after_t) = fds_of_kind(pid);
     drop(ctl);
     let _ = child.wait();
-    let out = std::process::Output { status, stdout: Vec::new(), stderr: (line + &rest).into_bytes() };
+    let out = std::process::Output { status, stdout: Vec::new(), stderr: rest.into_bytes() };
     let r = json_report(&out, &report);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
     let new = |after: &[String], before: &[String]| after.iter().filter(|f| !before.contains(f)).count() as u64;

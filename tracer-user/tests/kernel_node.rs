@@ -184,16 +184,7 @@ fn attached_to_a_running_service_the_growing_socket_site_is_its_javascript_funct
     let before = sockets_of(pid);
     let report = dir.path().join("report.json");
     let focus = fixture().display().to_string() + "/";
-    let mut tracer = leaktrace()
-        .args(["attach", "--pid", &pid.to_string(), "--duration", "6", "--focus", &focus, "--format", "json", "--output"])
-        .arg(&report)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(tracer.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
-    assert!(first.contains("tracing pid"), "leaktrace did not attach: {first}");
+    let (mut tracer, mut err) = attached(&["--pid", &pid.to_string(), "--duration", "6", "--focus", &focus], &report);
     for _ in 0..7 {
         assert!(get(port, "/subscribe").contains("callback port"));
     }
@@ -207,7 +198,7 @@ fn attached_to_a_running_service_the_growing_socket_site_is_its_javascript_funct
     drop(service.stdin.take());
     let _ = service.wait();
     let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
-    let out = Output { status, stdout: Vec::new(), stderr: (first + &rest).into_bytes() };
+    let out = Output { status, stdout: Vec::new(), stderr: rest.into_bytes() };
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json_report(&out, &report);
     let sockets = sites(&r, "socket");

@@ -173,29 +173,8 @@ fn attach_scans_a_100_mib_heap_twice_and_says_how_long_the_target_was_stopped() 
     let (mut ctl, mut said) = (child.stdin.take().unwrap(), BufReader::new(child.stdout.take().unwrap()));
     let report = dir.path().join("attach.json");
     let pid = child.id().to_string();
-    let mut tracer = leaktrace()
-        .args([
-            "attach",
-            "--no-tui",
-            "--pid",
-            &pid,
-            "--scan-every",
-            "1",
-            "--scan-at-end",
-            "--duration",
-            "5",
-            "--format",
-            "json",
-            "--output",
-        ])
-        .arg(&report)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(tracer.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
-    assert!(first.contains("tracing pid"), "leaktrace did not start: {first}");
+    let args = ["--no-tui", "--pid", &pid, "--scan-every", "1", "--scan-at-end", "--duration", "5"];
+    let (mut tracer, mut err) = attached(&args, &report);
     ctl.write_all(b"a").unwrap();
     let mut line = String::new();
     said.read_line(&mut line).unwrap();
@@ -205,7 +184,7 @@ fn attach_scans_a_100_mib_heap_twice_and_says_how_long_the_target_was_stopped() 
     err.read_to_string(&mut rest).unwrap();
     drop(ctl);
     assert_eq!(child.wait().unwrap().code(), Some(0), "the target ran on after each scan");
-    let out = std::process::Output { status, stdout: Vec::new(), stderr: (first + &rest).into_bytes() };
+    let out = std::process::Output { status, stdout: Vec::new(), stderr: rest.clone().into_bytes() };
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // 102,400 blocks of 1 KiB, one lost block and stdout's buffer.
     let full: Vec<f64> = scan_lines(&rest).into_iter().filter(|&(blocks, _)| blocks >= 102_402).map(|(_, ms)| ms).collect();

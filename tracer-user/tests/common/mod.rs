@@ -4,8 +4,9 @@
 
 pub mod tmux;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
 pub fn leaktrace() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leaktrace"))
@@ -104,4 +105,16 @@ pub fn build_one(name: &str) -> (tempfile::TempDir, PathBuf) {
     cc(&["-g", "-O2", "-o", name, &src], dir.path());
     let exe = dir.path().join(name);
     (dir, exe)
+}
+
+/// `leaktrace attach ARGS --format json --output REPORT`, once it says it is
+/// tracing: the process, and its stderr to read on from there.
+pub fn attached(args: &[&str], report: &Path) -> (Child, BufReader<ChildStderr>) {
+    let mut tracer =
+        leaktrace().arg("attach").args(args).args(["--format", "json", "--output"]).arg(report).stderr(Stdio::piped()).spawn().unwrap();
+    let mut err = BufReader::new(tracer.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.contains("tracing pid"), "leaktrace did not attach: {first}");
+    (tracer, err)
 }

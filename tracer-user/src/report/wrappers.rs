@@ -3,6 +3,8 @@
 //! well-known allocation wrappers wherever they live (a static binary holds
 //! libc's own `strdup` and `pipe`), plus the user's `--alloc-wrapper` names.
 
+use tracer_common::syscalls::{ExitProgram, SYSCALLS};
+
 use crate::symbolize::{plain_name, Frame};
 
 /// Modules whose frames are the runtime's, by file name prefix.
@@ -48,37 +50,6 @@ const RUNTIME_FUNCTIONS: &[&str] = &[
     "opendir",
     "fdopendir",
     "scandir",
-    // descriptor syscall wrappers
-    "socket",
-    "socketpair",
-    "accept",
-    "accept4",
-    "timerfd_create",
-    "eventfd",
-    "epoll_create",
-    "epoll_create1",
-    "pipe",
-    "pipe2",
-    "dup",
-    "dup2",
-    "dup3",
-    "fcntl",
-    "fcntl64",
-    "open",
-    "open64",
-    "openat",
-    "openat64",
-    "open_nocancel",
-    "open64_nocancel",
-    "openat64_nocancel",
-    "creat",
-    "creat64",
-    "memfd_create",
-    "signalfd",
-    "inotify_init",
-    "inotify_init1",
-    "pidfd_open",
-    "syscall",
     // GLib
     "g_malloc",
     "g_malloc0",
@@ -139,6 +110,17 @@ const RUNTIME_FUNCTIONS: &[&str] = &[
     "xmemdup",
 ];
 
+/// glibc's other names for the descriptor system calls' wrappers, and its
+/// generic `syscall`.
+const LIBC_DESCRIPTOR_NAMES: &[&str] =
+    &["fcntl64", "open64", "openat64", "open_nocancel", "open64_nocancel", "openat64_nocancel", "creat64", "syscall"];
+
+/// A system call wrapper that makes descriptors: every call leaktrace follows
+/// (its table in `tracer_common::syscalls`) but the closes, and glibc's aliases.
+fn is_descriptor_wrapper(plain: &str) -> bool {
+    SYSCALLS.iter().any(|s| s.name == plain && s.effect.program() != ExitProgram::Close) || LIBC_DESCRIPTOR_NAMES.contains(&plain)
+}
+
 /// Internal name prefixes of glibc (in a static binary they are in the executable).
 const RUNTIME_PREFIXES: &[&str] = &["_IO_", "_int_", "_dl_", "__fopen", "__alloc_dir", "tcache_", "sysmalloc", "__nss_"];
 
@@ -194,6 +176,7 @@ pub fn is_wrapper(frame: &Frame, allocator: Option<&str>, wrappers: &[String]) -
     let plain = plain_name(qualified);
     is_std(qualified)
         || RUNTIME_FUNCTIONS.contains(&plain)
+        || is_descriptor_wrapper(plain)
         || RUNTIME_PREFIXES.iter().any(|p| qualified.starts_with(p))
         || is_user_wrapper(name, qualified, wrappers)
 }
@@ -260,6 +243,39 @@ mod tests {
         for name in
             ["main", "make_leak(int)", "leaky::make_buffer", "js_socket_connect", "operator_newline", "<app::Pool as app::Alloc>::get"]
         {
+            assert!(!is_wrapper(&f(name, exe), None, &[]), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_descriptor_call_leaktrace_follows_has_its_wrapper_skipped_but_close() {
+        let exe = "/usr/bin/app";
+        for name in [
+            "socket",
+            "socketpair",
+            "accept4",
+            "timerfd_create",
+            "eventfd",
+            "epoll_create1",
+            "pipe2",
+            "dup2",
+            "fcntl",
+            "fcntl64",
+            "open64",
+            "openat",
+            "__open_nocancel",
+            "creat",
+            "memfd_create",
+            "signalfd",
+            "inotify_init1",
+            "pidfd_open",
+            "recvmsg",
+            "io_uring_setup",
+            "syscall",
+        ] {
+            assert!(is_wrapper(&f(name, exe), None, &[]), "{name}");
+        }
+        for name in ["close", "close_range", "read"] {
             assert!(!is_wrapper(&f(name, exe), None, &[]), "{name}");
         }
     }

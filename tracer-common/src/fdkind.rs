@@ -143,6 +143,30 @@ pub const fn name_of(s: &[u8]) -> Name {
     [u64::from_le_bytes(lo), u64::from_le_bytes(hi)]
 }
 
+/// `name` with every byte from its first NUL on cleared (a plain read of a
+/// dentry name copies whatever follows the NUL). Branch-free: the kernel
+/// side runs it, and a branch per byte would have the verifier walk each
+/// combination (it was most of the descriptor programs' verification time).
+#[inline(always)]
+pub const fn until_nul(name: Name) -> Name {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The bytes of a word before its first zero byte, and whether it has one:
+    // the lowest bit of (w - ONES) & !w & HIGHS is the first zero byte's high
+    // bit (borrows only ever mark bytes above a zero one).
+    const fn before_zero(w: u64) -> (u64, u64) {
+        let zeros = w.wrapping_sub(ONES) & !w & HIGHS;
+        let first = zeros & zeros.wrapping_neg();
+        // No zero byte: first = 0, and the mask is all ones.
+        let keep = (first >> 7).wrapping_sub(1);
+        (keep, (first != 0) as u64)
+    }
+    let (keep0, ended0) = before_zero(name[0]);
+    let (keep1, _) = before_zero(name[1]);
+    // A NUL in the first word clears the whole second one.
+    [name[0] & keep0, name[1] & keep1 & ended0.wrapping_sub(1)]
+}
+
 /// The names anonymous inodes are created with, by kind.
 const ANON_NAMES: [(Name, FdKind); 16] = [
     (name_of(b"[timerfd]"), FdKind::Timerfd),
@@ -256,6 +280,36 @@ mod tests {
             assert_eq!(FdKind::ALL.iter().filter(|o| o.name() == k.name()).count(), 1);
         }
         assert_eq!(FdKind::from_u32(999), FdKind::Other);
+    }
+
+    #[test]
+    fn until_nul_clears_exactly_the_bytes_from_the_first_nul() {
+        fn naive(name: Name) -> Name {
+            let mut bytes = [0u8; NAME_LEN];
+            bytes[..8].copy_from_slice(&name[0].to_le_bytes());
+            bytes[8..].copy_from_slice(&name[1].to_le_bytes());
+            if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+                bytes[nul..].fill(0);
+            }
+            name_of(&bytes)
+        }
+        // Every position of the first NUL, with garbage (including 0x01 and
+        // 0x80 bytes, which trip naive zero-byte tricks) before and after it.
+        let garbage = [0x01u8, 0x80, 0xff, 0x7f, 0x81, 0x00, 0x41];
+        for nul in 0..=NAME_LEN {
+            for (g, &fill) in garbage.iter().enumerate() {
+                let mut bytes = [0u8; NAME_LEN];
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = if i < nul { garbage[(i + g) % garbage.len()].max(1) } else { fill };
+                }
+                if nul < NAME_LEN {
+                    bytes[nul] = 0;
+                }
+                let name = [u64::from_le_bytes(bytes[..8].try_into().unwrap()), u64::from_le_bytes(bytes[8..].try_into().unwrap())];
+                assert_eq!(until_nul(name), naive(name), "first NUL at {nul}, fill {fill:#x}");
+            }
+        }
+        assert_eq!(until_nul(name_of(b"[timerfd]")), name_of(b"[timerfd]"));
     }
 
     #[test]

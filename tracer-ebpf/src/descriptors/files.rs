@@ -6,7 +6,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel, generated::bpf_probe_read_kernel as bpf_probe_read_kernel_raw};
-use tracer_common::fdkind::{classify, kind_by_mode, needs_name, FdKind, Name};
+use tracer_common::fdkind::{classify, kind_by_mode, needs_name, until_nul, FdKind, Name};
 
 use crate::maps::setting_u32;
 
@@ -196,8 +196,7 @@ fn describe(file: u64) -> (FdKind, Name) {
         let name_ptr: u64 = read(dentry, off(&FD_DENTRY_NAME));
         // 16 bytes: within any dentry name (inline names have 40, longer
         // ones are that long); what follows the NUL is cleared below.
-        name = read(name_ptr, 0);
-        clear_after_nul(&mut name);
+        name = until_nul(read(name_ptr, 0));
     }
     (classify(magic, mode, name), name)
 }
@@ -216,20 +215,4 @@ fn read_pair(base: u64, a: u64, b: u64) -> (u64, u64) {
     unsafe { bpf_probe_read_kernel_raw((&raw mut words).cast::<c_void>(), (span & 127) as u32, (base + lo) as *const c_void) };
     let at = |off: u64| words.get(((off - lo) / 8) as usize).copied().unwrap_or(0);
     (at(a), at(b))
-}
-
-/// Zeroes the bytes after a name's first NUL (a plain read copies whatever follows).
-#[inline(always)]
-fn clear_after_nul(name: &mut Name) {
-    let mut ended = false;
-    for w in name.iter_mut() {
-        let mut bytes = w.to_le_bytes();
-        for b in bytes.iter_mut() {
-            ended |= *b == 0;
-            if ended {
-                *b = 0;
-            }
-        }
-        *w = u64::from_le_bytes(bytes);
-    }
 }

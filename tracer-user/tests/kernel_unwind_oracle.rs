@@ -120,6 +120,10 @@ fn c_sites_equal_valgrinds_at_every_optimisation() {
         }
         assert_eq!(ours.get(&make), Some(&(1, 40)), "{flags:?}: the tail-called allocating function is the site");
         assert_same(&format!("C {flags:?}"), &ours, &theirs);
+        // The dynamic linker's hook fired at start-up and at the dlopen (two
+        // announcements each: objects being added, then consistent).
+        let loads = report["tracer"]["object_loads"].as_u64().unwrap();
+        assert!(loads >= 4, "{flags:?}: {loads} announcements from the dynamic linker");
         // Every leaking stack reaches the outermost frame.
         for s in report["sites"].as_array().unwrap() {
             assert!(s["stack_end"].is_null(), "{flags:?}: {} ends early: {}", s["site"]["label"], s["stack_end"]);

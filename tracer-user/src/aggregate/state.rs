@@ -39,6 +39,8 @@ pub struct State {
     /// Processes traced since their exec: every block of their heap is known.
     since_exec: HashSet<u32>,
     pub events: u64,
+    /// The dynamic linker's announcements of new objects (`_dl_debug_state`).
+    pub object_loads: u64,
     pub decode_errors: u64,
     /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
     pub truncated_stacks: u64,
@@ -69,6 +71,7 @@ pub struct Snapshot {
     pub heap: (u64, u64),
     pub handles: BTreeMap<FdKind, u64>,
     pub events: u64,
+    pub object_loads: u64,
     pub decode_errors: u64,
     pub truncated_stacks: u64,
     pub warnings: Vec<String>,
@@ -189,6 +192,7 @@ impl State {
             heap: self.agg.heap_totals(),
             handles: self.agg.handle_totals(),
             events: self.events,
+            object_loads: self.object_loads,
             decode_errors: self.decode_errors,
             truncated_stacks: self.truncated_stacks,
             warnings: self.warnings.clone(),

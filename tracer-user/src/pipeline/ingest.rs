@@ -53,6 +53,7 @@ impl Ingestor {
         }
         if ev.body == Body::Loaded {
             // The dynamic linker mapped objects: their tables, before their code runs.
+            state.object_loads += 1;
             if let Some(tx) = &self.tables {
                 let _ = tx.send(TableRequest { pid, module: ModuleKey::default() });
             }

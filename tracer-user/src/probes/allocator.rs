@@ -211,7 +211,7 @@ fn exports_malloc(data: &[u8]) -> bool {
     file.dynamic_symbols().any(|s| defined(&s)) || (file.dynamic_symbols().next().is_none() && file.symbols().any(|s| defined(&s)))
 }
 
-fn symbol_file_offset(file: &object::File, name: &str) -> Option<u64> {
+pub(super) fn symbol_file_offset(file: &object::File, name: &str) -> Option<u64> {
     let sym = file
         .dynamic_symbols()
         .find(|s| s.name() == Ok(name) && s.is_definition())

@@ -14,7 +14,7 @@ use tracer_common::Counter;
 
 use super::allocator_probes::{self, Loaded};
 use super::links::{LinkMode, LinkStats, ProcessLinks};
-use super::loader_probe::LoaderProbe;
+use super::loader_probe::{HookProgram, LoaderProbe};
 use super::raw_programs::RawObject;
 use super::syscalls::{self, DescriptorProbes, FdSettings, SyscallProbes};
 use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
@@ -94,6 +94,8 @@ pub struct Probes {
     stats: Arc<LinkStats>,
     /// Said once each, for the report.
     warnings: Vec<String>,
+    /// The program for the dynamic linker's announcements, until they are set up.
+    hook: Option<HookProgram>,
     /// The dynamic linker's announcements (with the CFI walker).
     loader_probe: Option<LoaderProbe>,
 }
@@ -139,6 +141,13 @@ impl Probes {
         let mut ebpf = load_object(opts, notices)?;
         let raw = RawObject::prepare(OBJECT, &ebpf)?;
         let (allocator, warning) = allocator_probes::load(&raw, requested, programs)?;
+        let (hook, hook_warning) = match opts.unwind {
+            UnwindMode::FramePointers => (None, None),
+            _ => {
+                let (hook, warning) = HookProgram::load(&raw);
+                (Some(hook), warning)
+            }
+        };
         drop(raw);
         let descriptors = syscalls::attach(&mut ebpf)?;
         attach_tracepoints(&mut ebpf, opts.follow_forks)?;
@@ -160,7 +169,8 @@ impl Probes {
             links: HashMap::new(),
             retired: Vec::new(),
             stats: Arc::default(),
-            warnings: warning.into_iter().collect(),
+            warnings: warning.into_iter().chain(hook_warning).collect(),
+            hook,
             loader_probe: None,
         };
         Ok((probes, Outputs { events, counters, notices }))
@@ -177,7 +187,8 @@ impl Probes {
             _ => Err(missing(name)),
         };
         let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
-        self.loader_probe = Some(LoaderProbe::load(&mut self.ebpf)?);
+        let hook = self.hook.take().ok_or_else(|| ProbeError::Load("the loader probe's program was not loaded".into()))?;
+        self.loader_probe = Some(LoaderProbe::load(&mut self.ebpf, hook)?);
         let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
         let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
         KernelTables::new(rows, pages, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
@@ -213,7 +224,7 @@ impl Probes {
         };
         let mut links = links;
         // The dynamic linker's announcements go with the image's probes.
-        if let Some(lp) = &self.loader_probe {
+        if let Some(lp) = &mut self.loader_probe {
             match lp.attach(&mut self.ebpf, pid) {
                 Ok(link) => links.extend(link),
                 Err(e) => {

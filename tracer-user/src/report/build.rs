@@ -95,7 +95,13 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         sites,
         scans: std::mem::take(&mut acc.scans.infos),
         warnings,
-        tracer: TracerCost { cpu_secs: own_cpu_secs(), peak_rss_kib: own_peak_rss_kib(), events: snap.events, ..TracerCost::default() },
+        tracer: TracerCost {
+            cpu_secs: own_cpu_secs(),
+            peak_rss_kib: own_peak_rss_kib(),
+            events: snap.events,
+            object_loads: snap.object_loads,
+            ..TracerCost::default()
+        },
         profile,
         descriptors: input.descriptors,
     }

@@ -173,6 +173,9 @@ pub struct TracerCost {
     pub peak_rss_kib: u64,
     /// Records ingested.
     pub events: u64,
+    /// Times the dynamic linker announced new objects (start-up, dlopen):
+    /// their unwind tables were loaded before their code ran.
+    pub object_loads: u64,
     /// How the allocator probes were hung on processes: uprobe session,
     /// uprobe_multi or perf-event uprobes.
     pub probe_links: Option<String>,

@@ -191,7 +191,7 @@ impl Probes {
         self.loader_probe = Some(LoaderProbe::load(&mut self.ebpf, hook)?);
         let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
         let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
-        KernelTables::new(rows, pages, opts.unwind_rows, modules).map(Some).map_err(|e| ProbeError::Load(e.to_string()))
+        Ok(Some(KernelTables::new(rows, pages, opts.unwind_rows, modules)))
     }
 
     /// How descriptors are traced, for the report.

@@ -1,6 +1,6 @@
 //! The kernel walker's tables: each mapped module's CFI rows written into the
-//! row array (through a shared memory mapping of the map: no system call per
-//! row) and published in the module table keyed by the file's device and
+//! row array (through a shared memory mapping of the pages written: no
+//! system call per row) and published in the module table keyed by the file's device and
 //! inode, as the kernel sees them.
 
 use std::collections::{HashMap, HashSet};
@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::MmapOptions;
 use tracer_common::unwind::page_index;
 use tracer_common::{ModuleKey, ModuleRows, UnwindRow};
 
@@ -41,11 +41,11 @@ pub fn module_key(file: &File) -> std::io::Result<ModuleKey> {
     Ok(ModuleKey { dev: kernel_dev(st.st_dev), ino: st.st_ino })
 }
 
-/// An mmapable BPF array, written through the mapping.
+/// An mmapable BPF array, written through a mapping of just the pages an
+/// append touches (mapping the whole array would make every page of it
+/// resident in leaktrace at once: the kernel maps them all up front).
 struct Mapped {
-    mem: MmapMut,
-    /// The map behind `mem`.
-    _map: MapData,
+    map: MapData,
     /// Bytes per element.
     elem: usize,
     capacity: u32,
@@ -53,14 +53,8 @@ struct Mapped {
 }
 
 impl Mapped {
-    fn new(map: MapData, capacity: u32, elem: usize) -> Result<Self, TableError> {
-        let fd = map.fd().as_fd().as_raw_fd();
-        // SAFETY: the map is an mmapable BPF array of exactly `capacity`
-        // elements that only this process writes; the kernel reads a
-        // module's elements only after the module is published, once they
-        // are written.
-        let mem = unsafe { MmapOptions::new().len(capacity as usize * elem).map_mut(fd) }.map_err(TableError::Map)?;
-        Ok(Self { mem, _map: map, elem, capacity, next: 0 })
+    fn new(map: MapData, capacity: u32, elem: usize) -> Self {
+        Self { map, elem, capacity, next: 0 }
     }
 
     /// Room for `n` more elements.
@@ -69,11 +63,23 @@ impl Mapped {
     }
 
     /// Appends `bytes` (whole elements); returns the first index.
-    fn append(&mut self, bytes: &[u8]) -> u32 {
+    fn append(&mut self, bytes: &[u8]) -> Result<u32, TableError> {
         let first = self.next;
-        self.mem[first as usize * self.elem..][..bytes.len()].copy_from_slice(bytes);
+        if !bytes.is_empty() {
+            let start = first as usize * self.elem;
+            let page = rustix::param::page_size();
+            let window = start - start % page;
+            let fd = self.map.fd().as_fd().as_raw_fd();
+            // SAFETY: a window of an mmapable BPF array (in bounds: `fits`
+            // checked the elements) that only this process writes; the kernel
+            // reads a module's elements only after the module is published,
+            // once they are written.
+            let mut mem = unsafe { MmapOptions::new().offset(window as u64).len(start - window + bytes.len()).map_mut(fd) }
+                .map_err(TableError::Map)?;
+            mem[start - window..].copy_from_slice(bytes);
+        }
         self.next += (bytes.len() / self.elem) as u32;
-        first
+        Ok(first)
     }
 }
 
@@ -89,19 +95,14 @@ pub struct KernelTables {
 impl KernelTables {
     /// Over the loaded object's row and page arrays (`capacity` rows,
     /// BPF_F_MMAPABLE, pages a quarter of that) and module table.
-    pub fn new(
-        rows: MapData,
-        pages: MapData,
-        capacity: u32,
-        modules: BpfHashMap<MapData, ModuleKey, ModuleRows>,
-    ) -> Result<Self, TableError> {
-        Ok(Self {
-            rows: Mapped::new(rows, capacity, ROW)?,
-            pages: Mapped::new(pages, (capacity / PAGES_PER_ROW).max(1), 8)?,
+    pub fn new(rows: MapData, pages: MapData, capacity: u32, modules: BpfHashMap<MapData, ModuleKey, ModuleRows>) -> Self {
+        Self {
+            rows: Mapped::new(rows, capacity, ROW),
+            pages: Mapped::new(pages, (capacity / PAGES_PER_ROW).max(1), 8),
             modules,
             done: HashMap::new(),
             refused: HashSet::new(),
-        })
+        }
     }
 
     /// Rows in use, and the capacity.
@@ -162,13 +163,13 @@ impl KernelTables {
             return Err(TableError::Full(self.rows.capacity, name.to_owned()));
         }
         let bytes: Vec<u8> = rows.iter().flat_map(row_bytes).collect();
-        let first = self.rows.append(&bytes);
+        let first = self.rows.append(&bytes)?;
         // Without room for its page index, a module's rows are searched whole.
         let index = page_index(rows);
         let (pages_first, pages) = if self.pages.fits(index.len()) {
             // Array elements take 8 bytes each in the map, whatever their size.
             let bytes: Vec<u8> = index.iter().flat_map(|&i| u64::from(i).to_ne_bytes()).collect();
-            (self.pages.append(&bytes), index.len() as u32)
+            (self.pages.append(&bytes)?, index.len() as u32)
         } else {
             (0, 0)
         };

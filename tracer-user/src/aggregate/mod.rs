@@ -5,6 +5,7 @@
 //! summarizes per stack on demand. [`State`] adds the process images the
 //! stacks belong to; reports read it through a [`Snapshot`].
 
+mod blocks;
 mod details;
 mod kind;
 mod outstanding;

@@ -5,56 +5,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tracer_common::decode::{Body, FdMeta};
 use tracer_common::FdKind;
 
+use super::blocks::{ns_of, older, ts_of, Allocation, BlockTable};
 use super::details::{self, Details, FdDetail};
 use super::stacks::{StackCounters, StackId, StackTable};
 use super::ResourceKind;
 
 const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
 const TARGET_RESERVE: usize = 1 << 20;
-
-/// Hashes a heap address so that nearby addresses land in nearby buckets
-/// (the bucket is chosen by the low bits: the address over 16), with the
-/// high bits (the table's tag byte) mixed. The table reserved for a million
-/// blocks then costs memory for the address range in use, not for every
-/// page of the reservation, as a scattering hash would.
-#[derive(Default, Clone, Copy)]
-pub struct AddressHasher(u64);
-
-impl std::hash::Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        let mixed = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (self.0 >> 4) & ((1 << 57) - 1) | (mixed & !((1 << 57) - 1))
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-type AddressMap = HashMap<u64, Allocation, std::hash::BuildHasherDefault<AddressHasher>>;
-
-/// 16 bytes: a million outstanding allocations fit in tens of MiB.
-#[derive(Clone, Copy, Debug)]
-struct Allocation {
-    size: u64,
-    stack: StackId,
-    /// Milliseconds of CLOCK_MONOTONIC, wrapping every 49 days (ages only).
-    ts_ms: u32,
-}
-
-fn ms(ts_ns: u64) -> u32 {
-    (ts_ns / 1_000_000) as u32
-}
-
-/// Back to nanoseconds, taking the wrap into account relative to `now_ns`.
-fn ns_of(ts_ms: u32, now_ns: u64) -> u64 {
-    let now_ms = ms(now_ns);
-    now_ns.saturating_sub(u64::from(now_ms.wrapping_sub(ts_ms)) * 1_000_000)
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Handle {
@@ -104,10 +61,13 @@ pub struct StackSummary {
 pub struct Aggregator {
     pub stacks: StackTable,
     /// Outstanding heap per process, by address.
-    allocs: HashMap<u32, AddressMap>,
+    allocs: HashMap<u32, BlockTable>,
     fds: BTreeMap<(u32, i32), Handle>,
     anomalies: Anomalies,
     exited: HashSet<u32>,
+    /// The oldest outstanding block's time ([`ts_of`]) per stack, of the address
+    /// tables folded once their processes ended ([`Self::settle_exited`]).
+    settled_oldest: HashMap<StackId, u32>,
     /// Outstanding heap (bytes, allocations), kept as the tables change.
     heap: (u64, u64),
     details: Details,
@@ -128,7 +88,7 @@ impl Aggregator {
         match *body {
             Body::Alloc { addr, size, .. } => {
                 if let Some(stack) = stack {
-                    self.insert_alloc(tgid, addr, Allocation { stack, size, ts_ms: ms(ts_ns) });
+                    self.insert_alloc(tgid, addr, Allocation { stack, size, ts: ts_of(ts_ns) });
                 }
             }
             Body::Realloc { old, new, size } => {
@@ -136,7 +96,7 @@ impl Aggregator {
                     self.release_alloc(tgid, old);
                 }
                 if let Some(stack) = stack {
-                    self.insert_alloc(tgid, new, Allocation { stack, size, ts_ms: ms(ts_ns) });
+                    self.insert_alloc(tgid, new, Allocation { stack, size, ts: ts_of(ts_ns) });
                 }
             }
             Body::Free { addr } => self.release_alloc(tgid, addr),
@@ -229,6 +189,23 @@ impl Aggregator {
         self.exited.insert(tgid);
     }
 
+    /// Drops the address tables of ended processes, keeping of each block
+    /// only its stack's oldest time: nothing of theirs is freed any more, and
+    /// the counters per stack already hold what is outstanding. Their memory
+    /// (tens of MiB for a million blocks) is given back before the final
+    /// report symbolizes. Call once every record is ingested and scans are done.
+    pub fn settle_exited(&mut self) {
+        let ended: Vec<u32> = self.allocs.keys().filter(|p| self.exited.contains(p)).copied().collect();
+        for table in ended.iter().filter_map(|p| self.allocs.remove(p)) {
+            for (_, a) in table.iter() {
+                let ts = self.settled_oldest.entry(a.stack).or_insert(a.ts);
+                if older(a.ts, *ts) {
+                    *ts = a.ts;
+                }
+            }
+        }
+    }
+
     pub fn has_exited(&self, tgid: u32) -> bool {
         self.exited.contains(&tgid)
     }
@@ -260,9 +237,9 @@ impl Aggregator {
     /// address order, and the stack of each: 20 bytes a block, nothing more.
     pub fn outstanding_blocks(&self, tgid: u32) -> (Vec<(u64, u64)>, Vec<StackId>) {
         let Some(m) = self.allocs.get(&tgid) else { return (Vec::new(), Vec::new()) };
-        let mut blocks: Vec<(u64, u64)> = m.iter().map(|(&addr, a)| (addr, a.size)).collect();
+        let mut blocks: Vec<(u64, u64)> = m.iter().map(|(addr, a)| (addr, a.size)).collect();
         blocks.sort_unstable();
-        let stacks = blocks.iter().map(|(addr, _)| m[addr].stack).collect();
+        let stacks = blocks.iter().filter_map(|&(addr, _)| m.stack_of(addr)).collect();
         (blocks, stacks)
     }
 
@@ -277,7 +254,8 @@ impl Aggregator {
         let mut note = |stack: StackId, ts: u64| {
             oldest.entry(stack).and_modify(|o| *o = (*o).min(ts)).or_insert(ts);
         };
-        self.allocs.values().flat_map(AddressMap::values).for_each(|a| note(a.stack, ns_of(a.ts_ms, now_ns)));
+        self.allocs.values().flat_map(BlockTable::iter).for_each(|(_, a)| note(a.stack, ns_of(a.ts, now_ns)));
+        self.settled_oldest.iter().for_each(|(&stack, &ts)| note(stack, ns_of(ts, now_ns)));
         self.fds.values().for_each(|h| note(h.stack, h.ts_ns));
         self.stacks
             .iter()
@@ -292,7 +270,7 @@ impl Aggregator {
     }
 
     fn insert_alloc(&mut self, tgid: u32, addr: u64, a: Allocation) {
-        if self.allocs.get(&tgid).is_some_and(|m| m.contains_key(&addr)) {
+        if self.allocs.get(&tgid).is_some_and(|m| m.contains(addr)) {
             self.anomalies.reused_addresses += 1;
             self.release_alloc(tgid, addr);
         }
@@ -308,12 +286,12 @@ impl Aggregator {
             // The first process is the target: room for a million outstanding up
             // front, so growing never holds two tables at once (untouched room
             // costs no memory).
-            .or_insert_with(|| AddressMap::with_capacity_and_hasher(if first { TARGET_RESERVE } else { 0 }, Default::default()))
+            .or_insert_with(|| BlockTable::with_capacity(if first { TARGET_RESERVE } else { 0 }))
             .insert(addr, a);
     }
 
     fn release_alloc(&mut self, tgid: u32, addr: u64) {
-        match self.allocs.get_mut(&tgid).and_then(|m| m.remove(&addr)) {
+        match self.allocs.get_mut(&tgid).and_then(|m| m.remove(addr)) {
             Some(a) => {
                 let c = self.stacks.counters_mut(a.stack);
                 c.released += 1;
@@ -348,7 +326,7 @@ impl Aggregator {
 
     /// A new image: the old heap is gone (not leaked), close-on-exec descriptors close.
     fn exec(&mut self, tgid: u32) {
-        for a in self.allocs.remove(&tgid).unwrap_or_default().into_values() {
+        for a in self.allocs.remove(&tgid).unwrap_or_default().drain() {
             let c = self.stacks.counters_mut(a.stack);
             c.outstanding -= 1;
             c.outstanding_bytes -= a.size;

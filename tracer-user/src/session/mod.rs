@@ -152,6 +152,7 @@ impl Session {
         if self.ended.is_none() {
             self.detached = true;
         }
+        self.shared.state().agg.settle_exited();
         self.report()
     }
 

@@ -322,8 +322,15 @@ impl<'a, M: Memory> Marker<'a, M> {
     fn scan_words(&mut self, bytes: &[u8], mode: Mode, in_block: bool) {
         let index = self.index;
         let lost = matches!(mode, Mode::Clique { .. });
+        // Zero words (most of a cleared block) are neither pointers nor,
+        // past the first, new descriptor numbers: noted once, after.
+        let mut zero = false;
         for chunk in bytes.chunks_exact(8) {
             let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            if w == 0 {
+                zero = true;
+                continue;
+            }
             if in_block {
                 if let Some(fds) = self.fds.as_deref_mut() {
                     fds.note(w, lost);
@@ -332,6 +339,9 @@ impl<'a, M: Memory> Marker<'a, M> {
             if let Some(hit) = index.find(w) {
                 self.push(w, hit, mode);
             }
+        }
+        if let (true, true, Some(fds)) = (zero, in_block, self.fds.as_deref_mut()) {
+            fds.note(0, lost);
         }
     }
 }

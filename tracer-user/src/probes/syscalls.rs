@@ -127,10 +127,36 @@ impl Drop for SyscallProbes {
     }
 }
 
+/// Loads the descriptor programs, each on its own thread: the kernel
+/// verifies them one per core, and verification is most of leaktrace's
+/// start-up.
+fn load_in_parallel(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+    let ours = |name: &str| ExitProgram::ALL.iter().any(|e| e.name() == name);
+    let mut programs: Vec<(&str, &mut TracePoint)> = Vec::new();
+    for (name, p) in ebpf.programs_mut().filter(|(name, _)| ours(name)) {
+        let tp = p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {name}: {e}")))?;
+        programs.push((name, tp));
+    }
+    if programs.len() != ExitProgram::ALL.len() {
+        return Err(ProbeError::Load("a descriptor program is missing from the object".into()));
+    }
+    std::thread::scope(|s| {
+        let loads: Vec<_> = programs.into_iter().map(|(name, p)| (name, s.spawn(move || p.load()))).collect();
+        for (name, load) in loads {
+            match load.join() {
+                Ok(r) => r.map_err(super::loader::attach_err(format!("{name} (load)")))?,
+                Err(_) => return Err(ProbeError::Load(format!("loading {name}: the thread panicked"))),
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Loads the descriptor programs and attaches each to its calls' exit tracepoints.
 pub fn attach(ebpf: &mut Ebpf) -> Result<SyscallProbes, ProbeError> {
     // Built first, so that a failure half-way detaches what is attached in the background too.
     let mut probes = SyscallProbes { links: Vec::new(), info: DescriptorProbes::default(), handed_over: false };
+    load_in_parallel(ebpf)?;
     for exit in ExitProgram::ALL {
         let prog = Program::Descriptors(exit);
         let missing = || ProbeError::Load(format!("program {prog} missing from the object"));
@@ -139,7 +165,6 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<SyscallProbes, ProbeError> {
             .ok_or_else(missing)?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {prog}: {e}")))?;
-        p.load().map_err(super::loader::attach_err(format!("{prog} (load)")))?;
         for s in SYSCALLS.iter().filter(|s| s.effect.program() == exit) {
             if !tracepoint_exists(s.name) {
                 probes.info.not_on_this_kernel.push(s.name);

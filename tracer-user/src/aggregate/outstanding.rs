@@ -239,7 +239,8 @@ impl Aggregator {
         let Some(m) = self.allocs.get(&tgid) else { return (Vec::new(), Vec::new()) };
         let mut blocks: Vec<(u64, u64)> = m.iter().map(|(addr, a)| (addr, a.size)).collect();
         blocks.sort_unstable();
-        let stacks = blocks.iter().filter_map(|&(addr, _)| m.stack_of(addr)).collect();
+        let mut stacks = Vec::with_capacity(blocks.len());
+        stacks.extend(blocks.iter().filter_map(|&(addr, _)| m.stack_of(addr)));
         (blocks, stacks)
     }
 

@@ -9,39 +9,35 @@ use super::{command_status, text, verdict, ExitCode, Thresholds};
 use crate::aggregate::ResourceKind;
 
 fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, bytes: u64) -> Site {
+    let module = "/bin/net-driver";
+    let location = Location {
+        function: Some(function.into()),
+        file: Some(format!("/src/fixtures/net/{file}")),
+        line: Some(line),
+        column: None,
+        module: module.into(),
+        label: function.into(),
+    };
+    let frame = StackFrame {
+        function: Some(function.into()),
+        file: Some(file.into()),
+        line: Some(line),
+        column: None,
+        module: module.into(),
+        address: 0x1234,
+        module_offset: 0x1234,
+        inlined: false,
+        inferred: false,
+    };
     Site {
-        kind,
         count,
         bytes,
         allocations: count + 1,
         releases: 1,
         oldest_age_secs: 1.5,
-        site: Location {
-            function: Some(function.into()),
-            file: Some(format!("/src/fixtures/net/{file}")),
-            line: Some(line),
-            column: None,
-            module: "/bin/net-driver".into(),
-            label: function.into(),
-        },
         stacks: 1,
-        stack: vec![StackFrame {
-            function: Some(function.into()),
-            file: Some(file.into()),
-            line: Some(line),
-            column: None,
-            module: "/bin/net-driver".into(),
-            address: 0x1234,
-            module_offset: 0x1234,
-            inlined: false,
-            inferred: false,
-        }],
-        truncated: false,
-        stack_end: None,
-        growth: None,
-        detail: Vec::new(),
-        received: false,
-        reachability: None,
+        stack: vec![frame],
+        ..Site::empty(kind, location)
     }
 }
 

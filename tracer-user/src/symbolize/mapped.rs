@@ -4,15 +4,22 @@
 //! only: the file there may have been replaced, or be another mount
 //! namespace's.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use memmap2::Mmap;
 use object::elf::{FileHeader64, ELF_NOTE_GNU, NT_GNU_BUILD_ID, PT_NOTE};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
+
+/// Files mapped so far, by (device, inode, size, mtime seconds, mtime ns).
+type OpenKey = (u64, u64, u64, i64, i64);
+static OPEN: Mutex<BTreeMap<OpenKey, Weak<MappedFile>>> = Mutex::new(BTreeMap::new());
+/// Entries kept before the dropped files' are swept out.
+const PRUNE_AT: usize = 256;
 
 /// Identity of a file as the kernel lists it in /proc/PID/maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -49,6 +56,11 @@ impl MappedFile {
         Self::from_file(&file)
     }
 
+    /// Maps an open regular file; a file already mapped (the same inode,
+    /// size and modification time) shares its mapping: every process of a
+    /// `--follow-forks` run maps the C library, and one mapping per image
+    /// would grow without bound (in mappings, and in resident pages counted
+    /// once per mapping).
     pub fn from_file(file: &File) -> std::io::Result<Arc<Self>> {
         let meta = file.metadata()?;
         if !meta.file_type().is_file() {
@@ -57,6 +69,21 @@ impl MappedFile {
         if meta.len() == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "empty file"));
         }
+        use std::os::unix::fs::MetadataExt;
+        let key = (meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec());
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(shared);
+        }
+        let mapped = Self::map(file, &meta)?;
+        if open.len() >= PRUNE_AT {
+            open.retain(|_, w| w.strong_count() > 0);
+        }
+        open.insert(key, Arc::downgrade(&mapped));
+        Ok(mapped)
+    }
+
+    fn map(file: &File, meta: &std::fs::Metadata) -> std::io::Result<Arc<Self>> {
         // SAFETY: the mapping is read-only and private. Its contents can change
         // under us only if someone writes to the file itself; every reader
         // (object, gimli) treats the bytes as untrusted input and
@@ -65,7 +92,7 @@ impl MappedFile {
         // remains: the access faults, as for every mmap-based symbolizer.)
         let map = unsafe { Mmap::map(file)? };
         let build_id = note_build_id(&map).map(Box::from);
-        Ok(Arc::new(Self { map, build_id, uid: std::os::unix::fs::MetadataExt::uid(&meta) }))
+        Ok(Arc::new(Self { map, build_id, uid: std::os::unix::fs::MetadataExt::uid(meta) }))
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -113,6 +140,24 @@ pub fn note_build_id(data: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_mapped_twice_shares_one_mapping_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"first").unwrap();
+        std::fs::write(&b, b"first").unwrap();
+        let one = MappedFile::open(&a).unwrap();
+        // Through another name (a hard link, as /proc/PID/map_files is).
+        std::fs::hard_link(&a, dir.path().join("link")).unwrap();
+        assert!(Arc::ptr_eq(&one, &MappedFile::open(&dir.path().join("link")).unwrap()), "the same inode, one mapping");
+        assert!(!Arc::ptr_eq(&one, &MappedFile::open(&b).unwrap()), "same bytes, another file");
+        std::fs::write(&a, b"second, longer").unwrap();
+        let changed = MappedFile::open(&a).unwrap();
+        assert!(!Arc::ptr_eq(&one, &changed) && changed.bytes() == b"second, longer", "a rewritten file is mapped anew");
+        drop((one, changed));
+        assert_eq!(MappedFile::open(&a).unwrap().bytes(), b"second, longer", "dropped mappings are not handed out");
+    }
 
     #[test]
     fn libc_build_id_comes_from_its_note() {

@@ -14,6 +14,8 @@ use std::collections::HashSet;
 
 use super::index::BlockIndex;
 
+/// glibc malloc's smallest chunk (header included) on 64-bit.
+const GLIBC_MIN_CHUNK: u64 = 32;
 /// x86-64's red zone below the stack pointer.
 const RED_ZONE: u64 = 128;
 /// glibc's arenas other than the main one reserve heaps of this size, aligned to it.
@@ -129,7 +131,10 @@ pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap
         }
     }
     let values = threads.iter().flat_map(|t| t.registers.iter().copied()).collect();
-    Roots { ranges: without_blocks(merge(ranges), blocks), values }
+    // Between two known blocks of glibc's heap, less than a chunk holds no
+    // other block: only a chunk header and the first block's padding.
+    let min_gap = if glibc_heap { GLIBC_MIN_CHUNK } else { 0 };
+    Roots { ranges: without_blocks(merge(ranges), blocks, min_gap), values }
 }
 
 /// A heap of one of glibc's other arenas: aligned to its 64 MiB reservation,
@@ -152,8 +157,11 @@ fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
-/// The ranges less every outstanding block's bytes.
-fn without_blocks(ranges: Vec<(u64, u64)>, blocks: &BlockIndex) -> Vec<(u64, u64)> {
+/// The ranges less every outstanding block's bytes, and less the gaps
+/// between two blocks narrower than `min_gap` (under `attach`, where the
+/// heap is a root, 100,000 blocks would otherwise leave 100,000 ranges of a
+/// chunk header each, read one by one while the target is stopped).
+fn without_blocks(ranges: Vec<(u64, u64)>, blocks: &BlockIndex, min_gap: u64) -> Vec<(u64, u64)> {
     let all = blocks.blocks();
     let mut out = Vec::with_capacity(ranges.len());
     for (s, e) in ranges {
@@ -161,7 +169,8 @@ fn without_blocks(ranges: Vec<(u64, u64)>, blocks: &BlockIndex) -> Vec<(u64, u64
         // Blocks are sorted by start and do not overlap: the first that ends after `s`.
         let first = all.partition_point(|b| b.end() <= s);
         for b in all[first..].iter().take_while(|b| b.addr < e) {
-            if b.addr > at {
+            let after_block = at > s || (first > 0 && all[first - 1].end() == s);
+            if b.addr > at && !(after_block && b.addr - at < min_gap) {
                 out.push((at, b.addr));
             }
             at = at.max(b.end());

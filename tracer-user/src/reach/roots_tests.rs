@@ -75,8 +75,15 @@ fn with_glibc_the_programs_own_memory_is_scanned_but_not_its_heaps_or_dead_stack
 fn root_ranges_lose_the_blocks_inside_them() {
     let b = blocks(&[(0x1010, 0x10), (0x1040, 0x20), (0x2000, 0x100)]);
     assert_eq!(
-        without_blocks(vec![(0x1000, 0x1100), (0x1f00, 0x2080)], &b),
+        without_blocks(vec![(0x1000, 0x1100), (0x1f00, 0x2080)], &b, 0),
         vec![(0x1000, 0x1010), (0x1020, 0x1040), (0x1060, 0x1100), (0x1f00, 0x2000)]
+    );
+    // glibc: a gap between two blocks with no room for a chunk is no root; one with room is.
+    let b = blocks(&[(0x1010, 0x10), (0x1030, 0x20), (0x1080, 0x10)]);
+    assert_eq!(
+        without_blocks(vec![(0x1000, 0x1100)], &b, GLIBC_MIN_CHUNK),
+        vec![(0x1000, 0x1010), (0x1050, 0x1080), (0x1090, 0x1100)],
+        "0x1020..0x1030 holds a header and padding; 0x1050..0x1080 may hold a block"
     );
     assert_eq!(merge(vec![(5, 9), (1, 3), (2, 6), (10, 11)]), vec![(1, 9), (10, 11)]);
 }

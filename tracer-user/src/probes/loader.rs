@@ -13,6 +13,7 @@ use aya::{
 use tracer_common::Counter;
 
 use super::allocator_probes::{self, Loaded};
+use super::btf::KernelBtf;
 use super::links::{LinkMode, LinkStats, ProcessLinks};
 use super::loader_probe::{HookProgram, LoaderProbe};
 use super::raw_programs::RawObject;
@@ -302,8 +303,10 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
     // The table of sampled blocks holds a million entries (~88 MiB of kernel
     // memory): only when sampling.
     let sampled = if opts.sample_every > 1 { SAMPLED_ENTRIES } else { 1 };
-    let unwind = UnwindSettings::new(opts.unwind, opts.unwind_rows, opts.pause_on_load)?;
-    let fd_settings = FdSettings::new()?;
+    // The kernel's BTF, read and parsed once for both sets of member offsets.
+    let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
+    let unwind = UnwindSettings::new(&btf, opts.unwind, opts.unwind_rows, opts.pause_on_load)?;
+    let fd_settings = FdSettings::from_btf(&btf)?;
     let mut loader = EbpfLoader::new();
     unwind.apply(&mut loader);
     fd_settings.apply(&mut loader);

@@ -62,12 +62,7 @@ pub struct FdSettings {
 }
 
 impl FdSettings {
-    pub fn new() -> Result<Self, ProbeError> {
-        let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
-        Self::from_btf(&btf)
-    }
-
-    fn from_btf(btf: &KernelBtf) -> Result<Self, ProbeError> {
+    pub fn from_btf(btf: &KernelBtf) -> Result<Self, ProbeError> {
         let offsets = MEMBERS
             .iter()
             .map(|(global, path)| {

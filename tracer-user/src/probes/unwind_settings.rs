@@ -49,8 +49,7 @@ pub struct UnwindSettings {
 }
 
 impl UnwindSettings {
-    pub fn new(mode: UnwindMode, rows: u32, pause_on_load: bool) -> Result<Self, ProbeError> {
-        let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
+    pub fn new(btf: &KernelBtf, mode: UnwindMode, rows: u32, pause_on_load: bool) -> Result<Self, ProbeError> {
         let mut offsets = [("", 0); MEMBERS.len()];
         for (slot, (global, ty, member, required)) in offsets.iter_mut().zip(MEMBERS) {
             let off = match btf.member_offset(ty, member) {

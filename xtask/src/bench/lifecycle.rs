@@ -16,7 +16,7 @@ pub const FORKS_ROW: &str = "fork 300 children, each exits";
 pub const QUIT_ROW: &str = "quit the live view (q)";
 
 /// The median wall time of `n` runs (one start-up is noisy at this scale).
-fn median_wall(tools: &Tools, config: Config, cmd: &[String], n: usize) -> Result<(Option<f64>, Measurement)> {
+pub fn median_wall(tools: &Tools, config: Config, cmd: &[String], n: usize) -> Result<(Option<f64>, Measurement)> {
     let mut runs = (0..n).map(|_| measure::run(tools, config, cmd, Duration::from_secs(60))).collect::<Result<Vec<_>>>()?;
     runs.sort_by(|a, b| a.wall_secs.total_cmp(&b.wall_secs));
     let m = runs.swap_remove(runs.len() / 2);

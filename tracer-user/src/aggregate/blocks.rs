@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 use super::stacks::StackId;
@@ -104,18 +105,19 @@ impl BlockTable {
         Self { table: HashTable::with_capacity(n), wide: HashMap::new() }
     }
 
-    pub fn contains(&self, addr: u64) -> bool {
-        self.table.find(hash(addr), |p| p.addr() == addr).is_some() || self.wide.contains_key(&addr)
-    }
-
-    /// Adds a block at an address not in the table.
-    pub fn insert(&mut self, addr: u64, a: Allocation) {
-        match Packed::new(addr, a) {
-            Some(p) => {
-                self.table.insert_unique(hash(addr), p, |q| hash(q.addr()));
-            }
-            None => {
-                self.wide.insert(addr, a);
+    /// Adds the block at `addr`; returns the block it replaces (one whose
+    /// free was never seen), in one search of the table.
+    pub fn insert(&mut self, addr: u64, a: Allocation) -> Option<Allocation> {
+        let Some(p) = Packed::new(addr, a) else {
+            let old = self.remove(addr);
+            self.wide.insert(addr, a);
+            return old;
+        };
+        match self.table.entry(hash(addr), |q| q.addr() == addr, |q| hash(q.addr())) {
+            Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), p).unpack()),
+            Entry::Vacant(e) => {
+                e.insert(p);
+                self.remove_wide(addr)
             }
         }
     }
@@ -123,8 +125,16 @@ impl BlockTable {
     pub fn remove(&mut self, addr: u64) -> Option<Allocation> {
         match self.table.find_entry(hash(addr), |p| p.addr() == addr) {
             Ok(e) => Some(e.remove().0.unpack()),
-            Err(_) => self.wide.remove(&addr),
+            Err(_) => self.remove_wide(addr),
         }
+    }
+
+    /// Almost always empty: then no address is hashed for it.
+    fn remove_wide(&mut self, addr: u64) -> Option<Allocation> {
+        if self.wide.is_empty() {
+            return None;
+        }
+        self.wide.remove(&addr)
     }
 
     /// The stack of the block at `addr`.
@@ -168,10 +178,16 @@ mod tests {
             (0x5555_0000_4000, a(8, (STACK_MASK + 1) as u32, 9)), // a far stack
         ];
         for &(addr, alloc) in &cases {
-            t.insert(addr, alloc);
+            assert_eq!(t.insert(addr, alloc), None);
         }
         assert_eq!(t.wide.len(), 4, "four of them do not pack");
-        assert!(cases.iter().all(|&(addr, a)| t.contains(addr) && t.stack_of(addr) == Some(a.stack)));
+        assert!(cases.iter().all(|&(addr, a)| t.stack_of(addr) == Some(a.stack)));
+        // A block at an address already held replaces it, packed or not, and says what it replaced.
+        let again = a(24, 9, 1);
+        assert_eq!(t.insert(cases[0].0, again), Some(cases[0].1));
+        assert_eq!(t.insert(cases[0].0, cases[0].1), Some(again));
+        assert_eq!(t.insert(cases[3].0, again), Some(cases[3].1), "an unpacked one");
+        assert_eq!(t.insert(cases[3].0, cases[3].1), Some(again));
         let mut all: Vec<(u64, Allocation)> = t.iter().collect();
         all.sort_by_key(|e| e.0);
         let mut want = cases.to_vec();
@@ -180,7 +196,7 @@ mod tests {
         assert_eq!(t.remove(0x5555_0000_1010), Some(cases[0].1));
         assert_eq!(t.remove(0x5555_0000_2000), Some(cases[2].1));
         assert_eq!(t.remove(0x5555_0000_1010), None);
-        assert!(!t.contains(0x5555_0000_1018), "a neighbour is not found for another");
+        assert_eq!(t.stack_of(0x5555_0000_1018), None, "a neighbour is not found for another");
         assert_eq!(t.drain().count(), 4);
         assert_eq!(t.iter().count(), 0);
     }

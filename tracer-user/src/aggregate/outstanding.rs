@@ -271,9 +271,17 @@ impl Aggregator {
     }
 
     fn insert_alloc(&mut self, tgid: u32, addr: u64, a: Allocation) {
-        if self.allocs.get(&tgid).is_some_and(|m| m.contains(addr)) {
+        let first = self.allocs.is_empty();
+        let table = self
+            .allocs
+            .entry(tgid)
+            // The first process is the target: room for a million outstanding up
+            // front, so growing never holds two tables at once (untouched room
+            // costs no memory).
+            .or_insert_with(|| BlockTable::with_capacity(if first { TARGET_RESERVE } else { 0 }));
+        if let Some(missed) = table.insert(addr, a) {
             self.anomalies.reused_addresses += 1;
-            self.release_alloc(tgid, addr);
+            self.released(missed);
         }
         let c = self.stacks.counters_mut(a.stack);
         c.acquired += 1;
@@ -281,28 +289,23 @@ impl Aggregator {
         c.outstanding_bytes += a.size;
         self.heap.0 += a.size;
         self.heap.1 += 1;
-        let first = self.allocs.is_empty();
-        self.allocs
-            .entry(tgid)
-            // The first process is the target: room for a million outstanding up
-            // front, so growing never holds two tables at once (untouched room
-            // costs no memory).
-            .or_insert_with(|| BlockTable::with_capacity(if first { TARGET_RESERVE } else { 0 }))
-            .insert(addr, a);
     }
 
     fn release_alloc(&mut self, tgid: u32, addr: u64) {
         match self.allocs.get_mut(&tgid).and_then(|m| m.remove(addr)) {
-            Some(a) => {
-                let c = self.stacks.counters_mut(a.stack);
-                c.released += 1;
-                c.outstanding -= 1;
-                c.outstanding_bytes -= a.size;
-                self.heap.0 -= a.size;
-                self.heap.1 -= 1;
-            }
+            Some(a) => self.released(a),
             None => self.anomalies.unknown_frees += 1,
         }
+    }
+
+    /// A block is no longer outstanding.
+    fn released(&mut self, a: Allocation) {
+        let c = self.stacks.counters_mut(a.stack);
+        c.released += 1;
+        c.outstanding -= 1;
+        c.outstanding_bytes -= a.size;
+        self.heap.0 -= a.size;
+        self.heap.1 -= 1;
     }
 
     fn insert_fd(&mut self, tgid: u32, fd: i32, h: Handle) {

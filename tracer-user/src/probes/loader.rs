@@ -95,8 +95,6 @@ pub struct Probes {
     stats: Arc<LinkStats>,
     /// Said once each, for the report.
     warnings: Vec<String>,
-    /// The program for the dynamic linker's announcements, until they are set up.
-    hook: Option<HookProgram>,
     /// The dynamic linker's announcements (with the CFI walker).
     loader_probe: Option<LoaderProbe>,
 }
@@ -152,6 +150,7 @@ impl Probes {
         drop(raw);
         let descriptors = syscalls::attach(&mut ebpf)?;
         attach_tracepoints(&mut ebpf, opts.follow_forks)?;
+        let loader_probe = hook.map(|h| LoaderProbe::load(&mut ebpf, h)).transpose()?;
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")))
         };
@@ -171,8 +170,7 @@ impl Probes {
             retired: Vec::new(),
             stats: Arc::default(),
             warnings: warning.into_iter().chain(hook_warning).collect(),
-            hook,
-            loader_probe: None,
+            loader_probe,
         };
         Ok((probes, Outputs { events, counters, notices }))
     }
@@ -188,8 +186,6 @@ impl Probes {
             _ => Err(missing(name)),
         };
         let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
-        let hook = self.hook.take().ok_or_else(|| ProbeError::Load("the loader probe's program was not loaded".into()))?;
-        self.loader_probe = Some(LoaderProbe::load(&mut self.ebpf, hook)?);
         let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
         let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
         Ok(Some(KernelTables::new(rows, pages, opts.unwind_rows, modules)))

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tracer_common::syscalls::{ExitProgram, SYSCALLS};
 
 use super::btf::KernelBtf;
-use super::{detach, preflight::TRACEFS, ProbeError, Program};
+use super::{detach, preflight::TRACEFS, ProbeError};
 
 /// How descriptors are traced, for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,21 +122,27 @@ impl Drop for SyscallProbes {
     }
 }
 
-/// Loads the descriptor programs, each on its own thread: the kernel
-/// verifies them one per core, and verification is most of leaktrace's
-/// start-up.
-fn load_in_parallel(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
-    let ours = |name: &str| ExitProgram::ALL.iter().any(|e| e.name() == name);
-    let mut programs: Vec<(&str, &mut TracePoint)> = Vec::new();
-    for (name, p) in ebpf.programs_mut().filter(|(name, _)| ours(name)) {
+/// The descriptor programs of the object, each with its own borrow.
+fn programs(ebpf: &mut Ebpf) -> Result<Vec<(ExitProgram, &mut TracePoint)>, ProbeError> {
+    let mut programs = Vec::new();
+    for (name, p) in ebpf.programs_mut() {
+        let Some(exit) = ExitProgram::ALL.into_iter().find(|e| e.name() == name) else { continue };
         let tp = p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {name}: {e}")))?;
-        programs.push((name, tp));
+        programs.push((exit, tp));
     }
-    if programs.len() != ExitProgram::ALL.len() {
-        return Err(ProbeError::Load("a descriptor program is missing from the object".into()));
+    if let Some(missing) = ExitProgram::ALL.into_iter().find(|e| !programs.iter().any(|(p, _)| p == e)) {
+        return Err(ProbeError::Load(format!("program {} missing from the object", missing.name())));
     }
+    // In the table's order, whatever the object's (the report lists calls in it).
+    programs.sort_by_key(|(exit, _)| ExitProgram::ALL.iter().position(|e| e == exit));
+    Ok(programs)
+}
+
+/// Loads the programs, each on its own thread: the kernel verifies them one
+/// per core, and verification is most of leaktrace's start-up.
+fn load_in_parallel(programs: &mut [(ExitProgram, &mut TracePoint)]) -> Result<(), ProbeError> {
     std::thread::scope(|s| {
-        let loads: Vec<_> = programs.into_iter().map(|(name, p)| (name, s.spawn(move || p.load()))).collect();
+        let loads: Vec<_> = programs.iter_mut().map(|(exit, p)| (exit.name(), s.spawn(move || p.load()))).collect();
         for (name, load) in loads {
             match load.join() {
                 Ok(r) => r.map_err(super::loader::attach_err(format!("{name} (load)")))?,
@@ -151,15 +157,9 @@ fn load_in_parallel(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
 pub fn attach(ebpf: &mut Ebpf) -> Result<SyscallProbes, ProbeError> {
     // Built first, so that a failure half-way detaches what is attached in the background too.
     let mut probes = SyscallProbes { links: Vec::new(), info: DescriptorProbes::default(), handed_over: false };
-    load_in_parallel(ebpf)?;
-    for exit in ExitProgram::ALL {
-        let prog = Program::Descriptors(exit);
-        let missing = || ProbeError::Load(format!("program {prog} missing from the object"));
-        let p: &mut TracePoint = ebpf
-            .program_mut(prog.name())
-            .ok_or_else(missing)?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {prog}: {e}")))?;
+    let mut programs = programs(ebpf)?;
+    load_in_parallel(&mut programs)?;
+    for (exit, p) in programs {
         for s in SYSCALLS.iter().filter(|s| s.effect.program() == exit) {
             if !tracepoint_exists(s.name) {
                 probes.info.not_on_this_kernel.push(s.name);

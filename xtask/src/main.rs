@@ -20,12 +20,24 @@ enum Cmd {
     Setup,
     /// The main job: set up, build, and run leaktrace over the fixture's leaky and fixed builds.
     Demo,
-    /// Set up, lint (fmt, clippy, unused dependencies), build, and run every test (unit, oracle, and the privileged kernel tests), then each fuzz target for a fixed time.
+    /// Set up, lint (fmt, clippy, unused dependencies), build, and run every test (unit, oracle, and the privileged kernel tests), the kernel matrix, then each fuzz target for a fixed time.
     Test,
     /// Formatting, clippy (host and eBPF target, -D warnings) and unused dependencies, as CI runs them.
     Lint,
     /// Run each fuzz target for a fixed time (part of `test`).
     Fuzz,
+    /// The kernel smoke suite inside QEMU guests running Debian 12's own kernels, 6.1 and 6.12 (part of `test`).
+    Matrix {
+        /// Only this kernel series (6.1 or 6.12).
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Only the tests whose item, test binary or name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Seconds a guest may run before it is killed and fails.
+        #[arg(long, default_value_t = MATRIX_TIMEOUT_SECS)]
+        timeout: u64,
+    },
     /// Check the fixture against valgrind (the oracle independent of leaktrace).
     Oracle,
     /// Overhead and throughput: leaktrace against the probe floor, bpftrace, valgrind and heaptrack (writes bench/results.md).
@@ -35,6 +47,9 @@ enum Cmd {
         quick: bool,
     },
 }
+
+/// A whole guest's time limit: booting and the suite, emulated.
+const MATRIX_TIMEOUT_SECS: u64 = 900;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -87,7 +102,13 @@ fn test(root: &Path) -> Result<()> {
     xtask::lint::lint(root, Path::new(env!("CARGO")), &path_with_cargo_bin())?;
     fixture::build(root)?;
     cargo(root, &["test"])?;
+    matrix(root, None, None, MATRIX_TIMEOUT_SECS)?;
     xtask::fuzz::run(root, &path_with_cargo_bin())
+}
+
+fn matrix(root: &Path, kernel: Option<String>, filter: Option<String>, timeout: u64) -> Result<()> {
+    let opts = xtask::vm::MatrixOptions { kernel, filter, timeout: std::time::Duration::from_secs(timeout) };
+    xtask::vm::run(root, Path::new(env!("CARGO")), &path_with_cargo_bin(), &opts)
 }
 
 fn main() -> Result<()> {
@@ -101,6 +122,7 @@ fn main() -> Result<()> {
             setup::setup(&[])?;
             xtask::fuzz::run(&root, &path_with_cargo_bin())
         }
+        Cmd::Matrix { kernel, filter, timeout } => matrix(&root, kernel, filter, timeout),
         Cmd::Bench { quick } => xtask::bench::run(&root, &xtask::bench::BenchOptions { quick }),
         Cmd::Oracle => {
             setup::setup(&[])?;

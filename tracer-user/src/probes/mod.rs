@@ -13,6 +13,7 @@ mod preflight;
 mod programs;
 mod prologue;
 mod raw_programs;
+pub mod stack_budget;
 pub mod syscalls;
 mod unwind_settings;
 mod unwind_tables;

@@ -26,6 +26,7 @@ fn sampling_estimates_the_heap_and_keeps_descriptors_exact() {
     assert_eq!(out.status.code(), Some(0), "the command's own status: {}", stderr(&out));
     let r = json_report(&out, &report);
     assert_eq!(r["sample_every"], EVERY, "the report says it is sampled");
+    assert_eq!(r["complete"], true, "{:#}", r["counters"]);
     let sites = r["sites"].as_array().unwrap();
     let at = |function: &str| sites.iter().filter(|s| s["site"]["function"] == function).collect::<Vec<_>>();
     let pipes = at("open_pipes");
@@ -35,7 +36,7 @@ fn sampling_estimates_the_heap_and_keeps_descriptors_exact() {
     assert_eq!(kept.len(), 1, "{:#}", r["sites"]);
     let (count, bytes) = (kept[0]["count"].as_u64().unwrap(), kept[0]["bytes"].as_u64().unwrap());
     // About 2,500 sampled blocks: off by about 2% (1/sqrt(k)); 20% is far outside chance.
-    assert!(count.abs_diff(KEPT) <= KEPT / 5, "estimate {count} of {KEPT} blocks");
+    assert!(count.abs_diff(KEPT) <= KEPT / 5, "estimate {count} of {KEPT} blocks; counters {:#}, {}", r["counters"], r["tracer"]);
     assert_eq!((count % EVERY, bytes), (0, count * 32), "counts scaled by N, bytes with them");
     let churn = at("churn");
     assert!(churn.iter().all(|s| s["count"] == 0), "every sampled block of the churn was freed: {churn:#?}");

@@ -115,6 +115,8 @@ pub struct Boot<'a> {
     pub work: &'a Path,
     pub accel: Accel,
     pub timeout: Duration,
+    /// Kernel parameters beyond the console's.
+    pub cmdline: &'a str,
 }
 
 fn qemu(boot: &Boot, socket: &Path, serial: &Path) -> Command {
@@ -131,7 +133,9 @@ fn qemu(boot: &Boot, socket: &Path, serial: &Path) -> Command {
         .arg(boot.vmlinuz)
         .arg("-initrd")
         .arg(boot.initramfs)
-        .args(["-append", "console=ttyS0 quiet loglevel=4 panic=-1", "-serial"])
+        .arg("-append")
+        .arg(format!("console=ttyS0 quiet loglevel=4 panic=-1 {}", boot.cmdline))
+        .arg("-serial")
         .arg(format!("file:{}", serial.display()))
         .stdin(Stdio::null());
     cmd

@@ -1,6 +1,7 @@
 //! The guest's initramfs: busybox (static: the initramfs has no C library),
-//! the modules the root file system needs, `init.sh` as `/init`, and the
-//! suite script, packed as a gzipped newc cpio archive.
+//! the modules the root file system needs, `init.sh` as `/init`, the suite
+//! script and the directories made writable, packed as a gzipped newc cpio
+//! archive.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -40,8 +41,9 @@ fn add_module(dir: &Path, index: usize, module: &Path) -> Result<()> {
 }
 
 /// Builds `work/initramfs.gz` for `kernel` with `suite` as the guest's
-/// suite script; returns its path.
-pub fn build(work: &Path, kernel: &Kernel, suite: &str) -> Result<PathBuf> {
+/// suite script and `writable` the host directories the guest may write to
+/// (in its memory); returns its path.
+pub fn build(work: &Path, kernel: &Kernel, suite: &str, writable: &[PathBuf]) -> Result<PathBuf> {
     if !Path::new(BUSYBOX).exists() {
         bail!("{BUSYBOX} is missing: cargo xtask setup installs busybox-static");
     }
@@ -56,6 +58,8 @@ pub fn build(work: &Path, kernel: &Kernel, suite: &str) -> Result<PathBuf> {
     }
     executable(&stage.join("init"), INIT)?;
     executable(&stage.join("suite.sh"), suite)?;
+    let dirs: Vec<String> = writable.iter().map(|d| format!("{}\n", d.display())).collect();
+    std::fs::write(stage.join("writable"), dirs.concat())?;
     let out = work.join("initramfs.gz");
     let st = Command::new("sh")
         .current_dir(&stage)

@@ -16,12 +16,20 @@ pub struct Series {
     pub suite: &'static str,
     /// The unsigned cloud image packages of the series (an `apt-cache search --names-only` pattern).
     pub packages: &'static str,
+    /// Kernel parameters the suite needs on this series.
+    pub cmdline: &'static str,
 }
 
 /// The oldest kernel Debian 12 ships and the newest it offers.
 pub const SERIES: &[Series] = &[
-    Series { name: "6.1", suite: "bookworm", packages: r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$" },
-    Series { name: "6.12", suite: "bookworm-security", packages: r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$" },
+    Series {
+        name: "6.1",
+        suite: "bookworm",
+        packages: r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
+        // memfd_secret, one of the descriptor kinds, is off by default before 6.5.
+        cmdline: "secretmem.enable=1",
+    },
+    Series { name: "6.12", suite: "bookworm-security", packages: r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$", cmdline: "" },
 ];
 
 /// Modules the guest loads before it can mount its root: the virtio PCI

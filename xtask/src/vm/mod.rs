@@ -100,14 +100,21 @@ fn progress(series: &str, cases: &[Case], started: &mut f64, line: &str) {
     }
 }
 
-fn run_kernel(root: &Path, series: &'static kernels::Series, cases: &[Case], script: &str, opts: &MatrixOptions) -> Result<KernelRun> {
+/// What the guest runs: the suite's script, and the directories it writes to.
+struct GuestJob {
+    script: String,
+    writable: Vec<PathBuf>,
+}
+
+fn run_kernel(root: &Path, series: &'static kernels::Series, cases: &[Case], job: &GuestJob, opts: &MatrixOptions) -> Result<KernelRun> {
     let kernel = kernels::fetch(root, series)?;
     let work = root.join("target/matrix").join(series.name);
     std::fs::create_dir_all(&work)?;
-    let initramfs = initramfs::build(&work, &kernel, script)?;
+    let initramfs = initramfs::build(&work, &kernel, &job.script, &job.writable)?;
     let accel = guest::detect(&kernel.vmlinuz, &work);
     eprintln!("matrix {}: booting {} {} under {}", series.name, kernel.package, kernel.version, accel.name());
-    let boot = guest::Boot { vmlinuz: &kernel.vmlinuz, initramfs: &initramfs, work: &work, accel, timeout: opts.timeout };
+    let boot =
+        guest::Boot { vmlinuz: &kernel.vmlinuz, initramfs: &initramfs, work: &work, accel, timeout: opts.timeout, cmdline: series.cmdline };
     let started = Instant::now();
     let (mut boot_secs, mut test_started) = (None, 0.0);
     let out = guest::boot(&boot, |line| {
@@ -213,10 +220,16 @@ pub fn run(root: &Path, cargo: &Path, path: &OsStr, opts: &MatrixOptions) -> Res
     let exes = build_tests(root, cargo, path, &cases)?;
     let mut env = vec![("PATH".to_owned(), path.to_string_lossy().into_owned())];
     env.extend(PASSED_ENV.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))));
-    let script = suite::script(&cases, &exes, &root.join("tracer-user"), &env);
+    // The checkout (a test may build the fixture or write beside it) and HOME.
+    let writable = match std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_dir()) {
+        Some(home) if root.starts_with(&home) => vec![home],
+        Some(home) => vec![root.to_path_buf(), home],
+        None => vec![root.to_path_buf()],
+    };
+    let job = GuestJob { script: suite::script(&cases, &exes, &root.join("tracer-user"), &env), writable };
     let mut failed = Vec::new();
     for s in chosen {
-        match run_kernel(root, s, &cases, &script, opts) {
+        match run_kernel(root, s, &cases, &job, opts) {
             Ok(run) if report(&run, &cases) => {}
             Ok(_) => failed.push(s.name),
             Err(e) => {
@@ -224,6 +237,9 @@ pub fn run(root: &Path, cargo: &Path, path: &OsStr, opts: &MatrixOptions) -> Res
                 failed.push(s.name);
             }
         }
+    }
+    for (test, why) in suite::LEFT_OUT {
+        println!("not in the matrix: {test}: {why}");
     }
     if !failed.is_empty() {
         bail!("the kernel smoke suite failed on {}", failed.join(", "));

@@ -4,6 +4,7 @@
 //! a timeout included.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,6 +41,20 @@ const MEMORY_MIB: u32 = 4096;
 /// Processes killed and reaped when dropped.
 struct Guard(Vec<Child>);
 
+/// Ends the child with this process, should it be killed without a chance to
+/// drop its [`Guard`].
+fn dies_with_us(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         for child in self.0.iter_mut().rev() {
@@ -58,7 +73,7 @@ pub fn detect(vmlinuz: &Path, work: &Path) -> Accel {
     }
     let serial = work.join("kvm-probe.log");
     let _ = std::fs::remove_file(&serial);
-    let child = Command::new(QEMU)
+    let child = dies_with_us(&mut Command::new(QEMU))
         .args(["-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none", "-m", "256"])
         .args(Accel::Kvm.args())
         .arg("-kernel")
@@ -121,7 +136,8 @@ pub struct Boot<'a> {
 
 fn qemu(boot: &Boot, socket: &Path, serial: &Path) -> Command {
     let mut cmd = Command::new(QEMU);
-    cmd.args(["-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none", "-smp", CPUS, "-m"])
+    dies_with_us(&mut cmd)
+        .args(["-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none", "-smp", CPUS, "-m"])
         .arg(MEMORY_MIB.to_string())
         .args(boot.accel.args())
         // vhost-user needs the guest's memory shared with virtiofsd.
@@ -155,8 +171,11 @@ fn wait_for(path: &Path, limit: Duration) -> bool {
 /// Boots the guest and returns when it powers off or at the timeout; each
 /// complete line of the serial console is given to `on_line` as it arrives.
 pub fn boot(boot: &Boot, mut on_line: impl FnMut(&str)) -> Result<Outcome> {
-    // A unix socket's path is short (108 bytes): not under a deep checkout.
-    let socket = PathBuf::from(format!("/tmp/leaktrace-matrix-{}.sock", std::process::id()));
+    // A unix socket's path is short (108 bytes): under a deep checkout, in /tmp.
+    let mut socket = boot.work.join("virtiofs.sock");
+    if socket.as_os_str().len() >= 100 {
+        socket = PathBuf::from(format!("/tmp/leaktrace-matrix-{}.sock", std::process::id()));
+    }
     let serial = boot.work.join("serial.log");
     let _ = std::fs::remove_file(&socket);
     std::fs::write(&serial, "")?;

@@ -178,6 +178,7 @@ fn report(run: &KernelRun, cases: &[Case]) -> bool {
             Status::Failed(rc) => format!("FAILED (exit {rc})"),
             Status::TimedOut => "FAILED (time limit)".to_owned(),
             Status::NoSuchTest => "FAILED (no test of that name ran)".to_owned(),
+            Status::Unfinished => "FAILED (unfinished: the guest ended)".to_owned(),
             Status::NotRun => "FAILED (not run: the guest ended)".to_owned(),
         };
         println!("  {status:<34} {:>6.1} s  {} — {}", o.secs, c.check.what, c.id());

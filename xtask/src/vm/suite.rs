@@ -112,7 +112,9 @@ pub enum Status {
     TimedOut,
     /// Exit 0 but no test of that name ran (a stale table).
     NoSuchTest,
-    /// The guest ended (or was killed) before it ran or finished.
+    /// Started, never finished: the guest ended (or was killed) during it.
+    Unfinished,
+    /// The guest ended (or was killed) before it.
     NotRun,
 }
 
@@ -133,7 +135,12 @@ pub fn parse(cases: &[Case], serial: &str) -> Vec<Outcome> {
     let mut current: Option<(usize, f64)> = None;
     for line in serial.lines() {
         match marker(line).as_deref() {
-            Some(["start", id, at, ..]) => current = id.parse().ok().filter(|&i| i < cases.len()).map(|i| (i, at.parse().unwrap_or(0.0))),
+            Some(["start", id, at, ..]) => {
+                current = id.parse().ok().filter(|&i| i < cases.len()).map(|i| (i, at.parse().unwrap_or(0.0)));
+                if let Some((i, _)) = current {
+                    out[i].status = Status::Unfinished;
+                }
+            }
             Some(["end", id, rc, at, ..]) => {
                 let Some((i, t0)) = current.take().filter(|(i, _)| id.parse() == Ok(*i)) else { continue };
                 let rc: i32 = rc.parse().unwrap_or(-1);
@@ -192,7 +199,7 @@ mod tests {
         assert_eq!(booted(serial), Some(("6.1.0".to_owned(), 3.5)));
         assert!(!done(serial));
         let cut = parse(&cases, "@@matrix start 0 1.0\ntest leaky_builds_match_the_manifest_exactly ... ok\n");
-        assert_eq!(cut[0].status, Status::NotRun, "no end marker: the guest died in it");
+        assert_eq!((&cut[0].status, &cut[1].status), (&Status::Unfinished, &Status::NotRun), "no end marker: the guest died in it");
     }
 
     #[test]

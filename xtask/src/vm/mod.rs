@@ -100,18 +100,26 @@ fn progress(series: &str, cases: &[Case], started: &mut f64, line: &str) {
     }
 }
 
-/// What the guest runs: the suite's script, and the directories it writes to.
+/// What the guest runs: the suite's script, and the directories it writes to;
+/// and how, once the first kernel has shown whether KVM runs it.
 struct GuestJob {
     script: String,
     writable: Vec<PathBuf>,
+    accel: Option<guest::Accel>,
 }
 
-fn run_kernel(root: &Path, series: &'static kernels::Series, cases: &[Case], job: &GuestJob, opts: &MatrixOptions) -> Result<KernelRun> {
+fn run_kernel(
+    root: &Path,
+    series: &'static kernels::Series,
+    cases: &[Case],
+    job: &mut GuestJob,
+    opts: &MatrixOptions,
+) -> Result<KernelRun> {
     let kernel = kernels::fetch(root, series)?;
     let work = root.join("target/matrix").join(series.name);
     std::fs::create_dir_all(&work)?;
     let initramfs = initramfs::build(&work, &kernel, &job.script, &job.writable)?;
-    let accel = guest::detect(&kernel.vmlinuz, &work);
+    let accel = *job.accel.get_or_insert_with(|| guest::detect(&kernel.vmlinuz, &work));
     eprintln!("matrix {}: booting {} {} under {}", series.name, kernel.package, kernel.version, accel.name());
     let boot =
         guest::Boot { vmlinuz: &kernel.vmlinuz, initramfs: &initramfs, work: &work, accel, timeout: opts.timeout, cmdline: series.cmdline };
@@ -227,10 +235,10 @@ pub fn run(root: &Path, cargo: &Path, path: &OsStr, opts: &MatrixOptions) -> Res
         Some(home) => vec![root.to_path_buf(), home],
         None => vec![root.to_path_buf()],
     };
-    let job = GuestJob { script: suite::script(&cases, &exes, &root.join("tracer-user"), &env), writable };
+    let mut job = GuestJob { script: suite::script(&cases, &exes, &root.join("tracer-user"), &env), writable, accel: None };
     let mut failed = Vec::new();
     for s in chosen {
-        match run_kernel(root, s, &cases, &job, opts) {
+        match run_kernel(root, s, &cases, &mut job, opts) {
             Ok(run) if report(&run, &cases) => {}
             Ok(_) => failed.push(s.name),
             Err(e) => {

@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what is missing: LLVM 22, bpf-linker 0.13, rust-src, gcc, valgrind, tmux, strace, gdb, cargo-machete, cargo-fuzz.
+    /// Install what is missing: LLVM 22, bpf-linker 0.13, rust-src, gcc, valgrind, tmux, strace, gdb, cargo-machete, cargo-fuzz, QEMU and the kernel matrix's tools.
     Setup,
     /// The main job: set up, build, and run leaktrace over the fixture's leaky and fixed builds.
     Demo,

@@ -124,12 +124,16 @@ fn an_executable_only_in_the_targets_mount_namespace_is_traced() {
 
 /// `run --ci` over `program`: its output and JSON report.
 fn run_ci(dir: &Path, program: &Path) -> (std::process::Output, serde_json::Value) {
+    run_ci_argv(dir, &[program.as_os_str()])
+}
+
+fn run_ci_argv(dir: &Path, argv: &[&std::ffi::OsStr]) -> (std::process::Output, serde_json::Value) {
     let report = dir.join("run.json");
     let mut tracer = common::leaktrace()
         .args(["run", "--no-tui", "--ci", "--format", "json", "--output"])
         .arg(&report)
         .arg("--")
-        .arg(program)
+        .args(argv)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -171,5 +175,26 @@ fn a_path_that_is_not_utf8_is_traced() {
     let program = odd.join(std::ffi::OsStr::from_bytes(b"app-\xff"));
     std::fs::copy(&exe, &program).unwrap();
     let (out, r) = run_ci(dir.path(), &program);
+    assert_lost_at_lose_blocks(&out, &r);
+}
+
+#[test]
+fn a_chrooted_target_has_its_objects_read_inside_its_root() {
+    require_root();
+    let (dir, exe) = build_one("lose_on_cue");
+    let root = dir.path().join("root");
+    // The program, its dynamic linker and libc, where the program asks for them.
+    let interp = "/lib64/ld-linux-x86-64.so.2";
+    let libc = "/lib/x86_64-linux-gnu/libc.so.6";
+    for (from, to) in [(exe.to_str().unwrap(), "/app"), (interp, interp), (libc, libc)] {
+        let dest = root.join(to.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(from, &dest).unwrap();
+    }
+    let root_arg = format!("--root={}", root.display());
+    let (out, r) = run_ci_argv(dir.path(), &["unshare".as_ref(), root_arg.as_ref(), "/app".as_ref()]);
+    let unreadable: Vec<&serde_json::Value> =
+        r["warnings"].as_array().unwrap().iter().filter(|w| w.as_str().unwrap_or("").contains("cannot read")).collect();
+    assert!(unreadable.is_empty(), "{unreadable:?}");
     assert_lost_at_lose_blocks(&out, &r);
 }

@@ -287,6 +287,7 @@ impl Session {
             started_ns,
             ended: None,
             detached: false,
+            window_closed: None,
             config,
             cache: SiteCache::default(),
             descriptors,

@@ -56,6 +56,19 @@ fn a_static_binary_has_its_sockets_traced_and_its_heap_when_it_defines_malloc() 
     let (out, r) = run_ci(dir.path(), Some(&expect), &[program.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}\nsites: {:#}", stderr(&out), r["sites"]);
     assert!(r["target"]["allocator"].as_str().unwrap_or("").contains("the executable defines malloc"), "{}", r["target"]);
+    // Without --focus: libc's wrappers inside the executable are skipped as
+    // they are in a shared libc, and the sites are the program's functions.
+    let report = dir.path().join("unfocused.json");
+    let out = leaktrace().args(["run", "--format", "json", "--output"]).arg(&report).arg("--").arg(&program).output().unwrap();
+    let r = json_report(&out, &report);
+    let sites: Vec<(String, String)> = r["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap_or("").to_owned(), s["site"]["function"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert!(sites.contains(&("socket".into(), "open_sockets".into())), "{sites:?}");
+    assert!(sites.contains(&("heap".into(), "keep_blocks".into())), "{sites:?}");
     // Stripped, it names no malloc: descriptors only, and the verdict is
     // "incomplete" with the reason, never "clean".
     let stripped = dir.path().join("stripped");

@@ -68,6 +68,9 @@ pub struct AllocatorChoice {
     pub identity: (u64, u64),
     /// How it was chosen, for the user.
     pub reason: String,
+    /// The executable itself defines it (a static binary): its module is the
+    /// program's, so frames there are no reason to look past.
+    pub in_executable: bool,
     /// Functions to probe; aliases at one address appear once.
     pub functions: Vec<AllocatorFunction>,
     /// Functions the object does not export.
@@ -121,7 +124,7 @@ impl AllocatorChoice {
                 return false;
             }
             let reason = match origin {
-                Origin::Executable => "the executable defines malloc",
+                Origin::Executable => EXECUTABLE,
                 Origin::Preload => "preloaded (LD_PRELOAD) and defines malloc",
                 Origin::Needed => "first object in load order that defines malloc",
             };
@@ -129,9 +132,12 @@ impl AllocatorChoice {
             true
         });
         let (object, reason) = chosen.ok_or(ProbeError::NoAllocator { target })?;
-        Self::inspect(&object, reason)
+        let in_executable = reason == EXECUTABLE;
+        Ok(Self { in_executable, ..Self::inspect(&object, reason)? })
     }
 }
+
+const EXECUTABLE: &str = "the executable defines malloc";
 
 /// Every object a command will load at start, in the dynamic linker's order:
 /// the executable, its interpreter, LD_PRELOAD, then DT_NEEDED breadth-first.
@@ -176,7 +182,8 @@ impl AllocatorChoice {
         if !functions.iter().any(|f| f.func == AllocFn::Malloc) || !functions.iter().any(|f| f.func == AllocFn::Free) {
             return Err(unreadable("it does not define both malloc and free".into()));
         }
-        Ok(Self { path: object.shown.clone(), file: object.open.clone(), identity: (meta.dev(), meta.ino()), reason, functions, missing })
+        let identity = (meta.dev(), meta.ino());
+        Ok(Self { path: object.shown.clone(), file: object.open.clone(), identity, reason, in_executable: false, functions, missing })
     }
 }
 

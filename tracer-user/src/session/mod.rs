@@ -120,7 +120,9 @@ impl Session {
         }
         if let Some(alloc) = lock(&self.placement).target_allocator() {
             target.allocator = Some(format!("{} ({})", alloc.path.display(), alloc.reason));
-            let path = Some(alloc.path.display().to_string());
+            // A static binary's allocator is the program itself: its frames are
+            // skipped by name (malloc, _int_malloc...), not by module.
+            let path = (!alloc.in_executable).then(|| alloc.path.display().to_string());
             if self.config.attribution.allocator != path {
                 // A new allocator (an exec): frames inside it are never the site; attribute anew.
                 self.config.attribution.allocator = path;

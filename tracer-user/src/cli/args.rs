@@ -16,6 +16,9 @@ use crate::report::LeakKinds;
     about = "Finds leaked sockets, timerfds and heap bytes, and the call sites that leaked them (eBPF)."
 )]
 pub struct Cli {
+    /// When the kernel refuses a program, print the verifier's whole log after the one-line reason.
+    #[arg(long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,6 +62,21 @@ pub enum Command {
         scan_every: Option<f64>,
         #[command(flatten)]
         opts: Options,
+    },
+    /// Say what this kernel offers leaktrace, what leaktrace uses of it, and
+    /// whether its programs load: exit 0 when it can trace here, 2 (with the
+    /// reason on stderr) when it cannot.
+    Check {
+        /// One JSON object on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write shell completions (bash, zsh, fish) and man pages into DIR, for
+    /// packaging (`cargo xtask dist` runs it).
+    #[command(hide = true)]
+    GenerateDocs {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 

@@ -63,9 +63,12 @@ pub enum Command {
         #[command(flatten)]
         opts: Options,
     },
-    /// Say what this kernel offers leaktrace, what leaktrace uses of it, and
-    /// whether its programs load: exit 0 when it can trace here, 2 (with the
-    /// reason on stderr) when it cannot.
+    /// Say what this kernel offers leaktrace and whether leaktrace can trace here.
+    ///
+    /// Each feature is probed for real (a tiny program loaded, a map created,
+    /// a link tried), then leaktrace's own programs are loaded (nothing is
+    /// attached). Prints what leaktrace uses for each part. Exit 0 when it
+    /// can trace here; 2, with the reason on stderr, when it cannot.
     Check {
         /// One JSON object on stdout instead of text.
         #[arg(long)]

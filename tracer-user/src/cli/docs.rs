@@ -9,18 +9,23 @@ use clap_complete::Shell;
 
 use super::Cli;
 
-/// Writes completions for bash, zsh and fish and a man page for leaktrace
-/// and each subcommand into `dir`; returns the files written.
+/// Writes completions for bash, zsh and fish into `dir/completions` and a
+/// man page for leaktrace and each subcommand into `dir/man`; returns the
+/// files written.
 pub fn generate(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (completions, man) = (dir.join("completions"), dir.join("man"));
+    for d in [&completions, &man] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
     let mut written = Vec::new();
     let mut cmd = Cli::command();
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        let path = clap_complete::generate_to(shell, &mut cmd, "leaktrace", dir).with_context(|| format!("writing {shell} completions"))?;
+        let path = clap_complete::generate_to(shell, &mut cmd, "leaktrace", &completions)
+            .with_context(|| format!("writing {shell} completions"))?;
         written.push(path);
     }
-    clap_mangen::generate_to(Cli::command(), dir).context("writing the man pages")?;
-    written.extend(pages(dir)?);
+    clap_mangen::generate_to(Cli::command(), &man).context("writing the man pages")?;
+    written.extend(pages(&man)?);
     Ok(written)
 }
 
@@ -51,9 +56,9 @@ mod tests {
             assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
         }
         assert!(!names.iter().any(|n| n.contains("generate-docs")), "the hidden subcommand has no page: {names:?}");
-        let run = std::fs::read_to_string(dir.path().join("leaktrace-run.1")).unwrap();
+        let run = std::fs::read_to_string(dir.path().join("man/leaktrace-run.1")).unwrap();
         assert!(run.contains("focus") && run.contains(".TH"), "{run}");
-        let bash = std::fs::read_to_string(dir.path().join("leaktrace.bash")).unwrap();
+        let bash = std::fs::read_to_string(dir.path().join("completions/leaktrace.bash")).unwrap();
         assert!(bash.contains("--stack-depth") && bash.contains("check"), "bash completions name the options and subcommands");
     }
 }

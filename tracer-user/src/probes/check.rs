@@ -100,9 +100,7 @@ fn uses(prepared: &Prepared, opts: &LoadOptions, cfi_refused: Option<&ProbeError
         LinkMode::PerfEvent => "perf-event uprobes, one per probe point",
     };
     let stacks = match (opts.unwind, cfi_refused) {
-        (UnwindMode::FramePointers, Some(_)) => {
-            "frame pointers only (`--unwind fp`): with the CFI walker a program is refused".into()
-        }
+        (UnwindMode::FramePointers, Some(_)) => "frame pointers only (`--unwind fp`): with the CFI walker a program is refused".into(),
         (UnwindMode::FramePointers, None) => "the kernel's frame-pointer walk".into(),
         _ => "the CFI walker in the kernel (bpf_loop, bpf_find_vma), from the binaries' unwind tables".into(),
     };

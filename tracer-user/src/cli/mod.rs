@@ -146,3 +146,17 @@ fn execute(command: Command, verbose: bool) -> anyhow::Result<i32> {
     output::emit(&report, &opts, inputs.output, inputs.handles_output)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_program_is_found_behind_the_session_error() {
+        let refusal = ProbeError::Refused { program: "fd_new".into(), reason: "too big".into(), log: "combined stack size".into() };
+        let e = anyhow::Error::from(SessionError::Probe(refusal)).context("starting");
+        assert_eq!(refused(&e), Some(("fd_new", "combined stack size")));
+        assert_eq!(format!("{:#}", anyhow::Error::from(SessionError::Probe(ProbeError::NotPermitted))).lines().count(), 1);
+        assert_eq!(refused(&anyhow::Error::from(SessionError::NoSuchProcess(7))), None);
+    }
+}

@@ -143,6 +143,8 @@ pub enum StopReason {
     BadFrame = 7,
     /// Frame-pointer mode (`--unwind fp`): where the kernel's walk ended is unknown.
     FramePointers = 8,
+    /// The walk had no room for its state (the per-thread table is full).
+    NoState = 9,
 }
 
 impl StopReason {
@@ -157,6 +159,7 @@ impl StopReason {
             6 => Self::MapBusy,
             7 => Self::BadFrame,
             8 => Self::FramePointers,
+            9 => Self::NoState,
             _ => return None,
         })
     }
@@ -183,6 +186,7 @@ impl StopReason {
             Self::MapBusy => "memory map being changed",
             Self::BadFrame => "a frame did not move up the stack",
             Self::FramePointers => "frame-pointer walk",
+            Self::NoState => "no room for the walk's state (too many threads)",
         }
     }
 }

@@ -11,8 +11,9 @@ use aya_ebpf::{
 use tracer_common::{Counter, EventKind};
 
 use crate::capture::emit_small;
+use crate::descriptors::RECEIVES;
 use crate::maps::{count, follow_forks, fork_child_pid_offset, setting_u32, traced, PENDING, TARGETS};
-use crate::walk::KEPT;
+use crate::walk::WALKS;
 
 /// `attach` only (leaktrace does not ptrace an attached process): forks,
 /// execs and exits of traced processes as `EventKind | pid << 32`, each waking
@@ -54,7 +55,8 @@ pub fn process_exit(_ctx: RawTracePointContext) -> u32 {
         return 0;
     }
     let _ = PENDING.remove(tid);
-    let _ = KEPT.remove(tid);
+    let _ = WALKS.remove(tid);
+    let _ = RECEIVES.remove(tid);
     emit_small(EventKind::Exit, pid_tgid, 0, 0, 0, Counter::LostProcess);
     if tid == tgid {
         notice(EventKind::Exit, tgid);

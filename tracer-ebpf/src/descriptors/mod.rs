@@ -14,6 +14,8 @@
 mod files;
 mod receive;
 
+pub use receive::RECEIVES;
+
 use files::{lt_fd_file, FileInfo};
 
 use aya_ebpf::{
@@ -39,15 +41,36 @@ struct Exit {
     pid_tgid: u64,
     nr: u32,
     ret: i64,
-    /// rdi, rsi, rdx, r10, r8, r9: still the caller's arguments at the exit.
-    args: [u64; 6],
-    regs: UserRegs,
+    /// The caller's saved user registers: a BTF-typed kernel pointer, read
+    /// as needed rather than copied (the program's frame is part of the
+    /// stack budget its walk shares).
+    regs: *const pt_regs,
 }
 
 impl Exit {
+    /// rdi, rsi, rdx, r10, r8, r9: still the caller's arguments at the exit.
     #[inline(always)]
     fn arg(&self, n: u8) -> u64 {
-        self.args.get(n as usize).copied().unwrap_or(0)
+        // SAFETY: the verifier checks these loads against the kernel's pt_regs
+        // (a BTF-typed pointer); a fault reads 0.
+        let r = unsafe { &*self.regs };
+        match n {
+            0 => r.rdi,
+            1 => r.rsi,
+            2 => r.rdx,
+            3 => r.r10,
+            4 => r.r8,
+            5 => r.r9,
+            _ => 0,
+        }
+    }
+
+    /// Where the caller's stack walk starts.
+    #[inline(always)]
+    fn user_regs(&self) -> UserRegs {
+        // SAFETY: as in `arg`.
+        let r = unsafe { &*self.regs };
+        UserRegs { ip: r.rip, sp: r.rsp, bp: r.rbp }
     }
 }
 
@@ -75,14 +98,8 @@ fn begin(ctx: &TracePointContext, wanted: impl Fn(i64) -> bool) -> Option<Exit> 
     let nr: i32 = field(ctx, NR);
     // SAFETY: the current task's saved user registers: a BTF-typed pointer,
     // whose fields the verifier lets us load directly (a fault reads 0).
-    let r: &pt_regs = unsafe { &*(bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs) };
-    Some(Exit {
-        pid_tgid,
-        nr: nr as u32,
-        ret,
-        args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
-        regs: UserRegs { ip: r.rip, sp: r.rsp, bp: r.rbp },
-    })
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs };
+    Some(Exit { pid_tgid, nr: nr as u32, ret, regs })
 }
 
 #[inline(always)]
@@ -111,7 +128,7 @@ fn emit_open(ctx: &TracePointContext, e: &Exit, fd: u64, pair: Option<u64>, mut 
         None => NO_PAIR,
     };
     let abc = [fd_with_tag(fd, file_tag(f.file)), info.pack(), c];
-    emit_with_stack(ctx.as_ptr(), EventKind::FdOpen, e.pid_tgid, abc, e.regs, Counter::LostHandle);
+    emit_with_stack(ctx.as_ptr(), EventKind::FdOpen, e.pid_tgid, abc, e.user_regs(), Counter::LostHandle);
     if FdKind::from_u32(f.kind).has_name_detail() {
         emit_small(EventKind::FdName, e.pid_tgid, fd, f.name[0], f.name[1], Counter::LostHandle);
     }
@@ -217,7 +234,7 @@ fn on_dup(ctx: &TracePointContext) -> Option<()> {
     let mut f = FileInfo { file: 0, kind: 0, _pad: 0, name: [0; 2] };
     if lt_fd_file(new, &mut f) != 0 {
         let abc = [fd_with_tag(new, file_tag(f.file)), old as u32 as u64, cx as u64 | u64::from(f.kind) << 8];
-        emit_with_stack(ctx.as_ptr(), EventKind::FdDup, e.pid_tgid, abc, e.regs, Counter::LostHandle);
+        emit_with_stack(ctx.as_ptr(), EventKind::FdDup, e.pid_tgid, abc, e.user_regs(), Counter::LostHandle);
         if FdKind::from_u32(f.kind).has_name_detail() {
             emit_small(EventKind::FdName, e.pid_tgid, new, f.name[0], f.name[1], Counter::LostHandle);
         }
@@ -242,7 +259,7 @@ fn on_receive(ctx: &TracePointContext) -> Option<()> {
         _ => return None,
     };
     let walk = receive::collect(e.arg(1), nmsg)?;
-    // SAFETY: this CPU's scratch record, which nothing else touches while this program runs.
+    // SAFETY: the thread's own receive entry, which nothing else writes while this program runs.
     let (n, complete) = unsafe { ((*walk).n, (*walk).complete) };
     if complete == 0 {
         count(Counter::ReceivedUntraced);

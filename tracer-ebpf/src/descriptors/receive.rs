@@ -3,13 +3,21 @@
 //! vector) at recvmsg's or recvmmsg's exit, when the kernel has installed the
 //! descriptors, written their numbers and updated `msg_controllen`.
 //!
-//! The walk goes one control message per `bpf_loop` step, its state in a
-//! per-CPU scratch record, so that a vector of many messages costs the
-//! verifier one step's code.
+//! The walk goes one control message per `bpf_loop` step, so that a vector
+//! of many messages costs the verifier one step's code. Its state is the
+//! calling thread's entry in a map: not on the BPF stack (the program's
+//! stack budget), and not per CPU, since a syscall tracepoint's program can
+//! be preempted on kernels whose syscall tracepoints may fault, and another
+//! thread's call would then reuse the CPU's entry mid-walk.
 
 use core::ffi::c_void;
 
-use aya_ebpf::{helpers::generated::bpf_loop, macros::map, maps::PerCpuArray};
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_loop},
+    macros::map,
+    maps::{Array, HashMap},
+};
 
 use super::user;
 
@@ -44,8 +52,29 @@ pub struct Walk {
     pub fds: [i32; MAX_FDS],
 }
 
+/// Per thread, created at its first receive and removed at its exit (`process_exit`).
 #[map]
-static RECEIVE_WALK: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
+pub static RECEIVES: HashMap<u32, Walk> = HashMap::with_max_entries(65536, BPF_F_NO_PREALLOC);
+
+/// One zeroed entry, never written, that a thread's entry is created from.
+#[map]
+static BLANK_RECEIVE: Array<Walk> = Array::with_max_entries(1, 0);
+
+/// bpf_loop's context: where the thread's state is.
+#[repr(C)]
+struct Ctx {
+    walk: *mut Walk,
+}
+
+#[inline(always)]
+fn thread_entry(tid: u32) -> Option<*mut Walk> {
+    if let Some(w) = RECEIVES.get_ptr_mut(tid) {
+        return Some(w);
+    }
+    // BPF_NOEXIST: only this thread creates its entry.
+    RECEIVES.insert(tid, BLANK_RECEIVE.get(0)?, 1).ok()?;
+    RECEIVES.get_ptr_mut(tid)
+}
 
 #[inline(always)]
 fn load_message(w: &mut Walk) {
@@ -59,12 +88,17 @@ fn load_message(w: &mut Walk) {
 /// (a msghdr, or an mmsghdr vector: the msghdr is an mmsghdr's first member).
 #[inline(always)]
 pub fn collect(first: u64, nmsg: u64) -> Option<*const Walk> {
-    let w = RECEIVE_WALK.get_ptr_mut(0)?;
-    // SAFETY: this CPU's scratch record; the program runs with preemption off.
+    let w = thread_entry(bpf_get_current_pid_tgid() as u32)?;
+    // SAFETY: the thread's own entry: no other program writes it while this one runs.
     unsafe {
-        *w = Walk { first, nmsg, msg: 0, control: 0, len: 0, off: 0, n: 0, complete: 1, fds: [-1; MAX_FDS] };
+        (*w).first = first;
+        (*w).nmsg = nmsg;
+        (*w).msg = 0;
+        (*w).n = 0;
+        (*w).complete = 1;
         load_message(&mut *w);
-        let done = bpf_loop(STEPS, step as *mut c_void, core::ptr::null_mut(), 0);
+        let mut ctx = Ctx { walk: w };
+        let done = bpf_loop(STEPS, step as *mut c_void, (&raw mut ctx).cast(), 0);
         if done >= i64::from(STEPS) {
             (*w).complete = 0;
         }
@@ -73,9 +107,13 @@ pub fn collect(first: u64, nmsg: u64) -> Option<*const Walk> {
 }
 
 /// bpf_loop's callback: one control message, or on to the next message.
-unsafe extern "C" fn step(_index: u64, _ctx: *mut c_void) -> i64 {
-    let Some(w) = RECEIVE_WALK.get_ptr_mut(0) else { return 1 };
-    // SAFETY: this CPU's scratch record.
+unsafe extern "C" fn step(_index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: ctx is collect's Ctx, on its stack, pointing at the thread's entry.
+    let w = unsafe { (*(ctx as *const Ctx)).walk };
+    if w.is_null() {
+        return 1;
+    }
+    // SAFETY: as above.
     let w = unsafe { &mut *w };
     if w.off.wrapping_add(CMSG_HDR) > w.len {
         w.msg += 1;

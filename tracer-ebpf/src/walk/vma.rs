@@ -1,19 +1,15 @@
 //! Which module's code is at an address: the mapping, found with
 //! `bpf_find_vma`, gives the file (device and inode, the key of the module
-//! table) and the file offset. Mappings met are cached for the walk, and
-//! kept per thread between walks for as long as the process's memory map
-//! does not change (its mmap lock sequence says so).
+//! table) and the file offset. Mappings met are cached in the thread's walk
+//! entry (see [`super::state`]).
 
 use core::ffi::c_void;
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel, generated::bpf_find_vma},
-    macros::map,
-    maps::HashMap,
-};
-use tracer_common::{ModuleKey, ModuleRows, StopReason};
+use aya_ebpf::helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel, generated::bpf_find_vma};
+use tracer_common::{ModuleKey, StopReason};
 
 use super::rows::MODULES;
+use super::state::{Code, Walk, CACHED};
 use crate::maps::setting_u32;
 
 // Kernel structure member offsets, from the kernel's BTF at load.
@@ -39,64 +35,10 @@ static TASK_MM: u32 = 0;
 #[unsafe(no_mangle)]
 static MM_LOCK_SEQ: u32 = 0;
 
-/// What a mapping holds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Code {
-    Empty = 0,
-    /// A module with rows.
-    Table = 1,
-    /// Anonymous executable memory, or a module without unwind information.
-    FramePointers = 2,
-    /// A file whose table is not loaded (never kept between walks: it may be loaded soon).
-    Missing = 3,
-}
-
-/// One mapping.
-#[derive(Clone, Copy)]
+/// bpf_find_vma's context, on the caller's stack: just where to write.
 #[repr(C)]
-pub struct Mapping {
-    pub start: u64,
-    pub end: u64,
-    /// file offset = address + base
-    pub base: u64,
-    pub rows: ModuleRows,
-    pub code: Code,
-    pub _pad: u32,
-}
-
-pub const EMPTY: Mapping =
-    Mapping { start: 0, end: 0, base: 0, rows: ModuleRows { first: 0, count: 0, pages_first: 0, pages: 0 }, code: Code::Empty, _pad: 0 };
-
-/// The mappings a walk has met: stacks mostly alternate between a program and its C library.
-pub type Cache = [Mapping; 2];
-
-/// A thread's cache between walks, valid while its memory map is `mm` (an
-/// exec gives it another) and that map's sequence is `seq`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Kept {
-    pub mm: u64,
-    pub seq: u64,
-    pub cache: Cache,
-}
-
-/// A memory map and its sequence: what a kept cache is valid for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct MapVersion {
-    pub mm: u64,
-    pub seq: u64,
-}
-
-/// Per thread (removed at the thread's exit); allocated as threads walk.
-#[map]
-pub static KEPT: HashMap<u32, Kept> = HashMap::with_max_entries(65536, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
-
-/// What bpf_find_vma's callback found.
-#[repr(C)]
-struct Found {
-    mapping: Mapping,
-    key: ModuleKey,
+struct FindCtx {
+    walk: *mut Walk,
 }
 
 #[inline(always)]
@@ -112,75 +54,89 @@ unsafe fn kread<T>(base: *const c_void, offset: usize) -> Option<T> {
 
 /// bpf_find_vma's callback: the mapping's range, file offset and file identity.
 unsafe extern "C" fn on_vma(_task: *mut c_void, vma: *mut c_void, ctx: *mut c_void) -> i64 {
-    // SAFETY: ctx is the caller's Found; vma is the kernel's vm_area_struct, read fault-safe.
+    // SAFETY: ctx is the caller's FindCtx, pointing at its walk entry; vma is the kernel's
+    // vm_area_struct, read fault-safe.
     unsafe {
-        let out = ctx as *mut Found;
+        let out = (*(ctx as *mut FindCtx)).walk;
+        if out.is_null() {
+            return 1;
+        }
         let vma = vma as *const c_void;
         let (Some(start), Some(end), Some(pgoff)) =
             (kread::<u64>(vma, off(&VMA_START)), kread::<u64>(vma, off(&VMA_END)), kread::<u64>(vma, off(&VMA_PGOFF)))
         else {
             return 0;
         };
-        let mut m = Mapping { start, end, base: (pgoff << 12).wrapping_sub(start), ..EMPTY };
+        let m = &raw mut (*out).found;
+        (*m).start = start;
+        (*m).end = end;
+        (*m).base = (pgoff << 12).wrapping_sub(start);
         let file: u64 = kread(vma, off(&VMA_FILE)).unwrap_or(0);
         if file == 0 {
-            m.code = Code::FramePointers;
+            (*m).code = Code::FramePointers;
         } else {
             let inode: u64 = kread(file as *const c_void, off(&FILE_INODE)).unwrap_or(0);
             let sb: u64 = if inode != 0 { kread(inode as *const c_void, off(&INODE_SB)).unwrap_or(0) } else { 0 };
             let ino: u64 = if inode != 0 { kread(inode as *const c_void, off(&INODE_INO)).unwrap_or(0) } else { 0 };
             let dev: u32 = if sb != 0 { kread(sb as *const c_void, off(&SB_DEV)).unwrap_or(0) } else { 0 };
-            (*out).key = ModuleKey { dev: dev as u64, ino };
-            match MODULES.get((*out).key) {
+            (*out).found_key = ModuleKey { dev: dev as u64, ino };
+            (*m).code = match MODULES.get((*out).found_key) {
                 Some(rows) if rows.count > 0 => {
-                    m.code = Code::Table;
-                    m.rows = *rows;
+                    // Field by field: a struct copy between two pointers becomes a call to memmove.
+                    (*m).rows.first = rows.first;
+                    (*m).rows.count = rows.count;
+                    (*m).rows.pages_first = rows.pages_first;
+                    (*m).rows.pages = rows.pages;
+                    Code::Table
                 }
-                Some(_) => m.code = Code::FramePointers,
-                None => m.code = Code::Missing,
-            }
+                Some(_) => Code::FramePointers,
+                None => Code::Missing,
+            };
         }
-        (*out).mapping = m;
     }
     0
 }
 
-/// The mapping of `addr`, from `cache` or from the kernel (then cached);
-/// with a missing table, its module's key in `missing`.
+/// Which of the walk's cached mappings holds `addr`, looked up in the
+/// kernel on a miss (and then cached). A module without its table yet is
+/// [`MISSING`], its key in `missing`.
 #[inline(always)]
-pub fn mapping(cache: &mut Cache, addr: u64, missing: &mut ModuleKey) -> Result<Mapping, StopReason> {
-    for c in cache.iter() {
+pub fn mapping(w: &mut Walk, addr: u64) -> Result<usize, StopReason> {
+    for (i, c) in w.cache.iter().enumerate() {
         if c.code as u32 != Code::Empty as u32 && addr >= c.start && addr < c.end {
-            return Ok(*c);
+            return Ok(i);
         }
     }
-    let mut found = Found { mapping: EMPTY, key: ModuleKey { dev: 0, ino: 0 } };
-    // SAFETY: the current task, an address, our callback and its output on our stack.
+    w.found.code = Code::Empty;
+    let mut ctx = FindCtx { walk: w };
+    // SAFETY: the current task, an address, our callback and its context on our stack.
     let r = unsafe {
         let task = bpf_get_current_task_btf();
-        bpf_find_vma(task as *mut _, addr, on_vma as *mut c_void, &mut found as *mut Found as *mut c_void, 0)
+        bpf_find_vma(task as *mut _, addr, on_vma as *mut c_void, &mut ctx as *mut FindCtx as *mut c_void, 0)
     };
     if r == -16 {
         return Err(StopReason::MapBusy); // -EBUSY: the mmap lock is contended
     }
-    let m = found.mapping;
-    if r != 0 || m.code as u32 == Code::Empty as u32 {
+    if r != 0 || w.found.code as u32 == Code::Empty as u32 {
         return Err(StopReason::NoMapping);
     }
-    if m.code as u32 == Code::Missing as u32 {
-        *missing = found.key;
-        return Ok(m);
+    if w.found.code as u32 == Code::Missing as u32 {
+        w.missing = w.found_key;
+        return Ok(MISSING);
     }
     // Replace the slot that did not serve the last lookup.
-    cache[1] = cache[0];
-    cache[0] = m;
-    Ok(m)
+    w.cache[1] = w.cache[0];
+    w.cache[0] = w.found;
+    Ok(0)
 }
+
+/// [`mapping`]'s answer for a file whose table is not loaded.
+pub const MISSING: usize = CACHED;
 
 /// The current process's memory map and its sequence (which changes with
 /// every mmap, munmap, mprotect), or None where the kernel keeps none.
 #[inline(always)]
-pub fn map_version() -> Option<MapVersion> {
+pub fn map_version() -> Option<(u64, u64)> {
     if setting_u32(&MM_LOCK_SEQ) == 0 {
         return None;
     }
@@ -192,6 +148,6 @@ pub fn map_version() -> Option<MapVersion> {
             return None;
         }
         let seq = kread::<u32>(mm as *const c_void, off(&MM_LOCK_SEQ))?;
-        Some(MapVersion { mm, seq: u64::from(seq) })
+        Some((mm, u64::from(seq)))
     }
 }

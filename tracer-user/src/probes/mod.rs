@@ -17,6 +17,7 @@ mod programs;
 mod prologue;
 mod raw_programs;
 mod refusal;
+pub mod stack_budget;
 pub mod syscalls;
 mod unwind_settings;
 mod unwind_tables;

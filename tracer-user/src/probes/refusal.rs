@@ -46,6 +46,7 @@ pub fn reason(errno: Option<i32>, log: &str, loaded_for: LoadedFor) -> String {
             (Some(libc::EINVAL), LoadedFor::UprobeMulti) => "needs uprobe_multi links (Linux 6.6)".into(),
             (Some(libc::EINVAL), LoadedFor::UprobeSession) => "needs uprobe sessions (Linux 6.13)".into(),
             (Some(libc::EPERM), _) => "not permitted (leaktrace needs root, or CAP_BPF and CAP_PERFMON)".into(),
+            (Some(libc::E2BIG), _) => "too large: more instructions than this kernel takes in one program".into(),
             (Some(e), _) => std::io::Error::from_raw_os_error(e).to_string(),
             (None, _) => "no reason given".into(),
         };
@@ -193,7 +194,8 @@ mod tests {
         assert_eq!(reason(Some(libc::EINVAL), "", LoadedFor::UprobeSession), "needs uprobe sessions (Linux 6.13)");
         assert_eq!(reason(Some(libc::EINVAL), "\n", LoadedFor::UprobeMulti), "needs uprobe_multi links (Linux 6.6)");
         assert!(reason(Some(libc::EPERM), "", LoadedFor::Plain).starts_with("not permitted"));
-        assert_eq!(reason(Some(libc::E2BIG), "", LoadedFor::Plain), std::io::Error::from_raw_os_error(libc::E2BIG).to_string());
+        assert!(reason(Some(libc::E2BIG), "", LoadedFor::Plain).starts_with("too large"));
+        assert_eq!(reason(Some(libc::ENOMEM), "", LoadedFor::Plain), std::io::Error::from_raw_os_error(libc::ENOMEM).to_string());
     }
 
     #[test]

@@ -53,3 +53,32 @@ pub fn render(r: &CheckReport) -> String {
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::features::Feature;
+    use crate::probes::Use;
+
+    #[test]
+    fn a_missing_feature_says_its_release_and_the_fallback_is_named() {
+        let feature = |name, since, available| Feature { key: "k", name, since, available, detail: String::new() };
+        let report = CheckReport {
+            kernel: "6.1.0-37-cloud-amd64".into(),
+            machine: "x86_64",
+            features: vec![feature("uprobe_multi links", "6.6", Some(false)), feature("bpf_loop", "5.17", Some(true))],
+            uses: vec![Use { part: "heap", how: "perf-event uprobes, one per probe point".into() }],
+            notes: vec!["the kernel refused uprobe session (no such links on this kernel)".into()],
+            can_trace: true,
+            reason: None,
+            error: None,
+        };
+        let text = render(&report);
+        assert!(text.starts_with("kernel: Linux 6.1.0-37-cloud-amd64 (x86_64)\n"), "{text}");
+        assert!(text.contains("  uprobe_multi links  no   (Linux 6.6)\n"), "{text}");
+        assert!(text.contains("  bpf_loop            yes\n"), "{text}");
+        assert!(text.contains("  heap  perf-event uprobes"), "{text}");
+        assert!(text.contains("note: the kernel refused uprobe session"), "{text}");
+        assert!(text.ends_with("leaktrace can trace here: every program it uses loads.\n"), "{text}");
+    }
+}

@@ -80,7 +80,7 @@ pub(super) fn load(
     for mode in requested.map_or_else(|| vec![LinkMode::Session, LinkMode::Multi, LinkMode::PerfEvent], |m| vec![m]) {
         // A kernel may load a program for a link it cannot make: ask first.
         if requested.is_none() && !features::has_links(mode) {
-            refused.push(format!("{}: the kernel has no such links", mode.name()));
+            refused.push(format!("{} (no such links on this kernel)", mode.name()));
         } else {
             candidates.push(mode);
         }

@@ -272,8 +272,11 @@ pub fn step_frame_pointer(f: Regs, mem: &impl StackMemory) -> Result<Caller, Sto
         return Err(StopReason::BadFrame);
     }
     let [bp, ra] = mem.pair(f.bp).ok_or(StopReason::ReadFault)?;
+    // A zero where a frame pointer says the return address is proves no
+    // bottom: in code without frame pointers rbp is any register. Only a
+    // module's own CFI can say a stack is complete.
     if ra == 0 {
-        return Err(StopReason::End);
+        return Err(StopReason::NoRule);
     }
     Ok(Caller { regs: Regs { pc: ra, sp: f.bp + 16, bp }, exact: false })
 }
@@ -371,5 +374,10 @@ mod tests {
         assert_eq!(step_rule(row(CfaKind::Rsp, 9, 0), 0, f, &mem), Err(StopReason::ReadFault), "beyond the copy");
         assert_eq!(step_rule(row(CfaKind::Rsp, -1, 0), 0, f, &mem), Err(StopReason::BadFrame), "a CFA below the stack pointer");
         assert_eq!(step_frame_pointer(Regs { pc: 1, sp: SP, bp: SP - 8 }, &mem), Err(StopReason::BadFrame));
+        assert_eq!(
+            step_frame_pointer(Regs { pc: 1, sp: SP, bp: SP }, &mem),
+            Err(StopReason::NoRule),
+            "a zero return address by frame pointers is no proof of the bottom: the stack is cut"
+        );
     }
 }

@@ -59,3 +59,29 @@ fn outstanding_handles_equal_proc_fd() {
     assert_eq!(r["target"]["state"], "detached");
     assert!(r["anomalies"]["unknown_closes"].as_u64().unwrap() <= 2, "closes of pre-attach fds are at most the two in flight");
 }
+
+/// A program that opens a socket and a timerfd, holds them 2 ms and closes
+/// them, again and again: a handle it opened the moment before the detach
+/// and closes the moment after is not a leak. 50 attaches in a row.
+#[test]
+fn handles_opened_in_the_last_moments_of_an_attach_are_not_leaks() {
+    require_root();
+    let dir = build_programs();
+    let mut child = Command::new(dir.path().join("hold_briefly")).stdin(Stdio::piped()).spawn().unwrap();
+    let mut false_leaks = Vec::new();
+    for run in 0..50 {
+        let report = dir.path().join(format!("churn-{run}.json"));
+        let pid = child.id().to_string();
+        let (mut tracer, _err) = attached(&["--no-tui", "--ci", "--pid", &pid, "--duration", "0.2"], &report);
+        let status = tracer.wait().unwrap();
+        let out = std::process::Output { status, stdout: Vec::new(), stderr: Vec::new() };
+        let r = json_report(&out, &report);
+        let handles = &r["outstanding"]["handles"];
+        if status.code() != Some(0) || handles.as_object().is_some_and(|h| h.values().any(|n| n.as_u64() != Some(0))) {
+            false_leaks.push(format!("run {run}: exit {:?}, outstanding {handles}", status.code()));
+        }
+    }
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    assert!(false_leaks.is_empty(), "{} of 50 attaches reported a leak:\n{}", false_leaks.len(), false_leaks.join("\n"));
+}

@@ -56,16 +56,40 @@ fn a_static_binary_has_its_sockets_traced_and_its_heap_when_it_defines_malloc() 
     let (out, r) = run_ci(dir.path(), Some(&expect), &[program.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}\nsites: {:#}", stderr(&out), r["sites"]);
     assert!(r["target"]["allocator"].as_str().unwrap_or("").contains("the executable defines malloc"), "{}", r["target"]);
-    // Stripped, it names no malloc: descriptors only, and the report says so.
+    // Without --focus: libc's wrappers inside the executable are skipped as
+    // they are in a shared libc, and the sites are the program's functions.
+    let report = dir.path().join("unfocused.json");
+    let out = leaktrace().args(["run", "--format", "json", "--output"]).arg(&report).arg("--").arg(&program).output().unwrap();
+    let r = json_report(&out, &report);
+    let sites: Vec<(String, String)> = r["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap_or("").to_owned(), s["site"]["function"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert!(sites.contains(&("socket".into(), "open_sockets".into())), "{sites:?}");
+    assert!(sites.contains(&("heap".into(), "keep_blocks".into())), "{sites:?}");
+    // Stripped, it names no malloc: descriptors only, and the verdict is
+    // "incomplete" with the reason, never "clean".
     let stripped = dir.path().join("stripped");
     std::fs::copy(&program, &stripped).unwrap();
     assert!(Command::new("strip").arg(&stripped).status().unwrap().success());
     let report = dir.path().join("stripped.json");
-    let out = leaktrace().args(["run", "--format", "json", "--output"]).arg(&report).arg("--").arg(&stripped).output().unwrap();
+    let out = leaktrace()
+        .args(["run", "--ci", "--max-leaked-handles", "10", "--format", "json", "--output"])
+        .arg(&report)
+        .arg("--")
+        .arg(&stripped)
+        .output()
+        .unwrap();
     let r = json_report(&out, &report);
     assert_eq!(r["totals"]["handles"]["socket"], 3, "{:#}", r["totals"]);
     assert_eq!(r["totals"]["heap_allocations"], 0);
-    assert!(r["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("heap not traced")), "{}", r["warnings"]);
+    assert_eq!(out.status.code(), Some(3), "an untraced heap is incomplete:\n{}", stderr(&out));
+    assert_eq!(r["complete"], false);
+    let why = r["untraced"][0].as_str().unwrap_or("");
+    assert!(why.contains("heap of") && why.contains("stripped") && why.contains("malloc"), "{}", r["untraced"]);
+    assert!(stderr(&out).contains("verdict: Incomplete (exit 3)"), "{}", stderr(&out));
 }
 
 #[test]

@@ -74,6 +74,8 @@ pub struct Aggregator {
     /// Numbers handed out again while outstanding, whose close has not come
     /// yet: a close in flight in another thread when the new one was recorded.
     replaced: HashMap<(u32, i32), u32>,
+    /// `attach`'s end: nothing acquired after this time counts (see [`Self::close_window`]).
+    window_end_ns: Option<u64>,
 }
 
 impl Aggregator {
@@ -85,6 +87,10 @@ impl Aggregator {
     /// kinds that carry one (allocation, new descriptor), interned with the kind
     /// the event creates (for a dup, the kind the kernel read from the file).
     pub fn apply(&mut self, tgid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
+        if self.window_end_ns.is_some_and(|end| ts_ns > end) {
+            self.apply_after_window(tgid, ts_ns, body, stack);
+            return;
+        }
         match *body {
             Body::Alloc { addr, size, .. } => {
                 if let Some(stack) = stack {
@@ -143,6 +149,38 @@ impl Aggregator {
             Body::Exec => self.exec(tgid),
             Body::Exit | Body::Fork { .. } | Body::Loaded => {}
         }
+    }
+
+    /// Ends the window of what is traced at `end_ns` (`attach`, about to
+    /// detach): later acquisitions are left out, later releases still apply.
+    /// A handle a busy program opened just before the end and closes just
+    /// after is then seen closed, not leaked, once the records of the next
+    /// moments are in.
+    pub fn close_window(&mut self, end_ns: u64) {
+        self.window_end_ns = Some(end_ns);
+    }
+
+    /// A record after the window's end: releases of what was acquired before
+    /// it; what it acquires (and releases of that) stays out, unknown as any.
+    fn apply_after_window(&mut self, tgid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
+        let before = self.anomalies;
+        match *body {
+            Body::Alloc { .. } | Body::FdOpen { .. } | Body::FdName { .. } | Body::AllocFailed { .. } => {}
+            Body::FdDup { new, old, .. } => {
+                if new != old {
+                    self.remove_fd(tgid, new);
+                }
+            }
+            // A block moved by realloc is the same block: it keeps counting.
+            Body::Realloc { old, .. } if old == 0 || self.allocs.get(&tgid).is_none_or(|m| m.stack_of(old).is_none()) => {}
+            _ => {
+                let end = self.window_end_ns.take();
+                self.apply(tgid, ts_ns, body, stack);
+                self.window_end_ns = end;
+            }
+        }
+        // Releases of what the window left out are no anomaly.
+        (self.anomalies.unknown_frees, self.anomalies.unknown_closes) = (before.unknown_frees, before.unknown_closes);
     }
 
     #[allow(clippy::too_many_arguments)]

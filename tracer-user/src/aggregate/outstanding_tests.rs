@@ -219,3 +219,30 @@ fn a_close_delayed_past_a_whole_reuse_is_not_an_anomaly() {
     assert_eq!(agg.anomalies().reused_descriptors, 1);
     assert_eq!(agg.open_fds(P), vec![(6, FdKind::Eventfd)]);
 }
+
+#[test]
+fn after_the_window_closes_releases_count_and_acquisitions_do_not() {
+    let mut agg = Aggregator::new();
+    let (h, f) = (heap(&mut agg, &[1]), fd_stack(&mut agg, FdKind::Socket, &[2]));
+    agg.apply(P, 10, &Body::Alloc { addr: 0x10, size: 16, func: AllocFn::Malloc }, Some(h));
+    agg.apply(P, 10, &Body::Alloc { addr: 0x20, size: 16, func: AllocFn::Malloc }, Some(h));
+    let open_at = |agg: &mut Aggregator, ts, fd: i32| {
+        let meta = FdMeta { file: fd as u32 + 1000, ..FdMeta::default() };
+        agg.apply(P, ts, &Body::FdOpen { fd, kind: FdKind::Socket, cloexec: false, pair: None, meta }, Some(f));
+    };
+    open_at(&mut agg, 10, 5);
+    agg.close_window(20);
+    // Just after: the socket opened before the end is closed, a block freed, another moved.
+    agg.apply(P, 21, &Body::FdClose { fd: 5, occupant: 0 }, None);
+    agg.apply(P, 21, &Body::Free { addr: 0x10 }, None);
+    agg.apply(P, 22, &Body::Realloc { old: 0x20, new: 0x30, size: 32 }, Some(h));
+    // What the next moments acquire stays out, and so do its releases.
+    open_at(&mut agg, 23, 6);
+    agg.apply(P, 23, &Body::Alloc { addr: 0x40, size: 8, func: AllocFn::Malloc }, Some(h));
+    open_at(&mut agg, 24, 7);
+    agg.apply(P, 25, &Body::FdClose { fd: 7, occupant: 0 }, None);
+    agg.apply(P, 25, &Body::Free { addr: 0x40 }, None);
+    assert_eq!(outstanding(&agg, f), (0, 0), "the socket closed in the grace is not held");
+    assert_eq!(agg.heap_totals(), (32, 1), "the moved block is held at its new size; nothing after the end");
+    assert_eq!((agg.anomalies().unknown_frees, agg.anomalies().unknown_closes), (0, 0));
+}

@@ -45,6 +45,8 @@ pub struct State {
     /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
     pub truncated_stacks: u64,
     warnings: Vec<String>,
+    /// What was not measured, and why: a report with any is incomplete.
+    untraced: Vec<String>,
     /// The last reachability scan of each process.
     scans: HashMap<u32, Arc<ScanResult>>,
 }
@@ -75,6 +77,8 @@ pub struct Snapshot {
     pub decode_errors: u64,
     pub truncated_stacks: u64,
     pub warnings: Vec<String>,
+    /// What was not measured, and why.
+    pub untraced: Vec<String>,
     /// The last reachability scan of each process scanned.
     pub scans: Vec<Arc<ScanResult>>,
 }
@@ -88,6 +92,14 @@ impl State {
     pub fn warn(&mut self, warning: String) {
         if !self.warnings.contains(&warning) {
             self.warnings.push(warning);
+        }
+    }
+
+    /// A part of some process that is not traced (its heap, its scan): no
+    /// verdict can say it is clean, the report is incomplete (said once).
+    pub fn untraced(&mut self, what: String) {
+        if !self.untraced.contains(&what) {
+            self.untraced.push(what);
         }
     }
 
@@ -196,6 +208,7 @@ impl State {
             decode_errors: self.decode_errors,
             truncated_stacks: self.truncated_stacks,
             warnings: self.warnings.clone(),
+            untraced: self.untraced.clone(),
             scans: self.scans.values().cloned().collect(),
         }
     }

@@ -89,8 +89,11 @@ pub fn trace(
     }
     if is_run {
         session.wait_child();
-    } else if scans.at_end && !session.poll_ended() {
-        scan_now(&mut session);
+    } else if !session.poll_ended() {
+        session.close_window();
+        if scans.at_end {
+            scan_now(&mut session);
+        }
     }
     Ok(observers.finish(session.finish()))
 }

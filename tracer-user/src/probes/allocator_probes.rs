@@ -140,7 +140,7 @@ pub(super) fn attach(ebpf: &mut Ebpf, loaded: &mut Loaded, alloc: &AllocatorChoi
     let what = |side: &str| format!("{side} probes on {} (pid {pid})", alloc.path.display());
     match loaded {
         Loaded::Raw { mode, entry, exit } => {
-            let path = CString::new(alloc.path.as_os_str().as_bytes()).map_err(|_| ProbeError::Load("a path with a NUL byte".into()))?;
+            let path = CString::new(alloc.file.as_os_str().as_bytes()).map_err(|_| ProbeError::Load("a path with a NUL byte".into()))?;
             let attach_type = if *mode == LinkMode::Session { ATTACH_UPROBE_SESSION } else { ATTACH_UPROBE_MULTI };
             let link = |prog: &OwnedFd, points: &[(u64, u64)], flags: u32, side: &str| {
                 let (offsets, cookies): (Vec<u64>, Vec<u64>) = points.iter().copied().unzip();
@@ -170,7 +170,7 @@ pub(super) fn attach(ebpf: &mut Ebpf, loaded: &mut Loaded, alloc: &AllocatorChoi
                 for &(offset, cookie) in points {
                     let p: &mut UProbe = program(ebpf, prog)?;
                     let at = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(offset), cookie: Some(cookie) };
-                    let id = p.attach(at, &alloc.path, scope).map_err(attach_err(what(side)))?;
+                    let id = p.attach(at, &alloc.file, scope).map_err(attach_err(what(side)))?;
                     links.push(Box::new(p.take_link(id).map_err(attach_err(what(side)))?));
                 }
             }

@@ -4,7 +4,6 @@
 //! uprobe), so links are closed on threads of their own, concurrently (the
 //! waits overlap), never on the thread that supervises the target.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,8 +80,8 @@ impl LinkStats {
 
 /// One process's allocator probes.
 pub struct ProcessLinks {
-    /// The allocator they sit on.
-    pub allocator: PathBuf,
+    /// The allocator file they sit on (device, inode).
+    pub allocator: (u64, u64),
     /// Link descriptors or aya's perf links: dropping one detaches it.
     pub(super) links: Vec<Box<dyn Send>>,
     pub(super) stats: Arc<LinkStats>,
@@ -121,7 +120,7 @@ mod tests {
         assert_eq!(stats.means_ms(), (None, None));
         stats.record_attach(Duration::from_millis(2));
         stats.record_attach(Duration::from_millis(4));
-        let links = ProcessLinks { allocator: PathBuf::from("/lib/libc.so.6"), links: vec![Box::new(7u8)], stats: stats.clone() };
+        let links = ProcessLinks { allocator: (1, 2), links: vec![Box::new(7u8)], stats: stats.clone() };
         links.detach_in_background();
         let deadline = Instant::now() + Duration::from_secs(5);
         while stats.means_ms().1.is_none() {

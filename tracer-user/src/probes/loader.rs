@@ -1,7 +1,6 @@
 //! The embedded eBPF object: loading, settings, attaching.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -147,13 +146,13 @@ impl Probes {
             }
         }
         self.stats.record_attach(started.elapsed());
-        self.links.insert(pid, ProcessLinks { allocator: alloc.path.clone(), links, stats: self.stats.clone() });
+        self.links.insert(pid, ProcessLinks { allocator: alloc.identity, links, stats: self.stats.clone() });
         Ok(())
     }
 
-    /// The allocator `pid`'s probes sit on, if any.
-    pub fn allocator_of(&self, pid: u32) -> Option<&Path> {
-        self.links.get(&pid).map(|l| l.allocator.as_path())
+    /// The allocator file (device, inode) `pid`'s probes sit on, if any.
+    pub fn allocator_of(&self, pid: u32) -> Option<(u64, u64)> {
+        self.links.get(&pid).map(|l| l.allocator)
     }
 
     /// Whether the kernel stopped thread `tid` until new objects' tables are in; its process.

@@ -20,10 +20,11 @@ use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
 use aya::programs::UProbe;
 use aya::Ebpf;
 
-use super::allocator::symbol_file_offset;
+use super::allocator::defined_symbol;
 use super::errors::attach_err;
 use super::features;
 use super::links::LinkMode;
+use super::mapped_objects::mapped_objects;
 use super::programs::program;
 use super::raw_programs::{RawObject, ATTACH_UPROBE_MULTI};
 use super::refusal::aya_load_error;
@@ -114,13 +115,13 @@ impl LoaderProbe {
     }
 }
 
-/// The dynamic linker `pid` has mapped, as a path leaktrace can open (inside the process's root).
+/// The dynamic linker `pid` has mapped, as the file it mapped.
 fn dynamic_linker(pid: u32) -> Option<PathBuf> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    let path = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| {
-        Path::new(p).file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ld-linux") || n.starts_with("ld-musl"))
+    let objects = mapped_objects(pid).ok()?;
+    let linker = objects.into_iter().find(|o| {
+        o.shown.file_name().map(|n| n.as_encoded_bytes()).is_some_and(|n| n.starts_with(b"ld-linux") || n.starts_with(b"ld-musl"))
     })?;
-    Some(PathBuf::from(format!("/proc/{pid}/root{path}")))
+    Some(linker.open)
 }
 
 /// The hook's file offset in `linker` (read once per file).
@@ -131,8 +132,7 @@ fn hook_offset(known: &mut HashMap<(u64, u64), u64>, linker: &Path) -> Result<u6
         return Ok(off);
     }
     let data = MappedFile::open(linker).map_err(|e| unreadable(e.to_string()))?;
-    let file = object::File::parse(data.bytes()).map_err(|e| unreadable(format!("not an ELF object: {e}")))?;
-    let off = symbol_file_offset(&file, HOOK).ok_or_else(|| unreadable(format!("no {HOOK} symbol")))?;
+    let off = defined_symbol(data.bytes(), HOOK).ok_or_else(|| unreadable(format!("no {HOOK} symbol")))?;
     known.insert((meta.dev(), meta.ino()), off);
     Ok(off)
 }

@@ -81,7 +81,8 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
     }
     Report {
         schema: SCHEMA_VERSION,
-        complete: lost_events == 0,
+        complete: lost_events == 0 && snap.untraced.is_empty(),
+        untraced: snap.untraced.clone(),
         lost_events,
         counters,
         target: input.target,

@@ -20,9 +20,12 @@ pub const SCHEMA_VERSION: u32 = 4;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub schema: u32,
-    /// False when the kernel side lost events: counts may be wrong.
+    /// False when the kernel side lost events (counts may be wrong) or a
+    /// part of a process was not traced at all (`untraced`).
     pub complete: bool,
     pub lost_events: u64,
+    /// What was not measured, and why (a process's heap...): each makes the report incomplete.
+    pub untraced: Vec<String>,
     /// Every kernel-side counter by name (losses, failed stack captures...).
     pub counters: BTreeMap<String, u64>,
     pub target: Target,
@@ -65,6 +68,7 @@ impl Report {
             schema: SCHEMA_VERSION,
             complete: lost == 0,
             lost_events: lost,
+            untraced: Vec::new(),
             counters: BTreeMap::from([("lost_heap_events".to_owned(), lost)]),
             target,
             totals: totals.clone(),

@@ -75,6 +75,21 @@ fn leaky() -> Report {
 }
 
 #[test]
+fn a_heap_that_was_not_traced_is_never_clean() {
+    let mut r = report(Vec::new(), 0);
+    assert_eq!(verdict(&r, Thresholds::default(), None), ExitCode::Clean);
+    r.untraced.push("heap of /srv/app (pid 7) not traced, descriptors only: no loaded object exports `malloc`".into());
+    r.complete = false;
+    assert_eq!(verdict(&r, Thresholds::default(), None), ExitCode::Incomplete);
+    assert_eq!(verdict(&r, Thresholds::default(), Some(false)), ExitCode::Incomplete, "not even with --expect matched");
+    let text = text::render(&r);
+    assert!(text.contains("INCOMPLETE: heap of /srv/app (pid 7) not traced"), "{text}");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["complete"], false);
+    assert_eq!(json["untraced"][0].as_str().unwrap(), r.untraced[0]);
+}
+
+#[test]
 fn verdicts_follow_the_thresholds() {
     let limits = Thresholds::default();
     assert_eq!(verdict(&leaky(), limits, None), ExitCode::LeaksFound);

@@ -75,8 +75,11 @@ fn header(out: &mut String, r: &Report) {
             "sampling 1 in {n} allocator calls: heap figures are estimates (a site with k sampled blocks is off by about 1/sqrt(k))"
         );
     }
-    if !r.complete {
+    if r.lost_events > 0 {
         let _ = writeln!(out, "INCOMPLETE: {} events were lost; counts below may be wrong", r.lost_events);
+    }
+    for what in &r.untraced {
+        let _ = writeln!(out, "INCOMPLETE: {what}");
     }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");

@@ -15,7 +15,8 @@ pub enum ExitCode {
     /// leaktrace could not do its job: bad arguments, not permitted, kernel
     /// lacks a feature, target not found, target exited at once...
     TracerError = 2,
-    /// Events were lost: the counts cannot be trusted.
+    /// Events were lost, or a part of a process (its heap) was not traced:
+    /// the counts cannot be trusted, and nothing can be called clean.
     Incomplete = 3,
     /// `--expect`: a site is missing, unexpected, or has other counts.
     ExpectationMismatch = 4,

@@ -9,6 +9,7 @@ mod start;
 mod tables;
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::aggregate::StackId;
 use crate::pipeline::{Consumer, Shared};
@@ -27,6 +28,10 @@ enum Handle {
     Pid(Watched),
 }
 
+/// How long an attached session reads on once its window closed: longer than
+/// a busy program holds a short-lived handle, short beside any report.
+pub const WINDOW_GRACE: Duration = Duration::from_millis(50);
+
 pub struct Session {
     shared: Arc<Shared>,
     /// Shared with the supervisor or the follower, which move the allocator probes.
@@ -43,6 +48,8 @@ pub struct Session {
     /// How the target ended (unknown for an attached process), and when.
     ended: Option<(Option<Ended>, u64)>,
     detached: bool,
+    /// `attach`: when the window of what is traced closed (see [`Self::close_window`]).
+    window_closed: Option<Instant>,
     config: start::SessionConfig,
     cache: SiteCache,
     /// How descriptors are traced, for every report.
@@ -113,7 +120,9 @@ impl Session {
         }
         if let Some(alloc) = lock(&self.placement).target_allocator() {
             target.allocator = Some(format!("{} ({})", alloc.path.display(), alloc.reason));
-            let path = Some(alloc.path.display().to_string());
+            // A static binary's allocator is the program itself: its frames are
+            // skipped by name (malloc, _int_malloc...), not by module.
+            let path = (!alloc.in_executable).then(|| alloc.path.display().to_string());
             if self.config.attribution.allocator != path {
                 // A new allocator (an exec): frames inside it are never the site; attribute anew.
                 self.config.attribution.allocator = path;
@@ -140,9 +149,21 @@ impl Session {
         report
     }
 
+    /// `attach`, about to end: nothing acquired from now on counts, and what
+    /// was acquired before and is released in the next moments (a busy
+    /// program's socket opened just before) is seen released: [`Self::finish`]
+    /// reads on for [`WINDOW_GRACE`] before its report.
+    pub fn close_window(&mut self) {
+        self.shared.state().agg.close_window(monotonic_ns());
+        self.window_closed = Some(Instant::now());
+    }
+
     /// Stops consuming (after draining everything) and following; the final
     /// report. The allocator probes come off in the background.
     pub fn finish(mut self) -> Report {
+        if let Some(at) = self.window_closed {
+            std::thread::sleep(WINDOW_GRACE.saturating_sub(at.elapsed()));
+        }
         if let Some(f) = self.follower.take() {
             f.stop();
         }

@@ -3,7 +3,8 @@
 //! LD_PRELOAD and LD_LIBRARY_PATH from the new environment, DT_NEEDED),
 //! inherited at fork, taken off when the process is gone. A process whose
 //! image defines no allocator (a static binary without malloc) has its
-//! descriptors traced and no heap, with a warning.
+//! descriptors traced and no heap: the report is then incomplete, and says
+//! which process and why.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -79,7 +80,7 @@ impl Placement {
         let key = match ImageKey::of(pid) {
             Ok(k) => k,
             Err(e) => {
-                self.shared.state().warn(format!("pid {pid}: its heap is not traced ({e})"));
+                self.shared.state().untraced(format!("heap of pid {pid} not traced: {e}"));
                 return None;
             }
         };
@@ -89,7 +90,7 @@ impl Placement {
         let choice = match AllocatorChoice::for_image(pid, &key) {
             Ok(c) => Some(Arc::new(c)),
             Err(e) => {
-                self.shared.state().warn(format!("{}: heap not traced, descriptors only ({e})", key.exe.display()));
+                self.shared.state().untraced(format!("heap of {} (pid {pid}) not traced, descriptors only: {e}", key.exe.display()));
                 None
             }
         };
@@ -104,7 +105,7 @@ impl Placement {
         let mut probes = lock(&self.probes);
         match choice {
             // Probes on a path follow the process across exec: the same allocator keeps them.
-            Some(c) if probes.allocator_of(pid) == Some(c.path.as_path()) => {
+            Some(c) if probes.allocator_of(pid) == Some(c.identity) => {
                 self.current.insert(pid, c);
             }
             Some(c) => match probes.attach_allocator(&c, pid) {
@@ -113,7 +114,7 @@ impl Placement {
                 }
                 Err(e) => {
                     self.current.remove(&pid);
-                    self.shared.state().warn(format!("pid {pid}: its heap is not traced ({e})"));
+                    self.shared.state().untraced(format!("heap of pid {pid} not traced: {e}"));
                 }
             },
             None => {

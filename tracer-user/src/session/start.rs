@@ -97,7 +97,7 @@ impl Hooks for RunHooks {
             let glibc = reachability::is_glibc(lock(&self.placement).allocator_of(pid).as_deref());
             match reachability::scan_stopped(&self.shared, pid, threads, glibc, self.sampled) {
                 Ok(scan) => self.shared.state().add_scan(scan),
-                Err(e) => self.shared.state().warn(format!("no reachability scan of pid {pid}: {e}")),
+                Err(e) => self.shared.state().untraced(format!("no reachability scan of pid {pid}: {e}")),
             }
         }
     }
@@ -287,6 +287,7 @@ impl Session {
             started_ns,
             ended: None,
             detached: false,
+            window_closed: None,
             config,
             cache: SiteCache::default(),
             descriptors,

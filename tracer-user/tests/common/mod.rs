@@ -64,7 +64,7 @@ pub fn build_programs() -> tempfile::TempDir {
         "-pthread".into(),
     ]);
     cc(&paths.iter().map(String::as_str).collect::<Vec<_>>(), d);
-    for prog in ["churn", "churn_heap", "kinds", "fd_threads", "many_fds"] {
+    for prog in ["churn", "churn_heap", "kinds", "fd_threads", "many_fds", "hold_briefly"] {
         let mut a: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         a.extend(["-o".into(), prog.into(), s(&format!("{prog}.c")), "-pthread".into()]);
         cc(&a.iter().map(String::as_str).collect::<Vec<_>>(), d);

@@ -26,8 +26,6 @@ const ROWS: &[(&[&str], &str)] = &[
     (&[], "a subcommand is required"),
     (&["frobnicate"], "unrecognized subcommand"),
     (&["check", "--json=yes"], "unexpected value 'yes' for '--json'"),
-    (&["generate-docs", "--"], "required"),
-    (&["generate-docs", "--", "{file}"], "creating"),
     (&["run", "--bogus", "--", "true"], "unexpected argument '--bogus'"),
     (&["attach", "--pid", "{pid}", "--bogus"], "unexpected argument '--bogus'"),
     (&["run"], "required"),

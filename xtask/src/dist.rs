@@ -1,7 +1,8 @@
 //! `cargo xtask dist`: one `leaktrace` to copy to a host that has no Rust,
 //! LLVM or bpf-linker — statically linked (the C library included, the eBPF
 //! object embedded as always) — with shell completions and man pages
-//! generated from its own clap definitions (`leaktrace generate-docs`).
+//! generated from its own clap definitions (by `leaktrace-docs`, built
+//! beside it and not shipped).
 //!
 //! The static C runtime is asked for with an explicit `--target` (the
 //! host's), so that only leaktrace's own code is linked statically: build
@@ -27,7 +28,7 @@ pub fn dist(root: &Path, cargo: &Path, path: &std::ffi::OsStr) -> Result<()> {
     eprintln!("dist: building leaktrace (release, {triple}, statically linked)");
     let status = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--release", "--locked", "-p", "tracer-user", "--bin", "leaktrace", "--target", &triple])
+        .args(["build", "--release", "--locked", "-p", "tracer-user", "--bin", "leaktrace", "--bin", "leaktrace-docs", "--target", &triple])
         .env("PATH", path)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .status()
@@ -35,23 +36,27 @@ pub fn dist(root: &Path, cargo: &Path, path: &std::ffi::OsStr) -> Result<()> {
     if !status.success() {
         bail!("building the static leaktrace failed ({status})");
     }
-    let built = root.join("target").join(&triple).join("release/leaktrace");
+    let built = root.join("target").join(&triple).join("release");
     let out = dir(root);
     if out.exists() {
         std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
     }
     std::fs::create_dir_all(&out)?;
     let binary = out.join("leaktrace");
-    std::fs::copy(&built, &binary).with_context(|| format!("copying {}", built.display()))?;
+    std::fs::copy(built.join("leaktrace"), &binary).with_context(|| format!("copying {}", built.display()))?;
     if let Some(interp) = interpreter(&std::fs::read(&binary)?)? {
         bail!("{} is dynamically linked (it asks for {interp})", binary.display());
     }
     let size = std::fs::metadata(&binary)?.len();
     println!("{}  (statically linked, {:.1} MiB)", binary.display(), size as f64 / (1 << 20) as f64);
     // Running it is the proof that it starts without a dynamic linker.
-    let docs = Command::new(&binary).arg("generate-docs").arg(&out).output().context("running the built leaktrace")?;
+    let version = Command::new(&binary).arg("--version").output().context("running the built leaktrace")?;
+    if !version.status.success() {
+        bail!("{} --version failed: {}", binary.display(), String::from_utf8_lossy(&version.stderr));
+    }
+    let docs = Command::new(built.join("leaktrace-docs")).arg(&out).output().context("running leaktrace-docs")?;
     if !docs.status.success() {
-        bail!("leaktrace generate-docs failed: {}", String::from_utf8_lossy(&docs.stderr));
+        bail!("leaktrace-docs failed: {}", String::from_utf8_lossy(&docs.stderr));
     }
     print!("{}", String::from_utf8_lossy(&docs.stdout));
     Ok(())

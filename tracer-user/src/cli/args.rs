@@ -74,13 +74,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write shell completions (bash, zsh, fish) and man pages into DIR, for
-    /// packaging (`cargo xtask dist` runs it).
-    #[command(hide = true)]
-    GenerateDocs {
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

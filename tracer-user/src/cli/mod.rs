@@ -4,7 +4,7 @@
 mod args;
 mod check;
 mod destination;
-mod docs;
+pub mod docs;
 mod inputs;
 mod node;
 mod observers;
@@ -123,10 +123,6 @@ fn execute(command: Command, verbose: bool) -> anyhow::Result<i32> {
             (TargetSpec::Attach { pid }, opts, Limits { duration: secs(duration), kill_after: None })
         }
         Command::Check { json } => return check::run(json, verbose),
-        Command::GenerateDocs { dir } => {
-            docs::generate(&dir)?.iter().for_each(|f| println!("{}", f.display()));
-            return Ok(0);
-        }
     };
     // --interval prints reports between the live view's frames: it means no live view.
     opts.no_tui |= opts.interval.is_some();

@@ -26,6 +26,8 @@ enum Cmd {
     Lint,
     /// Run each fuzz target for a fixed time (part of `test`).
     Fuzz,
+    /// Set up, then write a statically linked leaktrace, its shell completions and man pages to target/dist.
+    Dist,
     /// Check the fixture against valgrind (the oracle independent of leaktrace).
     Oracle,
     /// Overhead and throughput: leaktrace against the probe floor, bpftrace, valgrind and heaptrack (writes bench/results.md).
@@ -100,6 +102,10 @@ fn main() -> Result<()> {
         Cmd::Fuzz => {
             setup::setup(&[])?;
             xtask::fuzz::run(&root, &path_with_cargo_bin())
+        }
+        Cmd::Dist => {
+            setup::setup(&[])?;
+            xtask::dist::dist(&root, Path::new(env!("CARGO")), &path_with_cargo_bin())
         }
         Cmd::Bench { quick } => xtask::bench::run(&root, &xtask::bench::BenchOptions { quick }),
         Cmd::Oracle => {

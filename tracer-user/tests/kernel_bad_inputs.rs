@@ -25,6 +25,7 @@ use leaktrace::cli::Cli;
 const ROWS: &[(&[&str], &str)] = &[
     (&[], "a subcommand is required"),
     (&["frobnicate"], "unrecognized subcommand"),
+    (&["check", "--json=yes"], "unexpected value 'yes' for '--json'"),
     (&["run", "--bogus", "--", "true"], "unexpected argument '--bogus'"),
     (&["attach", "--pid", "{pid}", "--bogus"], "unexpected argument '--bogus'"),
     (&["run"], "required"),

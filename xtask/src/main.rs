@@ -38,6 +38,8 @@ enum Cmd {
         #[arg(long, default_value_t = MATRIX_TIMEOUT_SECS)]
         timeout: u64,
     },
+    /// Set up, then write a statically linked leaktrace, its shell completions and man pages to target/dist.
+    Dist,
     /// Check the fixture against valgrind (the oracle independent of leaktrace).
     Oracle,
     /// Overhead and throughput: leaktrace against the probe floor, bpftrace, valgrind and heaptrack (writes bench/results.md).
@@ -123,6 +125,10 @@ fn main() -> Result<()> {
             xtask::fuzz::run(&root, &path_with_cargo_bin())
         }
         Cmd::Matrix { kernel, filter, timeout } => matrix(&root, kernel, filter, timeout),
+        Cmd::Dist => {
+            setup::setup(&[])?;
+            xtask::dist::dist(&root, Path::new(env!("CARGO")), &path_with_cargo_bin())
+        }
         Cmd::Bench { quick } => xtask::bench::run(&root, &xtask::bench::BenchOptions { quick }),
         Cmd::Oracle => {
             setup::setup(&[])?;

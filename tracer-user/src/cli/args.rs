@@ -16,6 +16,9 @@ use crate::report::LeakKinds;
     about = "Finds leaked sockets, timerfds and heap bytes, and the call sites that leaked them (eBPF)."
 )]
 pub struct Cli {
+    /// When the kernel refuses a program, print the verifier's whole log after the one-line reason.
+    #[arg(long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,6 +62,17 @@ pub enum Command {
         scan_every: Option<f64>,
         #[command(flatten)]
         opts: Options,
+    },
+    /// Say what this kernel offers leaktrace and whether leaktrace can trace here.
+    ///
+    /// Each feature is probed for real (a tiny program loaded, a map created,
+    /// a link tried), then leaktrace's own programs are loaded (nothing is
+    /// attached). Prints what leaktrace uses for each part. Exit 0 when it
+    /// can trace here; 2, with the reason on stderr, when it cannot.
+    Check {
+        /// One JSON object on stdout instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 

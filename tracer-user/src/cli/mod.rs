@@ -2,7 +2,9 @@
 //! trace loop, output and verdict.
 
 mod args;
+mod check;
 mod destination;
+pub mod docs;
 mod inputs;
 mod node;
 mod observers;
@@ -19,9 +21,10 @@ use clap::Parser;
 
 pub use args::{Cli, Command, Format, Options};
 
+use crate::probes::ProbeError;
 use crate::process::ChildSignals;
 use crate::report::ExitCode;
-use crate::session::{Session, TargetSpec};
+use crate::session::{Session, SessionError, TargetSpec};
 use trace::{Limits, Scans};
 
 /// Parses arguments, runs, and returns the process exit code. Errors are one
@@ -38,20 +41,41 @@ pub fn main() -> i32 {
             return ExitCode::TracerError as i32;
         }
     };
-    match execute(cli) {
+    let verbose = cli.verbose;
+    match execute(cli.command, verbose) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("leaktrace: error: {e:#}");
+            if let Some((program, log)) = refused(&e).filter(|_| verbose) {
+                print_verifier_log(program, log);
+            }
             ExitCode::TracerError as i32
         }
     }
+}
+
+/// The program the kernel refused, and its verifier log, behind an error.
+fn refused(e: &anyhow::Error) -> Option<(&str, &str)> {
+    let probe = e.chain().find_map(|c| {
+        c.downcast_ref::<ProbeError>().or(match c.downcast_ref::<SessionError>() {
+            Some(SessionError::Probe(p)) => Some(p),
+            _ => None,
+        })
+    });
+    probe?.verifier_log()
+}
+
+/// `--verbose`: the verifier's whole log of a refused program, after the one-line reason.
+fn print_verifier_log(program: &str, log: &str) {
+    eprintln!("leaktrace: the kernel verifier's log of {program}:");
+    eprintln!("{}", log.trim_end());
 }
 
 /// A clap error as one line: its message and tip, without the usage and help
 /// pointers clap adds on lines of their own.
 fn one_line(e: &clap::Error) -> String {
     if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        return "a subcommand is required: `leaktrace run [OPTIONS] -- COMMAND` or `leaktrace attach --pid PID` (see leaktrace --help)"
+        return "a subcommand is required: `leaktrace run [OPTIONS] -- COMMAND`, `leaktrace attach --pid PID` or `leaktrace check` (see leaktrace --help)"
             .into();
     }
     let text = e.render().to_string();
@@ -72,7 +96,7 @@ fn one_line(e: &clap::Error) -> String {
     line.strip_prefix("error: ").unwrap_or(&line).to_owned()
 }
 
-fn execute(cli: Cli) -> anyhow::Result<i32> {
+fn execute(command: Command, verbose: bool) -> anyhow::Result<i32> {
     // values::seconds bounds --duration and --kill-after, so the conversion cannot overflow.
     let secs = |s: Option<f64>| s.map(Duration::from_secs_f64);
     // The command starts with the signal state leaktrace was given, taken
@@ -80,7 +104,7 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     let signals = ChildSignals::current();
     let mut perf_map_files = None;
     let mut scans = Scans::default();
-    let (spec, mut opts, limits) = match cli.command {
+    let (spec, mut opts, limits) = match command {
         Command::Run { opts, kill_after, node_perf_map, no_scan, mut command } => {
             // Arguments after the options start the command: an unknown option lands there.
             if let Some(first) = command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
@@ -98,6 +122,7 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
             scans.every = secs(scan_every);
             (TargetSpec::Attach { pid }, opts, Limits { duration: secs(duration), kill_after: None })
         }
+        Command::Check { json } => return check::run(json, verbose),
     };
     // --interval prints reports between the live view's frames: it means no live view.
     opts.no_tui |= opts.interval.is_some();
@@ -116,4 +141,18 @@ fn execute(cli: Cli) -> anyhow::Result<i32> {
     }
     output::emit(&report, &opts, inputs.output, inputs.handles_output)?;
     Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_program_is_found_behind_the_session_error() {
+        let refusal = ProbeError::Refused { program: "fd_new".into(), reason: "too big".into(), log: "combined stack size".into() };
+        let e = anyhow::Error::from(SessionError::Probe(refusal)).context("starting");
+        assert_eq!(refused(&e), Some(("fd_new", "combined stack size")));
+        assert_eq!(format!("{:#}", anyhow::Error::from(SessionError::Probe(ProbeError::NotPermitted))).lines().count(), 1);
+        assert_eq!(refused(&anyhow::Error::from(SessionError::NoSuchProcess(7))), None);
+    }
 }

@@ -161,6 +161,9 @@ impl AllocatorChoice {
         let unreadable = |e: String| ProbeError::Unreadable { path: object.shown.clone(), detail: e };
         let data = MappedFile::open(&object.open).map_err(|e| unreadable(e.to_string()))?;
         let meta = std::fs::metadata(&object.open).map_err(|e| unreadable(e.to_string()))?;
+        if LoaderView::parse(data.bytes()).is_none() {
+            return Err(unreadable("not an ELF object (64-bit, with readable program headers)".into()));
+        }
         let mut functions: Vec<AllocatorFunction> = Vec::new();
         let mut missing = Vec::new();
         for func in AllocFn::ALL {

@@ -13,10 +13,27 @@ use aya::programs::UProbe;
 use aya::Ebpf;
 use tracer_common::AllocFn;
 
+use super::errors::attach_err;
+use super::features;
 use super::links::LinkMode;
-use super::loader::{attach_err, program, AllocatorPrograms};
+use super::programs::program;
 use super::raw_programs::{RawObject, ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
+use super::refusal::aya_load_error;
 use super::{bpf_sys, AllocatorChoice, ProbeError, Program};
+
+/// What goes on the allocator's probe points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AllocatorPrograms {
+    /// leaktrace's own programs: every allocation and release is traced.
+    #[default]
+    Trace,
+    /// Benchmarks: empty programs at the same entry and return points (the
+    /// cost of the traps before any work).
+    Floor,
+    /// Benchmarks: empty programs at the entry points only, no return probes
+    /// (the cost of bare uprobe hits).
+    FloorEntries,
+}
 
 /// BPF_F_UPROBE_MULTI_RETURN: the link's probes fire at return.
 const UPROBE_MULTI_RETURN: u32 = 1;
@@ -58,8 +75,16 @@ pub(super) fn load(
     requested: Option<LinkMode>,
     programs: AllocatorPrograms,
 ) -> Result<(Loaded, Option<String>), ProbeError> {
-    let candidates = requested.map_or_else(|| vec![LinkMode::Session, LinkMode::Multi, LinkMode::PerfEvent], |m| vec![m]);
     let mut refused = Vec::new();
+    let mut candidates = Vec::new();
+    for mode in requested.map_or_else(|| vec![LinkMode::Session, LinkMode::Multi, LinkMode::PerfEvent], |m| vec![m]) {
+        // A kernel may load a program for a link it cannot make: ask first.
+        if requested.is_none() && !features::has_links(mode) {
+            refused.push(format!("{} (no such links on this kernel)", mode.name()));
+        } else {
+            candidates.push(mode);
+        }
+    }
     for mode in candidates {
         let (entry, exit) = programs_for(mode, programs);
         let attach_type = match mode {
@@ -70,16 +95,22 @@ pub(super) fn load(
                 return Ok((Loaded::Perf { entry, exit, loaded: false }, warning));
             }
         };
-        let loaded = raw.load(entry, attach_type).and_then(|e| Ok((e, exit.map(|x| raw.load(x, attach_type)).transpose()?)));
-        match loaded {
+        let load = |p: Program| raw.load(p, attach_type).map_err(|e| (p, e));
+        match load(entry).and_then(|e| Ok((e, exit.map(load).transpose()?))) {
             Ok((entry, exit)) => {
                 let warning = (!refused.is_empty()).then(|| fallback_warning(&refused));
                 return Ok((Loaded::Raw { mode, entry, exit }, warning));
             }
-            Err(e) if requested.is_some() => {
-                return Err(ProbeError::Load(format!("{} programs ({}={}): {e}", mode.name(), LinkMode::ENV, mode_word(mode))))
+            Err((prog, e)) if requested.is_some() => {
+                return Err(match e.of_program(prog.name()) {
+                    ProbeError::Refused { program, reason, log } => {
+                        let reason = format!("{reason} ({} links, as {}={} asks)", mode.name(), LinkMode::ENV, mode_word(mode));
+                        ProbeError::Refused { program, reason, log }
+                    }
+                    other => other,
+                })
             }
-            Err(e) => refused.push(format!("{}: {e}", mode.name())),
+            Err((prog, e)) => refused.push(format!("{} ({prog}: {e})", mode.name())),
         }
     }
     unreachable!("perf-event uprobes are always a candidate when no mode is requested")
@@ -128,7 +159,7 @@ pub(super) fn attach(ebpf: &mut Ebpf, loaded: &mut Loaded, alloc: &AllocatorChoi
             if !*loaded {
                 for prog in std::iter::once(*entry).chain(*exit) {
                     let p: &mut UProbe = program(ebpf, prog)?;
-                    p.load().map_err(attach_err(format!("{prog} (load)")))?;
+                    p.load().map_err(aya_load_error(prog.name()))?;
                 }
                 *loaded = true;
             }

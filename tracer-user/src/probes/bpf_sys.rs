@@ -1,9 +1,10 @@
-//! The three bpf() commands aya 0.14 cannot issue the way leaktrace needs
-//! them: loading the object's BTF (for the programs loaded here), loading a
-//! program with the uprobe_multi or uprobe-session attach type, and creating
-//! one uprobe_multi link over many offsets. No maintained crate (rustix, nix)
-//! wraps bpf(): this module is leaktrace's only direct system call, and its
-//! only `unsafe` in the loader.
+//! The bpf() commands aya 0.14 cannot issue the way leaktrace needs them:
+//! loading the object's BTF (for the programs loaded here), loading a
+//! program with the uprobe_multi or uprobe-session attach type (or a small
+//! hand-written one, for `leaktrace check`), creating one uprobe_multi link
+//! over many offsets, and the feature probes' map and tracepoint. No
+//! maintained crate (rustix, nix) wraps bpf(): this module is leaktrace's
+//! only direct system call, and its only `unsafe` in the loader.
 //!
 //! Each attribute block is the prefix of `union bpf_attr` that its command
 //! reads (include/uapi/linux/bpf.h); the kernel zero-fills the rest. The
@@ -16,11 +17,16 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use aya_obj::generated::bpf_insn;
 
+use super::refusal::{self, LoadedFor};
+use super::ProbeError;
+
+const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_BTF_LOAD: libc::c_long = 18;
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// BPF_PROG_TYPE_KPROBE: uprobe programs are kprobe programs to the kernel.
-const PROG_TYPE_KPROBE: u32 = 2;
+pub const PROG_TYPE_KPROBE: u32 = 2;
 /// Verifier log buffer for the message of a refused program or BTF.
 const LOG_BYTES: usize = 1 << 20;
 
@@ -48,6 +54,25 @@ struct ProgLoadAttr {
     line_info_cnt: u32,
     /// Unused here; spelled out so the block has no padding bytes.
     attach_btf_id: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct RawTracepointAttr {
+    /// No name: a tp_btf program's tracepoint is the one it was loaded for.
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -86,23 +111,40 @@ pub struct BtfRecords<'a> {
     pub count: u32,
 }
 
+impl BtfRecords<'_> {
+    pub const NONE: BtfRecords<'static> = BtfRecords { bytes: &[], rec_size: 0, count: 0 };
+}
+
 /// A program to load.
 pub struct ProgLoad<'a> {
+    pub prog_type: u32,
     pub name: &'a str,
     pub expected_attach_type: u32,
+    /// The kernel function or tracepoint (BTF id in vmlinux) a tracing program is for.
+    pub attach_btf_id: u32,
     pub insns: &'a [bpf_insn],
     pub license: &'a CStr,
-    pub btf: BorrowedFd<'a>,
+    /// The object's BTF, which func_info and line_info refer to.
+    pub btf: Option<BorrowedFd<'a>>,
     pub func_info: BtfRecords<'a>,
     pub line_info: BtfRecords<'a>,
 }
 
-/// A refusal, with the verifier's (or BTF checker's) last words when it gave any.
+/// A refusal: the error, the verifier's (or BTF checker's) whole log, and
+/// what the program was loaded for; shown as the reason in one line.
 #[derive(Debug, thiserror::Error)]
-#[error("{error}{}", if log.is_empty() { String::new() } else { format!(": {log}") })]
+#[error("{}", refusal::reason(self.error.raw_os_error(), &self.log, self.loaded_for))]
 pub struct Refused {
     pub error: io::Error,
     pub log: String,
+    pub loaded_for: LoadedFor,
+}
+
+impl Refused {
+    /// The refusal of program `program`, as leaktrace reports it.
+    pub fn of_program(self, program: &str) -> ProbeError {
+        ProbeError::Refused { program: program.to_owned(), reason: self.to_string(), log: self.log }
+    }
 }
 
 /// bpf(cmd, attr) for commands that return a new file descriptor.
@@ -118,11 +160,9 @@ fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
 }
 
-/// The useful end of a verifier log: its last lines.
-fn log_tail(log: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(log.len())]).into_owned();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(6)..].join(" | ")
+/// A log buffer's text, up to the kernel's terminating NUL.
+fn log_text(log: &[u8]) -> String {
+    String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(log.len())]).into_owned()
 }
 
 /// BPF_BTF_LOAD.
@@ -139,29 +179,30 @@ fn with_log<T>(cmd: libc::c_long, attr: &mut T, set_log: impl FnOnce(&mut T, &mu
     sys_bpf(cmd, attr).or_else(|error| {
         let mut log = vec![0u8; LOG_BYTES];
         set_log(attr, &mut log);
-        sys_bpf(cmd, attr).map_err(|_| Refused { error, log: log_tail(&log) })
+        sys_bpf(cmd, attr).map_err(|_| Refused { error, log: log_text(&log), loaded_for: LoadedFor::Plain })
     })
 }
 
-/// BPF_PROG_LOAD of a kprobe-type program with an expected attach type.
+/// BPF_PROG_LOAD.
 pub fn load_program(p: &ProgLoad) -> Result<OwnedFd, Refused> {
     let mut prog_name = [0u8; 16];
     let name = p.name.as_bytes();
     prog_name[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
     let mut attr = ProgLoadAttr {
-        prog_type: PROG_TYPE_KPROBE,
+        prog_type: p.prog_type,
         insn_cnt: p.insns.len() as u32,
         insns: p.insns.as_ptr() as u64,
         license: p.license.as_ptr() as u64,
         prog_name,
         expected_attach_type: p.expected_attach_type,
-        prog_btf_fd: p.btf.as_raw_fd() as u32,
+        prog_btf_fd: p.btf.map_or(0, |fd| fd.as_raw_fd() as u32),
         func_info_rec_size: p.func_info.rec_size,
         func_info: p.func_info.bytes.as_ptr() as u64,
         func_info_cnt: p.func_info.count,
         line_info_rec_size: p.line_info.rec_size,
         line_info: p.line_info.bytes.as_ptr() as u64,
         line_info_cnt: p.line_info.count,
+        attach_btf_id: p.attach_btf_id,
         ..Default::default()
     };
     with_log(BPF_PROG_LOAD, &mut attr, |a, log| {
@@ -195,13 +236,24 @@ pub fn uprobe_multi_link(
     sys_bpf(BPF_LINK_CREATE, &mut attr)
 }
 
+/// BPF_MAP_CREATE of a map without BTF.
+pub fn create_map(map_type: u32, key_size: u32, value_size: u32, max_entries: u32, map_flags: u32) -> io::Result<OwnedFd> {
+    sys_bpf(BPF_MAP_CREATE, &mut MapCreateAttr { map_type, key_size, value_size, max_entries, map_flags })
+}
+
+/// BPF_RAW_TRACEPOINT_OPEN of a tp_btf program on the tracepoint it was loaded for.
+pub fn attach_tp_btf(prog: BorrowedFd) -> io::Result<OwnedFd> {
+    sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &mut RawTracepointAttr { prog_fd: prog.as_raw_fd() as u32, ..Default::default() })
+}
+
 #[cfg(test)]
 mod tests {
     use std::mem::{offset_of, size_of};
 
     use aya_obj::generated::{
-        bpf_attr__bindgen_ty_12 as BtfLoad, bpf_attr__bindgen_ty_14 as LinkCreate,
-        bpf_attr__bindgen_ty_14__bindgen_ty_3__bindgen_ty_7 as UprobeMulti, bpf_attr__bindgen_ty_4 as ProgLoad,
+        bpf_attr__bindgen_ty_1 as MapCreate, bpf_attr__bindgen_ty_11 as RawTracepoint, bpf_attr__bindgen_ty_12 as BtfLoad,
+        bpf_attr__bindgen_ty_14 as LinkCreate, bpf_attr__bindgen_ty_14__bindgen_ty_3__bindgen_ty_7 as UprobeMulti,
+        bpf_attr__bindgen_ty_4 as ProgLoad,
     };
 
     use super::*;
@@ -215,6 +267,9 @@ mod tests {
         assert_eq!(offset_of!(ProgLoadAttr, attach_btf_id), offset_of!(ProgLoad, attach_btf_id));
         assert_eq!(size_of::<ProgLoadAttr>(), offset_of!(ProgLoad, attach_btf_id) + 4);
         assert_eq!(offset_of!(BtfLoadAttr, btf_log_level), offset_of!(BtfLoad, btf_log_level));
+        assert_eq!(offset_of!(MapCreateAttr, map_flags), offset_of!(MapCreate, map_flags));
+        assert_eq!(offset_of!(RawTracepointAttr, prog_fd), offset_of!(RawTracepoint, prog_fd));
+        assert_eq!(size_of::<RawTracepointAttr>(), offset_of!(RawTracepoint, cookie));
         assert_eq!(offset_of!(UprobeMultiLinkAttr, attach_type), offset_of!(LinkCreate, attach_type));
         assert_eq!(offset_of!(UprobeMultiLinkAttr, path), offset_of!(LinkCreate, __bindgen_anon_3));
         let multi = offset_of!(LinkCreate, __bindgen_anon_3);
@@ -223,8 +278,8 @@ mod tests {
     }
 
     #[test]
-    fn the_log_tail_keeps_the_last_lines() {
-        let log = b"0: r1 = 0\n1: call 5\n\ninvalid func unknown#5\nprocessed 2 insns\n\0garbage";
-        assert_eq!(log_tail(log), "0: r1 = 0 | 1: call 5 | invalid func unknown#5 | processed 2 insns");
+    fn the_log_ends_at_the_kernels_nul() {
+        let log = b"0: r1 = 0\n1: call 5\ninvalid func unknown#5\n\0garbage";
+        assert_eq!(log_text(log), "0: r1 = 0\n1: call 5\ninvalid func unknown#5\n");
     }
 }

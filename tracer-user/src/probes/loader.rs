@@ -7,72 +7,20 @@ use std::time::Instant;
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{RawTracePoint, TracePoint},
-    Ebpf, EbpfLoader,
+    Ebpf,
 };
 use tracer_common::Counter;
 
-use super::allocator_probes::{self, Loaded};
-use super::btf::KernelBtf;
+use super::allocator_probes::{self, AllocatorPrograms, Loaded};
+use super::errors::attach_err;
 use super::links::{LinkMode, LinkStats, ProcessLinks};
-use super::loader_probe::{HookProgram, LoaderProbe};
-use super::raw_programs::RawObject;
-use super::syscalls::{self, DescriptorProbes, FdSettings, SyscallProbes};
-use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
+use super::loader_probe::LoaderProbe;
+use super::prepare::{self, LoadOptions, Prepared};
+use super::programs::program;
+use super::syscalls::{self, DescriptorProbes, SyscallProbes};
+use super::unwind_settings::UnwindMode;
 use super::unwind_tables::KernelTables;
-use super::{allocator::AllocatorChoice, preflight, ProbeError, Program};
-
-/// Entries of the table of sampled blocks in sampling mode.
-const SAMPLED_ENTRIES: u32 = 1 << 20;
-
-pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LEAKTRACE_BPF_OBJECT"));
-
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// Ring buffer size in bytes (a power of two, at least a page).
-    pub ring_bytes: u32,
-    /// Frames captured per stack, 1..=MAX_FRAMES.
-    pub stack_frames: u32,
-    /// Trace children of traced processes.
-    pub follow_forks: bool,
-    /// Sampling mode when > 1: trace about one allocator call in N (no stack,
-    /// no record for the others). Descriptors are always exact.
-    pub sample_every: u32,
-    /// How user stacks are walked.
-    pub unwind: UnwindMode,
-    /// Capacity of the kernel's unwind row table (8 bytes a row).
-    pub unwind_rows: u32,
-    /// `run`: a thread that maps new objects stops until their tables are in
-    /// (leaktrace, its ptrace tracer, takes the stop and never delivers it).
-    pub pause_on_load: bool,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        Self {
-            ring_bytes: 8 << 20,
-            stack_frames: tracer_common::MAX_FRAMES as u32,
-            follow_forks: false,
-            sample_every: 0,
-            unwind: UnwindMode::default(),
-            unwind_rows: DEFAULT_UNWIND_ROWS,
-            pause_on_load: false,
-        }
-    }
-}
-
-/// What goes on the allocator's probe points.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum AllocatorPrograms {
-    /// leaktrace's own programs: every allocation and release is traced.
-    #[default]
-    Trace,
-    /// Benchmarks: empty programs at the same entry and return points (the
-    /// cost of the traps before any work).
-    Floor,
-    /// Benchmarks: empty programs at the entry points only, no return probes
-    /// (the cost of bare uprobe hits).
-    FloorEntries,
-}
+use super::{allocator::AllocatorChoice, ProbeError, Program};
 
 /// Loaded programs and each traced process's allocator probes. Dropping it
 /// detaches everything (the allocator probes in the background).
@@ -101,22 +49,6 @@ pub struct Probes {
 /// Reads the kernel side's loss counters; movable to the consumer thread.
 pub struct CounterReader(PerCpuArray<MapData, u64>);
 
-pub(super) fn attach_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
-    let what = what.into();
-    move |e| ProbeError::Attach { what, detail: error_chain(&e) }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
 /// The rings and counters the pipeline reads.
 pub struct Outputs {
     pub events: RingBuf<MapData>,
@@ -131,25 +63,10 @@ impl Probes {
     /// added. With `notices` (`attach`), the kernel reports forks, execs and
     /// exits of traced processes on their own ring, so their allocator probes follow.
     pub fn load(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -> Result<(Self, Outputs), ProbeError> {
-        preflight::preflight()?;
-        if OBJECT.is_empty() {
-            return Err(ProbeError::StubBuild);
-        }
-        let requested = LinkMode::requested()?;
-        let mut ebpf = load_object(opts, notices)?;
-        let raw = RawObject::prepare(OBJECT, &ebpf)?;
-        let (allocator, warning) = allocator_probes::load(&raw, requested, programs)?;
-        let (hook, hook_warning) = match opts.unwind {
-            UnwindMode::FramePointers => (None, None),
-            _ => {
-                let (hook, warning) = HookProgram::load(&raw);
-                (Some(hook), warning)
-            }
-        };
-        drop(raw);
+        let Prepared { mut ebpf, allocator, hook, requested, warnings } = prepare::prepare(opts, programs, notices)?;
         let descriptors = syscalls::attach(&mut ebpf)?;
         attach_tracepoints(&mut ebpf, opts.follow_forks)?;
-        let loader_probe = hook.map(|h| LoaderProbe::load(&mut ebpf, h)).transpose()?;
+        let loader_probe = hook.map(|h| LoaderProbe::new(&mut ebpf, h)).transpose()?;
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")))
         };
@@ -168,7 +85,7 @@ impl Probes {
             links: HashMap::new(),
             retired: Vec::new(),
             stats: Arc::default(),
-            warnings: warning.into_iter().chain(hook_warning).collect(),
+            warnings,
             loader_probe,
         };
         Ok((probes, Outputs { events, counters, notices }))
@@ -289,55 +206,17 @@ impl Drop for Probes {
     }
 }
 
-fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
-    let frames = opts.stack_frames.clamp(1, tracer_common::MAX_FRAMES as u32);
-    let follow: u32 = opts.follow_forks.into();
-    let fork_offset = if opts.follow_forks { preflight::fork_child_pid_offset()? } else { 0 };
-    let wakeup = u64::from(opts.ring_bytes / 4);
-    let notices: u32 = notices.into();
-    // The table of sampled blocks holds a million entries (~88 MiB of kernel
-    // memory): only when sampling.
-    let sampled = if opts.sample_every > 1 { SAMPLED_ENTRIES } else { 1 };
-    // The kernel's BTF, read and parsed once for both sets of member offsets.
-    let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
-    let unwind = UnwindSettings::new(&btf, opts.unwind, opts.unwind_rows, opts.pause_on_load)?;
-    let fd_settings = FdSettings::from_btf(&btf)?;
-    let mut loader = EbpfLoader::new();
-    unwind.apply(&mut loader);
-    fd_settings.apply(&mut loader);
-    loader
-        .override_global("STACK_FRAMES", &frames, true)
-        .override_global("FOLLOW_FORKS", &follow, true)
-        .override_global("FORK_CHILD_PID_OFFSET", &fork_offset, true)
-        .override_global("WAKEUP_BYTES", &wakeup, true)
-        .override_global("SAMPLE_EVERY", &opts.sample_every, true)
-        .override_global("NOTICE_LIFECYCLE", &notices, true)
-        .map_max_entries("EVENTS", opts.ring_bytes)
-        .map_max_entries("SAMPLED", sampled)
-        .load(OBJECT)
-        .map_err(|e| ProbeError::Load(error_chain(&e)))
-}
-
+/// Attaches the process tracepoints' programs (loaded by [`prepare`]).
 fn attach_tracepoints(ebpf: &mut Ebpf, follow_forks: bool) -> Result<(), ProbeError> {
-    for (prog, tp) in [(Program::ProcessExec, "sched_process_exec"), (Program::ProcessExit, "sched_process_exit")] {
+    for (prog, tp) in prepare::RAW_TRACEPOINTS {
         let p: &mut RawTracePoint = program(ebpf, prog)?;
-        p.load().map_err(attach_err(format!("{prog} (load)")))?;
         p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;
     }
     if follow_forks {
         let p: &mut TracePoint = program(ebpf, Program::ProcessFork)?;
-        p.load().map_err(attach_err("process_fork (load)"))?;
         p.attach("sched", "sched_process_fork").map_err(attach_err("tracepoint sched/sched_process_fork"))?;
     }
     Ok(())
-}
-
-pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, prog: Program) -> Result<&'a mut T, ProbeError>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    let p = ebpf.program_mut(prog.name()).ok_or_else(|| ProbeError::Load(format!("program {prog} missing from the object")))?;
-    p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {prog}: {e}")))
 }
 
 impl CounterReader {
@@ -350,26 +229,5 @@ impl CounterReader {
             }
         }
         out
-    }
-}
-
-#[cfg(all(test, not(ebpf_stub)))]
-mod tests {
-    use super::*;
-
-    /// Privileged: the table of sampled blocks (~88 MiB of kernel memory at
-    /// full size) is sized only in sampling mode.
-    #[test]
-    fn the_sampling_table_is_sized_only_when_sampling() {
-        assert!(rustix::process::geteuid().is_root(), "the kernel tests load eBPF programs and must run as root (they never skip)");
-        let entries = |sample_every: u32| {
-            let mut ebpf = load_object(&LoadOptions { sample_every, ..LoadOptions::default() }, false).unwrap();
-            match ebpf.take_map("SAMPLED") {
-                Some(aya::maps::Map::HashMap(data)) => data.info().unwrap().max_entries(),
-                other => panic!("SAMPLED is a hash map: {other:?}"),
-            }
-        };
-        assert_eq!(entries(0), 1);
-        assert_eq!(entries(64), SAMPLED_ENTRIES);
     }
 }

@@ -21,9 +21,13 @@ use aya::programs::UProbe;
 use aya::Ebpf;
 
 use super::allocator::defined_symbol;
-use super::loader::{attach_err, program};
+use super::errors::attach_err;
+use super::features;
+use super::links::LinkMode;
 use super::mapped_objects::mapped_objects;
+use super::programs::program;
 use super::raw_programs::{RawObject, ATTACH_UPROBE_MULTI};
+use super::refusal::aya_load_error;
 use super::{bpf_sys, ProbeError, Program};
 use crate::symbolize::MappedFile;
 
@@ -42,11 +46,26 @@ pub enum HookProgram {
 }
 
 impl HookProgram {
-    /// The program for uprobe_multi links, or the fallback and why.
-    pub fn load(raw: &RawObject) -> (Self, Option<String>) {
-        match raw.load(Program::DlLoaded, ATTACH_UPROBE_MULTI) {
-            Ok(fd) => (Self::Multi(fd), None),
-            Err(e) => (Self::Perf, Some(format!("the kernel refused a uprobe_multi program for {HOOK} ({e}): perf-event uprobes instead"))),
+    /// The program for uprobe_multi links, or the fallback (loaded into
+    /// `ebpf`) and why.
+    pub fn load(raw: &RawObject, ebpf: &mut Ebpf) -> Result<(Self, Option<String>), ProbeError> {
+        let why_not = if features::has_links(LinkMode::Multi) {
+            match raw.load(Program::DlLoaded, ATTACH_UPROBE_MULTI) {
+                Ok(fd) => return Ok((Self::Multi(fd), None)),
+                Err(e) => format!("the kernel refused a uprobe_multi program for {HOOK} ({e})"),
+            }
+        } else {
+            "the kernel has no uprobe_multi links".to_owned()
+        };
+        let p: &mut UProbe = program(ebpf, Program::DlLoaded)?;
+        p.load().map_err(aya_load_error(Program::DlLoaded.name()))?;
+        Ok((Self::Perf, Some(format!("{why_not}: the hook on {HOOK} is a perf-event uprobe (~50 ms to attach per process)"))))
+    }
+
+    pub fn mode(&self) -> LinkMode {
+        match self {
+            Self::Multi(_) => LinkMode::Multi,
+            Self::Perf => LinkMode::PerfEvent,
         }
     }
 }
@@ -59,11 +78,8 @@ pub struct LoaderProbe {
 }
 
 impl LoaderProbe {
-    pub fn load(ebpf: &mut Ebpf, program: HookProgram) -> Result<Self, ProbeError> {
-        if let HookProgram::Perf = program {
-            let p: &mut UProbe = self::program(ebpf, Program::DlLoaded)?;
-            p.load().map_err(attach_err("dl_loaded (load)"))?;
-        }
+    /// With the program loaded by [`HookProgram::load`].
+    pub fn new(ebpf: &mut Ebpf, program: HookProgram) -> Result<Self, ProbeError> {
         let map = ebpf.take_map("PAUSED").ok_or_else(|| ProbeError::Load("map PAUSED missing from the object".into()))?;
         let paused = BpfHashMap::try_from(map).map_err(|e| ProbeError::Load(e.to_string()))?;
         Ok(Self { paused, program, offsets: HashMap::new() })

@@ -1,7 +1,10 @@
 //! The eBPF programs of the embedded object, by name: one enum, so a typo is
 //! a compile error and the object test below checks every name exists.
 
+use aya::Ebpf;
 use tracer_common::syscalls::ExitProgram;
+
+use super::ProbeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Program {
@@ -73,6 +76,15 @@ impl std::fmt::Display for Program {
     }
 }
 
+/// A program of the loaded object, as the kind aya drives it as.
+pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, prog: Program) -> Result<&'a mut T, ProbeError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let p = ebpf.program_mut(prog.name()).ok_or_else(|| ProbeError::Load(format!("program {prog} missing from the object")))?;
+    p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {prog}: {e}")))
+}
+
 #[cfg(all(test, not(ebpf_stub)))]
 mod tests {
     use object::{Object, ObjectSymbol};
@@ -81,7 +93,7 @@ mod tests {
 
     #[test]
     fn every_program_is_in_the_embedded_object() {
-        let file = object::File::parse(super::super::loader::OBJECT).expect("the embedded eBPF object parses");
+        let file = object::File::parse(super::super::prepare::OBJECT).expect("the embedded eBPF object parses");
         for p in Program::all() {
             assert!(file.symbols().any(|s| s.name() == Ok(p.name())), "program {p} is missing from the object");
         }

@@ -12,6 +12,7 @@ use aya::maps::Map;
 use aya::Ebpf;
 
 use super::bpf_sys::{self, BtfRecords, ProgLoad};
+use super::refusal::LoadedFor;
 use super::{ProbeError, Program};
 
 /// BPF_TRACE_UPROBE_MULTI: a program for uprobe_multi links.
@@ -67,7 +68,12 @@ impl RawObject {
     /// `with_btf_info: false` leaves func_info and line_info out (the test
     /// that shows the kernel needs them).
     pub(super) fn load_with(&self, prog: Program, attach_type: u32, with_btf_info: bool) -> Result<OwnedFd, bpf_sys::Refused> {
-        let refused = |what: String| bpf_sys::Refused { error: std::io::Error::from(std::io::ErrorKind::NotFound), log: what };
+        let loaded_for = match attach_type {
+            ATTACH_UPROBE_MULTI => LoadedFor::UprobeMulti,
+            ATTACH_UPROBE_SESSION => LoadedFor::UprobeSession,
+            _ => LoadedFor::Plain,
+        };
+        let refused = |what: String| bpf_sys::Refused { error: std::io::Error::from(std::io::ErrorKind::NotFound), log: what, loaded_for };
         let p = self.obj.programs.get(prog.name()).ok_or_else(|| refused(format!("program {prog} is not in the object")))?;
         let f = self.obj.functions.get(&p.function_key()).ok_or_else(|| refused(format!("program {prog} has no code")))?;
         let (func_info, line_info) = (f.func_info.func_info_bytes(), f.line_info.line_info_bytes());
@@ -75,18 +81,21 @@ impl RawObject {
             if with_btf_info {
                 BtfRecords { bytes, rec_size: rec_size as u32, count: count as u32 }
             } else {
-                BtfRecords { bytes: &[], rec_size: 0, count: 0 }
+                BtfRecords::NONE
             }
         };
         bpf_sys::load_program(&ProgLoad {
+            prog_type: bpf_sys::PROG_TYPE_KPROBE,
             name: prog.name(),
             expected_attach_type: attach_type,
+            attach_btf_id: 0,
             insns: &f.instructions,
             license: &p.license,
-            btf: self.btf.as_fd(),
+            btf: Some(self.btf.as_fd()),
             func_info: records(&func_info, f.func_info_rec_size, f.func_info.len()),
             line_info: records(&line_info, f.line_info_rec_size, f.line_info.len()),
         })
+        .map_err(|e| bpf_sys::Refused { loaded_for, ..e })
     }
 }
 
@@ -131,7 +140,7 @@ fn map_fd(map: &Map) -> BorrowedFd<'_> {
 #[cfg(all(test, not(ebpf_stub)))]
 mod tests {
     use super::*;
-    use crate::probes::loader::OBJECT;
+    use crate::probes::prepare::OBJECT;
 
     /// Privileged: the kernel accepts a program that passes a callback
     /// (bpf_loop) through this loader, and only with its func_info.
@@ -145,6 +154,7 @@ mod tests {
         }
         let refused = raw.load_with(Program::LoaderCheck, ATTACH_UPROBE_MULTI, false).expect_err("no func_info, no callback");
         assert!(refused.log.contains("func_info"), "{refused}");
+        assert_eq!(refused.to_string(), "the kernel wants BTF function information the object did not give");
         // The allocator programs themselves, as leaktrace loads them.
         raw.load(Program::AllocSession, ATTACH_UPROBE_SESSION).unwrap();
         raw.load(Program::AllocEnter, ATTACH_UPROBE_MULTI).unwrap();

@@ -86,10 +86,10 @@ pub fn budgets(object: &[u8]) -> Result<Vec<Budget>, BudgetError> {
 
 /// The embedded object's programs (empty in a stub build).
 pub fn embedded() -> Result<Vec<Budget>, BudgetError> {
-    if super::loader::OBJECT.is_empty() {
+    if super::prepare::OBJECT.is_empty() {
         return Ok(Vec::new());
     }
-    budgets(super::loader::OBJECT)
+    budgets(super::prepare::OBJECT)
 }
 
 /// Every function of the object as compiled, before linking: its readable

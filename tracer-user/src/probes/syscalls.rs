@@ -19,6 +19,8 @@ use serde::Serialize;
 use tracer_common::syscalls::{ExitProgram, SYSCALLS};
 
 use super::btf::KernelBtf;
+use super::errors::attach_err;
+use super::refusal::aya_load_error;
 use super::{detach, preflight::TRACEFS, ProbeError};
 
 /// How descriptors are traced, for the report.
@@ -138,14 +140,15 @@ fn programs(ebpf: &mut Ebpf) -> Result<Vec<(ExitProgram, &mut TracePoint)>, Prob
     Ok(programs)
 }
 
-/// Loads the programs, each on its own thread: the kernel verifies them one
-/// per core, and verification is most of leaktrace's start-up.
-fn load_in_parallel(programs: &mut [(ExitProgram, &mut TracePoint)]) -> Result<(), ProbeError> {
+/// Loads the descriptor programs, each on its own thread: the kernel
+/// verifies them one per core, and verification is most of leaktrace's start-up.
+pub fn load(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+    let mut programs = programs(ebpf)?;
     std::thread::scope(|s| {
         let loads: Vec<_> = programs.iter_mut().map(|(exit, p)| (exit.name(), s.spawn(move || p.load()))).collect();
         for (name, load) in loads {
             match load.join() {
-                Ok(r) => r.map_err(super::loader::attach_err(format!("{name} (load)")))?,
+                Ok(r) => r.map_err(aya_load_error(name))?,
                 Err(_) => return Err(ProbeError::Load(format!("loading {name}: the thread panicked"))),
             }
         }
@@ -153,25 +156,36 @@ fn load_in_parallel(programs: &mut [(ExitProgram, &mut TracePoint)]) -> Result<(
     })
 }
 
-/// Loads the descriptor programs and attaches each to its calls' exit tracepoints.
+/// Attaches each descriptor program (loaded by [`load`]) to its calls' exit tracepoints.
 pub fn attach(ebpf: &mut Ebpf) -> Result<SyscallProbes, ProbeError> {
     // Built first, so that a failure half-way detaches what is attached in the background too.
     let mut probes = SyscallProbes { links: Vec::new(), info: DescriptorProbes::default(), handed_over: false };
-    let mut programs = programs(ebpf)?;
-    load_in_parallel(&mut programs)?;
-    for (exit, p) in programs {
+    for (exit, p) in programs(ebpf)? {
         for s in SYSCALLS.iter().filter(|s| s.effect.program() == exit) {
             if !tracepoint_exists(s.name) {
                 probes.info.not_on_this_kernel.push(s.name);
                 continue;
             }
             let what = format!("tracepoint syscalls/sys_exit_{}", s.name);
-            let id = p.attach("syscalls", &format!("sys_exit_{}", s.name)).map_err(super::loader::attach_err(what.clone()))?;
-            probes.links.push(p.take_link(id).map_err(super::loader::attach_err(what))?);
+            let id = p.attach("syscalls", &format!("sys_exit_{}", s.name)).map_err(attach_err(what.clone()))?;
+            probes.links.push(p.take_link(id).map_err(attach_err(what))?);
             probes.info.syscalls += 1;
         }
     }
     Ok(probes)
+}
+
+/// How descriptors would be traced on this kernel, without attaching.
+pub fn coverage() -> DescriptorProbes {
+    let mut info = DescriptorProbes::default();
+    for s in SYSCALLS.iter() {
+        if tracepoint_exists(s.name) {
+            info.syscalls += 1;
+        } else {
+            info.not_on_this_kernel.push(s.name);
+        }
+    }
+    info
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub fn proc_alive(pid: u32) -> bool {
 
 /// The process's state letter and flags from /proc/PID/stat.
 fn stat_state(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::process::proc_text(&format!("/proc/{pid}/stat"))?;
     // The command name may contain anything, including ") ": parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();

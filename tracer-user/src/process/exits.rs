@@ -37,11 +37,11 @@ pub(super) struct Tasks {
 
 /// A task's state letter, flags, and whether SIGKILL is pending for it.
 fn task_state(tgid: i32, tid: i32) -> Option<(char, u64, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/stat")).ok()?;
+    let stat = super::proc_text(&format!("/proc/{tgid}/task/{tid}/stat"))?;
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
     let state = fields.next()?.chars().next()?;
     let flags = fields.nth(5)?.parse().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status")).ok()?;
+    let status = super::proc_text(&format!("/proc/{tgid}/task/{tid}/status"))?;
     let pending =
         |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0);
     Some((state, flags, (pending("SigPnd:") | pending("ShdPnd:")) & SIGKILL_BIT != 0))
@@ -80,7 +80,7 @@ impl Tasks {
     /// The process of a traced task that is not known yet: `Some` when it is
     /// another process's thread (not a new process).
     pub fn thread_of_unknown(&mut self, tid: i32) -> Option<i32> {
-        let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+        let status = super::proc_text(&format!("/proc/{tid}/status"))?;
         let tgid: i32 = status.lines().find_map(|l| l.strip_prefix("Tgid:"))?.trim().parse().ok()?;
         (tgid != tid).then(|| {
             self.add_thread(tid, tgid);

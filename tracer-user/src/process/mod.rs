@@ -15,3 +15,9 @@ pub use supervise::{Ended, Hooks};
 /// tests that start children take turns.
 #[cfg(test)]
 pub(crate) static CHILDREN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A /proc text file, read whole. It may hold the process's name (`stat`,
+/// `status`), which is bytes in any encoding: read lossily, never refused.
+pub(crate) fn proc_text(path: &str) -> Option<String> {
+    std::fs::read(path).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+}

@@ -56,7 +56,8 @@ pub struct ScanResult {
 
 /// Scans a process stopped by the caller (its threads' registers taken).
 pub fn scan(input: ScanInput) -> std::io::Result<ScanResult> {
-    let maps = roots::parse_maps(&std::fs::read_to_string(format!("/proc/{}/maps", input.pid))?);
+    // Paths are bytes (any encoding); the scan only tells kinds of regions apart by them.
+    let maps = roots::parse_maps(&String::from_utf8_lossy(&std::fs::read(format!("/proc/{}/maps", input.pid))?));
     let mut mem = Remote::new(input.pid);
     Ok(scan_with(input, &maps, &mut mem))
 }

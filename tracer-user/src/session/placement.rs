@@ -132,6 +132,6 @@ impl Placement {
 
 /// The parent of `pid`, from /proc/PID/stat.
 fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::process::proc_text(&format!("/proc/{pid}/stat"))?;
     stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
 }

@@ -30,7 +30,8 @@ pub struct MatrixOptions {
 /// Variables the tests read, passed from the host into the guest.
 const PASSED_ENV: [&str; 5] = ["HOME", "USER", "LOGNAME", "LANG", "LEAKTRACE_TEST_NODE"];
 
-/// Builds the suite's test binaries on the host; returns each binary's executable.
+/// Builds the suite's test binaries on the host; returns each binary's
+/// executable, and leaktrace's (the one the tests run).
 fn build_tests(root: &Path, cargo: &Path, path: &OsStr, cases: &[Case]) -> Result<BTreeMap<String, PathBuf>> {
     let mut binaries: Vec<&str> = cases.iter().map(|c| c.check.binary).collect();
     binaries.sort_unstable();
@@ -50,11 +51,12 @@ fn build_tests(root: &Path, cargo: &Path, path: &OsStr, cases: &[Case]) -> Resul
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
         let (Some(name), Some(exe)) = (msg["target"]["name"].as_str(), msg["executable"].as_str()) else { continue };
-        if msg["profile"]["test"] == true && binaries.contains(&name) {
+        let wanted = if msg["profile"]["test"] == true { binaries.contains(&name) } else { name == suite::LEAKTRACE };
+        if wanted {
             exes.insert(name.to_owned(), PathBuf::from(exe));
         }
     }
-    if let Some(missing) = binaries.iter().find(|b| !exes.contains_key(**b)) {
+    if let Some(missing) = binaries.iter().chain([&suite::LEAKTRACE]).find(|b| !exes.contains_key(**b)) {
         bail!("cargo built no test executable {missing}");
     }
     Ok(exes)
@@ -70,6 +72,8 @@ struct KernelRun {
     booted: Option<(String, f64)>,
     wall: Duration,
     outcomes: Vec<suite::Outcome>,
+    /// `leaktrace check` in the guest: its exit code and output.
+    check: Option<(i32, Vec<String>)>,
     /// Why the guest as a whole failed, if it did.
     problem: Option<String>,
     log: PathBuf,
@@ -148,6 +152,7 @@ fn run_kernel(
         booted: suite::booted(&out.serial),
         wall: out.wall,
         outcomes: suite::parse(cases, &out.serial),
+        check: suite::check(&out.serial),
         problem,
         log: work.join("serial.log"),
     })
@@ -196,6 +201,15 @@ fn report(run: &KernelRun, cases: &[Case]) -> bool {
                 println!("      | {l}");
             }
         }
+    }
+    match &run.check {
+        Some((rc, lines)) => {
+            println!("  leaktrace check (exit {rc}):");
+            for l in lines {
+                println!("      {l}");
+            }
+        }
+        None => println!("  leaktrace check did not run"),
     }
     if let Some(p) = &run.problem {
         println!("  kernel {}: {p}", run.series);

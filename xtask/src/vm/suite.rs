@@ -43,6 +43,7 @@ pub const SMOKE: &[Check] = &[
         tests: &["leaky_service_sockets_are_its_javascript_functions_exactly_as_its_manifest_says"],
     },
     Check { what: "run -- /bin/true", binary: "kernel_lifecycle", tests: &["run_bin_true_exits_as_true_did_with_a_complete_report"] },
+    Check { what: "leaktrace check", binary: "kernel_check", tests: &["check_names_every_feature_and_can_trace_here"] },
 ];
 
 /// Tests of the suite's binaries that the guests do not run, and why (the
@@ -74,6 +75,9 @@ pub fn select(filter: Option<&str>) -> Vec<Case> {
         .collect()
 }
 
+/// The key of leaktrace's own executable among the test binaries'.
+pub const LEAKTRACE: &str = "leaktrace";
+
 /// A test's time limit inside the guest (emulated, it is far slower than on the host).
 const TEST_TIMEOUT_SECS: u32 = 480;
 
@@ -91,6 +95,9 @@ pub fn script(cases: &[Case], exes: &BTreeMap<String, std::path::PathBuf>, cwd: 
     }
     s += &format!("cd {} || {{ echo '@@matrix fatal no working directory'; exit 1; }}\n", quote(&cwd.display().to_string()));
     s += "up() { cut -d' ' -f1 /proc/uptime; }\n";
+    // What the kernel offers and what leaktrace uses of it, for the summary.
+    let leaktrace = exes.get(LEAKTRACE).map(|p| p.display().to_string()).unwrap_or_default();
+    s += &format!("echo '@@matrix check'\n{} check 2>&1 </dev/null\necho \"@@matrix checked $?\"\n", quote(&leaktrace));
     s += &format!(
         "run() {{\n    echo \"@@matrix start $1 $(up)\"\n    timeout -k 10 {TEST_TIMEOUT_SECS} \"$2\" --exact \"$3\" --test-threads=1 </dev/null 2>&1\n    \
          rc=$?\n    echo \"@@matrix end $1 $rc $(up)\"\n}}\n"
@@ -176,6 +183,19 @@ pub fn fatal(serial: &str) -> Option<String> {
     serial.lines().filter_map(marker).find(|m| m.first() == Some(&"fatal")).map(|m| m[1..].join(" "))
 }
 
+/// `leaktrace check`'s exit code and output, when it ran.
+pub fn check(serial: &str) -> Option<(i32, Vec<String>)> {
+    let mut lines = serial.lines().skip_while(|l| marker(l).as_deref() != Some(&["check"][..])).skip(1);
+    let mut out = Vec::new();
+    for line in lines.by_ref() {
+        if let Some(["checked", rc, ..]) = marker(line).as_deref() {
+            return Some((rc.parse().unwrap_or(-1), out));
+        }
+        out.push(line.trim_end_matches('\r').to_owned());
+    }
+    None
+}
+
 /// Whether the suite ran to its end.
 pub fn done(serial: &str) -> bool {
     serial.lines().filter_map(marker).any(|m| m.first() == Some(&"done"))
@@ -197,6 +217,8 @@ mod tests {
         assert!(o[0].output.iter().any(|l| l.contains("FAILED")));
         assert_eq!(o[1].status, Status::NoSuchTest, "exit 0 with no test of that name is no pass");
         assert_eq!(booted(serial), Some(("6.1.0".to_owned(), 3.5)));
+        assert_eq!(check(serial), None);
+        assert_eq!(check("@@matrix check\r\nkernel: Linux 6.1\n@@matrix checked 0\n"), Some((0, vec!["kernel: Linux 6.1".to_owned()])));
         assert!(!done(serial));
         let cut = parse(&cases, "@@matrix start 0 1.0\ntest leaky_builds_match_the_manifest_exactly ... ok\n");
         assert_eq!((&cut[0].status, &cut[1].status), (&Status::Unfinished, &Status::NotRun), "no end marker: the guest died in it");

@@ -182,6 +182,18 @@ fn the_exit_status_is_the_commands_and_with_ci_a_failed_command_is_exit_5() {
 }
 
 #[test]
+fn run_bin_true_exits_as_true_did_with_a_complete_report() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out =
+        leaktrace().args(["run", "--no-tui", "--format", "json", "--output"]).arg(&report).args(["--", "/bin/true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json_report(&out, &report);
+    assert_eq!((r["complete"].as_bool(), r["target"]["exit"]["code"].as_i64()), (Some(true), Some(0)), "{:#}", r["counters"]);
+}
+
+#[test]
 fn closing_descriptors_never_opened_is_an_anomaly_not_a_loss() {
     require_root();
     let dir = tempfile::tempdir().unwrap();

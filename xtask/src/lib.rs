@@ -6,3 +6,4 @@ pub mod fuzz;
 pub mod lint;
 pub mod setup;
 pub mod size;
+pub mod vm;

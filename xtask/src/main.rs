@@ -16,16 +16,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what is missing: LLVM 22, bpf-linker 0.13, rust-src, gcc, valgrind, tmux, strace, gdb, cargo-machete, cargo-fuzz.
+    /// Install what is missing: LLVM 22, bpf-linker 0.13, rust-src, gcc, valgrind, tmux, strace, gdb, cargo-machete, cargo-fuzz, QEMU and the kernel matrix's tools.
     Setup,
     /// The main job: set up, build, and run leaktrace over the fixture's leaky and fixed builds.
     Demo,
-    /// Set up, lint (fmt, clippy, unused dependencies), build, and run every test (unit, oracle, and the privileged kernel tests), then each fuzz target for a fixed time.
+    /// Set up, lint (fmt, clippy, unused dependencies), build, and run every test (unit, oracle, and the privileged kernel tests), the kernel matrix, then each fuzz target for a fixed time.
     Test,
     /// Formatting, clippy (host and eBPF target, -D warnings) and unused dependencies, as CI runs them.
     Lint,
     /// Run each fuzz target for a fixed time (part of `test`).
     Fuzz,
+    /// The kernel smoke suite inside QEMU guests running Debian 12's own kernels, 6.1 and 6.12 (part of `test`).
+    Matrix {
+        /// Only this kernel series (6.1 or 6.12).
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Only the tests whose item, test binary or name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Seconds a guest may run before it is killed and fails.
+        #[arg(long, default_value_t = MATRIX_TIMEOUT_SECS)]
+        timeout: u64,
+    },
     /// Set up, then write a statically linked leaktrace, its shell completions and man pages to target/dist.
     Dist,
     /// Check the fixture against valgrind (the oracle independent of leaktrace).
@@ -37,6 +49,9 @@ enum Cmd {
         quick: bool,
     },
 }
+
+/// A whole guest's time limit: booting and the suite, emulated.
+const MATRIX_TIMEOUT_SECS: u64 = 900;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
@@ -89,7 +104,13 @@ fn test(root: &Path) -> Result<()> {
     xtask::lint::lint(root, Path::new(env!("CARGO")), &path_with_cargo_bin())?;
     fixture::build(root)?;
     cargo(root, &["test"])?;
+    matrix(root, None, None, MATRIX_TIMEOUT_SECS)?;
     xtask::fuzz::run(root, &path_with_cargo_bin())
+}
+
+fn matrix(root: &Path, kernel: Option<String>, filter: Option<String>, timeout: u64) -> Result<()> {
+    let opts = xtask::vm::MatrixOptions { kernel, filter, timeout: std::time::Duration::from_secs(timeout) };
+    xtask::vm::run(root, Path::new(env!("CARGO")), &path_with_cargo_bin(), &opts)
 }
 
 fn main() -> Result<()> {
@@ -103,6 +124,7 @@ fn main() -> Result<()> {
             setup::setup(&[])?;
             xtask::fuzz::run(&root, &path_with_cargo_bin())
         }
+        Cmd::Matrix { kernel, filter, timeout } => matrix(&root, kernel, filter, timeout),
         Cmd::Dist => {
             setup::setup(&[])?;
             xtask::dist::dist(&root, Path::new(env!("CARGO")), &path_with_cargo_bin())

@@ -17,7 +17,10 @@ mod node;
 /// on that the project did not write (curl, python3, redis); jemalloc and
 /// tcmalloc for the kernel tests of other allocators (preloaded); and the
 /// consumers the tests hand leaktrace's other outputs to: Go's pprof
-/// (golang-go) and a Prometheus server.
+/// (golang-go) and a Prometheus server; for the kernel matrix, QEMU (its
+/// virtiofsd too: Debian 12 has no separate package), a static busybox and
+/// cpio for the guests' initramfs, kmod (depmod) and xz-utils for the
+/// kernels' modules.
 const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -40,6 +43,11 @@ const PACKAGES: &[&str] = &[
     "libtcmalloc-minimal4",
     "golang-go",
     "prometheus",
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "kmod",
+    "xz-utils",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13";

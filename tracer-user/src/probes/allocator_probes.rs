@@ -91,14 +91,14 @@ pub(super) fn load(
             LinkMode::Session => ATTACH_UPROBE_SESSION,
             LinkMode::Multi => ATTACH_UPROBE_MULTI,
             LinkMode::PerfEvent => {
-                let warning = (!refused.is_empty()).then(|| fallback_warning(&refused));
+                let warning = (!refused.is_empty()).then(|| fallback_warning(&refused, mode));
                 return Ok((Loaded::Perf { entry, exit, loaded: false }, warning));
             }
         };
         let load = |p: Program| raw.load(p, attach_type).map_err(|e| (p, e));
         match load(entry).and_then(|e| Ok((e, exit.map(load).transpose()?))) {
             Ok((entry, exit)) => {
-                let warning = (!refused.is_empty()).then(|| fallback_warning(&refused));
+                let warning = (!refused.is_empty()).then(|| fallback_warning(&refused, mode));
                 return Ok((Loaded::Raw { mode, entry, exit }, warning));
             }
             Err((prog, e)) if requested.is_some() => {
@@ -124,11 +124,19 @@ fn mode_word(mode: LinkMode) -> &'static str {
     }
 }
 
-pub(super) fn fallback_warning(refused: &[String]) -> String {
-    format!(
-        "the kernel refused {}; the allocator probes use a slower way (detaching perf-event uprobes waits ~100 ms each, and without sessions unsampled calls still pay a return probe)",
-        refused.join("; ")
-    )
+/// What the report says when the allocator probes are not a session link:
+/// what was refused, what is used instead and what that costs.
+pub(super) fn fallback_warning(refused: &[String], used: LinkMode) -> String {
+    let cost = match used {
+        LinkMode::Session => "",
+        LinkMode::Multi => {
+            "two uprobe_multi links per process (entries, returns): every allocating call pays a return probe, sampled or not"
+        }
+        LinkMode::PerfEvent => {
+            "perf-event uprobes: every allocating call pays a return probe, and each probe waits for RCU grace periods when it is detached"
+        }
+    };
+    format!("the kernel refused {}; the allocator probes use {cost}", refused.join("; "))
 }
 
 /// Hangs the loaded programs on `pid`'s allocator. Return probes go first: an
@@ -193,6 +201,8 @@ mod tests {
             assert_eq!(programs_for(mode, Floor), (Program::FloorEnter, Some(Program::FloorExit)));
             assert_eq!(programs_for(mode, FloorEntries), (Program::FloorEnter, None), "bare entries: no return probe");
         }
-        assert!(fallback_warning(&["uprobe session: refused".into()]).contains("uprobe session: refused"));
+        let multi = fallback_warning(&["uprobe session: refused".into()], LinkMode::Multi);
+        assert!(multi.contains("uprobe session: refused") && multi.contains("uprobe_multi links"), "{multi}");
+        assert!(fallback_warning(&[], LinkMode::PerfEvent).contains("perf-event uprobes"));
     }
 }

@@ -128,7 +128,10 @@ impl Probes {
             Ok(links) => links,
             Err(e) if self.requested.is_none() && self.allocator.mode() != LinkMode::PerfEvent => {
                 // The kernel loaded the programs but refuses the link: perf-event uprobes from now on.
-                self.warnings.push(allocator_probes::fallback_warning(&[format!("{} links ({e})", self.allocator.mode().name())]));
+                self.warnings.push(allocator_probes::fallback_warning(
+                    &[format!("{} links ({e})", self.allocator.mode().name())],
+                    LinkMode::PerfEvent,
+                ));
                 let (entry, exit) = allocator_probes::programs_for(LinkMode::PerfEvent, self.programs);
                 self.allocator = Loaded::Perf { entry, exit, loaded: false };
                 allocator_probes::attach(&mut self.ebpf, &mut self.allocator, alloc, pid)?

@@ -5,28 +5,14 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{json_report, require_root, stderr};
+use common::{require_root, stderr};
 
 /// The lost blocks' site of `program`: its frames and `stack_end`.
 fn lose_blocks_site(dir: &Path, program: &Path) -> (Vec<String>, serde_json::Value) {
-    let report = dir.join("report.json");
-    let mut tracer = common::leaktrace()
-        .args(["run", "--no-tui", "--format", "json", "--output"])
-        .arg(&report)
-        .arg("--")
-        .arg(program)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    tracer.stdin.take().unwrap().write_all(b"l").unwrap();
-    let out = tracer.wait_with_output().unwrap();
-    let r = json_report(&out, &report);
+    let (out, r) = common::run_with_input(&["run", "--no-tui"], &dir.join("report.json"), &[program.as_os_str()], b"l");
     let site = r["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "lose_blocks").cloned();
     let site = site.unwrap_or_else(|| panic!("no site at lose_blocks: {:#}\n{}", r["sites"], stderr(&out)));
     assert_eq!(site["count"], 7, "{site:#}");

@@ -128,22 +128,8 @@ fn run_ci(dir: &Path, program: &Path) -> (std::process::Output, serde_json::Valu
 }
 
 fn run_ci_argv(dir: &Path, argv: &[&std::ffi::OsStr]) -> (std::process::Output, serde_json::Value) {
-    let report = dir.join("run.json");
-    let mut tracer = common::leaktrace()
-        .args(["run", "--no-tui", "--ci", "--format", "json", "--output"])
-        .arg(&report)
-        .arg("--")
-        .args(argv)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // One `l`, then end of input: the target loses its blocks and exits.
-    tracer.stdin.take().unwrap().write_all(b"l").unwrap();
-    let out = tracer.wait_with_output().unwrap();
-    let r = json_report(&out, &report);
-    (out, r)
+    common::run_with_input(&["run", "--no-tui", "--ci"], &dir.join("run.json"), argv, b"l")
 }
 
 #[test]

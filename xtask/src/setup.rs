@@ -56,7 +56,8 @@ fn step(what: &str) {
     eprintln!("setup: {what}");
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+/// Runs `cmd`; its failure names the command and its status.
+pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd.status().with_context(|| format!("could not start {shown}"))?;
     if !status.success() {

@@ -118,3 +118,23 @@ pub fn attached(args: &[&str], report: &Path) -> (Child, BufReader<ChildStderr>)
     assert!(first.contains("tracing pid"), "leaktrace did not attach: {first}");
     (tracer, err)
 }
+
+/// `leaktrace ARGS --format json --output REPORT -- ARGV` with `input` on
+/// the command's standard input (then its end): leaktrace's output and report.
+pub fn run_with_input(args: &[&str], report: &Path, argv: &[&std::ffi::OsStr], input: &[u8]) -> (Output, serde_json::Value) {
+    let mut tracer = leaktrace()
+        .args(args)
+        .args(["--format", "json", "--output"])
+        .arg(report)
+        .arg("--")
+        .args(argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut tracer.stdin.take().unwrap(), input).unwrap();
+    let out = tracer.wait_with_output().unwrap();
+    let r = json_report(&out, report);
+    (out, r)
+}

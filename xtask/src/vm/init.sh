@@ -25,15 +25,25 @@ for m in $(ls /modules); do
     insmod "/modules/$m" || fatal "insmod $m"
 done
 mount -t virtiofs -o ro host /newroot || fatal "mounting the host's / (virtiofs)"
+# The host's tree as it is, kept apart from the tmpfs mounted over /tmp below:
+# a checkout under /tmp (CI's clone may be there) is the lower layer of its overlay.
+mkdir -p /host
+mount -o bind /newroot /host || fatal "binding the host's / aside"
+R=/newroot
+for d in tmp var/tmp run; do
+    mount -t tmpfs tmpfs "$R/$d" || fatal "mounting a tmpfs on /$d"
+done
+chmod 1777 $R/tmp $R/var/tmp
 mount -t tmpfs -o mode=755 tmpfs /rw || fatal "mounting the overlays' tmpfs"
 n=0
 while read -r d; do
     n=$((n + 1))
     mkdir -p /rw/$n/upper /rw/$n/work
-    mount -t overlay overlay -o "lowerdir=/newroot$d,upperdir=/rw/$n/upper,workdir=/rw/$n/work" "/newroot$d" ||
+    # Missing only where a tmpfs above now hides it (/tmp/...): made there.
+    [ -d "$R$d" ] || mkdir -p "$R$d" || fatal "making $d"
+    mount -t overlay overlay -o "lowerdir=/host$d,upperdir=/rw/$n/upper,workdir=/rw/$n/work" "$R$d" ||
         fatal "mounting an overlay on $d"
 done </writable
-R=/newroot
 mount -t proc proc $R/proc || fatal "mounting proc"
 mount -t sysfs sysfs $R/sys || fatal "mounting sysfs"
 mount -t devtmpfs devtmpfs $R/dev || fatal "mounting devtmpfs"
@@ -43,10 +53,8 @@ mount -t bpf bpf $R/sys/fs/bpf || fatal "mounting bpffs"
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup || fatal "mounting cgroup2"
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts || fatal "mounting devpts"
-for d in dev/shm tmp var/tmp run; do
-    mount -t tmpfs tmpfs "$R/$d" || fatal "mounting a tmpfs on /$d"
-done
-chmod 1777 $R/tmp $R/var/tmp $R/dev/shm
+mount -t tmpfs tmpfs $R/dev/shm || fatal "mounting a tmpfs on /dev/shm"
+chmod 1777 $R/dev/shm
 mkdir -p $R/run/matrix
 cp /suite.sh $R/run/matrix/suite.sh
 ip link set lo up || fatal "loopback"

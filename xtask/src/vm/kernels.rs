@@ -8,6 +8,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::setup::run;
+
 /// One series of the matrix.
 pub struct Series {
     /// What `--kernel` selects and the summary shows.
@@ -78,15 +80,6 @@ fn newest(series: &Series) -> Result<String> {
     names.into_iter().max_by_key(|n| numbers(n)).with_context(|| {
         format!("no package of kernel {} ({}) in apt's lists: is {} in /etc/apt/sources.list?", series.name, series.packages, series.suite)
     })
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let shown = format!("{cmd:?}");
-    let st = cmd.status().with_context(|| format!("could not start {shown}"))?;
-    if !st.success() {
-        bail!("{shown} failed ({st})");
-    }
-    Ok(())
 }
 
 /// Downloads and unpacks `package` into `dir` (once: a `.ready` mark says it is done).

@@ -161,13 +161,12 @@ impl AllocatorChoice {
         let unreadable = |e: String| ProbeError::Unreadable { path: object.shown.clone(), detail: e };
         let data = MappedFile::open(&object.open).map_err(|e| unreadable(e.to_string()))?;
         let meta = std::fs::metadata(&object.open).map_err(|e| unreadable(e.to_string()))?;
-        if LoaderView::parse(data.bytes()).is_none() {
-            return Err(unreadable("not an ELF object (64-bit, with readable program headers)".into()));
-        }
+        let view = LoaderView::parse(data.bytes())
+            .ok_or_else(|| unreadable("not an ELF object (64-bit, with readable program headers)".into()))?;
         let mut functions: Vec<AllocatorFunction> = Vec::new();
         let mut missing = Vec::new();
         for func in AllocFn::ALL {
-            match defined_symbol(data.bytes(), func.symbol()) {
+            match defined_in(Some(&view), data.bytes(), func.symbol()) {
                 // An alias (aligned_alloc = memalign in glibc) is probed once.
                 Some(off) if functions.iter().any(|f| f.file_offset == off) => {}
                 Some(off) => {
@@ -204,7 +203,12 @@ fn exports_malloc(data: &[u8]) -> bool {
 /// dynamic segment as the loader binds it, or in a static executable's
 /// symbol table.
 pub(super) fn defined_symbol(data: &[u8], name: &str) -> Option<u64> {
-    match LoaderView::parse(data) {
+    defined_in(LoaderView::parse(data).as_ref(), data, name)
+}
+
+/// [`defined_symbol`] with the file's loader view already parsed.
+fn defined_in(view: Option<&LoaderView>, data: &[u8], name: &str) -> Option<u64> {
+    match view {
         Some(view) if view.is_dynamic() => view.defined_symbol(name).or_else(|| static_symbol(data, name)),
         _ => static_symbol(data, name),
     }

@@ -11,6 +11,7 @@ extern crate std;
 
 pub mod fdkind;
 pub mod fdrecord;
+pub mod inprocess;
 pub mod kinds;
 pub mod record;
 pub mod syscalls;

@@ -1,0 +1,222 @@
+//! The malloc family's entry points. Each is a two-instruction trampoline
+//! that hands its implementation the stack pointer and frame pointer at
+//! entry (the return address is at the stack pointer), so the stack is
+//! walked from the caller as the eBPF probes walk it at the allocator's return.
+//!
+//! Order matters for leaktrace's reading of the ring: a free is recorded
+//! before the block is released (another thread may be handed the same
+//! address right after), an allocation after it is made.
+
+use core::ffi::{c_int, c_void};
+
+use tracer_common::unwind::Regs;
+use tracer_common::AllocFn;
+
+use crate::real::{self, Slot};
+use crate::thread::Busy;
+use crate::{connect, emit};
+
+/// The caller's frame from the stack pointer and frame pointer at entry.
+#[inline(always)]
+fn caller(sp: u64, bp: u64) -> Regs {
+    // SAFETY: at an entry point, the return address is at the stack pointer.
+    let ra = unsafe { (sp as *const u64).read() };
+    Regs { pc: ra, sp: sp + 8, bp }
+}
+
+/// Makes sure the allocator is known; the recorder connected if it can.
+#[inline(always)]
+fn ready() {
+    if real::get(Slot::Free).is_none() {
+        set_up();
+    }
+}
+
+/// Looks the allocator up and connects, marked busy: what the lookup
+/// allocates is served by the arena and not recorded.
+#[cold]
+pub fn set_up() {
+    if let Some(_busy) = Busy::enter() {
+        real::resolve(&ours());
+        connect::from_env();
+    }
+}
+
+/// Our own entry points, in `real::Slot` order (a lookup that finds them found no allocator).
+pub fn ours() -> [*const c_void; 10] {
+    [
+        malloc as *const c_void,
+        calloc as *const c_void,
+        realloc as *const c_void,
+        reallocarray as *const c_void,
+        posix_memalign as *const c_void,
+        aligned_alloc as *const c_void,
+        memalign as *const c_void,
+        valloc as *const c_void,
+        pvalloc as *const c_void,
+        free as *const c_void,
+    ]
+}
+
+macro_rules! trampoline {
+    ($name:ident ($($arg:ident: $ty:ty),*) -> $ret:ty, $imp:ident, $sp:literal, $bp:literal) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(naked)]
+        pub extern "C" fn $name($($arg: $ty),*) -> $ret {
+            core::arch::naked_asm!(concat!("mov ", $sp, ", rsp"), concat!("mov ", $bp, ", rbp"), "jmp {imp}", imp = sym $imp)
+        }
+    };
+}
+
+trampoline!(malloc(size: usize) -> *mut c_void, malloc_at, "rsi", "rdx");
+trampoline!(calloc(n: usize, size: usize) -> *mut c_void, calloc_at, "rdx", "rcx");
+trampoline!(realloc(p: *mut c_void, size: usize) -> *mut c_void, realloc_at, "rdx", "rcx");
+trampoline!(reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void, reallocarray_at, "rcx", "r8");
+trampoline!(posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int, posix_memalign_at, "rcx", "r8");
+trampoline!(aligned_alloc(align: usize, size: usize) -> *mut c_void, aligned_alloc_at, "rdx", "rcx");
+trampoline!(memalign(align: usize, size: usize) -> *mut c_void, memalign_at, "rdx", "rcx");
+trampoline!(valloc(size: usize) -> *mut c_void, valloc_at, "rsi", "rdx");
+trampoline!(pvalloc(size: usize) -> *mut c_void, pvalloc_at, "rsi", "rdx");
+trampoline!(free(p: *mut c_void) -> (), free_at, "rsi", "rdx");
+
+/// Runs the allocator call `call`, and records what it returned unless the
+/// thread is already inside the recorder or an allocator (a nested call).
+#[inline(always)]
+fn allocate(func: AllocFn, size: u64, sp: u64, bp: u64, call: impl FnOnce() -> *mut c_void) -> *mut c_void {
+    let Some(busy) = Busy::enter() else { return call() };
+    let p = call();
+    if let Some(shared) = connect::shared() {
+        if p.is_null() {
+            emit::failed(shared, func, size);
+        } else {
+            emit::allocated(shared, func, p as u64, size, caller(sp, bp));
+        }
+    }
+    drop(busy);
+    p
+}
+
+/// Calls the allocator function in `slot`, as type `F`; during set-up, the arena.
+macro_rules! forward {
+    ($slot:expr, $ty:ty, |$f:ident| $call:expr, $early:expr) => {
+        match real::get($slot) {
+            // SAFETY: the slot holds the allocator's function of this type.
+            Some(p) => unsafe {
+                let $f: $ty = core::mem::transmute::<*mut c_void, $ty>(p);
+                $call
+            },
+            None => $early,
+        }
+    };
+}
+
+extern "C" fn malloc_at(size: usize, sp: u64, bp: u64) -> *mut c_void {
+    ready();
+    allocate(AllocFn::Malloc, size as u64, sp, bp, || forward!(Slot::Malloc, real::Malloc, |f| f(size), real::arena(size, 16)))
+}
+
+extern "C" fn calloc_at(n: usize, size: usize, sp: u64, bp: u64) -> *mut c_void {
+    ready();
+    let total = n.checked_mul(size).unwrap_or(usize::MAX) as u64;
+    allocate(AllocFn::Calloc, total, sp, bp, || {
+        forward!(Slot::Calloc, real::Calloc, |f| f(n, size), n.checked_mul(size).map_or(core::ptr::null_mut(), |t| real::arena(t, 16)))
+    })
+}
+
+extern "C" fn valloc_at(size: usize, sp: u64, bp: u64) -> *mut c_void {
+    ready();
+    allocate(AllocFn::Valloc, size as u64, sp, bp, || forward!(Slot::Valloc, real::Malloc, |f| f(size), real::arena(size, 4096)))
+}
+
+extern "C" fn pvalloc_at(size: usize, sp: u64, bp: u64) -> *mut c_void {
+    ready();
+    allocate(AllocFn::Pvalloc, size as u64, sp, bp, || forward!(Slot::Pvalloc, real::Malloc, |f| f(size), real::arena(size, 4096)))
+}
+
+extern "C" fn aligned_alloc_at(align: usize, size: usize, sp: u64, bp: u64) -> *mut c_void {
+    ready();
+    allocate(AllocFn::AlignedAlloc, size as u64, sp, bp, || {
+        forward!(Slot::AlignedAlloc, real::Aligned, |f| f(align, size), real::arena(size, align))
+    })
+}
+
+extern "C" fn memalign_at(align: usize, size: usize, sp: u64, bp: u64) -> *mut c_void {
+    ready();
+    allocate(AllocFn::Memalign, size as u64, sp, bp, || {
+        forward!(Slot::Memalign, real::Aligned, |f| f(align, size), real::arena(size, align))
+    })
+}
+
+extern "C" fn posix_memalign_at(out: *mut *mut c_void, align: usize, size: usize, sp: u64, bp: u64) -> c_int {
+    ready();
+    let mut rc = 0;
+    let call = || {
+        rc = forward!(Slot::PosixMemalign, real::PosixMemalign, |f| f(out, align, size), {
+            // SAFETY: the caller's result slot.
+            unsafe { *out = real::arena(size, align) };
+            0
+        });
+        // SAFETY: the caller's result slot, written on success only.
+        if rc == 0 {
+            unsafe { *out }
+        } else {
+            core::ptr::null_mut()
+        }
+    };
+    allocate(AllocFn::PosixMemalign, size as u64, sp, bp, call);
+    rc
+}
+
+extern "C" fn realloc_at(p: *mut c_void, size: usize, sp: u64, bp: u64) -> *mut c_void {
+    resize(p, size as u64, AllocFn::Realloc, sp, bp, |old| forward!(Slot::Realloc, real::Realloc, |f| f(old, size), core::ptr::null_mut()))
+}
+
+extern "C" fn reallocarray_at(p: *mut c_void, n: usize, size: usize, sp: u64, bp: u64) -> *mut c_void {
+    let total = n.checked_mul(size).unwrap_or(usize::MAX) as u64;
+    resize(p, total, AllocFn::Reallocarray, sp, bp, |old| {
+        forward!(Slot::Reallocarray, real::Reallocarray, |f| f(old, n, size), core::ptr::null_mut())
+    })
+}
+
+/// realloc and reallocarray: a new block for the old one. realloc(p, 0)
+/// that returns NULL freed p. A block from the set-up arena moves to the
+/// allocator (its size is unknown: what fits of the arena is copied).
+fn resize(p: *mut c_void, size: u64, func: AllocFn, sp: u64, bp: u64, call: impl Fn(*mut c_void) -> *mut c_void) -> *mut c_void {
+    ready();
+    if real::in_arena(p) {
+        let fresh = malloc_at(size as usize, sp, bp);
+        if !fresh.is_null() {
+            let room = real::arena_room(p).min(size as usize);
+            // SAFETY: `room` bytes lie in both blocks.
+            unsafe { core::ptr::copy_nonoverlapping(p as *const u8, fresh as *mut u8, room) };
+        }
+        return fresh;
+    }
+    let Some(busy) = Busy::enter() else { return call(p) };
+    let q = call(p);
+    if let Some(shared) = connect::shared() {
+        match (p.is_null(), q.is_null()) {
+            // realloc(NULL, n) too: recorded as the eBPF probes record it.
+            (_, false) => emit::reallocated(shared, p as u64, q as u64, size, caller(sp, bp)),
+            (false, true) if size == 0 => emit::freed(shared, p as u64),
+            _ => emit::failed(shared, func, size),
+        }
+    }
+    drop(busy);
+    q
+}
+
+extern "C" fn free_at(p: *mut c_void, _sp: u64, _bp: u64) {
+    if p.is_null() || real::in_arena(p) {
+        return;
+    }
+    ready();
+    let busy = Busy::enter();
+    if busy.is_some() {
+        if let Some(shared) = connect::shared() {
+            emit::freed(shared, p as u64);
+        }
+    }
+    forward!(Slot::Free, real::Free, |f| f(p), ());
+    drop(busy);
+}

@@ -1,5 +1,6 @@
 //! Builds the eBPF object (tracer-ebpf) for bpfel-unknown-none and hands its
-//! path to the crate as `LEAKTRACE_BPF_OBJECT`.
+//! path to the crate as `LEAKTRACE_BPF_OBJECT`; builds the in-process
+//! recorder library (tracer-recorder) and hands its path as `LEAKTRACE_RECORDER`.
 //!
 //! The object is always built for real. The toolchain it needs (bpf-linker and
 //! the Rust standard library sources) is installed by `cargo xtask setup`; when
@@ -18,16 +19,20 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let object = out_dir.join("leaktrace.bpf.o");
     println!("cargo:rustc-env=LEAKTRACE_BPF_OBJECT={}", object.display());
+    let recorder = out_dir.join("libleaktrace_recorder.so");
+    println!("cargo:rustc-env=LEAKTRACE_RECORDER={}", recorder.display());
 
     if env::var_os("LEAKTRACE_EBPF_STUB").is_some_and(|v| v == "1") {
         println!("cargo:warning=LEAKTRACE_EBPF_STUB=1: building leaktrace without its eBPF object; it will refuse to trace");
         println!("cargo:rustc-cfg=ebpf_stub");
         std::fs::write(&object, []).expect("write stub object");
+        std::fs::write(&recorder, []).expect("write stub recorder");
         return;
     }
 
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
+    build_recorder(&root, &recorder);
     for dir in ["tracer-ebpf/src", "tracer-common/src"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -46,7 +51,44 @@ fn main() {
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTC", &rustc)
         .env("PATH", path_with_cargo_bin());
-    // Settings of the outer (host) build must not leak into the BPF build.
+    clean_env(&mut cmd);
+    // BTF for the object (bpf-linker --btf, from the debug info): the kernel
+    // needs its func_info for programs that pass callbacks (bpf_loop,
+    // bpf_find_vma), and verifier messages then name source lines.
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf");
+    let status = cmd.status().unwrap_or_else(|e| fail(&format!("could not run cargo for the eBPF crate: {e}")));
+    if !status.success() {
+        fail(&format!("building tracer-ebpf for bpfel-unknown-none failed ({status}); see the errors above"));
+    }
+    let built = target_dir.join("bpfel-unknown-none/release/tracer-ebpf");
+    std::fs::copy(&built, &object).unwrap_or_else(|e| fail(&format!("copy {}: {e}", built.display())));
+}
+
+/// The recorder library (a workspace of its own: no_std, panic = abort),
+/// optimised whatever the outer profile: it runs inside every allocator
+/// call of the traced program.
+fn build_recorder(root: &Path, out: &Path) {
+    println!("cargo:rerun-if-changed={}", root.join("tracer-recorder").display());
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target_dir = root.join("target").join("recorder");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "--release", "--manifest-path"])
+        .arg(root.join("tracer-recorder/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("PATH", path_with_cargo_bin());
+    clean_env(&mut cmd);
+    let status = cmd.status().unwrap_or_else(|e| fail(&format!("could not run cargo for the recorder: {e}")));
+    if !status.success() {
+        fail(&format!("building tracer-recorder failed ({status}); see the errors above"));
+    }
+    let built = target_dir.join("release/libleaktrace_recorder.so");
+    std::fs::copy(&built, out).unwrap_or_else(|e| fail(&format!("copy {}: {e}", built.display())));
+}
+
+/// Settings of the outer (host) build must not leak into a nested build.
+fn clean_env(cmd: &mut Command) {
     for (k, _) in env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("CARGO_ENCODED_RUSTFLAGS")
@@ -60,16 +102,6 @@ fn main() {
             cmd.env_remove(&k);
         }
     }
-    // BTF for the object (bpf-linker --btf, from the debug info): the kernel
-    // needs its func_info for programs that pass callbacks (bpf_loop,
-    // bpf_find_vma), and verifier messages then name source lines.
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf");
-    let status = cmd.status().unwrap_or_else(|e| fail(&format!("could not run cargo for the eBPF crate: {e}")));
-    if !status.success() {
-        fail(&format!("building tracer-ebpf for bpfel-unknown-none failed ({status}); see the errors above"));
-    }
-    let built = target_dir.join("bpfel-unknown-none/release/tracer-ebpf");
-    std::fs::copy(&built, &object).unwrap_or_else(|e| fail(&format!("copy {}: {e}", built.display())));
 }
 
 fn path_with_cargo_bin() -> std::ffi::OsString {

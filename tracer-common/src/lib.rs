@@ -11,6 +11,7 @@ extern crate std;
 
 pub mod fdkind;
 pub mod fdrecord;
+#[cfg(not(target_arch = "bpf"))]
 pub mod inprocess;
 pub mod kinds;
 pub mod record;

@@ -9,7 +9,7 @@ use tracer_common::inprocess::{Shared, FOLLOW_FORKS};
 
 /// The view, once mapped (never unmapped: a thread may be using it).
 static SHARED: AtomicPtr<Shared> = AtomicPtr::new(core::ptr::null_mut());
-static mut VIEW: Option<Shared> = None;
+static VIEW: crate::Global<Option<Shared>> = crate::Global::new(None);
 
 /// 0: not tried, 1: trying, 2: mapped, 3: inert.
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -76,8 +76,9 @@ fn map_now(path: *const c_char) -> c_int {
             return libc::EINVAL;
         };
         view.header().connected.fetch_add(1, Ordering::Relaxed);
-        VIEW = Some(view);
-        if let Some(v) = (*(&raw const VIEW)).as_ref() {
+        // Written once, by the one caller that won STATE, before SHARED publishes it.
+        *VIEW.get() = Some(view);
+        if let Some(v) = (*VIEW.get()).as_ref() {
             SHARED.store(v as *const Shared as *mut Shared, Ordering::Release);
         }
         0

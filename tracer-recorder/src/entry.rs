@@ -13,7 +13,6 @@ use tracer_common::unwind::Regs;
 use tracer_common::AllocFn;
 
 use crate::real::{self, Slot};
-use crate::thread::Busy;
 use crate::{connect, emit};
 
 /// The caller's frame from the stack pointer and frame pointer at entry.
@@ -32,14 +31,13 @@ fn ready() {
     }
 }
 
-/// Looks the allocator up and connects, marked busy: what the lookup
-/// allocates is served by the arena and not recorded.
+/// Looks the allocator up and connects. What the lookup allocates is
+/// served by the arena (the allocator is not known yet) and not recorded.
 #[cold]
 pub fn set_up() {
-    if let Some(_busy) = Busy::enter() {
-        real::resolve(&ours());
-        connect::from_env();
-    }
+    real::resolve(&ours());
+    crate::thread::learn_layout();
+    connect::from_env();
 }
 
 /// Our own entry points, in `real::Slot` order (a lookup that finds them found no allocator).
@@ -79,20 +77,18 @@ trampoline!(valloc(size: usize) -> *mut c_void, valloc_at, "rsi", "rdx");
 trampoline!(pvalloc(size: usize) -> *mut c_void, pvalloc_at, "rsi", "rdx");
 trampoline!(free(p: *mut c_void) -> (), free_at, "rsi", "rdx");
 
-/// Runs the allocator call `call`, and records what it returned unless the
-/// thread is already inside the recorder or an allocator (a nested call).
+/// Runs the allocator call `call`, and records what it returned (not a
+/// block of the set-up arena: those are never freed).
 #[inline(always)]
 fn allocate(func: AllocFn, size: u64, sp: u64, bp: u64, call: impl FnOnce() -> *mut c_void) -> *mut c_void {
-    let Some(busy) = Busy::enter() else { return call() };
     let p = call();
     if let Some(shared) = connect::shared() {
         if p.is_null() {
             emit::failed(shared, func, size);
-        } else {
+        } else if !real::in_arena(p) {
             emit::allocated(shared, func, p as u64, size, caller(sp, bp));
         }
     }
-    drop(busy);
     p
 }
 
@@ -117,7 +113,7 @@ extern "C" fn malloc_at(size: usize, sp: u64, bp: u64) -> *mut c_void {
 
 extern "C" fn calloc_at(n: usize, size: usize, sp: u64, bp: u64) -> *mut c_void {
     ready();
-    let total = n.checked_mul(size).unwrap_or(usize::MAX) as u64;
+    let total = n.saturating_mul(size) as u64;
     allocate(AllocFn::Calloc, total, sp, bp, || {
         forward!(Slot::Calloc, real::Calloc, |f| f(n, size), n.checked_mul(size).map_or(core::ptr::null_mut(), |t| real::arena(t, 16)))
     })
@@ -172,9 +168,20 @@ extern "C" fn realloc_at(p: *mut c_void, size: usize, sp: u64, bp: u64) -> *mut 
 }
 
 extern "C" fn reallocarray_at(p: *mut c_void, n: usize, size: usize, sp: u64, bp: u64) -> *mut c_void {
-    let total = n.checked_mul(size).unwrap_or(usize::MAX) as u64;
-    resize(p, total, AllocFn::Reallocarray, sp, bp, |old| {
-        forward!(Slot::Reallocarray, real::Reallocarray, |f| f(old, n, size), core::ptr::null_mut())
+    // glibc's reallocarray calls realloc through its PLT (that is, the
+    // recorder's): checked here, and handed to the allocator's realloc, so
+    // the call is recorded once.
+    let Some(total) = n.checked_mul(size) else {
+        // SAFETY: the thread's errno.
+        unsafe { *libc::__errno_location() = libc::ENOMEM };
+        ready();
+        if let Some(shared) = connect::shared() {
+            emit::failed(shared, AllocFn::Reallocarray, u64::MAX);
+        }
+        return core::ptr::null_mut();
+    };
+    resize(p, total as u64, AllocFn::Reallocarray, sp, bp, |old| {
+        forward!(Slot::Realloc, real::Realloc, |f| f(old, total), core::ptr::null_mut())
     })
 }
 
@@ -192,7 +199,6 @@ fn resize(p: *mut c_void, size: u64, func: AllocFn, sp: u64, bp: u64, call: impl
         }
         return fresh;
     }
-    let Some(busy) = Busy::enter() else { return call(p) };
     let q = call(p);
     if let Some(shared) = connect::shared() {
         match (p.is_null(), q.is_null()) {
@@ -202,7 +208,6 @@ fn resize(p: *mut c_void, size: u64, func: AllocFn, sp: u64, bp: u64, call: impl
             _ => emit::failed(shared, func, size),
         }
     }
-    drop(busy);
     q
 }
 
@@ -211,12 +216,8 @@ extern "C" fn free_at(p: *mut c_void, _sp: u64, _bp: u64) {
         return;
     }
     ready();
-    let busy = Busy::enter();
-    if busy.is_some() {
-        if let Some(shared) = connect::shared() {
-            emit::freed(shared, p as u64);
-        }
+    if let Some(shared) = connect::shared() {
+        emit::freed(shared, p as u64);
     }
     forward!(Slot::Free, real::Free, |f| f(p), ());
-    drop(busy);
 }

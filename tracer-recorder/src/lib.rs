@@ -12,6 +12,8 @@
 //! what the program sees. Every failure makes it inert: the program runs on,
 //! untraced, and leaktrace's report says so.
 
+#![no_std]
+
 mod connect;
 mod emit;
 mod entry;
@@ -21,3 +23,35 @@ mod modules;
 mod real;
 mod thread;
 mod walk;
+
+/// A static the recorder's own code synchronises by hand (atomics beside it
+/// say who may touch it when): no `static mut` references.
+struct Global<T>(core::cell::UnsafeCell<T>);
+
+// SAFETY: each user documents how its accesses are ordered.
+unsafe impl<T> Sync for Global<T> {}
+
+impl<T> Global<T> {
+    const fn new(v: T) -> Self {
+        Self(core::cell::UnsafeCell::new(v))
+    }
+
+    fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+/// Nothing in the recorder panics on purpose; if it did, unwinding out of an
+/// allocator call would be worse than stopping the program.
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // SAFETY: no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// The prebuilt `core` names the unwinder's personality routine in its
+/// unwind tables; nothing here unwinds (panic = abort), so it is never called.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}

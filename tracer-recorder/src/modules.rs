@@ -32,9 +32,9 @@ struct Table {
     generation: u64,
 }
 
-static mut TABLE: Table = Table { segs: [EMPTY; MAX_SEGMENTS], n: 0, generation: u64::MAX };
+static TABLE: crate::Global<Table> = crate::Global::new(Table { segs: [EMPTY; MAX_SEGMENTS], n: 0, generation: u64::MAX });
 /// Where a rebuild gathers the segments (not on the stack: the caller's may be small).
-static mut SCRATCH: Table = Table { segs: [EMPTY; MAX_SEGMENTS], n: 0, generation: 0 };
+static SCRATCH: crate::Global<Table> = crate::Global::new(Table { segs: [EMPTY; MAX_SEGMENTS], n: 0, generation: 0 });
 /// Odd while a rebuild writes the table.
 static SEQ: AtomicU64 = AtomicU64::new(0);
 static REBUILDING: AtomicBool = AtomicBool::new(false);
@@ -60,7 +60,7 @@ fn lookup(pc: u64) -> Option<Segment> {
     // SAFETY: a racy read of plain integers, validated by the seqlock below;
     // a torn segment is discarded, never dereferenced.
     let found = unsafe {
-        let t = &*(&raw const TABLE);
+        let t = &*TABLE.get();
         let segs = &t.segs[..t.n.min(MAX_SEGMENTS)];
         let i = segs.partition_point(|s| s.start <= pc);
         (i > 0 && pc < segs[i - 1].end).then(|| segs[i - 1])
@@ -71,7 +71,7 @@ fn lookup(pc: u64) -> Option<Segment> {
 
 fn generation() -> u64 {
     // SAFETY: see `lookup`.
-    unsafe { core::ptr::read_volatile(&raw const TABLE.generation) }
+    unsafe { core::ptr::read_volatile(&raw const (*TABLE.get()).generation) }
 }
 
 /// The dynamic linker's loads + unloads so far.
@@ -93,7 +93,7 @@ fn rebuild() {
         return;
     }
     // SAFETY: only the holder of REBUILDING uses the scratch table.
-    let fresh = unsafe { &mut *(&raw mut SCRATCH) };
+    let fresh = unsafe { &mut *SCRATCH.get() };
     fresh.n = 0;
     fresh.generation = current();
     // SAFETY: the callback fills the scratch table from the linker's records.
@@ -103,7 +103,7 @@ fn rebuild() {
     SEQ.fetch_add(1, Ordering::AcqRel);
     // SAFETY: only the holder of REBUILDING writes; readers check SEQ.
     unsafe {
-        let t = &mut *(&raw mut TABLE);
+        let t = &mut *TABLE.get();
         t.segs[..n].copy_from_slice(&fresh.segs[..n]);
         t.n = n;
         t.generation = fresh.generation;

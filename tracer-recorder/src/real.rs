@@ -12,7 +12,6 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 pub type Malloc = unsafe extern "C" fn(usize) -> *mut c_void;
 pub type Calloc = unsafe extern "C" fn(usize, usize) -> *mut c_void;
 pub type Realloc = unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void;
-pub type Reallocarray = unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void;
 pub type PosixMemalign = unsafe extern "C" fn(*mut *mut c_void, usize, usize) -> c_int;
 pub type Aligned = unsafe extern "C" fn(usize, usize) -> *mut c_void;
 pub type Free = unsafe extern "C" fn(*mut c_void);
@@ -57,10 +56,10 @@ pub fn resolve(ours: &[*const c_void; 10]) {
     }
     for (i, name) in NAMES.iter().enumerate() {
         let mut f = lookup(libc::RTLD_NEXT, name);
-        if f.is_null() || f as *const c_void == ours[i] {
+        if f.is_null() || core::ptr::eq(f, ours[i]) {
             f = lookup(libc::RTLD_DEFAULT, name);
         }
-        if f as *const c_void != ours[i] {
+        if !core::ptr::eq(f, ours[i]) {
             FUNCS[i].store(f, Ordering::Release);
         }
     }
@@ -83,7 +82,7 @@ pub fn get(slot: Slot) -> Option<*mut c_void> {
 const ARENA_BYTES: usize = 64 << 10;
 #[repr(C, align(64))]
 struct Arena([u8; ARENA_BYTES]);
-static mut ARENA: Arena = Arena([0; ARENA_BYTES]);
+static ARENA: crate::Global<Arena> = crate::Global::new(Arena([0; ARENA_BYTES]));
 static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// `size` zeroed bytes aligned to `align` from the arena (null when it is spent).
@@ -95,15 +94,14 @@ pub fn arena(size: usize, align: usize) -> *mut c_void {
         let Some(end) = start.checked_add(size).filter(|&e| e <= ARENA_BYTES) else { return core::ptr::null_mut() };
         match ARENA_USED.compare_exchange(used, end, Ordering::Relaxed, Ordering::Relaxed) {
             // SAFETY: [start, end) is inside the arena and now ours alone.
-            Ok(_) => return unsafe { (&raw mut ARENA.0).cast::<u8>().add(start).cast() },
+            Ok(_) => return unsafe { ARENA.get().cast::<u8>().add(start).cast() },
             Err(now) => used = now,
         }
     }
 }
 
 fn arena_base() -> usize {
-    // SAFETY: only the address is taken.
-    unsafe { (&raw const ARENA.0) as usize }
+    ARENA.get() as usize
 }
 
 /// Bytes from `p` to the arena's end.

@@ -1,18 +1,29 @@
-//! Per-thread and per-process identity, kept without system calls on the hot path.
+//! Which process and thread is calling, without thread-local storage (a
+//! library with a TLS segment makes the dynamic linker allocate every
+//! thread's TLS vector larger: the traced program's own blocks would change).
+//!
+//! The thread's id is read from glibc's thread descriptor, at the offset
+//! glibc publishes for debuggers (`_thread_db_pthread_tid`, what
+//! libthread_db reads); without it, from the kernel on each call.
 
-use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, Ordering};
-
-thread_local! {
-    /// The thread's id (0: not read yet).
-    static TID: Cell<u32> = const { Cell::new(0) };
-    /// Inside the recorder or the allocator it calls: nested allocator
-    /// calls (the allocator's own, the recorder's set-up) are not recorded.
-    static BUSY: Cell<bool> = const { Cell::new(false) };
-}
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// The process's id (0: not read yet; reset in a forked child).
 static PID: AtomicU32 = AtomicU32::new(0);
+/// Offset of the thread id in glibc's `struct pthread` (0: unknown).
+static TID_OFFSET: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads where glibc keeps the thread id. Part of the set-up.
+pub fn learn_layout() {
+    // SAFETY: a NUL-terminated name; the symbol, when present, is glibc's
+    // descriptor of the field: three u32 (size in bits, count, offset).
+    unsafe {
+        let desc = libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_pthread_tid".as_ptr()) as *const u32;
+        if !desc.is_null() && *desc == 32 && *desc.add(1) == 1 {
+            TID_OFFSET.store(*desc.add(2) as usize, Ordering::Relaxed);
+        }
+    }
+}
 
 pub fn pid() -> u32 {
     match PID.load(Ordering::Relaxed) {
@@ -27,38 +38,26 @@ pub fn pid() -> u32 {
 }
 
 pub fn tid() -> u32 {
-    TID.with(|t| match t.get() {
-        0 => {
-            // SAFETY: gettid has no preconditions.
-            let id = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-            t.set(id);
-            id
+    let offset = TID_OFFSET.load(Ordering::Relaxed);
+    if offset != 0 {
+        let tp: usize;
+        // SAFETY: the thread pointer's self-reference (x86-64 TLS ABI): glibc's descriptor of this thread.
+        unsafe { core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+        if tp != 0 {
+            // SAFETY: the field glibc publishes, inside the live descriptor.
+            let id = unsafe { core::ptr::read_volatile((tp + offset) as *const i32) };
+            if id > 0 {
+                return id as u32;
+            }
         }
-        id => id,
-    })
+    }
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
 
-/// In a child just forked: its ids are new.
+/// In a child just forked: its process id is new.
 pub fn forked() {
     PID.store(0, Ordering::Relaxed);
-    TID.with(|t| t.set(0));
-}
-
-/// Marks the thread busy for as long as the guard lives; None if it already was.
-pub struct Busy(());
-
-impl Busy {
-    #[inline(always)]
-    pub fn enter() -> Option<Self> {
-        BUSY.with(|b| if b.replace(true) { None } else { Some(Busy(())) })
-    }
-}
-
-impl Drop for Busy {
-    #[inline(always)]
-    fn drop(&mut self) {
-        BUSY.with(|b| b.set(false));
-    }
 }
 
 /// Monotonic nanoseconds, the clock the kernel's records use (bpf_ktime_get_ns).

@@ -2,6 +2,7 @@
 pub mod aggregate;
 pub mod cli;
 pub mod growth;
+pub mod inprocess;
 pub mod metrics;
 pub mod pipeline;
 pub mod probes;

@@ -22,6 +22,7 @@ pub fn lint(root: &Path, cargo: &Path, path: &std::ffi::OsStr) -> Result<()> {
         c
     };
     check(root, "cargo fmt --check", &mut cargo_cmd(&["fmt", "--all", "--check"]))?;
+    check(root, "cargo fmt --check (recorder)", &mut cargo_cmd(&["fmt", "--manifest-path", "tracer-recorder/Cargo.toml", "--check"]))?;
     eprintln!("lint: size rules (files <= {} lines, functions <= {})", crate::size::MAX_FILE_LINES, crate::size::MAX_FN_LINES);
     crate::size::check(root)?;
     check(root, "cargo clippy (host, -D warnings)", &mut cargo_cmd(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
@@ -41,6 +42,19 @@ pub fn lint(root: &Path, cargo: &Path, path: &std::ffi::OsStr) -> Result<()> {
     ]);
     bpf.env("RUSTC_BOOTSTRAP", "1");
     check(root, "cargo clippy (eBPF target, -D warnings)", &mut bpf)?;
+    // The recorder is a workspace of its own (no_std, never unwinds).
+    let recorder = &mut cargo_cmd(&[
+        "clippy",
+        "--manifest-path",
+        "tracer-recorder/Cargo.toml",
+        "--all-targets",
+        "--target-dir",
+        "target/recorder-clippy",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    check(root, "cargo clippy (recorder, -D warnings)", recorder)?;
     let mut machete = Command::new("cargo-machete");
     machete.arg(".").env("PATH", path);
     check(root, "cargo machete (unused dependencies)", &mut machete)

@@ -76,7 +76,13 @@ pub struct Aggregator {
     replaced: HashMap<(u32, i32), u32>,
     /// `attach`'s end: nothing acquired after this time counts (see [`Self::close_window`]).
     window_end_ns: Option<u64>,
+    /// leaktrace's own files, opened in the process by the dynamic linker or
+    /// the recorder (never the program's): their closes are not counted.
+    own_fds: HashSet<(u32, i32)>,
 }
+
+/// The names of leaktrace's memfds (the recorder library, the shared file).
+const LEAKTRACE_FILES: &str = "memfd:leaktrace-";
 
 impl Aggregator {
     pub fn new() -> Self {
@@ -123,6 +129,7 @@ impl Aggregator {
                 }
             }
             Body::FdClose { fd, occupant } => self.close(tgid, fd, occupant),
+            Body::FdName { fd, ref name } if name.starts_with(LEAKTRACE_FILES) => self.forget_own(tgid, fd),
             Body::FdName { fd, ref name } => {
                 if let Some(h) = self.fds.get(&(tgid, fd)) {
                     self.details.note(h.stack, name.clone());
@@ -151,38 +158,6 @@ impl Aggregator {
         }
     }
 
-    /// Ends the window of what is traced at `end_ns` (`attach`, about to
-    /// detach): later acquisitions are left out, later releases still apply.
-    /// A handle a busy program opened just before the end and closes just
-    /// after is then seen closed, not leaked, once the records of the next
-    /// moments are in.
-    pub fn close_window(&mut self, end_ns: u64) {
-        self.window_end_ns = Some(end_ns);
-    }
-
-    /// A record after the window's end: releases of what was acquired before
-    /// it; what it acquires (and releases of that) stays out, unknown as any.
-    fn apply_after_window(&mut self, tgid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
-        let before = self.anomalies;
-        match *body {
-            Body::Alloc { .. } | Body::FdOpen { .. } | Body::FdName { .. } | Body::AllocFailed { .. } => {}
-            Body::FdDup { new, old, .. } => {
-                if new != old {
-                    self.remove_fd(tgid, new);
-                }
-            }
-            // A block moved by realloc is the same block: it keeps counting.
-            Body::Realloc { old, .. } if old == 0 || self.allocs.get(&tgid).is_none_or(|m| m.stack_of(old).is_none()) => {}
-            _ => {
-                let end = self.window_end_ns.take();
-                self.apply(tgid, ts_ns, body, stack);
-                self.window_end_ns = end;
-            }
-        }
-        // Releases of what the window left out are no anomaly.
-        (self.anomalies.unknown_frees, self.anomalies.unknown_closes) = (before.unknown_frees, before.unknown_closes);
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn open(&mut self, tgid: u32, stack: StackId, kind: FdKind, cloexec: bool, ts_ns: u64, fd: i32, pair: Option<i32>, meta: &FdMeta) {
         if meta.received {
@@ -204,6 +179,9 @@ impl Aggregator {
     /// replaced. A close of a number nobody holds may be such a close too,
     /// once the new one is gone as well.
     fn close(&mut self, tgid: u32, fd: i32, occupant: u32) {
+        if self.own_fds.remove(&(tgid, fd)) {
+            return;
+        }
         let of_new_holder = occupant != 0 && self.fds.get(&(tgid, fd)).is_some_and(|h| h.file == occupant);
         if !of_new_holder && self.remove_fd(tgid, fd) {
             return;
@@ -358,6 +336,15 @@ impl Aggregator {
         self.fds.insert((tgid, fd), h);
     }
 
+    /// A descriptor of leaktrace's own files: as if never opened.
+    fn forget_own(&mut self, tgid: u32, fd: i32) {
+        let Some(h) = self.fds.remove(&(tgid, fd)) else { return };
+        let c = self.stacks.counters_mut(h.stack);
+        c.acquired -= 1;
+        c.outstanding -= 1;
+        self.own_fds.insert((tgid, fd));
+    }
+
     fn remove_fd(&mut self, tgid: u32, fd: i32) -> bool {
         let Some(h) = self.fds.remove(&(tgid, fd)) else { return false };
         let c = self.stacks.counters_mut(h.stack);
@@ -381,6 +368,9 @@ impl Aggregator {
         }
     }
 }
+
+#[path = "outstanding_window.rs"]
+mod window;
 
 #[cfg(test)]
 #[path = "outstanding_tests.rs"]

@@ -10,6 +10,7 @@ use tracer_common::decode::Body;
 use tracer_common::FdKind;
 
 use super::{Aggregator, Anomalies, ResourceKind, StackEnd, StackId, StackSummary};
+use crate::inprocess::RecorderStats;
 use crate::reach::ScanResult;
 use crate::symbolize::ProcessMaps;
 
@@ -44,6 +45,8 @@ pub struct State {
     pub decode_errors: u64,
     /// Events whose stack ends early (not at the outermost frame, not by --stack-depth).
     pub truncated_stacks: u64,
+    /// The in-process recorders' counts (all zero without them).
+    pub recorders: RecorderStats,
     warnings: Vec<String>,
     /// What was not measured, and why: a report with any is incomplete.
     untraced: Vec<String>,
@@ -76,6 +79,7 @@ pub struct Snapshot {
     pub object_loads: u64,
     pub decode_errors: u64,
     pub truncated_stacks: u64,
+    pub recorders: RecorderStats,
     pub warnings: Vec<String>,
     /// What was not measured, and why.
     pub untraced: Vec<String>,
@@ -207,6 +211,7 @@ impl State {
             object_loads: self.object_loads,
             decode_errors: self.decode_errors,
             truncated_stacks: self.truncated_stacks,
+            recorders: self.recorders,
             warnings: self.warnings.clone(),
             untraced: self.untraced.clone(),
             scans: self.scans.values().cloned().collect(),

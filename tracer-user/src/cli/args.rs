@@ -77,6 +77,14 @@ pub enum Command {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HeapProbesArg {
+    Auto,
+    #[value(name = "inprocess")]
+    InProcess,
+    Uprobe,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
@@ -143,6 +151,13 @@ pub struct Options {
     /// `fp` (the kernel's frame-pointer walk: cheaper, wrong without them).
     #[arg(long, value_enum, default_value_t = UnwindMode::Cfi, value_name = "MODE")]
     pub unwind: UnwindMode,
+    /// How the heap is traced: `inprocess` (a recorder library in the
+    /// process: no trap per allocator call), `uprobe` (probes on the
+    /// allocator), or `auto`: in-process where the image allows it
+    /// (dynamically linked, not setuid, malloc not defined in the
+    /// executable), uprobes elsewhere. `run` defaults to auto, `attach` to uprobe.
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub heap_probes: Option<HeapProbesArg>,
     /// Sampling mode for production: trace about 1 in N allocator calls (N >= 2)
     /// and scale heap figures by N. Estimates: a site with k sampled blocks is
     /// off by about 1/sqrt(k). Descriptors stay exact.

@@ -9,8 +9,9 @@ use anyhow::{bail, Context};
 use tracer_common::manifest::{Expectation, Manifest};
 
 use super::destination::Destination;
-use super::{Format, Options};
-use crate::probes::{AllocatorChoice, LoadOptions};
+use super::{Format, HeapProbesArg, Options};
+use crate::inprocess::HeapProbes;
+use crate::probes::{AllocatorChoice, LoadOptions, UnwindMode};
 use crate::report::{flamegraph, Attribution, Suppressions};
 use crate::session::SessionConfig;
 
@@ -102,6 +103,27 @@ fn check_allocator(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// --heap-probes, with the options that need uprobes. `run`'s default
+/// (auto) is settled here; `attach` sets its own default (uprobe) later.
+fn heap_probes(opts: &Options) -> anyhow::Result<HeapProbes> {
+    let needs_uprobes = [
+        (opts.sample.is_some(), "--sample"),
+        (opts.probe_floor.is_some(), "--probe-floor"),
+        (opts.allocator.is_some(), "--allocator"),
+        (opts.unwind == UnwindMode::FramePointers, "--unwind fp"),
+    ];
+    let conflict = needs_uprobes.iter().find(|(given, _)| *given).map(|(_, name)| *name);
+    Ok(match (opts.heap_probes, conflict) {
+        (Some(HeapProbesArg::InProcess), Some(name)) => {
+            bail!("--heap-probes inprocess cannot be combined with {name}, which needs the allocator's uprobes")
+        }
+        (Some(HeapProbesArg::InProcess), None) => HeapProbes::InProcess,
+        (Some(HeapProbesArg::Uprobe), _) | (_, Some(_)) => HeapProbes::Uprobe,
+        (Some(HeapProbesArg::Auto), None) => HeapProbes::Auto,
+        (None, None) => HeapProbes::Default,
+    })
+}
+
 /// --tui: the live view draws on stdout and reads keys from the terminal.
 fn check_terminal(opts: &Options) -> anyhow::Result<()> {
     if !opts.tui {
@@ -139,6 +161,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         allocator_programs: opts.probe_floor.unwrap_or_default(),
         keep_stacks: matches!(opts.format, Format::Pprof | Format::Folded | Format::Flamegraph),
         scan_at_exit: false,
+        heap: heap_probes(opts)?,
     };
     // Last: it may create the output's directory, which no later refusal should leave behind.
     let output = opts.output.as_deref().map(Destination::open).transpose()?;

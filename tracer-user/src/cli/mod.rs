@@ -19,7 +19,7 @@ use anyhow::bail;
 use clap::error::ErrorKind;
 use clap::Parser;
 
-pub use args::{Cli, Command, Format, Options};
+pub use args::{Cli, Command, Format, HeapProbesArg, Options};
 
 use crate::probes::ProbeError;
 use crate::process::ChildSignals;

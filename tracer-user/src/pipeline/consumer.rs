@@ -12,6 +12,8 @@ use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
 
 use super::Ingestor;
 use crate::aggregate::State;
+use crate::inprocess::InProcessReader;
+use crate::process::monotonic_ns;
 
 /// Records ingested per lock: bounds how long a snapshot can wait for the lock.
 const BATCH: usize = 4096;
@@ -66,9 +68,16 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn start(mut ring: RingBuf<MapData>, shared: Arc<Shared>, mut ingestor: Ingestor) -> std::io::Result<Self> {
+    /// `recorders`: the in-process recorders' ring, read beside the kernel's.
+    pub fn start(
+        ring: RingBuf<MapData>,
+        shared: Arc<Shared>,
+        ingestor: Ingestor,
+        recorders: Option<InProcessReader>,
+    ) -> std::io::Result<Self> {
         let s = shared.clone();
-        let handle = std::thread::Builder::new().name("leaktrace-consumer".into()).spawn(move || consume(&mut ring, &s, &mut ingestor))?;
+        let mut sources = Sources { ring, recorders, ingestor };
+        let handle = std::thread::Builder::new().name("leaktrace-consumer".into()).spawn(move || consume(&mut sources, &s))?;
         Ok(Self { shared, handle: Some(handle) })
     }
 
@@ -86,22 +95,49 @@ impl Consumer {
 /// higher priority than they do (best effort; needs CAP_SYS_NICE, which root has).
 const CONSUMER_NICE: i32 = -10;
 
-fn consume(ring: &mut RingBuf<MapData>, shared: &Shared, ingestor: &mut Ingestor) {
+/// What the consumer reads, and what it applies records with.
+struct Sources {
+    ring: RingBuf<MapData>,
+    recorders: Option<InProcessReader>,
+    ingestor: Ingestor,
+}
+
+impl Sources {
+    /// One batch: the kernel's records, each after the recorders' records
+    /// stamped before it; then, if the kernel's ring ran dry, the recorders'
+    /// records it can no longer overtake (all of them when `flush`).
+    /// Returns how many kernel records were read.
+    fn drain(&mut self, state: &mut State, flush: bool) -> usize {
+        let ingestor = &mut self.ingestor;
+        let mut n = 0;
+        while n < BATCH {
+            let Some(item) = self.ring.next() else { break };
+            if let Some(r) = &mut self.recorders {
+                r.apply_until(crate::inprocess::ts_of(&item), |rec| ingestor.ingest(state, rec));
+            }
+            ingestor.ingest(state, &item);
+            n += 1;
+        }
+        if n < BATCH {
+            if let Some(r) = &mut self.recorders {
+                let until = if flush { u64::MAX } else { InProcessReader::settled(monotonic_ns()) };
+                r.apply_until(until, |rec| ingestor.ingest(state, rec));
+                state.recorders = r.stats();
+            }
+        }
+        n
+    }
+}
+
+fn consume(sources: &mut Sources, shared: &Shared) {
     // Best effort: without CAP_SYS_NICE the consumer runs at the default priority.
     let _ = rustix::process::setpriority_process(None, CONSUMER_NICE);
     loop {
         // Read the request before draining: a drain that ends after this read
         // covers every record submitted before the request.
         let requested = shared.sync_requested.load(Ordering::SeqCst);
-        let mut n = 0;
-        {
-            let mut state = shared.state();
-            while n < BATCH {
-                let Some(item) = ring.next() else { break };
-                ingestor.ingest(&mut state, &item);
-                n += 1;
-            }
-        }
+        let flush = requested > *shared.sync_done.lock().unwrap_or_else(|e| e.into_inner()) || shared.stop.load(Ordering::SeqCst);
+        let n = sources.drain(&mut shared.state(), flush);
         if n == BATCH {
             continue;
         }
@@ -115,6 +151,7 @@ fn consume(ring: &mut RingBuf<MapData>, shared: &Shared, ingestor: &mut Ingestor
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
+        let ring = &sources.ring;
         match &shared.wake {
             Some(wake) => {
                 let mut fds = [PollFd::new(ring, PollFlags::IN), PollFd::new(wake, PollFlags::IN)];

@@ -120,7 +120,8 @@ impl AllocatorChoice {
         let target = exe.shown.display().to_string();
         let mut chosen = None;
         load_order::walk(exe, preload, search, |object, origin, data| {
-            if !exports_malloc(data) {
+            // leaktrace's own recorder forwards to the next object that defines malloc.
+            if !exports_malloc(data) || is_recorder(data) {
                 return false;
             }
             let reason = match origin {
@@ -187,6 +188,11 @@ impl AllocatorChoice {
         let identity = (meta.dev(), meta.ino());
         Ok(Self { path: object.shown.clone(), file: object.open.clone(), identity, reason, in_executable: false, functions, missing })
     }
+}
+
+/// Whether the object is leaktrace's in-process recorder.
+pub fn is_recorder(data: &[u8]) -> bool {
+    LoaderView::parse(data).is_some_and(|v| v.is_dynamic() && v.defined_symbol("leaktrace_recorder_attach").is_some())
 }
 
 /// Whether the object defines `malloc` for the rest of the process: in its

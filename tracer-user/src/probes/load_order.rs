@@ -53,7 +53,12 @@ pub fn walk(exe: MappedObject, preload: Vec<PathBuf>, search: &Search, mut visit
         if visit(&object, origin, data) {
             return;
         }
-        let deps = LoaderView::parse(data).map(|v| v.dependencies()).unwrap_or_default();
+        let view = LoaderView::parse(data);
+        // A static executable loads nothing else: no dynamic linker reads LD_PRELOAD.
+        if origin == Origin::Executable && view.as_ref().is_some_and(|v| v.interpreter().is_none()) {
+            return;
+        }
+        let deps = view.map(|v| v.dependencies()).unwrap_or_default();
         for name in deps.needed {
             if let Some(found) = search.find(&name, Some((&object.shown, &deps.runpath))) {
                 queue.push_back((found, Origin::Needed));

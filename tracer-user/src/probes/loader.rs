@@ -57,6 +57,9 @@ pub struct Outputs {
     pub notices: RingBuf<MapData>,
 }
 
+/// The allocator identity of links that hold no allocator probe.
+const NO_ALLOCATOR: (u64, u64) = (0, 0);
+
 impl Probes {
     /// Loads the programs (the allocator's for `programs`) and attaches the
     /// syscall and process tracepoints. Nothing is traced until a target is
@@ -153,9 +156,23 @@ impl Probes {
         Ok(())
     }
 
+    /// An image whose heap the recorder in it records: only the dynamic
+    /// linker's announcements (the tables of what it maps, before its code runs).
+    pub fn attach_loader_only(&mut self, pid: u32) {
+        self.detach_process(pid);
+        let Some(lp) = &mut self.loader_probe else { return };
+        match lp.attach(&mut self.ebpf, pid) {
+            Ok(link) => {
+                let links = link.into_iter().collect();
+                self.links.insert(pid, ProcessLinks { allocator: NO_ALLOCATOR, links, stats: self.stats.clone() });
+            }
+            Err(e) => self.warnings.push(format!("new objects of pid {pid} are walked from stack copies until their tables are in ({e})")),
+        }
+    }
+
     /// The allocator file (device, inode) `pid`'s probes sit on, if any.
     pub fn allocator_of(&self, pid: u32) -> Option<(u64, u64)> {
-        self.links.get(&pid).map(|l| l.allocator)
+        self.links.get(&pid).map(|l| l.allocator).filter(|&a| a != NO_ALLOCATOR)
     }
 
     /// Whether the kernel stopped thread `tid` until new objects' tables are in; its process.

@@ -37,5 +37,5 @@ pub use prepare::{prepare, LoadOptions, Prepared};
 pub use programs::Program;
 pub use syscalls::coverage as descriptor_coverage;
 pub use syscalls::DescriptorProbes;
-pub use unwind_settings::UnwindMode;
+pub use unwind_settings::{UnwindMode, PAGES_PER_ROW};
 pub use unwind_tables::{KernelTables, TableError};

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
+use std::sync::Arc;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use memmap2::MmapOptions;
@@ -14,6 +15,7 @@ use tracer_common::unwind::page_index;
 use tracer_common::{ModuleKey, ModuleRows, UnwindRow};
 
 use super::unwind_settings::PAGES_PER_ROW;
+use crate::inprocess::SharedFile;
 use crate::symbolize::{CfiTable, MappedFile, ProcessMaps};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,8 @@ pub struct KernelTables {
     /// Published modules, and those that could not be (said once).
     done: HashMap<ModuleKey, ModuleRows>,
     refused: HashSet<ModuleKey>,
+    /// The in-process recorders' copy of the tables, at the same indices.
+    mirror: Option<Arc<SharedFile>>,
 }
 
 impl KernelTables {
@@ -102,7 +106,13 @@ impl KernelTables {
             modules,
             done: HashMap::new(),
             refused: HashSet::new(),
+            mirror: None,
         }
+    }
+
+    /// Publishes every table for the in-process recorders too, from now on.
+    pub fn mirror_into(&mut self, file: Arc<SharedFile>) {
+        self.mirror = Some(file);
     }
 
     /// Rows in use, and the capacity.
@@ -174,6 +184,12 @@ impl KernelTables {
             (0, 0)
         };
         let entry = ModuleRows { first, count: rows.len() as u32, pages_first, pages };
+        if let Some(m) = &self.mirror {
+            let index = if pages > 0 { &index[..] } else { &[] };
+            if !m.publish(key, rows, index, (first, pages_first)) {
+                return Err(TableError::Publish(name.to_owned(), "the in-process recorders' module directory is full".into()));
+            }
+        }
         self.modules.insert(key, entry, 0).map_err(|e| TableError::Publish(name.to_owned(), e.to_string()))?;
         self.done.insert(key, entry);
         Ok(())

@@ -91,6 +91,8 @@ pub struct Command {
     pub argv: Vec<OsString>,
     pub follow_forks: bool,
     pub signals: ChildSignals,
+    /// Variables set (or replaced) in the command's environment.
+    pub env: Vec<(OsString, OsString)>,
 }
 
 impl Supervised {
@@ -199,7 +201,10 @@ struct Child {
 fn fork_waiting(command: &Command) -> Result<Child, SpawnError> {
     let path = cstring(command.program.as_os_str())?;
     let args: Vec<CString> = command.argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+    let set = |k: &OsString| command.env.iter().any(|(name, _)| name == k);
     let envs: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| !set(k))
+        .chain(command.env.iter().cloned())
         .map(|(k, v)| {
             let mut kv = k.into_vec();
             kv.push(b'=');

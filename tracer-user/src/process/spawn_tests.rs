@@ -34,7 +34,8 @@ impl Hooks for Log {
 fn spawn_sh(script: &str, follow_forks: bool) -> (Supervised, Arc<Mutex<Vec<String>>>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let argv = vec!["sh".into(), "-c".into(), script.into()];
-    let command = Command { program: resolve_program(OsStr::new("sh")).unwrap(), argv, follow_forks, signals: ChildSignals::current() };
+    let command =
+        Command { program: resolve_program(OsStr::new("sh")).unwrap(), argv, follow_forks, signals: ChildSignals::current(), env: vec![] };
     let s = Supervised::spawn(command, Box::new(Log(log.clone()))).unwrap();
     (s, log)
 }
@@ -72,7 +73,8 @@ fn an_exec_failure_is_reported_with_its_reason() {
     let junk = dir.path().join("junk");
     std::fs::write(&junk, b"\x7fELF not really").unwrap();
     std::fs::set_permissions(&junk, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let command = Command { program: junk.clone(), argv: vec!["junk".into()], follow_forks: false, signals: ChildSignals::current() };
+    let command =
+        Command { program: junk.clone(), argv: vec!["junk".into()], follow_forks: false, signals: ChildSignals::current(), env: vec![] };
     let s = Supervised::spawn(command, Box::new(Log(Arc::default()))).unwrap();
     match s.start() {
         Err(SpawnError::Exec { reason, .. }) => assert!(reason.contains("format"), "{reason}"),

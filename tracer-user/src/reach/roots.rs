@@ -107,10 +107,10 @@ pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap
     let stack_of = |r: &Region| threads.iter().any(|t| r.contains(t.sp));
     let mut ranges = Vec::new();
     for (i, r) in maps.iter().enumerate() {
-        if !(r.read && r.write) || stack_of(r) {
+        let prev = i.checked_sub(1).map(|p| &maps[p]).filter(|p| p.end == r.start);
+        if !(r.read && r.write) || stack_of(r) || leaktrace_own(r) || (r.anonymous() && prev.is_some_and(leaktrace_own)) {
             continue;
         }
-        let prev = i.checked_sub(1).map(|p| &maps[p]).filter(|p| p.end == r.start);
         let next = maps.get(i + 1).filter(|n| n.start == r.end);
         let bss = r.anonymous() && prev.is_some_and(is_module);
         let own = glibc_heap && (r.anonymous() || r.file.1 != 0) && !arena_heap(r, next) && !prev.is_some_and(Region::reserved);
@@ -135,6 +135,12 @@ pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap
     // other block: only a chunk header and the first block's padding.
     let min_gap = if glibc_heap { GLIBC_MIN_CHUNK } else { 0 };
     Roots { ranges: without_blocks(merge(ranges), blocks, min_gap), values }
+}
+
+/// leaktrace's in-process recorder (its library's data) and the ring it
+/// writes: they hold the address of every block, and are not the program's.
+fn leaktrace_own(r: &Region) -> bool {
+    r.path.starts_with("/memfd:leaktrace-")
 }
 
 /// A heap of one of glibc's other arenas: aligned to its 64 MiB reservation,

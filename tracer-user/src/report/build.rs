@@ -54,12 +54,14 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         let Some(resolved) = cache.get(s.stack) else { continue };
         acc.add(s, &c, resolved, cache, &input, scale);
     }
-    let lost_events: u64 =
-        Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>() + snap.decode_errors;
+    let lost_events: u64 = Counter::ALL.iter().filter(|c| c.is_loss()).map(|&c| input.counters[c as usize]).sum::<u64>()
+        + snap.decode_errors
+        + snap.recorders.lost;
     let counters: BTreeMap<String, u64> = Counter::ALL
         .iter()
         .map(|&c| (c.name().to_owned(), input.counters[c as usize]))
         .chain([("decode_errors".to_owned(), snap.decode_errors), ("truncated_stacks".to_owned(), snap.truncated_stacks)])
+        .chain(recorder_counters(&snap.recorders))
         .collect();
     let mut warnings: Vec<String> = snap.warnings.iter().cloned().chain(cache.warnings()).collect();
     let cut_sites = acc.sites.values().filter(|s| s.truncated).count();
@@ -232,4 +234,12 @@ fn own_cpu_secs() -> f64 {
 fn own_peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+}
+
+/// The in-process recorders' counts, when there were any.
+fn recorder_counters(r: &crate::inprocess::RecorderStats) -> Vec<(String, u64)> {
+    if r.connected == 0 {
+        return Vec::new();
+    }
+    vec![("recorder_processes".into(), r.connected), ("recorder_waits".into(), r.waits), ("recorder_lost".into(), r.lost)]
 }

@@ -106,6 +106,9 @@ pub struct Target {
     pub exit: Option<ExitStatus>,
     pub duration_secs: f64,
     pub allocator: Option<String>,
+    /// How its heap is traced: "in-process" (leaktrace's recorder in the
+    /// process) or "uprobes" (probes on the allocator).
+    pub heap_probes: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]

@@ -50,6 +50,7 @@ fn report(sites: Vec<Site>, lost: u64) -> Report {
             exit: Some(ExitStatus { code: Some(0), signal: None }),
             duration_secs: 1.0,
             allocator: None,
+            heap_probes: None,
         },
         sites,
         lost,

@@ -43,7 +43,8 @@ fn header(out: &mut String, r: &Report) {
         t.duration_secs
     );
     if let Some(a) = &t.allocator {
-        let _ = writeln!(out, "allocator: {a}");
+        let how = if t.heap_probes.as_deref() == Some("in-process") { "; recorded in-process" } else { "" };
+        let _ = writeln!(out, "allocator: {a}{how}");
     }
     let _ = writeln!(out, "descriptors: {}", r.descriptors);
     let handles = |h: &std::collections::BTreeMap<String, u64>| {

@@ -118,8 +118,13 @@ impl Session {
             None if self.detached => target.state = TargetState::Detached,
             None => {}
         }
-        if let Some(alloc) = lock(&self.placement).target_allocator() {
+        let (allocator, in_process) = {
+            let p = lock(&self.placement);
+            (p.target_allocator(), p.target_in_process())
+        };
+        if let Some(alloc) = allocator {
             target.allocator = Some(format!("{} ({})", alloc.path.display(), alloc.reason));
+            target.heap_probes = Some(if in_process { "in-process" } else { "uprobes" }.to_owned());
             // A static binary's allocator is the program itself: its frames are
             // skipped by name (malloc, _int_malloc...), not by module.
             let path = (!alloc.in_executable).then(|| alloc.path.display().to_string());

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::inprocess::SharedFile;
 use crate::pipeline::Shared;
 use crate::probes::{AllocatorChoice, ImageKey, Probes};
 
@@ -29,11 +30,37 @@ pub struct Placement {
     /// image (the report's, kept once the process is gone).
     target: u32,
     target_allocator: Option<Arc<AllocatorChoice>>,
+    /// The in-process recorders' file, when the heap is recorded in the process where it can be.
+    recorder: Option<Arc<SharedFile>>,
+    /// Processes whose heap the recorder in them records (no allocator probes).
+    in_process: std::collections::HashSet<u32>,
+    target_in_process: bool,
 }
 
 impl Placement {
     pub fn new(probes: Arc<Mutex<Probes>>, shared: Arc<Shared>, fixed: Option<AllocatorChoice>, target: u32) -> Self {
-        Self { probes, shared, fixed: fixed.map(Arc::new), cache: HashMap::new(), current: HashMap::new(), target, target_allocator: None }
+        Self {
+            probes,
+            shared,
+            fixed: fixed.map(Arc::new),
+            cache: HashMap::new(),
+            current: HashMap::new(),
+            target,
+            target_allocator: None,
+            recorder: None,
+            in_process: Default::default(),
+            target_in_process: false,
+        }
+    }
+
+    /// Heaps are recorded in the process by the recorder sharing `file`, where an image allows it.
+    pub fn record_in_process(&mut self, file: Arc<SharedFile>) {
+        self.recorder = Some(file);
+    }
+
+    /// Whether the recorder in the target's latest image records its heap.
+    pub fn target_in_process(&self) -> bool {
+        self.target_in_process
     }
 
     /// `run`: the target's pid, once it is forked.
@@ -49,7 +76,14 @@ impl Placement {
 
     /// A child that shares its parent's image.
     pub fn forked(&mut self, pid: u32, parent: Option<u32>) {
-        let inherited = parent.or_else(|| parent_of(pid)).and_then(|p| self.current.get(&p).cloned());
+        let parent = parent.or_else(|| parent_of(pid));
+        // A fork keeps its parent's recorder (children are followed: it stays active).
+        if let Some(c) = parent.filter(|p| self.in_process.contains(p)).and_then(|p| self.current.get(&p).cloned()) {
+            self.in_process.insert(pid);
+            self.current.insert(pid, c);
+            return;
+        }
+        let inherited = parent.and_then(|p| self.current.get(&p).cloned());
         let choice = match inherited {
             Some(c) => Some(c),
             None => self.choose(pid),
@@ -60,6 +94,7 @@ impl Placement {
     /// A process is gone: its probes come off (in the background).
     pub fn gone(&mut self, pid: u32) {
         self.current.remove(&pid);
+        self.in_process.remove(&pid);
         lock(&self.probes).detach_process(pid);
     }
 
@@ -101,6 +136,26 @@ impl Placement {
     fn place(&mut self, pid: u32, choice: Option<Arc<AllocatorChoice>>) {
         if pid == self.target {
             self.target_allocator = choice.clone();
+            self.target_in_process = false;
+        }
+        self.in_process.remove(&pid);
+        if let (Some(file), Some(c)) = (&self.recorder, &choice) {
+            match recorder_works(pid, file, c) {
+                Ok(()) => {
+                    self.target_in_process |= pid == self.target;
+                    self.in_process.insert(pid);
+                    self.current.insert(pid, c.clone());
+                    let mut probes = lock(&self.probes);
+                    probes.attach_loader_only(pid);
+                    let warnings = probes.take_warnings();
+                    drop(probes);
+                    for w in warnings {
+                        self.shared.state().warn(w);
+                    }
+                    return;
+                }
+                Err(why) => self.shared.state().warn(format!("heap of pid {pid} traced by uprobes, not in-process: {why}")),
+            }
         }
         let mut probes = lock(&self.probes);
         match choice {
@@ -134,4 +189,32 @@ impl Placement {
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = crate::process::proc_text(&format!("/proc/{pid}/stat"))?;
     stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Whether the recorder is active in `pid`'s new image: the dynamic linker
+/// preloads it (leaktrace's environment reached the image, which is not
+/// run in secure mode) and the allocator it interposes serves the image.
+fn recorder_works(pid: u32, file: &SharedFile, choice: &AllocatorChoice) -> Result<(), &'static str> {
+    if choice.in_executable {
+        return Err("the executable defines its own allocator (or is static)");
+    }
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).map_err(|_| "its environment cannot be read")?;
+    if !file.is_in(&environ) {
+        return Err(
+            "its environment does not preload leaktrace's recorder (whatever started it changed LD_PRELOAD or cleared the environment)",
+        );
+    }
+    if secure_mode(pid) {
+        return Err("it runs in secure mode (setuid, setgid or file capabilities): preloading is refused");
+    }
+    Ok(())
+}
+
+/// AT_SECURE from the process's auxiliary vector.
+fn secure_mode(pid: u32) -> bool {
+    const AT_SECURE: u64 = 23;
+    let Ok(auxv) = std::fs::read(format!("/proc/{pid}/auxv")) else { return true };
+    auxv.chunks_exact(16)
+        .map(|c| (u64::from_ne_bytes(c[..8].try_into().unwrap_or_default()), u64::from_ne_bytes(c[8..].try_into().unwrap_or_default())))
+        .any(|(k, v)| k == AT_SECURE && v != 0)
 }

@@ -11,6 +11,7 @@ use super::reachability;
 use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
+use crate::inprocess::{HeapProbes, InProcessReader, SharedFile};
 use crate::pipeline::{Consumer, Ingestor, Shared, TableRequest};
 use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes, PAUSE_SIGNAL};
 use crate::process::attach::{self, Unfit};
@@ -45,6 +46,8 @@ pub struct SessionConfig {
     pub keep_stacks: bool,
     /// `run`: scan each process's memory at its end for what is lost (reach/).
     pub scan_at_exit: bool,
+    /// How the heap is traced.
+    pub heap: HeapProbes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,8 @@ pub enum SessionError {
     ExitedDuringAttach(u32),
     #[error("starting a thread: {0}")]
     Thread(std::io::Error),
+    #[error("--heap-probes inprocess: {0}")]
+    Recorder(String),
 }
 
 /// What `run` does as the supervisor reports the target's processes.
@@ -159,6 +164,8 @@ struct Parts {
     tables: Option<Arc<TableService>>,
     scan_at_exit: bool,
     sampled: bool,
+    /// The in-process recorders' file (`run` with --heap-probes auto or inprocess).
+    recorder: Option<Arc<SharedFile>>,
 }
 
 fn start_run(
@@ -173,6 +180,13 @@ fn start_run(
     let command = argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
     // The placement learns the target's pid once it is forked.
     let placement = Arc::new(Mutex::new(Placement::new(probes.clone(), shared.clone(), fixed, 0)));
+    let env = match &parts.recorder {
+        Some(file) => {
+            lock(&placement).record_in_process(file.clone());
+            file.environment()
+        }
+        None => Vec::new(),
+    };
     let hooks = RunHooks {
         shared: shared.clone(),
         placement: placement.clone(),
@@ -181,7 +195,7 @@ fn start_run(
         scan: parts.scan_at_exit,
         sampled: parts.sampled,
     };
-    let child = Supervised::spawn(Command { program, argv, follow_forks, signals }, Box::new(hooks))?;
+    let child = Supervised::spawn(Command { program, argv, follow_forks, signals, env }, Box::new(hooks))?;
     let pid = child.pid;
     lock(&placement).set_target(pid);
     shared.state().spawned(pid);
@@ -215,8 +229,13 @@ fn start_tables(
     spec: &TargetSpec,
     program: Option<&PathBuf>,
     shared: &Arc<Shared>,
+    recorder: Option<&Arc<SharedFile>>,
 ) -> Result<TablesStarted, SessionError> {
-    let Some(tables) = probes.unwind_tables(&config.load)?.map(TableService::new) else { return Ok((None, None)) };
+    let Some(mut tables) = probes.unwind_tables(&config.load)? else { return Ok((None, None)) };
+    if let Some(file) = recorder {
+        tables.mirror_into(file.clone());
+    }
+    let tables = TableService::new(tables);
     match (spec, program) {
         (TargetSpec::Run { .. }, Some(program)) => tables.preload_command(program, shared),
         (TargetSpec::Attach { pid }, _) => tables.preload_process(*pid, shared),
@@ -224,6 +243,28 @@ fn start_tables(
     }
     let requests = tables.serve(shared.clone()).map_err(SessionError::Thread)?;
     Ok((Some(Arc::new(tables)), Some(requests)))
+}
+
+/// The recorders' shared file, when heaps are to be recorded in-process:
+/// `run` unless told otherwise (attach needs its own loading, not here yet).
+fn recorder_file(spec: &TargetSpec, config: &SessionConfig, shared: &Shared) -> Result<Option<Arc<SharedFile>>, SessionError> {
+    let wanted = match (spec, config.heap) {
+        (_, HeapProbes::Uprobe) | (TargetSpec::Attach { .. }, HeapProbes::Default | HeapProbes::Auto) => return Ok(None),
+        (TargetSpec::Attach { .. }, HeapProbes::InProcess) => {
+            return Err(SessionError::Recorder("attach loads the recorder into the process; not available in this build".into()))
+        }
+        (TargetSpec::Run { .. }, h) => h,
+    };
+    let rows = config.load.unwind_rows;
+    let layout = crate::inprocess::shared_file::layout(rows, (rows / crate::probes::PAGES_PER_ROW).max(1));
+    match SharedFile::create(&layout, config.load.follow_forks, config.load.stack_frames) {
+        Ok(file) => Ok(Some(Arc::new(file))),
+        Err(e) if wanted == HeapProbes::InProcess => Err(SessionError::Recorder(e.to_string())),
+        Err(e) => {
+            shared.state().warn(format!("heap traced by uprobes, not in-process: {e}"));
+            Ok(None)
+        }
+    }
 }
 
 impl Session {
@@ -238,13 +279,15 @@ impl Session {
         let link_stats = probes.link_stats();
         let descriptors = probes.descriptor_probes();
         let shared = Shared::new(State::new());
-        let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared)?;
+        let recorder = recorder_file(&spec, &config, &shared)?;
+        let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared, recorder.as_ref())?;
         let parts = Parts {
             shared: shared.clone(),
             probes: Arc::new(Mutex::new(probes)),
             tables,
             scan_at_exit: config.scan_at_exit,
             sampled: config.load.sample_every > 1,
+            recorder: recorder.clone(),
         };
         let started = match (spec, program) {
             (TargetSpec::Run { argv, signals }, Some(program)) => {
@@ -254,7 +297,8 @@ impl Session {
             (TargetSpec::Run { .. }, None) => unreachable!("validate resolves the program of `run`"),
         };
         let ingestor = Ingestor::new(config.load.stack_frames as usize, requests);
-        let consumer = Consumer::start(outputs.events, shared.clone(), ingestor).map_err(SessionError::Thread)?;
+        let reader = recorder.clone().map(InProcessReader::new);
+        let consumer = Consumer::start(outputs.events, shared.clone(), ingestor, reader).map_err(SessionError::Thread)?;
         let follower = match &started.handle {
             Handle::Pid(_) => Some(
                 Follower::start(outputs.notices, started.placement.clone(), shared.clone(), config.load.follow_forks)
@@ -273,6 +317,7 @@ impl Session {
             exit: None,
             duration_secs: 0.0,
             allocator: None,
+            heap_probes: None,
         };
         Ok(Self {
             shared,

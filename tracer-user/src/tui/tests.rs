@@ -73,7 +73,15 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
 
 fn report(sites: Vec<Site>, lost: u64) -> Report {
     Report::of_sites(
-        Target { pid: 4242, command: "net-driver".into(), state: TargetState::Running, exit: None, duration_secs: 3.0, allocator: None },
+        Target {
+            pid: 4242,
+            command: "net-driver".into(),
+            state: TargetState::Running,
+            exit: None,
+            duration_secs: 3.0,
+            allocator: None,
+            heap_probes: None,
+        },
         sites,
         lost,
     )

@@ -77,7 +77,7 @@ fn map_now(path: *const c_char) -> c_int {
         };
         view.header().connected.fetch_add(1, Ordering::Relaxed);
         VIEW = Some(view);
-        if let Some(v) = (*(&raw const VIEW)).as_ref() {
+        if let Some(v) = (*core::ptr::addr_of!(VIEW)).as_ref() {
             SHARED.store(v as *const Shared as *mut Shared, Ordering::Release);
         }
         0

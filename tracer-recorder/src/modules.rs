@@ -60,7 +60,7 @@ fn lookup(pc: u64) -> Option<Segment> {
     // SAFETY: a racy read of plain integers, validated by the seqlock below;
     // a torn segment is discarded, never dereferenced.
     let found = unsafe {
-        let t = &*(&raw const TABLE);
+        let t = &*core::ptr::addr_of!(TABLE);
         let segs = &t.segs[..t.n.min(MAX_SEGMENTS)];
         let i = segs.partition_point(|s| s.start <= pc);
         (i > 0 && pc < segs[i - 1].end).then(|| segs[i - 1])
@@ -93,7 +93,7 @@ fn rebuild() {
         return;
     }
     // SAFETY: only the holder of REBUILDING uses the scratch table.
-    let fresh = unsafe { &mut *(&raw mut SCRATCH) };
+    let fresh = unsafe { &mut *core::ptr::addr_of_mut!(SCRATCH) };
     fresh.n = 0;
     fresh.generation = current();
     // SAFETY: the callback fills the scratch table from the linker's records.
@@ -103,7 +103,7 @@ fn rebuild() {
     SEQ.fetch_add(1, Ordering::AcqRel);
     // SAFETY: only the holder of REBUILDING writes; readers check SEQ.
     unsafe {
-        let t = &mut *(&raw mut TABLE);
+        let t = &mut *core::ptr::addr_of_mut!(TABLE);
         t.segs[..n].copy_from_slice(&fresh.segs[..n]);
         t.n = n;
         t.generation = fresh.generation;

@@ -1,6 +1,7 @@
 //! The allocator the recorder forwards to: the next definition of each
 //! function after the recorder's own (preloaded), or the global one (loaded
-//! into a running process, where the recorder interposes nothing).
+//! into a running process, where the recorder interposes nothing and the
+//! global definition is what the GOT entries it redirects held).
 //!
 //! Looking them up can itself allocate (dlsym's error state): those calls,
 //! made before the functions are known, are served from a small static
@@ -19,7 +20,7 @@ pub type Free = unsafe extern "C" fn(*mut c_void);
 
 /// The functions, in [`Slot`] order.
 static FUNCS: [AtomicPtr<c_void>; 10] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 10];
-const NAMES: [&[u8]; 10] = [
+pub(crate) const NAMES: [&[u8]; 10] = [
     b"malloc\0",
     b"calloc\0",
     b"realloc\0",
@@ -55,12 +56,18 @@ pub fn resolve(ours: &[*const c_void; 10]) {
     if STATE.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
         return;
     }
+    // Preloaded (its symbols global), the recorder interposes: the allocator
+    // is the next definition. Loaded locally into a running process, the
+    // global lookup finds the allocator the GOT entries held; RTLD_NEXT is not
+    // asked there, as glibc looks for the recorder in its loader's scope,
+    // where a local load is not.
+    let global = !lookup(libc::RTLD_DEFAULT, b"leaktrace_recorder_attach\0").is_null();
     for (i, name) in NAMES.iter().enumerate() {
-        let mut f = lookup(libc::RTLD_NEXT, name);
-        if f.is_null() || f as *const c_void == ours[i] {
+        let mut f = if global { lookup(libc::RTLD_NEXT, name) } else { core::ptr::null_mut() };
+        if f.is_null() || core::ptr::eq(f, ours[i]) {
             f = lookup(libc::RTLD_DEFAULT, name);
         }
-        if f as *const c_void != ours[i] {
+        if !core::ptr::eq(f, ours[i]) {
             FUNCS[i].store(f, Ordering::Release);
         }
     }

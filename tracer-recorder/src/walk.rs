@@ -21,7 +21,7 @@ struct Live {
 impl StackMemory for Live {
     #[inline(always)]
     fn word(&self, addr: u64) -> Option<u64> {
-        if addr < self.lo || addr.checked_add(8)? > self.hi || addr % 8 != 0 {
+        if addr < self.lo || addr.checked_add(8)? > self.hi || !addr.is_multiple_of(8) {
             return None;
         }
         // SAFETY: inside the thread's own stack, aligned.

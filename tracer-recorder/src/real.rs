@@ -56,14 +56,8 @@ pub fn resolve(ours: &[*const c_void; 10]) {
     if STATE.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
         return;
     }
-    // Preloaded (its symbols global), the recorder interposes: the allocator
-    // is the next definition. Loaded locally into a running process, the
-    // global lookup finds the allocator the GOT entries held; RTLD_NEXT is not
-    // asked there, as glibc looks for the recorder in its loader's scope,
-    // where a local load is not.
-    let global = !lookup(libc::RTLD_DEFAULT, b"leaktrace_recorder_attach\0").is_null();
     for (i, name) in NAMES.iter().enumerate() {
-        let mut f = if global { lookup(libc::RTLD_NEXT, name) } else { core::ptr::null_mut() };
+        let mut f = lookup(libc::RTLD_NEXT, name);
         if f.is_null() || core::ptr::eq(f, ours[i]) {
             f = lookup(libc::RTLD_DEFAULT, name);
         }

@@ -11,6 +11,7 @@ extern crate std;
 
 pub mod fdkind;
 pub mod fdrecord;
+// The recorder's shared file is for processes, never for the eBPF side (whose target lacks these atomics).
 #[cfg(not(target_arch = "bpf"))]
 pub mod inprocess;
 pub mod kinds;

@@ -40,42 +40,51 @@ pub fn set_up() {
     connect::from_env();
 }
 
-/// Our own entry points, in `real::Slot` order (a lookup that finds them found no allocator).
+/// Our own entry points, in `real::Slot` order (a lookup that finds them
+/// found no allocator; the GOT redirection writes them). The local ones: the
+/// address of an exported name is looked up like any other, and in a
+/// recorder loaded locally that lookup finds the allocator's.
 pub fn ours() -> [*const c_void; 10] {
     [
-        malloc as *const c_void,
-        calloc as *const c_void,
-        realloc as *const c_void,
-        reallocarray as *const c_void,
-        posix_memalign as *const c_void,
-        aligned_alloc as *const c_void,
-        memalign as *const c_void,
-        valloc as *const c_void,
-        pvalloc as *const c_void,
-        free as *const c_void,
+        malloc_entry as *const c_void,
+        calloc_entry as *const c_void,
+        realloc_entry as *const c_void,
+        reallocarray_entry as *const c_void,
+        posix_memalign_entry as *const c_void,
+        aligned_alloc_entry as *const c_void,
+        memalign_entry as *const c_void,
+        valloc_entry as *const c_void,
+        pvalloc_entry as *const c_void,
+        free_entry as *const c_void,
     ]
 }
 
 macro_rules! trampoline {
-    ($name:ident ($($arg:ident: $ty:ty),*) -> $ret:ty, $imp:ident, $sp:literal, $bp:literal) => {
+    ($name:ident, $local:ident ($($arg:ident: $ty:ty),*) -> $ret:ty, $imp:ident, $sp:literal, $bp:literal) => {
+        #[unsafe(naked)]
+        extern "C" fn $local($($arg: $ty),*) -> $ret {
+            core::arch::naked_asm!(concat!("mov ", $sp, ", rsp"), concat!("mov ", $bp, ", rbp"), "jmp {imp}", imp = sym $imp)
+        }
+
+        /// The exported name; a jump leaves the stack as the caller made it.
         #[unsafe(no_mangle)]
         #[unsafe(naked)]
         pub extern "C" fn $name($($arg: $ty),*) -> $ret {
-            core::arch::naked_asm!(concat!("mov ", $sp, ", rsp"), concat!("mov ", $bp, ", rbp"), "jmp {imp}", imp = sym $imp)
+            core::arch::naked_asm!("jmp {local}", local = sym $local)
         }
     };
 }
 
-trampoline!(malloc(size: usize) -> *mut c_void, malloc_at, "rsi", "rdx");
-trampoline!(calloc(n: usize, size: usize) -> *mut c_void, calloc_at, "rdx", "rcx");
-trampoline!(realloc(p: *mut c_void, size: usize) -> *mut c_void, realloc_at, "rdx", "rcx");
-trampoline!(reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void, reallocarray_at, "rcx", "r8");
-trampoline!(posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int, posix_memalign_at, "rcx", "r8");
-trampoline!(aligned_alloc(align: usize, size: usize) -> *mut c_void, aligned_alloc_at, "rdx", "rcx");
-trampoline!(memalign(align: usize, size: usize) -> *mut c_void, memalign_at, "rdx", "rcx");
-trampoline!(valloc(size: usize) -> *mut c_void, valloc_at, "rsi", "rdx");
-trampoline!(pvalloc(size: usize) -> *mut c_void, pvalloc_at, "rsi", "rdx");
-trampoline!(free(p: *mut c_void) -> (), free_at, "rsi", "rdx");
+trampoline!(malloc, malloc_entry(size: usize) -> *mut c_void, malloc_at, "rsi", "rdx");
+trampoline!(calloc, calloc_entry(n: usize, size: usize) -> *mut c_void, calloc_at, "rdx", "rcx");
+trampoline!(realloc, realloc_entry(p: *mut c_void, size: usize) -> *mut c_void, realloc_at, "rdx", "rcx");
+trampoline!(reallocarray, reallocarray_entry(p: *mut c_void, n: usize, size: usize) -> *mut c_void, reallocarray_at, "rcx", "r8");
+trampoline!(posix_memalign, posix_memalign_entry(out: *mut *mut c_void, align: usize, size: usize) -> c_int, posix_memalign_at, "rcx", "r8");
+trampoline!(aligned_alloc, aligned_alloc_entry(align: usize, size: usize) -> *mut c_void, aligned_alloc_at, "rdx", "rcx");
+trampoline!(memalign, memalign_entry(align: usize, size: usize) -> *mut c_void, memalign_at, "rdx", "rcx");
+trampoline!(valloc, valloc_entry(size: usize) -> *mut c_void, valloc_at, "rsi", "rdx");
+trampoline!(pvalloc, pvalloc_entry(size: usize) -> *mut c_void, pvalloc_at, "rsi", "rdx");
+trampoline!(free, free_entry(p: *mut c_void) -> (), free_at, "rsi", "rdx");
 
 /// Runs the allocator call `call`, and records what it returned (not a
 /// block of the set-up arena: those are never freed).

@@ -3,7 +3,7 @@
 
 use core::ffi::{c_char, c_int};
 
-use crate::{connect, entry, env, thread};
+use crate::{connect, entry, env, got, thread};
 
 /// Runs when the dynamic linker initialises the library (before the
 /// program's own code when preloaded).
@@ -23,6 +23,7 @@ static INIT: extern "C" fn() = init;
 /// In a child just forked: new ids, and nothing more recorded unless children are followed.
 extern "C" fn forked() {
     thread::forked();
+    got::forked();
     if !connect::follows_forks() {
         connect::go_inert();
     }

@@ -18,6 +18,7 @@ mod connect;
 mod emit;
 mod entry;
 mod env;
+mod got;
 mod init;
 mod modules;
 mod real;

@@ -1,6 +1,7 @@
 //! The allocator the recorder forwards to: the next definition of each
 //! function after the recorder's own (preloaded), or the global one (loaded
-//! into a running process, where the recorder interposes nothing).
+//! into a running process, where the recorder interposes nothing and the
+//! global definition is what the GOT entries it redirects held).
 //!
 //! Looking them up can itself allocate (dlsym's error state): those calls,
 //! made before the functions are known, are served from a small static
@@ -18,7 +19,7 @@ pub type Free = unsafe extern "C" fn(*mut c_void);
 
 /// The functions, in [`Slot`] order.
 static FUNCS: [AtomicPtr<c_void>; 10] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 10];
-const NAMES: [&[u8]; 10] = [
+pub(crate) const NAMES: [&[u8]; 10] = [
     b"malloc\0",
     b"calloc\0",
     b"realloc\0",
@@ -36,6 +37,9 @@ pub enum Slot {
     Malloc = 0,
     Calloc,
     Realloc,
+    /// Looked up with the others (the table is in [`NAMES`] order), but the
+    /// recorder's reallocarray hands its calls to realloc (see entry.rs).
+    #[allow(dead_code)]
     Reallocarray,
     PosixMemalign,
     AlignedAlloc,

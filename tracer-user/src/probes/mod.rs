@@ -6,7 +6,7 @@ mod bpf_sys;
 pub mod btf;
 mod check;
 mod detach;
-mod dynamic;
+pub(crate) mod dynamic;
 mod errors;
 pub mod features;
 mod links;

@@ -3,11 +3,16 @@
 
 pub mod attach;
 mod exits;
+mod images;
+pub mod inject;
 pub mod pause;
+mod remote;
 pub mod spawn;
 mod supervise;
 
 pub use attach::{command_line, monotonic_ns, proc_alive, Watched};
+pub use inject::{InjectError, Injection, SharedFile};
+pub use remote::CallError;
 pub use spawn::{resolve_program, ChildSignals, Command, SpawnError, Supervised};
 pub use supervise::{Ended, Hooks};
 

@@ -54,41 +54,76 @@ fn detach(tid: u32, sig: i32) {
     unsafe { libc::ptrace(libc::PTRACE_DETACH, tid as libc::pid_t, 0usize, sig as libc::c_long) };
 }
 
+/// Every thread of a process, stopped (seized and interrupted) until dropped,
+/// when each goes on with the signal that arrived for it meanwhile.
+pub struct Stopped {
+    /// Thread → the signal to deliver when it goes (None: it is gone).
+    threads: HashMap<u32, Option<i32>>,
+    leader: u32,
+}
+
+impl Stopped {
+    /// Stops every thread of `pid`, those created meanwhile included.
+    pub fn stop(pid: u32) -> Result<Self, PauseError> {
+        let mut stopped = Self { threads: HashMap::new(), leader: pid };
+        loop {
+            let new: Vec<u32> = tasks(pid).into_iter().filter(|t| !stopped.threads.contains_key(t)).collect();
+            if new.is_empty() {
+                break;
+            }
+            for &tid in &new {
+                let t = Pid::from_raw(tid as i32);
+                match ptrace::seize(t, Options::empty()) {
+                    Ok(()) => {}
+                    Err(nix::Error::ESRCH) => continue,
+                    Err(e) if stopped.threads.is_empty() => return Err(PauseError::Seize(pid, e)),
+                    Err(_) => continue,
+                }
+                let _ = ptrace::interrupt(t);
+                stopped.threads.insert(tid, None);
+            }
+            for &tid in &new {
+                if stopped.threads.contains_key(&tid) {
+                    stopped.threads.insert(tid, wait_stopped(tid));
+                }
+            }
+        }
+        if stopped.tids().is_empty() {
+            return Err(PauseError::Gone(pid));
+        }
+        Ok(stopped)
+    }
+
+    /// The stopped threads, the leader first when it is there.
+    pub fn tids(&self) -> Vec<u32> {
+        let mut tids: Vec<u32> = self.threads.iter().filter(|(_, s)| s.is_some()).map(|(&t, _)| t).collect();
+        tids.sort_by_key(|&t| (t != self.leader, t));
+        tids
+    }
+
+    /// A signal that stopped `tid` while the tracer ran it: delivered when it goes.
+    pub fn keep_signal(&mut self, tid: u32, sig: i32) {
+        if let Some(s @ Some(0)) = self.threads.get_mut(&tid) {
+            *s = Some(sig);
+        }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for (&tid, sig) in &self.threads {
+            detach(tid, sig.unwrap_or(0));
+        }
+    }
+}
+
 /// Stops every thread of `pid`, runs `f` with their ids (the leader first
 /// when it is there) and lets them go; returns what `f` returned and how long
 /// the process was stopped (from the first seize to the last detach).
 pub fn while_stopped<T>(pid: u32, f: impl FnOnce(&[u32]) -> T) -> Result<(T, Duration), PauseError> {
     let started = Instant::now();
-    // Thread → the signal to deliver when it goes (None: it is gone).
-    let mut stopped: HashMap<u32, Option<i32>> = HashMap::new();
-    loop {
-        let new: Vec<u32> = tasks(pid).into_iter().filter(|t| !stopped.contains_key(t)).collect();
-        if new.is_empty() {
-            break;
-        }
-        for &tid in &new {
-            let t = Pid::from_raw(tid as i32);
-            match ptrace::seize(t, Options::empty()) {
-                Ok(()) => {}
-                Err(nix::Error::ESRCH) => continue,
-                Err(e) if stopped.is_empty() => return Err(PauseError::Seize(pid, e)),
-                Err(_) => continue,
-            }
-            let _ = ptrace::interrupt(t);
-            stopped.insert(tid, None);
-        }
-        for &tid in &new {
-            if stopped.contains_key(&tid) {
-                stopped.insert(tid, wait_stopped(tid));
-            }
-        }
-    }
-    let mut tids: Vec<u32> = stopped.iter().filter(|(_, s)| s.is_some()).map(|(&t, _)| t).collect();
-    tids.sort_by_key(|&t| (t != pid, t));
-    let out = if tids.is_empty() { None } else { Some(f(&tids)) };
-    for (tid, sig) in stopped {
-        detach(tid, sig.unwrap_or(0));
-    }
-    let held = started.elapsed();
-    out.map(|o| (o, held)).ok_or(PauseError::Gone(pid))
+    let stopped = Stopped::stop(pid)?;
+    let out = f(&stopped.tids());
+    drop(stopped);
+    Ok((out, started.elapsed()))
 }

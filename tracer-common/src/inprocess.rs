@@ -304,21 +304,19 @@ impl Shared {
         }
     }
 
-    /// The reader's view of its position (leaktrace only).
-    pub fn next(&self) -> (Next<'_>, u64) {
-        let h = self.header();
-        let tail = h.tail.0.load(Ordering::Relaxed);
-        if h.head.0.load(Ordering::Acquire) == tail {
-            return (Next::Empty, 0);
-        }
-        let off = tail & self.mask;
+    /// What is at the reader's position `pos` (leaktrace only; the reader
+    /// keeps its own position and hands back space with [`Self::release`]).
+    /// The head is read only when no record is there: it is the writers' line.
+    pub fn read_at(&self, pos: u64) -> (Next<'_>, u64) {
+        let off = pos & self.mask;
         // SAFETY: the prefix is inside the ring (16-aligned offsets, 16-byte prefix).
         let (tag, len) = unsafe {
             let p = self.ring.add(off as usize);
             ((*(p as *const AtomicU64)).load(Ordering::Acquire), core::ptr::read_volatile(p.add(8) as *const u64))
         };
-        if tag >> 2 != tail & (u64::MAX >> 2) || len < PREFIX_BYTES || len % ALIGN != 0 || off + len > self.mask + 1 {
-            return (Next::Unwritten, 0);
+        if tag >> 2 != pos & (u64::MAX >> 2) || len < PREFIX_BYTES || len % ALIGN != 0 || off + len > self.mask + 1 {
+            let empty = self.header().head.0.load(Ordering::Acquire) == pos;
+            return (if empty { Next::Empty } else { Next::Unwritten }, 0);
         }
         // SAFETY: the record's bytes, inside the ring (checked above).
         let payload = unsafe { core::slice::from_raw_parts(self.ring.add((off + PREFIX_BYTES) as usize), (len - PREFIX_BYTES) as usize) };
@@ -332,10 +330,24 @@ impl Shared {
         }
     }
 
-    /// Done with the `len` bytes at the reader's position: writers may reuse them.
+    /// The reader's position when it starts.
+    pub fn reader_start(&self) -> u64 {
+        self.header().tail.0.load(Ordering::Relaxed)
+    }
+
+    /// Everything before `pos` is read: writers may reuse it.
+    pub fn release(&self, pos: u64) {
+        self.header().tail.0.store(pos, Ordering::Release);
+    }
+
+    /// The reader's view of the tail's record, read and released one at a time (tests).
+    pub fn next(&self) -> (Next<'_>, u64) {
+        self.read_at(self.reader_start())
+    }
+
+    /// Done with the `len` bytes at the tail: writers may reuse them (tests).
     pub fn advance(&self, len: u64) {
-        let h = self.header();
-        h.tail.0.store(h.tail.0.load(Ordering::Relaxed) + len, Ordering::Release);
+        self.release(self.reader_start() + len);
     }
 
     /// The rows of `key`'s module, if leaktrace has published them.

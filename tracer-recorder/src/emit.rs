@@ -18,6 +18,8 @@ fn wait_for_room(shared: &Shared, n: u64) -> bool {
         // SAFETY: signal 0 only checks the process exists.
         let alive = unsafe { libc::kill(shared.header().consumer_pid as i32, 0) } == 0;
         if !alive {
+            // No one will read again: every recorder forwards only, from now on.
+            shared.header().enabled.0.store(0, core::sync::atomic::Ordering::Relaxed);
             return false;
         }
     }

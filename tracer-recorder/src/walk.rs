@@ -8,7 +8,7 @@
 
 use tracer_common::inprocess::Shared;
 use tracer_common::unwind::{search_range, step_frame_pointer, step_rule, Regs, StackMemory};
-use tracer_common::{ModuleKey, StopReason, UnwindRow, MAX_FRAMES};
+use tracer_common::{ModuleKey, ModuleRows, StopReason, UnwindRow, MAX_FRAMES};
 
 use crate::modules;
 
@@ -75,6 +75,8 @@ pub fn walk(shared: &Shared, start: Regs, max: usize) -> Walked {
     let mut w = Walked { frames: [0; MAX_FRAMES], n: 0, exact: 0, stop: StopReason::End, last: start, missing: ModuleKey::default(), top };
     let (mut here, mut exact) = (start, false);
     let max = max.min(MAX_FRAMES);
+    // Consecutive frames are mostly in one module: its segment and rows.
+    let mut last: Option<(modules::Segment, Option<ModuleRows>)> = None;
     loop {
         if w.n >= max {
             w.stop = StopReason::MaxDepth;
@@ -87,8 +89,11 @@ pub fn walk(shared: &Shared, start: Regs, max: usize) -> Walked {
         w.n += 1;
         w.last = here;
         let lookup = if exact { here.pc } else { here.pc.wrapping_sub(1) };
-        let step = match modules::find(lookup) {
-            Some(seg) => match shared.module(&seg.key) {
+        let known = last.filter(|(seg, _)| (seg.start..seg.end).contains(&lookup));
+        let found = known.or_else(|| modules::find(lookup).map(|seg| (seg, shared.module(&seg.key))));
+        last = found;
+        let step = match found {
+            Some((seg, rows)) => match rows {
                 Some(rows) if rows.count > 0 => match find_row(shared, rows, lookup.wrapping_add(seg.base)) {
                     Some(row) => step_rule(row, lookup, here, &mem),
                     None => step_frame_pointer(here, &mem),
@@ -115,7 +120,7 @@ pub fn walk(shared: &Shared, start: Regs, max: usize) -> Walked {
 
 /// The row in force at file offset `offset` of a module.
 #[inline(always)]
-fn find_row(shared: &Shared, m: tracer_common::ModuleRows, offset: u64) -> Option<UnwindRow> {
+fn find_row(shared: &Shared, m: ModuleRows, offset: u64) -> Option<UnwindRow> {
     let (mut lo, mut hi) = search_range(m.count, m.pages, offset, |p| if p < m.pages { shared.page(m.pages_first + p) } else { None });
     // The last row at or below `offset`, in [lo, hi).
     let mut found = None;

@@ -195,3 +195,37 @@ fn a_static_image_falls_back_to_uprobes_and_says_so() {
     let malloc = sites(&r).into_iter().find(|((_, l), _)| l.contains("leak_malloc")).expect("malloc's site").1;
     assert_eq!((malloc.2, malloc.3), (3, 1));
 }
+
+/// `attach --heap-probes inprocess`: the recorder loaded into a running
+/// program finds its leak; at the end it is taken out again and the program
+/// runs on.
+#[test]
+fn attach_loads_the_recorder_finds_the_leak_and_takes_it_out() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile(dir.path(), "alloc_loop.c", "alloc_loop", &["-g"]);
+    let mut target = Command::new(&exe).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(target.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let report = dir.path().join("attach.json");
+    let pid = target.id().to_string();
+    let out = leaktrace()
+        .args(["attach", "--pid", &pid, "--duration", "1", "--heap-probes", "inprocess", "--format", "json", "--output"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let r = json_report(&out, &report);
+    assert_eq!(r["target"]["heap_probes"], "in-process", "{}", stderr(&out));
+    let leak = sites(&r).into_iter().find(|((_, l), _)| l.starts_with("leak_one")).map(|(_, v)| v);
+    let (count, bytes, ..) = leak.unwrap_or_else(|| panic!("no leak_one site: {:#}", r["sites"]));
+    assert!(count > 0 && bytes == 40 * count, "{count} blocks, {bytes} bytes");
+    assert_eq!(r["lost_events"], 0);
+    // Taken out: the program runs on (its GOT entries put back: kernel_inject checks them).
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(target.try_wait().unwrap().is_none(), "the program stopped after the detach");
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(maps.contains("memfd:leaktrace-recorder"), "the library stays, inert");
+    target.kill().unwrap();
+    let _ = target.wait();
+}

@@ -31,33 +31,54 @@ pub struct RecorderStats {
 
 pub struct InProcessReader {
     file: Arc<SharedFile>,
+    /// The next byte to read; the ring's tail (what writers see) follows in steps.
+    pos: u64,
+    released: u64,
     /// Records skipped: their writer died mid-record.
     skipped: u64,
 }
 
+/// The tail is handed back to the writers after this many bytes read (and
+/// whenever the reader catches up): the line it is on then changes rarely.
+const RELEASE_EVERY: u64 = 256 << 10;
+
 impl InProcessReader {
     pub fn new(file: Arc<SharedFile>) -> Self {
-        Self { file, skipped: 0 }
+        let pos = file.view().reader_start();
+        Self { file, pos, released: pos, skipped: 0 }
     }
 
     /// Applies, in ring order, the committed records stamped no later than
     /// `until`, read in place (no copy); stops at the first later one.
     pub fn apply_until(&mut self, until: u64, mut apply: impl FnMut(&[u8])) {
-        let view = self.file.view();
+        let file = self.file.clone();
+        let view = file.view();
         loop {
-            let at = view.header().tail.0.load(Ordering::Relaxed);
-            let (next, len) = view.next();
+            let (next, len) = view.read_at(self.pos);
             match next {
                 Next::Record(bytes) if ts_of(bytes) <= until => apply(bytes),
                 Next::Pad => {}
                 Next::Writing { tgid, tid } if !thread_alive(tgid, tid) => self.skipped += 1,
-                Next::Record(_) | Next::Writing { .. } | Next::Unwritten | Next::Empty => return,
+                Next::Record(_) | Next::Writing { .. } | Next::Unwritten | Next::Empty => break,
             }
-            view.advance(len);
-            if (at + len) / RING_CHUNK > at / RING_CHUNK {
-                self.file.forget_chunk(at / RING_CHUNK);
+            self.pos += len;
+            if self.pos - self.released >= RELEASE_EVERY {
+                self.release();
             }
         }
+        self.release();
+    }
+
+    /// Hands the bytes read back to the writers, and leaktrace's mapping of whole chunks read.
+    fn release(&mut self) {
+        if self.pos == self.released {
+            return;
+        }
+        self.file.view().release(self.pos);
+        for chunk in self.released / RING_CHUNK..self.pos / RING_CHUNK {
+            self.file.forget_chunk(chunk);
+        }
+        self.released = self.pos;
     }
 
     /// What is due once the kernel's ring was found empty at `now`.

@@ -27,14 +27,22 @@ pub struct SharedFile {
     file: File,
     map: MmapRaw,
     view: Shared,
-    library: Library,
+    /// The library preloaded by `run` (None when leaktrace loaded it into a running process).
+    library: Option<Library>,
 }
 
 impl SharedFile {
+    /// For `run`: the file, and the library the command preloads.
     pub fn create(layout: &Layout, follow_forks: bool, max_frames: u32) -> std::io::Result<Self> {
         let library = Library::create()?;
         let file = File::from(memfd_create("leaktrace-shared", MemfdFlags::CLOEXEC)?);
         file.set_len(layout.total())?;
+        Self::over(file, layout, follow_forks, max_frames, Some(library))
+    }
+
+    /// Over `file` (the target made it when leaktrace loads the recorder into
+    /// a running process), `layout.total()` bytes long.
+    pub fn over(file: File, layout: &Layout, follow_forks: bool, max_frames: u32, library: Option<Library>) -> std::io::Result<Self> {
         let map = MmapOptions::new().len(layout.total() as usize).map_raw(&file)?;
         let flags = if follow_forks { FOLLOW_FORKS } else { 0 };
         // SAFETY: a fresh zeroed mapping of the layout's size, ours alone until
@@ -59,7 +67,8 @@ impl SharedFile {
     /// the user's own preloads (kept aside for the recorder to put back),
     /// and the shared file's path.
     pub fn environment(&self) -> Vec<(OsString, OsString)> {
-        let mut preload = OsString::from(self.library.path());
+        let Some(library) = &self.library else { return Vec::new() };
+        let mut preload = OsString::from(library.path());
         let mut env = Vec::new();
         if let Some(user) = std::env::var_os("LD_PRELOAD") {
             if !user.is_empty() {
@@ -77,7 +86,7 @@ impl SharedFile {
     /// session's recorder and names its file.
     pub fn is_in(&self, environ: &[u8]) -> bool {
         let shm = format!("LEAKTRACE_SHM={}", self.path());
-        let library = self.library.path();
+        let Some(library) = self.library.as_ref().map(Library::path) else { return false };
         let mut vars = environ.split(|&b| b == 0);
         let preloads = |e: &[u8]| {
             e.strip_prefix(b"LD_PRELOAD=").is_some_and(|v| v.split(|&b| b == b':' || b == b' ').any(|p| p == library.as_bytes()))

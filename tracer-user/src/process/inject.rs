@@ -59,13 +59,13 @@ struct Recorder {
 }
 
 /// A file the target created, open on leaktrace's side too.
-pub struct SharedFile {
+pub struct TargetFile {
     pub file: File,
     /// The target's descriptor for it.
     pub target_fd: i32,
 }
 
-impl SharedFile {
+impl TargetFile {
     /// The path the target opens it by.
     pub fn target_path(&self) -> String {
         format!("/proc/self/fd/{}", self.target_fd)
@@ -145,12 +145,12 @@ impl Injection {
 
     /// A file of `len` bytes the target creates (memfd_create), open on both
     /// sides: leaktrace maps it and lays it out before [`Injection::attach`].
-    pub fn create_shared(&mut self, len: u64) -> Result<SharedFile, InjectError> {
+    pub fn create_shared(&mut self, len: u64) -> Result<TargetFile, InjectError> {
         self.target_memfd("leaktrace-shared", len)
     }
 
     /// Connects the recorder to `shared`.
-    pub fn attach(&mut self, shared: &SharedFile) -> Result<(), InjectError> {
+    pub fn attach(&mut self, shared: &TargetFile) -> Result<(), InjectError> {
         let path = format!("{}\0", shared.target_path());
         let rc = self.call(ATTACH, self.recorder.attach, &[Arg::Bytes(path.as_bytes())])? as i32;
         if rc != 0 {
@@ -221,7 +221,7 @@ impl Injection {
     }
 
     /// A memfd the target creates, `len` bytes long, open on leaktrace's side.
-    fn target_memfd(&mut self, name: &str, len: u64) -> Result<SharedFile, InjectError> {
+    fn target_memfd(&mut self, name: &str, len: u64) -> Result<TargetFile, InjectError> {
         let name = format!("{name}\0");
         let fd = self.call("memfd_create", self.libc.memfd_create, &[Arg::Bytes(name.as_bytes()), Arg::Int(libc::MFD_CLOEXEC as u64)])?;
         let fd = fd as i32;
@@ -233,7 +233,7 @@ impl Injection {
         let opened = File::options().read(true).write(true).open(format!("/proc/{pid}/fd/{fd}"));
         let file = opened.and_then(|f| f.set_len(len).map(|()| f));
         match file {
-            Ok(file) => Ok(SharedFile { file, target_fd: fd }),
+            Ok(file) => Ok(TargetFile { file, target_fd: fd }),
             Err(detail) => {
                 self.close_in_target(fd)?;
                 Err(InjectError::Read { pid, what: format!("the target's memfd {fd}"), detail })

@@ -11,7 +11,7 @@ pub mod spawn;
 mod supervise;
 
 pub use attach::{command_line, monotonic_ns, proc_alive, Watched};
-pub use inject::{InjectError, Injection, SharedFile};
+pub use inject::{InjectError, Injection, TargetFile};
 pub use remote::CallError;
 pub use spawn::{resolve_program, ChildSignals, Command, SpawnError, Supervised};
 pub use supervise::{Ended, Hooks};

@@ -5,6 +5,7 @@
 mod follow;
 mod placement;
 mod reachability;
+mod recorder;
 mod start;
 mod tables;
 
@@ -54,6 +55,8 @@ pub struct Session {
     cache: SiteCache,
     /// How descriptors are traced, for every report.
     descriptors: DescriptorProbes,
+    /// The in-process recorder, when the heap is recorded in the process.
+    recorder: Option<recorder::Recorder>,
 }
 
 impl Session {
@@ -168,6 +171,9 @@ impl Session {
     pub fn finish(mut self) -> Report {
         if let Some(at) = self.window_closed {
             std::thread::sleep(WINDOW_GRACE.saturating_sub(at.elapsed()));
+        }
+        if let Some(r) = &self.recorder {
+            r.take_out(&self.shared);
         }
         if let Some(f) = self.follower.take() {
             f.stop();

@@ -35,6 +35,8 @@ pub struct Placement {
     /// Processes whose heap the recorder in them records (no allocator probes).
     in_process: std::collections::HashSet<u32>,
     target_in_process: bool,
+    /// Processes leaktrace loaded the recorder into (their first image only).
+    loaded: std::collections::HashSet<u32>,
 }
 
 impl Placement {
@@ -50,12 +52,18 @@ impl Placement {
             recorder: None,
             in_process: Default::default(),
             target_in_process: false,
+            loaded: Default::default(),
         }
     }
 
     /// Heaps are recorded in the process by the recorder sharing `file`, where an image allows it.
     pub fn record_in_process(&mut self, file: Arc<SharedFile>) {
         self.recorder = Some(file);
+    }
+
+    /// leaktrace loaded the recorder into `pid` (attach): its heap is recorded in-process.
+    pub fn loaded_into(&mut self, pid: u32) {
+        self.loaded.insert(pid);
     }
 
     /// Whether the recorder in the target's latest image records its heap.
@@ -140,7 +148,8 @@ impl Placement {
         }
         self.in_process.remove(&pid);
         if let (Some(file), Some(c)) = (&self.recorder, &choice) {
-            match recorder_works(pid, file, c) {
+            let works = if self.loaded.remove(&pid) { Ok(()) } else { recorder_works(pid, file, c) };
+            match works {
                 Ok(()) => {
                     self.target_in_process |= pid == self.target;
                     self.in_process.insert(pid);

@@ -12,6 +12,7 @@ use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
 use crate::inprocess::{HeapProbes, InProcessReader, SharedFile};
+
 use crate::pipeline::{Consumer, Ingestor, Shared, TableRequest};
 use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes, PAUSE_SIGNAL};
 use crate::process::attach::{self, Unfit};
@@ -203,15 +204,16 @@ fn start_run(
     Ok(Started { handle: Handle::Child(child), pid, command, placement })
 }
 
-fn start_attach(
-    pid: u32,
-    fixed: Option<AllocatorChoice>,
-    shared: &Arc<Shared>,
-    probes: &Arc<Mutex<Probes>>,
-) -> Result<Started, SessionError> {
+fn start_attach(pid: u32, fixed: Option<AllocatorChoice>, parts: &Parts) -> Result<Started, SessionError> {
+    let (shared, probes) = (&parts.shared, &parts.probes);
     let watched = Watched::open(pid).ok_or(SessionError::ExitedDuringAttach(pid))?;
     lock(probes).add_target(pid).map_err(|e| if proc_alive(pid) { e.into() } else { SessionError::ExitedDuringAttach(pid) })?;
     let placement = Arc::new(Mutex::new(Placement::new(probes.clone(), shared.clone(), fixed, pid)));
+    if let Some(file) = &parts.recorder {
+        // leaktrace loaded the recorder into it: no environment to check.
+        lock(&placement).record_in_process(file.clone());
+        lock(&placement).loaded_into(pid);
+    }
     lock(&placement).image(pid);
     let maps = ProcessMaps::capture(pid).map_err(|_| SessionError::ExitedDuringAttach(pid))?;
     shared.state().add_maps(pid, maps);
@@ -245,28 +247,6 @@ fn start_tables(
     Ok((Some(Arc::new(tables)), Some(requests)))
 }
 
-/// The recorders' shared file, when heaps are to be recorded in-process:
-/// `run` unless told otherwise (attach needs its own loading, not here yet).
-fn recorder_file(spec: &TargetSpec, config: &SessionConfig, shared: &Shared) -> Result<Option<Arc<SharedFile>>, SessionError> {
-    let wanted = match (spec, config.heap) {
-        (_, HeapProbes::Uprobe) | (TargetSpec::Attach { .. }, HeapProbes::Default | HeapProbes::Auto) => return Ok(None),
-        (TargetSpec::Attach { .. }, HeapProbes::InProcess) => {
-            return Err(SessionError::Recorder("attach loads the recorder into the process; not available in this build".into()))
-        }
-        (TargetSpec::Run { .. }, h) => h,
-    };
-    let rows = config.load.unwind_rows;
-    let layout = crate::inprocess::shared_file::layout(rows, (rows / crate::probes::PAGES_PER_ROW).max(1));
-    match SharedFile::create(&layout, config.load.follow_forks, config.load.stack_frames) {
-        Ok(file) => Ok(Some(Arc::new(file))),
-        Err(e) if wanted == HeapProbes::InProcess => Err(SessionError::Recorder(e.to_string())),
-        Err(e) => {
-            shared.state().warn(format!("heap traced by uprobes, not in-process: {e}"));
-            Ok(None)
-        }
-    }
-}
-
 impl Session {
     pub fn start(spec: TargetSpec, mut config: SessionConfig) -> Result<Self, SessionError> {
         // Validate the target before loading anything.
@@ -279,25 +259,26 @@ impl Session {
         let link_stats = probes.link_stats();
         let descriptors = probes.descriptor_probes();
         let shared = Shared::new(State::new());
-        let recorder = recorder_file(&spec, &config, &shared)?;
-        let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared, recorder.as_ref())?;
+        let recorder = super::recorder::start(&spec, &config, &shared)?;
+        let file = recorder.as_ref().map(|r| r.file.clone());
+        let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared, file.as_ref())?;
         let parts = Parts {
             shared: shared.clone(),
             probes: Arc::new(Mutex::new(probes)),
             tables,
             scan_at_exit: config.scan_at_exit,
             sampled: config.load.sample_every > 1,
-            recorder: recorder.clone(),
+            recorder: file.clone(),
         };
         let started = match (spec, program) {
             (TargetSpec::Run { argv, signals }, Some(program)) => {
                 start_run(program, argv, signals, fixed, config.load.follow_forks, &parts)?
             }
-            (TargetSpec::Attach { pid }, _) => start_attach(pid, fixed, &shared, &parts.probes)?,
+            (TargetSpec::Attach { pid }, _) => start_attach(pid, fixed, &parts)?,
             (TargetSpec::Run { .. }, None) => unreachable!("validate resolves the program of `run`"),
         };
         let ingestor = Ingestor::new(config.load.stack_frames as usize, requests);
-        let reader = recorder.clone().map(InProcessReader::new);
+        let reader = file.clone().map(InProcessReader::new);
         let consumer = Consumer::start(outputs.events, shared.clone(), ingestor, reader).map_err(SessionError::Thread)?;
         let follower = match &started.handle {
             Handle::Pid(_) => Some(
@@ -336,6 +317,7 @@ impl Session {
             config,
             cache: SiteCache::default(),
             descriptors,
+            recorder,
         })
     }
 }

@@ -46,7 +46,8 @@ fn traced(dir: &Path, program: &Path, (preload, name, functions): Allocator, mod
     if let Some(mode) = mode {
         cmd.env("LEAKTRACE_UPROBE_LINKS", mode);
     }
-    cmd.args(["run", "--ci", "--format", "json", "--focus", "tests/programs/", "--expect"])
+    // The allocator's uprobes (kernel_inprocess compares the in-process recorder with them).
+    cmd.args(["run", "--ci", "--heap-probes", "uprobe", "--format", "json", "--focus", "tests/programs/", "--expect"])
         .arg(&expect)
         .arg("--output")
         .arg(&report)

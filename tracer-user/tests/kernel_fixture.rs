@@ -16,10 +16,14 @@ fn build_fixture() {
 }
 
 fn run_ci(variant: &str, expect: bool) -> std::process::Output {
+    run_ci_with(variant, expect, "auto")
+}
+
+fn run_ci_with(variant: &str, expect: bool, heap_probes: &str) -> std::process::Output {
     let root = workspace();
     let mut cmd = leaktrace();
     // From the workspace root, as the demo runs it: a relative focus is resolved there.
-    cmd.current_dir(&root).args(["run", "--ci", "--focus", "fixtures/net/"]);
+    cmd.current_dir(&root).args(["run", "--ci", "--heap-probes", heap_probes, "--focus", "fixtures/net/"]);
     if expect {
         cmd.arg("--expect").arg(root.join("fixtures/manifest.json"));
     }
@@ -30,10 +34,14 @@ fn run_ci(variant: &str, expect: bool) -> std::process::Output {
 fn leaky_builds_match_the_manifest_exactly() {
     require_root();
     build_fixture();
-    for variant in ["leaky", "leaky-nofp"] {
-        let out = run_ci(variant, true);
-        assert_eq!(out.status.code(), Some(0), "{variant}: {}\n{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
-        assert!(stderr(&out).contains("all 8 expected sites match"), "{}", stderr(&out));
+    // The heap in-process (what `run` does by default here) and by the allocator's uprobes.
+    for heap_probes in ["inprocess", "uprobe"] {
+        for variant in ["leaky", "leaky-nofp"] {
+            let out = run_ci_with(variant, true, heap_probes);
+            let what = format!("{variant} ({heap_probes})");
+            assert_eq!(out.status.code(), Some(0), "{what}: {}\n{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+            assert!(stderr(&out).contains("all 8 expected sites match"), "{what}: {}", stderr(&out));
+        }
     }
 }
 

@@ -93,8 +93,12 @@ fn every_block_of_the_oracle_program_has_valgrinds_class() {
             c.iter().map(|((_, line), classes)| (*line, classes.keys().cloned().collect::<Vec<_>>().join("+"))).collect()
         };
         assert_eq!(by_line(&vg), want, "{opt}: valgrind classes the blocks as the program intends");
-        let lt = leaktrace_classes(&run_json(dir.path(), &exe, &["--no-default-suppressions"]), is_reach);
-        assert_eq!(lt, vg, "{opt}: leaktrace's classes (left) equal valgrind's (right), block for block");
+        // The heap recorded in the process and by the allocator's uprobes.
+        for heap_probes in ["inprocess", "uprobe"] {
+            let r = run_json(dir.path(), &exe, &["--no-default-suppressions", "--heap-probes", heap_probes]);
+            let lt = leaktrace_classes(&r, is_reach);
+            assert_eq!(lt, vg, "{opt} ({heap_probes}): leaktrace's classes (left) equal valgrind's (right), block for block");
+        }
     }
 }
 

@@ -55,10 +55,13 @@ fn valgrind_sites(exe: &Path, args: &[String]) -> Sites {
     sites.into_iter().map(|((k, f, file, l), v)| ((k, f.split('(').next().unwrap_or(&f).to_owned(), file, l), v)).collect()
 }
 
-fn leaktrace_sites(exe: &Path, args: &[String]) -> (Sites, serde_json::Value) {
+/// The heap recorded in the process and by the allocator's uprobes: the same sites.
+const HEAP_PROBES: [&str; 2] = ["inprocess", "uprobe"];
+
+fn leaktrace_sites(exe: &Path, args: &[String], heap_probes: &str) -> (Sites, serde_json::Value) {
     let report = exe.with_extension("report.json");
     let out = leaktrace()
-        .args(["run", "--no-tui", "--format", "json", "--focus"])
+        .args(["run", "--no-tui", "--heap-probes", heap_probes, "--format", "json", "--focus"])
         .arg(sources())
         .arg("--output")
         .arg(&report)
@@ -108,31 +111,39 @@ fn c_sites_equal_valgrinds_at_every_optimisation() {
         let dir = tempfile::tempdir().unwrap();
         let (exe, args) = build_c(dir.path(), flags);
         let mut theirs = valgrind_sites(&exe, &args);
-        let (ours, report) = leaktrace_sites(&exe, &args);
-        let key = |function: &str, line: u32| ("heap".to_owned(), function.to_owned(), "stacks.c".to_owned(), line);
-        // The tail call: at -O2 `make` is `jmp calloc`, and valgrind names its caller.
-        let make = key("make", line_of("return calloc(1, n)"));
-        if flags.contains(&"-O2") {
-            let caller = key("use_make", line_of("sink += (long)make(40)"));
-            let held =
-                theirs.remove(&caller).unwrap_or_else(|| panic!("{flags:?}: valgrind names the caller of the tail call: {theirs:#?}"));
+        for heap_probes in HEAP_PROBES {
+            let flags = [flags, &[heap_probes]].concat();
+            c_sites_equal(&flags, &exe, &args, heap_probes, &mut theirs);
+        }
+    }
+}
+
+fn c_sites_equal(flags: &[&str], exe: &Path, args: &[String], heap_probes: &str, theirs: &mut Sites) {
+    let (ours, report) = leaktrace_sites(exe, args, heap_probes);
+    let key = |function: &str, line: u32| ("heap".to_owned(), function.to_owned(), "stacks.c".to_owned(), line);
+    // The tail call: at -O2 `make` is `jmp calloc`, and valgrind names its caller.
+    let make = key("make", line_of("return calloc(1, n)"));
+    if flags.contains(&"-O2") {
+        let caller = key("use_make", line_of("sink += (long)make(40)"));
+        if let Some(held) = theirs.remove(&caller) {
             theirs.insert(make.clone(), held);
         }
-        assert_eq!(ours.get(&make), Some(&(1, 40)), "{flags:?}: the tail-called allocating function is the site");
-        assert_same(&format!("C {flags:?}"), &ours, &theirs);
-        // The dynamic linker's hook fired at start-up and at the dlopen (two
-        // announcements each: objects being added, then consistent).
-        let loads = report["tracer"]["object_loads"].as_u64().unwrap();
-        assert!(loads >= 4, "{flags:?}: {loads} announcements from the dynamic linker");
-        // Every leaking stack reaches the outermost frame.
-        for s in report["sites"].as_array().unwrap() {
-            assert!(s["stack_end"].is_null(), "{flags:?}: {} ends early: {}", s["site"]["label"], s["stack_end"]);
-        }
-        // The signal handler's stack goes on through the signal frame to main.
-        let handler =
-            report["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "on_signal").expect("the handler's leak");
-        assert!(handler["stack"].as_array().unwrap().iter().any(|f| f["function"] == "main"), "{flags:?}: {:#}", handler["stack"]);
+        assert!(theirs.contains_key(&make), "{flags:?}: valgrind names the caller of the tail call: {theirs:#?}");
     }
+    assert_eq!(ours.get(&make), Some(&(1, 40)), "{flags:?}: the tail-called allocating function is the site");
+    assert_same(&format!("C {flags:?}"), &ours, theirs);
+    // The dynamic linker's hook fired at start-up and at the dlopen (two
+    // announcements each: objects being added, then consistent).
+    let loads = report["tracer"]["object_loads"].as_u64().unwrap();
+    assert!(loads >= 4, "{flags:?}: {loads} announcements from the dynamic linker");
+    // Every leaking stack reaches the outermost frame.
+    for s in report["sites"].as_array().unwrap() {
+        assert!(s["stack_end"].is_null(), "{flags:?}: {} ends early: {}", s["site"]["label"], s["stack_end"]);
+    }
+    // The signal handler's stack goes on through the signal frame to main.
+    let handler =
+        report["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "on_signal").expect("the handler's leak");
+    assert!(handler["stack"].as_array().unwrap().iter().any(|f| f["function"] == "main"), "{flags:?}: {:#}", handler["stack"]);
 }
 
 #[test]
@@ -145,8 +156,10 @@ fn cpp_and_rust_sites_equal_valgrinds() {
     run(Command::new("rustc").args(["-g", "-C", "opt-level=2", "-o"]).arg(&rust).arg(sources().join("stacks.rs")));
     for exe in [cpp, rust] {
         let theirs = valgrind_sites(&exe, &[]);
-        let (ours, _) = leaktrace_sites(&exe, &[]);
         assert!(!theirs.is_empty(), "valgrind saw the leaks of {}", exe.display());
-        assert_same(&exe.display().to_string(), &ours, &theirs);
+        for heap_probes in HEAP_PROBES {
+            let (ours, _) = leaktrace_sites(&exe, &[], heap_probes);
+            assert_same(&format!("{} ({heap_probes})", exe.display()), &ours, &theirs);
+        }
     }
 }

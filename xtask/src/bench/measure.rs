@@ -14,7 +14,10 @@ pub enum Config {
     ProbeFloor,
     /// The same at the entry points only: two bare uprobe hits per malloc/free pair.
     EntryFloor,
+    /// leaktrace, the heap by the allocator's uprobes.
     Exact,
+    /// leaktrace, the heap by the in-process recorder.
+    InProcess,
     /// leaktrace exact with `--follow-forks`.
     FollowForks,
     /// leaktrace with the kernel's frame-pointer walk (`--unwind fp`).
@@ -32,11 +35,12 @@ pub enum Config {
 }
 
 impl Config {
-    pub const ALL: [Config; 11] = [
+    pub const ALL: [Config; 12] = [
         Self::Untraced,
         Self::ProbeFloor,
         Self::EntryFloor,
         Self::Exact,
+        Self::InProcess,
         Self::Depth8,
         Self::Sample64,
         Self::BpftraceFloor,
@@ -52,6 +56,7 @@ impl Config {
             Self::ProbeFloor => "probe floor (leaktrace points, empty)",
             Self::EntryFloor => "entry probes only (empty)",
             Self::Exact => "leaktrace exact",
+            Self::InProcess => "leaktrace in-process",
             Self::FollowForks => "leaktrace --follow-forks",
             Self::UnwindFp => "leaktrace --unwind fp",
             Self::Depth8 => "leaktrace --stack-depth 8",
@@ -67,7 +72,14 @@ impl Config {
     pub fn is_leaktrace(self) -> bool {
         matches!(
             self,
-            Self::ProbeFloor | Self::EntryFloor | Self::Exact | Self::FollowForks | Self::UnwindFp | Self::Depth8 | Self::Sample64
+            Self::ProbeFloor
+                | Self::EntryFloor
+                | Self::Exact
+                | Self::InProcess
+                | Self::FollowForks
+                | Self::UnwindFp
+                | Self::Depth8
+                | Self::Sample64
         )
     }
 }
@@ -94,6 +106,9 @@ pub struct Tools {
     pub scratch: PathBuf,
 }
 
+/// The uprobe configurations say so: `run` records the heap in-process by default.
+const UPROBE: [&str; 2] = ["--heap-probes", "uprobe"];
+
 /// The command line for `cmd` under `config`, and where leaktrace writes its report.
 pub fn command(tools: &Tools, config: Config, cmd: &[String]) -> (Command, Option<PathBuf>) {
     let report = tools.scratch.join("report.json");
@@ -115,10 +130,11 @@ pub fn command(tools: &Tools, config: Config, cmd: &[String]) -> (Command, Optio
         }
         Config::ProbeFloor => (lt(&["--probe-floor"]), Some(report)),
         Config::EntryFloor => (lt(&["--probe-floor=floor-entries"]), Some(report)),
-        Config::Exact => (lt(&[]), Some(report)),
-        Config::FollowForks => (lt(&["--follow-forks"]), Some(report)),
+        Config::Exact => (lt(&[UPROBE[0], UPROBE[1]]), Some(report)),
+        Config::InProcess => (lt(&["--heap-probes", "inprocess"]), Some(report)),
+        Config::FollowForks => (lt(&[UPROBE[0], UPROBE[1], "--follow-forks"]), Some(report)),
         Config::UnwindFp => (lt(&["--unwind", "fp"]), Some(report)),
-        Config::Depth8 => (lt(&["--stack-depth", "8"]), Some(report)),
+        Config::Depth8 => (lt(&[UPROBE[0], UPROBE[1], "--stack-depth", "8"]), Some(report)),
         Config::Sample64 => (lt(&["--sample", "64"]), Some(report)),
         Config::BpftraceFloor => (bt("floor.bt"), None),
         Config::BpftraceFloorStack => (bt("floor_stack.bt"), None),

@@ -2,6 +2,7 @@
 //! loss, leaktrace against the probe floor and the anchors, in one run.
 //! Writes bench/results.md and bench/results.json.
 
+mod inprocess;
 mod lifecycle;
 mod measure;
 mod reach;
@@ -85,7 +86,7 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     };
     let limit = Duration::from_secs(300);
     let malloc_configs: &[Config] =
-        if opts.quick { &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::Sample64, Config::Memleak] } else { &Config::ALL };
+        if opts.quick { &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::InProcess, Config::Sample64, Config::Memleak] } else { &Config::ALL };
     for (threads, depth) in [(1, 0), (1, 24), (2, 0), (2, 24)] {
         let name = format!("malloc/free {threads}T depth {depth}");
         for &c in malloc_configs {
@@ -103,14 +104,14 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     let driver = crate::fixture::driver(root, "leaky").display().to_string();
     // About a second each, where a run's start and end vary by a tenth: the median of three.
     let n = if opts.quick { 1 } else { 3 };
-    for &c in &[Config::Untraced, Config::Exact, Config::Valgrind, Config::Heaptrack] {
+    for &c in &[Config::Untraced, Config::Exact, Config::InProcess, Config::Valgrind, Config::Heaptrack] {
         record("fixture driver (leaky)".into(), c, "s", lifecycle::median_wall(&tools, c, std::slice::from_ref(&driver), n));
     }
     let requests = if opts.quick { 20_000 } else { 100_000 };
     let server_configs: &[Config] = if opts.quick {
-        &[Config::Untraced, Config::Exact]
+        &[Config::Untraced, Config::Exact, Config::InProcess]
     } else {
-        &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::Sample64, Config::Memleak, Config::Heaptrack, Config::Valgrind]
+        &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::InProcess, Config::Sample64, Config::Memleak, Config::Heaptrack, Config::Valgrind]
     };
     for &c in server_configs {
         record("redis SET/GET".into(), c, "req/s", server::run(&tools, c, requests).map(|(rps, m)| (Some(rps), m)));
@@ -118,8 +119,10 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     // Two threads allocating flat out: nothing may be lost.
     let secs = if opts.quick { "3" } else { "10" };
     let cmd = vec![exe("malloc_loop"), "2".into(), "0".into(), "0".into(), secs.into()];
-    let flat = measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.ns_per_op, m));
-    record(format!("2 threads flat out {secs}s"), Config::Exact, "ns/pair", flat);
+    for c in [Config::Exact, Config::InProcess] {
+        let flat = measure::run(&tools, c, &cmd, limit).map(|m| (m.ns_per_op, m));
+        record(format!("2 threads flat out {secs}s"), c, "ns/pair", flat);
+    }
     // leaktrace's own memory with 1,000,000 outstanding allocations.
     let cmd = vec![exe("hold"), "1000000".into()];
     record(

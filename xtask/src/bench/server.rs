@@ -66,9 +66,9 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
         bail!("something already answers on port {PORT}: stop it first, or its figures would be measured");
     }
     let mut guard = Guard(Vec::new());
-    let pid = start_server(tools, config, &mut guard)?;
     let report = tools.scratch.join("redis-report.json");
     let _ = std::fs::remove_file(&report);
+    let pid = start_server(tools, config, &mut guard)?;
     attach_tracer(tools, config, pid, &report, &mut guard)?;
     let out = Command::new("redis-benchmark")
         .args(["-p", PORT, "-q", "-t", "set,get", "-c", "20", "-n", &requests.to_string()])
@@ -80,7 +80,7 @@ pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measure
     let rps = parse_rps(&String::from_utf8_lossy(&out.stdout)).context("redis-benchmark printed no requests per second")?;
     let mut m = Measurement::default();
     if config.is_leaktrace() {
-        // SIGINT: leaktrace detaches and writes its report.
+        // SIGINT: leaktrace detaches (or, under run, stops the server) and writes its report.
         let lt = guard.0.pop().expect("the tracer");
         unsafe { libc::kill(lt.id() as i32, libc::SIGINT) };
         let mut lt = lt;
@@ -96,6 +96,16 @@ fn start_server(tools: &Tools, config: Config, guard: &mut Guard) -> Result<u32>
     let mut server = match config {
         Config::Valgrind => Command::new("valgrind")
             .args(["-q", "--leak-check=full", "--track-fds=yes"])
+            .args(&args)
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn(),
+        // The in-process recorder is preloaded: the server runs under `leaktrace run`.
+        Config::InProcess => Command::new(&tools.leaktrace)
+            .args(["run", "--no-tui", "--heap-probes", "inprocess", "--format", "json", "--output"])
+            .arg(tools.scratch.join("redis-report.json"))
+            .arg("--")
             .args(&args)
             .process_group(0)
             .stdout(Stdio::null())

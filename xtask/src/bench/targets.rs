@@ -62,7 +62,7 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
     }
     checks.extend(super::unwind::evaluate(r));
     checks.extend(super::syscalls::evaluate(r));
-    if let Some(x) = r.iter().find(|x| x.workload.starts_with("2 threads flat out")) {
+    if let Some(x) = r.iter().find(|x| x.workload.starts_with("2 threads flat out") && x.config == Config::Exact.name()) {
         let lost = x.m.lost_events;
         checks.push(Check {
             target: "0 lost events, two threads flat out",
@@ -86,6 +86,7 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
     }
     checks.extend(lifecycle(r));
     checks.extend(super::reach::evaluate(r));
+    checks.extend(super::inprocess::evaluate(r));
     checks
 }
 

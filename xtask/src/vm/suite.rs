@@ -32,6 +32,14 @@ pub const SMOKE: &[Check] = &[
         tests: &["every_entry_point_of_three_allocators_is_traced_on_the_links_the_kernel_offers"],
     },
     Check {
+        what: "heap in-process equal to uprobes (glibc, jemalloc, tcmalloc); attach loads the recorder",
+        binary: "kernel_inprocess",
+        tests: &[
+            "every_entry_point_of_three_allocators_gives_the_same_sites_in_process",
+            "attach_loads_the_recorder_finds_the_leak_and_takes_it_out",
+        ],
+    },
+    Check {
         what: "reachability against valgrind (the oracle)",
         binary: "kernel_reach",
         tests: &["every_block_of_the_oracle_program_has_valgrinds_class"],

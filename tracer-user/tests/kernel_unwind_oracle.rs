@@ -141,8 +141,7 @@ fn c_sites_equal(flags: &[&str], exe: &Path, args: &[String], heap_probes: &str,
         assert!(s["stack_end"].is_null(), "{flags:?}: {} ends early: {}", s["site"]["label"], s["stack_end"]);
     }
     // The signal handler's stack goes on through the signal frame to main.
-    let handler =
-        report["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "on_signal").expect("the handler's leak");
+    let handler = report["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "on_signal").expect("the handler's leak");
     assert!(handler["stack"].as_array().unwrap().iter().any(|f| f["function"] == "main"), "{flags:?}: {:#}", handler["stack"]);
 }
 

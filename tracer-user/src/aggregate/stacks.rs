@@ -1,7 +1,9 @@
 //! Interning of (kind, stack) pairs, with per-stack counters.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 
 use tracer_common::StopReason;
 
@@ -55,7 +57,7 @@ pub struct StackEntry {
 #[derive(Default)]
 pub struct StackTable {
     entries: Vec<StackEntry>,
-    index: HashMap<u64, Vec<StackId>>,
+    index: HashMap<u64, Vec<StackId>, RandomState>,
     hasher: RandomState,
 }
 

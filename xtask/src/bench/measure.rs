@@ -50,6 +50,15 @@ impl Config {
         Self::Heaptrack,
     ];
 
+    /// What the malloc/free workloads are measured under.
+    pub fn for_malloc(quick: bool) -> &'static [Config] {
+        if quick {
+            &[Self::Untraced, Self::ProbeFloor, Self::Exact, Self::InProcess, Self::Sample64, Self::Memleak]
+        } else {
+            &Self::ALL
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Untraced => "untraced",

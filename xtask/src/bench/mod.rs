@@ -85,8 +85,7 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         results.push(BenchResult { workload, config: config.name(), value, unit, m, error });
     };
     let limit = Duration::from_secs(300);
-    let malloc_configs: &[Config] =
-        if opts.quick { &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::InProcess, Config::Sample64, Config::Memleak] } else { &Config::ALL };
+    let malloc_configs = Config::for_malloc(opts.quick);
     for (threads, depth) in [(1, 0), (1, 24), (2, 0), (2, 24)] {
         let name = format!("malloc/free {threads}T depth {depth}");
         for &c in malloc_configs {
@@ -108,12 +107,7 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         record("fixture driver (leaky)".into(), c, "s", lifecycle::median_wall(&tools, c, std::slice::from_ref(&driver), n));
     }
     let requests = if opts.quick { 20_000 } else { 100_000 };
-    let server_configs: &[Config] = if opts.quick {
-        &[Config::Untraced, Config::Exact, Config::InProcess]
-    } else {
-        &[Config::Untraced, Config::ProbeFloor, Config::Exact, Config::InProcess, Config::Sample64, Config::Memleak, Config::Heaptrack, Config::Valgrind]
-    };
-    for &c in server_configs {
+    for &c in server::configs(opts.quick) {
         record("redis SET/GET".into(), c, "req/s", server::run(&tools, c, requests).map(|(rps, m)| (Some(rps), m)));
     }
     // Two threads allocating flat out: nothing may be lost.

@@ -60,6 +60,24 @@ fn wait_ready(limit: Duration) -> Result<()> {
     bail!("redis did not answer within {limit:?}")
 }
 
+/// What the server is measured under.
+pub fn configs(quick: bool) -> &'static [Config] {
+    if quick {
+        &[Config::Untraced, Config::Exact, Config::InProcess]
+    } else {
+        &[
+            Config::Untraced,
+            Config::ProbeFloor,
+            Config::Exact,
+            Config::InProcess,
+            Config::Sample64,
+            Config::Memleak,
+            Config::Heaptrack,
+            Config::Valgrind,
+        ]
+    }
+}
+
 /// Requests per second (SET and GET averaged) under `config`.
 pub fn run(tools: &Tools, config: Config, requests: u64) -> Result<(f64, Measurement)> {
     if ping() {

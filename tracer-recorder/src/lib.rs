@@ -51,8 +51,9 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     unsafe { libc::abort() }
 }
 
-/// The prebuilt `core` names the unwinder's personality routine in its
-/// unwind tables; nothing here unwinds (panic = abort), so it is never called.
+// The prebuilt `core` names the unwinder's personality routine in its
+// unwind tables; nothing here unwinds (panic = abort), so it is never
+// called. Hidden: it resolves the library's own references and is not
+// exported, so it can never stand in for a Rust program's own.
 #[cfg(not(test))]
-#[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {}
+core::arch::global_asm!(".globl rust_eh_personality", ".hidden rust_eh_personality", "rust_eh_personality:", "ud2");

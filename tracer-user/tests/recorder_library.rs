@@ -1,6 +1,7 @@
 //! The in-process recorder as leaktrace embeds it: a library the dynamic
 //! linker can load into any glibc program without changing it — every
-//! symbol it needs is glibc's, and it has no thread-local storage (a TLS
+//! symbol it needs is glibc's, it exports only the malloc family and its
+//! own entry points, and it has no thread-local storage (a TLS
 //! segment would make every thread's TLS vector, an allocation of the
 //! program's, larger).
 
@@ -39,8 +40,24 @@ fn the_recorder_needs_only_glibc_and_has_no_tls() {
         let tls = elf.elf_program_headers().iter().any(|ph| ph.p_type(endian) == object::elf::PT_TLS);
         assert!(!tls, "the recorder has a TLS segment");
     }
-    let exports: Vec<String> = lib.exports().unwrap().iter().map(|e| String::from_utf8_lossy(e.name()).into_owned()).collect();
-    for f in ["malloc", "free", "calloc", "realloc", "posix_memalign", "leaktrace_recorder_attach"] {
-        assert!(exports.iter().any(|e| e == f), "{f} not exported: {exports:?}");
-    }
+    // Exactly these: anything else preloaded could stand in for the program's own.
+    let mut exports: Vec<String> = lib.exports().unwrap().iter().map(|e| String::from_utf8_lossy(e.name()).into_owned()).collect();
+    exports.sort();
+    let mut want = [
+        "aligned_alloc",
+        "calloc",
+        "free",
+        "malloc",
+        "memalign",
+        "posix_memalign",
+        "pvalloc",
+        "realloc",
+        "reallocarray",
+        "valloc",
+        "leaktrace_recorder_attach",
+        "leaktrace_recorder_detach",
+        "leaktrace_recorder_redirect",
+    ];
+    want.sort();
+    assert_eq!(exports, want);
 }

@@ -55,6 +55,7 @@ fn build(root: &Path, scratch: &Path) -> Result<PathBuf> {
     cc(&scratch.join("malloc_loop_nofp"), &w.join("malloc_loop.c"), &["-pthread", "-fomit-frame-pointer"])?;
     cc(&scratch.join("fd_churn"), &w.join("fd_churn.c"), &[])?;
     cc(&scratch.join("hold"), &w.join("hold.c"), &[])?;
+    cc(&scratch.join("rate"), &w.join("rate.c"), &["-fomit-frame-pointer"])?;
     cc(&scratch.join("forker"), &w.join("forker.c"), &[])?;
     cc(&scratch.join("soak"), &w.join("soak.c"), &[])?;
     cc(&scratch.join("reach_heap"), &root.join("tracer-user/tests/programs/reach_heap.c"), &[])?;
@@ -93,7 +94,7 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
             record(name.clone(), c, "ns/pair", measure::run(&tools, c, &cmd, limit).map(|m| (m.ns_per_op, m)));
         }
     }
-    for (workload, config, cmd) in unwind::runs(&exe, pairs) {
+    for (workload, config, cmd) in unwind::runs(&exe, pairs).into_iter().chain(inprocess::runs(&exe, pairs)) {
         record(workload, config, "ns/pair", measure::run(&tools, config, &cmd, limit).map(|m| (m.ns_per_op, m)));
     }
     for &c in &[Config::Untraced, Config::Exact, Config::Valgrind] {
@@ -125,6 +126,7 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
         "MiB RSS",
         measure::run(&tools, Config::Exact, &cmd, limit).map(|m| (m.tracer_peak_rss_mib, m)),
     );
+    record(inprocess::RATE_ROW.into(), Config::InProcess, "×", inprocess::attach_rate(&tools, &exe("rate")));
     reach::rows(&tools, &exe("hold"), &scratch.join("reach_heap"), opts.quick).into_iter().for_each(|(w, c, u, r)| record(w, c, u, r));
     // leaktrace attached to a churning program: its memory stays flat.
     let secs = if opts.quick { 40 } else { 600 };

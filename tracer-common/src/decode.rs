@@ -177,11 +177,13 @@ fn decode_stack(b: &[u8], nframes: u32) -> Result<RawStack, DecodeError> {
     let copy_words = (u32_at(b, base + 48) as usize).min(STACK_COPY_WORDS);
     let frames_off = base + 56;
     let copy_off = frames_off + 8 * MAX_FRAMES;
-    let need = copy_off + 8 * copy_words;
+    let n = (nframes as usize).min(MAX_FRAMES);
+    // Without a copy, the frames not taken may be left out (the in-process
+    // recorder's records end after the last frame).
+    let need = if copy_words == 0 { frames_off + 8 * n } else { copy_off + 8 * copy_words };
     if b.len() < need {
         return Err(DecodeError::Short { need, got: b.len() });
     }
-    let n = (nframes as usize).min(MAX_FRAMES);
     Ok(RawStack {
         frames: (0..n).map(|i| u64_at(b, frames_off + 8 * i)).collect(),
         exact: u32_at(b, base + 4),
@@ -203,7 +205,8 @@ impl TryFrom<&[u8]> for Event {
         }
         let kind_raw = u32_at(b, 0);
         let kind = EventKind::from_u32(kind_raw).ok_or(DecodeError::UnknownKind(kind_raw))?;
-        let need = if kind.has_stack() { STACK_SIZE } else { SMALL_SIZE };
+        // A stack record is at least its header and stop; decode_stack checks the rest.
+        let need = if kind.has_stack() { STACK_SIZE - 8 * MAX_FRAMES } else { SMALL_SIZE };
         if b.len() < need {
             return Err(DecodeError::Short { need, got: b.len() });
         }
@@ -298,6 +301,20 @@ mod tests {
         // A record that claims a copy it does not carry is short, not misread.
         let small = bytes_of(&inner);
         assert!(matches!(Event::try_from(small.as_slice()), Err(DecodeError::Short { .. })));
+    }
+
+    #[test]
+    fn a_record_without_a_copy_may_end_after_its_last_frame() {
+        let mut ev = stack_event(EventKind::Alloc);
+        ev.hdr.c = AllocFn::Malloc as u64;
+        let mut bytes = bytes_of(&ev);
+        // Three frames taken: the record as the in-process recorder writes it.
+        bytes.truncate(STACK_SIZE - 8 * (MAX_FRAMES - 3));
+        let got = Event::try_from(bytes.as_slice()).unwrap();
+        assert_eq!(got.stack.unwrap().frames, vec![0x1000, 0x2000, 0x3000]);
+        // One byte less cuts a frame: short, not misread.
+        bytes.pop();
+        assert!(matches!(Event::try_from(bytes.as_slice()), Err(DecodeError::Short { .. })));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use tracer_common::inprocess::Shared;
 use tracer_common::record::{EventHeader, StackStop, HEADER_SIZE, SMALL_SIZE, STACK_SIZE};
 use tracer_common::unwind::Regs;
-use tracer_common::{AllocFn, EventKind, StopReason, STACK_COPY_WORDS};
+use tracer_common::{AllocFn, EventKind, StopReason, MAX_FRAMES, STACK_COPY_WORDS};
 
 use crate::thread;
 use crate::walk;
@@ -64,7 +64,8 @@ pub fn with_stack(shared: &Shared, kind: EventKind, a: u64, b: u64, c: u64, call
         copy_words: copy_words as u32,
         _pad: 0,
     };
-    let bytes = STACK_SIZE as u64 + 8 * copy_words;
+    // Without a copy the record ends after the frames taken (leaktrace reads no further).
+    let bytes = if copy_words == 0 { (STACK_SIZE - 8 * (MAX_FRAMES - w.n)) as u64 } else { STACK_SIZE as u64 + 8 * copy_words };
     let Some(r) = shared.reserve(bytes, h.tgid, h.tid, |n| wait_for_room(shared, n)) else { return };
     // SAFETY: `bytes` of payload are ours: the header, the stop, the frames
     // taken (the others are never read) and the copy, read from the thread's

@@ -91,9 +91,10 @@ fn burst_while_a_build_is_held(non_stop: bool, heap_probes: &str) -> serde_json:
     let mut stdin = leaktrace.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     if heap_probes == "inprocess" && !non_stop {
-        // The burst takes 3 s; its records (about 22 MB) outgrow the 16 MiB
-        // ring after 2: it cannot end while leaktrace is stopped, its records wait for room.
-        std::thread::sleep(Duration::from_secs(4));
+        // The burst takes 3 s; its records (about 9 MB) outgrow the
+        // recorders' 2 MiB ring (twice --ring-size) within a second: it cannot end while
+        // leaktrace is stopped, its records wait for room.
+        std::thread::sleep(Duration::from_secs(2));
         assert!(!d.join("done").exists(), "the burst ended while leaktrace's reader was stopped");
         drop(release);
     } else {

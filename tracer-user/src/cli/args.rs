@@ -168,8 +168,9 @@ pub struct Options {
     /// `--probe-floor=floor-entries` leaves out the return probes.
     #[arg(long, hide = true, value_enum, num_args = 0..=1, default_missing_value = "floor", require_equals = true, value_name = "PROGRAMS")]
     pub probe_floor: Option<AllocatorPrograms>,
-    /// Ring buffer size in MiB (a power of two). It is mapped twice into
-    /// leaktrace's memory; the consumer is woken when a quarter is used.
+    /// Ring buffer size in MiB (a power of two): the kernel's, mapped twice
+    /// into leaktrace's memory (the consumer is woken when a quarter is
+    /// used), and twice that for the in-process recorders' (a recorder that finds it full waits).
     #[arg(long, default_value_t = 8, value_parser = values::ring_size, value_name = "MIB", allow_negative_numbers = true)]
     pub ring_size: u32,
     /// Open the live view even when stdin is not a terminal (keys are then read

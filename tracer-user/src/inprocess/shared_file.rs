@@ -12,12 +12,11 @@ use tracer_common::{ModuleKey, ModuleRows, UnwindRow};
 
 use super::Library;
 
-/// Ring and tables: 16 MiB of records (tens of milliseconds of a busy
-/// allocator, leaktrace reads every few; a recorder that finds it full
-/// waits) and the same rows as the kernel's table. A memfd's pages are only
-/// allocated once written, and count in leaktrace's memory once they are.
-pub fn layout(rows: u32, pages: u32) -> Layout {
-    Layout { ring_bytes: 16 << 20, dir_slots: 8192, rows_capacity: u64::from(rows), pages_capacity: u64::from(pages) }
+/// Ring and tables: `ring_bytes` of records (a power of two: twice
+/// `--ring-size`; a recorder that finds it full waits) and the same rows
+/// as the kernel's table. A memfd's pages are only allocated once written.
+pub fn layout(ring_bytes: u64, rows: u32, pages: u32) -> Layout {
+    Layout { ring_bytes, dir_slots: 8192, rows_capacity: u64::from(rows), pages_capacity: u64::from(pages) }
 }
 
 /// The ring is let go of by leaktrace in chunks of this many bytes.

@@ -20,7 +20,9 @@ pub struct Recorder {
 /// The recorder for `spec`, if its heap is to be recorded in-process.
 pub fn start(spec: &TargetSpec, config: &SessionConfig, shared: &Shared) -> Result<Option<Recorder>, SessionError> {
     let rows = config.load.unwind_rows;
-    let layout = shared_file::layout(rows, (rows / PAGES_PER_ROW).max(1));
+    // Twice the kernel's: it is mapped once, and its records are larger.
+    let ring = (2 * u64::from(config.load.ring_bytes)).next_power_of_two().max(shared_file::RING_CHUNK);
+    let layout = shared_file::layout(ring, rows, (rows / PAGES_PER_ROW).max(1));
     let (follow, frames) = (config.load.follow_forks, config.load.stack_frames);
     match (spec, config.heap) {
         (_, HeapProbes::Uprobe) | (TargetSpec::Attach { .. }, HeapProbes::Default | HeapProbes::Auto) => Ok(None),

@@ -12,7 +12,6 @@ use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
 use crate::inprocess::{HeapProbes, InProcessReader, SharedFile};
-
 use crate::pipeline::{Consumer, Ingestor, Shared, TableRequest};
 use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes, PAUSE_SIGNAL};
 use crate::process::attach::{self, Unfit};

@@ -74,6 +74,12 @@ pub struct ModuleKey {
     pub ino: u64,
 }
 
+/// The kernel's dev_t encoding (MAJOR << 20 | MINOR) of a device number,
+/// as module keys carry it.
+pub const fn kernel_dev(major: u32, minor: u32) -> u64 {
+    ((major as u64) << 20) | minor as u64
+}
+
 /// Where a module's rows are in the row table, and its page index in the page table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

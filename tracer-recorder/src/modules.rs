@@ -140,7 +140,6 @@ unsafe fn key_of(name: *const c_char) -> Option<ModuleKey> {
         if libc::stat(path, &mut st) != 0 {
             return None; // the vDSO, a file gone
         }
-        let dev = (u64::from(libc::major(st.st_dev)) << 20) | u64::from(libc::minor(st.st_dev));
-        Some(ModuleKey { dev, ino: st.st_ino })
+        Some(ModuleKey { dev: tracer_common::unwind::kernel_dev(libc::major(st.st_dev), libc::minor(st.st_dev)), ino: st.st_ino })
     }
 }

@@ -51,34 +51,22 @@ impl InProcessReader {
     /// Applies, in ring order, the committed records stamped no later than
     /// `until`, read in place (no copy); stops at the first later one.
     pub fn apply_until(&mut self, until: u64, mut apply: impl FnMut(&[u8])) {
-        let file = self.file.clone();
+        let Self { file, pos, released, skipped } = self;
         let view = file.view();
         loop {
-            let (next, len) = view.read_at(self.pos);
+            let (next, len) = view.read_at(*pos);
             match next {
                 Next::Record(bytes) if ts_of(bytes) <= until => apply(bytes),
                 Next::Pad => {}
-                Next::Writing { tgid, tid } if !thread_alive(tgid, tid) => self.skipped += 1,
+                Next::Writing { tgid, tid } if !thread_alive(tgid, tid) => *skipped += 1,
                 Next::Record(_) | Next::Writing { .. } | Next::Unwritten | Next::Empty => break,
             }
-            self.pos += len;
-            if self.pos - self.released >= RELEASE_EVERY {
-                self.release();
+            *pos += len;
+            if *pos - *released >= RELEASE_EVERY {
+                release(file, *pos, released);
             }
         }
-        self.release();
-    }
-
-    /// Hands the bytes read back to the writers, and leaktrace's mapping of whole chunks read.
-    fn release(&mut self) {
-        if self.pos == self.released {
-            return;
-        }
-        self.file.view().release(self.pos);
-        for chunk in self.released / RING_CHUNK..self.pos / RING_CHUNK {
-            self.file.forget_chunk(chunk);
-        }
-        self.released = self.pos;
+        release(file, *pos, released);
     }
 
     /// What is due once the kernel's ring was found empty at `now`.
@@ -105,4 +93,17 @@ const _: () = assert!(HEADER_SIZE >= 24);
 
 fn thread_alive(tgid: u32, tid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+}
+
+/// Hands the bytes before `pos` back to the writers, and leaktrace's mapping
+/// of the whole chunks read.
+fn release(file: &SharedFile, pos: u64, released: &mut u64) {
+    if pos == *released {
+        return;
+    }
+    file.view().release(pos);
+    for chunk in *released / RING_CHUNK..pos / RING_CHUNK {
+        file.forget_chunk(chunk);
+    }
+    *released = pos;
 }

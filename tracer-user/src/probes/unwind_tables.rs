@@ -34,7 +34,7 @@ pub enum TableError {
 
 /// The kernel's dev_t encoding (MAJOR << 20 | MINOR) of a userspace st_dev.
 pub fn kernel_dev(st_dev: u64) -> u64 {
-    (u64::from(rustix::fs::major(st_dev)) << 20) | u64::from(rustix::fs::minor(st_dev))
+    tracer_common::unwind::kernel_dev(rustix::fs::major(st_dev), rustix::fs::minor(st_dev))
 }
 
 /// The module key of an open file.

@@ -35,6 +35,11 @@ pub enum EventKind {
     /// The dynamic linker has mapped objects (startup, dlopen): their
     /// unwind tables are wanted before their code runs.
     Loaded = 14,
+    /// A libuv handle was initialised (see [`crate::uv`]): `a` = handle,
+    /// `b` = the descriptor its caller gave ([`crate::uv::NO_FD`]: none), `c` = [`crate::uv::UvFn`].
+    UvInit = 15,
+    /// Another probed libuv call: `a`, `b` by its [`crate::uv::Shape`], `c` = [`crate::uv::UvFn`].
+    UvCall = 16,
 }
 
 impl EventKind {
@@ -54,13 +59,15 @@ impl EventKind {
             12 => Self::AllocFailed,
             13 => Self::FdName,
             14 => Self::Loaded,
+            15 => Self::UvInit,
+            16 => Self::UvCall,
             _ => return None,
         })
     }
 
     /// Whether records of this kind are [`crate::StackEvent`]s (else [`crate::SmallEvent`]s).
     pub const fn has_stack(self) -> bool {
-        matches!(self, Self::Alloc | Self::Realloc | Self::FdOpen | Self::FdDup)
+        matches!(self, Self::Alloc | Self::Realloc | Self::FdOpen | Self::FdDup | Self::UvInit)
     }
 }
 

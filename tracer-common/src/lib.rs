@@ -18,6 +18,7 @@ pub mod kinds;
 pub mod record;
 pub mod syscalls;
 pub mod unwind;
+pub mod uv;
 
 #[cfg(feature = "user")]
 pub mod decode;

@@ -3,14 +3,14 @@
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
     helpers::{
-        bpf_ktime_get_ns, bpf_probe_read_user_buf,
+        bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_buf,
         generated::{bpf_get_stack, bpf_probe_read_kernel},
     },
 };
 use tracer_common::{Counter, EventHeader, EventKind, SmallEvent, StackCopyEvent, StackEvent, StopReason, MAX_FRAMES, STACK_COPY_WORDS};
 
 use crate::maps::{count, setting_u32, stack_frames, submit_flags, EVENTS};
-use crate::walk::lt_walk;
+use crate::walk::{lt_walk, EXACT_FIRST};
 
 /// 1: the kernel's frame-pointer walk (`--unwind fp`) instead of the CFI walker.
 #[unsafe(no_mangle)]
@@ -22,6 +22,9 @@ pub struct UserRegs {
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,
+    /// At a function's first instruction (an entry probe): `ip` is exact,
+    /// and the caller's return address is at `sp`, its frame not yet made.
+    pub entry: bool,
 }
 
 /// Emits a record without a stack; counts it as lost under `lost` if the ring is full.
@@ -75,9 +78,9 @@ pub fn emit_with_stack(ctx: *mut core::ffi::c_void, kind: EventKind, pid_tgid: u
         hdr.c = abc[2];
         (*ev).hdr = hdr;
         if setting_u32(&UNWIND_FRAME_POINTERS) == 1 {
-            frame_pointer_stack(ctx, ev, want);
+            frame_pointer_stack(ctx, ev, want, regs);
         } else {
-            lt_walk(ev, regs.ip, regs.sp, regs.bp, want);
+            lt_walk(ev, regs.ip, regs.sp, regs.bp, want | if regs.entry { EXACT_FIRST } else { 0 });
         }
         let reason = (*ev).stop.reason;
         if (reason == StopReason::NoTable as u32 || reason == StopReason::MapBusy as u32) && with_copy(ev) {
@@ -88,17 +91,28 @@ pub fn emit_with_stack(ctx: *mut core::ffi::c_void, kind: EventKind, pid_tgid: u
     entry.submit(submit_flags());
 }
 
-/// `--unwind fp`: the kernel's frame-pointer walk.
+/// `--unwind fp`: the kernel's frame-pointer walk. At a function's entry
+/// the frame-pointer chain starts at the caller's caller: the caller's
+/// return address, at the stack pointer, goes in between.
 #[inline(always)]
-unsafe fn frame_pointer_stack(ctx: *mut core::ffi::c_void, ev: *mut StackEvent, want: u32) {
+unsafe fn frame_pointer_stack(ctx: *mut core::ffi::c_void, ev: *mut StackEvent, want: u32, regs: UserRegs) {
     // SAFETY: the caller owns the record.
     unsafe {
-        let bytes = bpf_get_stack(ctx, (*ev).frames.as_mut_ptr().cast(), want * 8, BPF_F_USER_STACK as u64);
+        let first = usize::from(regs.entry);
+        let room = (MAX_FRAMES - first) as u32;
+        let bytes = bpf_get_stack(ctx, (*ev).frames.as_mut_ptr().add(first).cast(), want.min(room) * 8, BPF_F_USER_STACK as u64);
         if bytes < 0 {
             count(Counter::StackFailed);
         }
-        (*ev).hdr.nframes = if bytes < 0 { 0 } else { (bytes / 8) as u32 };
-        (*ev).stop = tracer_common::StackStop { reason: StopReason::FramePointers as u32, ..Default::default() };
+        let mut n = if bytes < 0 { 0 } else { (bytes / 8) as u32 };
+        if regs.entry && n > 0 {
+            (*ev).frames[0] = regs.ip;
+            (*ev).frames[1] = bpf_probe_read_user(regs.sp as *const u64).unwrap_or(0);
+            n += 1;
+        }
+        (*ev).hdr.nframes = n.min(want);
+        let exact = u32::from(regs.entry);
+        (*ev).stop = tracer_common::StackStop { reason: StopReason::FramePointers as u32, exact, ..Default::default() };
     }
 }
 

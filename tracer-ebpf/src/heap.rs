@@ -231,7 +231,7 @@ fn on_return(ctx: *mut core::ffi::c_void, regs: *mut pt_regs) -> Result<u32, i64
     };
 
     // SAFETY: the probe's context is the user pt_regs: at return, ip is in the caller.
-    let (ret, caller) = unsafe { ((*regs).rax, UserRegs { ip: (*regs).rip, sp: (*regs).rsp, bp: (*regs).rbp }) };
+    let (ret, caller) = unsafe { ((*regs).rax, UserRegs { ip: (*regs).rip, sp: (*regs).rsp, bp: (*regs).rbp, entry: false }) };
     let addr = if pending.func == AllocFn::PosixMemalign as u32 {
         if ret as u32 != 0 {
             0

@@ -1,6 +1,6 @@
 //! leaktrace's kernel side: syscall tracepoints for descriptors, uprobes on the
-//! allocator for heap, process lifecycle tracepoints. Every record goes to one
-//! ring buffer; nothing from an untraced process reaches userspace.
+//! allocator for heap and on libuv for handles, process lifecycle
+//! tracepoints. Every record goes to one ring buffer; nothing from an untraced process reaches userspace.
 //!
 //! Built for `bpfel-unknown-none` by tracer-user's build script. On the host
 //! (workspace-wide `cargo check`/`clippy`) the same code compiles as an
@@ -9,6 +9,7 @@
 
 mod capture;
 mod descriptors;
+mod event_loop;
 mod heap;
 mod loaded;
 mod loader_check;

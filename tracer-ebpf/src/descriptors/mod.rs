@@ -70,7 +70,7 @@ impl Exit {
     fn user_regs(&self) -> UserRegs {
         // SAFETY: as in `arg`.
         let r = unsafe { &*self.regs };
-        UserRegs { ip: r.rip, sp: r.rsp, bp: r.rbp }
+        UserRegs { ip: r.rip, sp: r.rsp, bp: r.rbp, entry: false }
     }
 }
 

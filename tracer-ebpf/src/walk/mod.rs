@@ -111,11 +111,17 @@ fn frame(w: &mut Walk, ev: &mut StackEvent, index: u64) -> Result<(), StopReason
     Ok(())
 }
 
+/// Set in [`lt_walk`]'s `max`: `pc` is the instruction about to run (an
+/// entry probe's), not a return address. A flag rather than an argument:
+/// a global function takes five.
+pub const EXACT_FIRST: u32 = 1 << 31;
+
 /// Walks the user stack from (pc, sp, bp) into `ev`: frames, nframes and
 /// stop. A global function: verified once, whatever the call site.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn lt_walk(ev: *mut StackEvent, pc: u64, sp: u64, bp: u64, max: u32) -> u32 {
+    let (max, first_exact) = (max & !EXACT_FIRST, max >> 31);
     if ev.is_null() {
         return 0;
     }
@@ -127,7 +133,10 @@ pub extern "C" fn lt_walk(ev: *mut StackEvent, pc: u64, sp: u64, bp: u64, max: u
     };
     let version = map_version();
     // SAFETY: the thread's own entry: no other program writes it while this one runs.
-    unsafe { (*walk).start(pc, sp, bp, max, version) };
+    unsafe {
+        (*walk).start(pc, sp, bp, max, version);
+        (*walk).next_exact = first_exact;
+    }
     let mut l = Loop { ev, walk };
     // SAFETY: our callback with our context; one iteration per frame (and one to notice the last).
     unsafe { bpf_loop(max + 1, step as *mut c_void, &mut l as *mut Loop as *mut c_void, 0) };

@@ -35,6 +35,16 @@ impl Details {
         }
     }
 
+    /// `to` says what `from` says (a descriptor moved to the stack of its handle).
+    pub fn copy(&mut self, from: StackId, to: StackId) {
+        if let Some(d) = self.get(from).cloned() {
+            if d.received {
+                self.mark_received(to);
+            }
+            d.notes.into_iter().for_each(|n| self.note(to, n));
+        }
+    }
+
     pub fn get(&self, stack: StackId) -> Option<&FdDetail> {
         self.by_stack.get(&stack)
     }

@@ -6,6 +6,8 @@ use tracer_common::FdKind;
 pub enum ResourceKind {
     Heap,
     Fd(FdKind),
+    /// A libuv timer handle initialised and not closed (`uv_close`).
+    Timer,
 }
 
 impl ResourceKind {
@@ -13,20 +15,23 @@ impl ResourceKind {
         match self {
             Self::Heap => "heap",
             Self::Fd(k) => k.name(),
+            Self::Timer => "timer",
         }
     }
 
     /// Parses a kind name as the manifest and the CLI write it.
     pub fn parse(s: &str) -> Option<Self> {
-        if s == "heap" {
-            return Some(Self::Heap);
-        }
-        FdKind::ALL.into_iter().find(|k| k.name() == s).map(Self::Fd)
+        Self::all().find(|k| k.name() == s)
     }
 
     /// Every kind, heap first.
     pub fn all() -> impl Iterator<Item = ResourceKind> {
-        std::iter::once(Self::Heap).chain(FdKind::ALL.into_iter().map(Self::Fd))
+        std::iter::once(Self::Heap).chain(FdKind::ALL.into_iter().map(Self::Fd)).chain([Self::Timer])
+    }
+
+    /// A descriptor or a handle: what `totals.handles` counts.
+    pub const fn is_handle(self) -> bool {
+        !matches!(self, Self::Heap)
     }
 }
 

@@ -15,5 +15,5 @@ mod state;
 pub use details::FdDetail;
 pub use kind::ResourceKind;
 pub use outstanding::{Aggregator, Anomalies, StackSummary};
-pub use stacks::{StackCounters, StackEnd, StackId, StackTable};
+pub use stacks::{Origin, StackCounters, StackEnd, StackId, StackTable};
 pub use state::{Image, Snapshot, StackInfo, State};

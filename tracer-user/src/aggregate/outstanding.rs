@@ -79,6 +79,9 @@ pub struct Aggregator {
     /// leaktrace's own files, opened in the process by the dynamic linker or
     /// the recorder (never the program's): their closes are not counted.
     own_fds: HashSet<(u32, i32)>,
+    /// libuv's handles (see event_loop.rs).
+    event_loops: event_loop::EventLoops,
+    timers_outstanding: u64,
 }
 
 /// The names of leaktrace's memfds (the recorder library, the shared file).
@@ -154,7 +157,7 @@ impl Aggregator {
                 }
             }
             Body::Exec => self.exec(tgid),
-            Body::Exit | Body::Fork { .. } | Body::Loaded => {}
+            Body::Exit | Body::Fork { .. } | Body::Loaded | Body::UvInit { .. } | Body::UvCall { .. } => {}
         }
     }
 
@@ -235,11 +238,14 @@ impl Aggregator {
         self.heap
     }
 
-    /// Outstanding descriptors by kind.
-    pub fn handle_totals(&self) -> BTreeMap<FdKind, u64> {
+    /// Outstanding descriptors and libuv timers by kind.
+    pub fn handle_totals(&self) -> BTreeMap<ResourceKind, u64> {
         let mut out = BTreeMap::new();
         for h in self.fds.values() {
-            *out.entry(h.kind).or_insert(0) += 1;
+            *out.entry(ResourceKind::Fd(h.kind)).or_insert(0) += 1;
+        }
+        if self.timers_outstanding > 0 {
+            out.insert(ResourceKind::Timer, self.timers_outstanding);
         }
         out
     }
@@ -371,6 +377,9 @@ impl Aggregator {
 
 #[path = "outstanding_window.rs"]
 mod window;
+
+#[path = "event_loop.rs"]
+mod event_loop;
 
 #[cfg(test)]
 #[path = "outstanding_tests.rs"]

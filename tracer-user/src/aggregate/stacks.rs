@@ -42,6 +42,17 @@ pub struct StackCounters {
     pub released: u64,
 }
 
+/// Where the handle behind a descriptor was created, for a descriptor an
+/// event loop made for a handle (see `event_loop.rs`): its stack is the
+/// descriptor's, and these are the handle's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// The stack that initialised the handle.
+    pub created: StackId,
+    /// An accepted connection's: the stack that created the server's handle.
+    pub server: Option<StackId>,
+}
+
 pub struct StackEntry {
     pub kind: ResourceKind,
     /// The process image (address space) the frames belong to.
@@ -50,6 +61,7 @@ pub struct StackEntry {
     /// How the walk ended, and which frames are exact pcs.
     pub end: StackEnd,
     pub counters: StackCounters,
+    pub origin: Option<Origin>,
 }
 
 /// Stacks are looked up by a hash of (kind, frames); entries with the same
@@ -63,17 +75,28 @@ pub struct StackTable {
 
 impl StackTable {
     pub fn intern(&mut self, kind: ResourceKind, image: u32, frames: &[u64], end: StackEnd) -> StackId {
-        let key = self.hasher.hash_one((kind, image, frames));
+        self.intern_with(kind, image, frames, end, None)
+    }
+
+    /// The same stack as `id`, of a descriptor whose handle came from `origin`.
+    pub fn with_origin(&mut self, id: StackId, origin: Origin) -> StackId {
+        let e = &self.entries[id.0 as usize];
+        let (kind, image, frames, end) = (e.kind, e.image, e.frames.clone(), e.end);
+        self.intern_with(kind, image, &frames, end, Some(origin))
+    }
+
+    fn intern_with(&mut self, kind: ResourceKind, image: u32, frames: &[u64], end: StackEnd, origin: Option<Origin>) -> StackId {
+        let key = self.hasher.hash_one((kind, image, frames, origin));
         let bucket = self.index.entry(key).or_default();
         if let Some(&id) = bucket.iter().find(|id| {
             let e = &self.entries[id.0 as usize];
-            e.kind == kind && e.image == image && &*e.frames == frames
+            e.kind == kind && e.image == image && &*e.frames == frames && e.origin == origin
         }) {
             return id;
         }
         let id = StackId(self.entries.len() as u32);
         bucket.push(id);
-        self.entries.push(StackEntry { kind, image, frames: frames.into(), end, counters: StackCounters::default() });
+        self.entries.push(StackEntry { kind, image, frames: frames.into(), end, counters: StackCounters::default(), origin });
         id
     }
 
@@ -117,5 +140,12 @@ mod tests {
         assert_ne!(a, e, "another image's addresses are another stack");
         assert_eq!(t.len(), 4);
         assert_eq!(&*t.get(c).frames, &[1, 2, 3]);
+        let created = t.intern(ResourceKind::Timer, 0, &[9], StackEnd::COMPLETE);
+        let origin = Origin { created, server: None };
+        let bound = t.with_origin(c, origin);
+        assert_ne!(bound, c, "a descriptor of a handle is a stack of its own");
+        assert_eq!((t.get(bound).kind, &*t.get(bound).frames, t.get(bound).origin), (t.get(c).kind, &[1, 2, 3][..], Some(origin)));
+        assert_eq!(t.with_origin(c, origin), bound);
+        assert_ne!(t.with_origin(c, Origin { created, server: Some(a) }), bound);
     }
 }

@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use tracer_common::decode::Body;
-use tracer_common::FdKind;
 
-use super::{Aggregator, Anomalies, ResourceKind, StackEnd, StackId, StackSummary};
+use super::{Aggregator, Anomalies, Origin, ResourceKind, StackEnd, StackId, StackSummary};
 use crate::inprocess::RecorderStats;
 use crate::reach::ScanResult;
 use crate::symbolize::ProcessMaps;
@@ -62,6 +61,8 @@ pub struct StackInfo {
     pub image: u32,
     pub frames: Box<[u64]>,
     pub end: StackEnd,
+    /// A descriptor's handle: where it was created.
+    pub origin: Option<Origin>,
 }
 
 /// What a report reads, copied out of [`State`].
@@ -74,7 +75,7 @@ pub struct Snapshot {
     /// Everything outstanding, from the outstanding tables themselves:
     /// heap (bytes, allocations) and descriptors by kind.
     pub heap: (u64, u64),
-    pub handles: BTreeMap<FdKind, u64>,
+    pub handles: BTreeMap<ResourceKind, u64>,
     pub events: u64,
     pub object_loads: u64,
     pub decode_errors: u64,
@@ -128,6 +129,7 @@ impl State {
     /// Applies a decoded event whose stack (if any) is already interned.
     pub fn apply(&mut self, tgid: u32, tid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
         self.agg.apply(tgid, ts_ns, body, stack);
+        self.agg.apply_event_loop(tgid, tid, ts_ns, body, stack);
         match *body {
             // The next stack of this process starts a new image.
             Body::Exec => {
@@ -198,7 +200,7 @@ impl State {
             .stacks
             .iter()
             .skip(from.0 as usize)
-            .map(|(id, e)| StackInfo { id, kind: e.kind, image: e.image, frames: e.frames.clone(), end: e.end })
+            .map(|(id, e)| StackInfo { id, kind: e.kind, image: e.image, frames: e.frames.clone(), end: e.end, origin: e.origin })
             .collect();
         Snapshot {
             summaries: self.agg.summaries(now_ns),

@@ -13,6 +13,7 @@ use tracer_common::Counter;
 
 use super::allocator_probes::{self, AllocatorPrograms, Loaded};
 use super::errors::attach_err;
+use super::event_loop::{self, EventLoopLibrary};
 use super::links::{LinkMode, LinkStats, ProcessLinks};
 use super::loader_probe::LoaderProbe;
 use super::prepare::{self, LoadOptions, Prepared};
@@ -44,6 +45,9 @@ pub struct Probes {
     warnings: Vec<String>,
     /// The dynamic linker's announcements (with the CFI walker).
     loader_probe: Option<LoaderProbe>,
+    event_loop: event_loop::Loaded,
+    /// Each traced process's libuv probes (`allocator`: libuv's file).
+    event_loops: HashMap<u32, ProcessLinks>,
 }
 
 /// Reads the kernel side's loss counters; movable to the consumer thread.
@@ -66,7 +70,7 @@ impl Probes {
     /// added. With `notices` (`attach`), the kernel reports forks, execs and
     /// exits of traced processes on their own ring, so their allocator probes follow.
     pub fn load(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -> Result<(Self, Outputs), ProbeError> {
-        let Prepared { mut ebpf, allocator, hook, requested, warnings } = prepare::prepare(opts, programs, notices)?;
+        let Prepared { mut ebpf, allocator, hook, event_loop, requested, warnings } = prepare::prepare(opts, programs, notices)?;
         let descriptors = syscalls::attach(&mut ebpf)?;
         attach_tracepoints(&mut ebpf, opts.follow_forks)?;
         let loader_probe = hook.map(|h| LoaderProbe::new(&mut ebpf, h)).transpose()?;
@@ -90,6 +94,8 @@ impl Probes {
             stats: Arc::default(),
             warnings,
             loader_probe,
+            event_loop,
+            event_loops: HashMap::new(),
         };
         Ok((probes, Outputs { events, counters, notices }))
     }
@@ -170,6 +176,19 @@ impl Probes {
         }
     }
 
+    /// Puts the libuv probes on `pid`, unless those on the same file are there.
+    pub fn attach_event_loop(&mut self, lib: &EventLoopLibrary, pid: u32) -> Result<(), ProbeError> {
+        if self.event_loops.get(&pid).is_some_and(|l| l.allocator == lib.identity) {
+            return Ok(());
+        }
+        if let Some(old) = self.event_loops.remove(&pid) {
+            self.retired.push(old);
+        }
+        let links = event_loop::attach(&mut self.ebpf, &self.event_loop, lib, pid)?;
+        self.event_loops.insert(pid, ProcessLinks { allocator: lib.identity, links, stats: self.stats.clone() });
+        Ok(())
+    }
+
     /// The allocator file (device, inode) `pid`'s probes sit on, if any.
     pub fn allocator_of(&self, pid: u32) -> Option<(u64, u64)> {
         self.links.get(&pid).map(|l| l.allocator).filter(|&a| a != NO_ALLOCATOR)
@@ -188,6 +207,9 @@ impl Probes {
     /// [`RETIRED_BATCH`], the rest handed over when leaktrace ends.
     pub fn detach_process(&mut self, pid: u32) {
         if let Some(links) = self.links.remove(&pid) {
+            self.retired.push(links);
+        }
+        if let Some(links) = self.event_loops.remove(&pid) {
             self.retired.push(links);
         }
         if self.retired.len() >= RETIRED_BATCH {
@@ -216,7 +238,7 @@ const RETIRED_BATCH: usize = 32;
 
 impl Drop for Probes {
     fn drop(&mut self) {
-        let all = self.links.drain().map(|(_, l)| l).chain(self.retired.drain(..));
+        let all = self.links.drain().chain(self.event_loops.drain()).map(|(_, l)| l).chain(self.retired.drain(..));
         if self.descriptors.hand_over() {
             // The background process holds them: these closes only drop references.
             all.for_each(drop);

@@ -8,6 +8,7 @@ use aya::{Ebpf, EbpfLoader};
 use super::allocator_probes::{self, AllocatorPrograms, Loaded};
 use super::btf::KernelBtf;
 use super::errors::error_chain;
+use super::event_loop;
 use super::links::LinkMode;
 use super::loader_probe::HookProgram;
 use super::programs::program;
@@ -67,6 +68,8 @@ pub struct Prepared {
     pub(super) allocator: Loaded,
     /// The dynamic linker's hook (with the CFI walker).
     pub(super) hook: Option<HookProgram>,
+    /// libuv's handle probes.
+    pub(super) event_loop: event_loop::Loaded,
     /// Whether the link mode was forced (no fallback then).
     pub(super) requested: Option<LinkMode>,
     /// Why a better way was not used, each once.
@@ -109,6 +112,7 @@ pub fn prepare(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -
             Some(hook)
         }
     };
+    let event_loop = event_loop::Loaded::load(&raw, &mut ebpf)?;
     drop(raw);
     if let Loaded::Perf { entry, exit, loaded } = &mut allocator {
         for prog in std::iter::once(*entry).chain(*exit) {
@@ -119,7 +123,7 @@ pub fn prepare(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -
     }
     syscalls::load(&mut ebpf)?;
     load_tracepoints(&mut ebpf, opts.follow_forks)?;
-    Ok(Prepared { ebpf, allocator, hook, requested, warnings })
+    Ok(Prepared { ebpf, allocator, hook, event_loop, requested, warnings })
 }
 
 fn load_tracepoints(ebpf: &mut Ebpf, follow_forks: bool) -> Result<(), ProbeError> {

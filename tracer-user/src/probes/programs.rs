@@ -28,6 +28,8 @@ pub enum Program {
     LoaderCheck,
     /// The dynamic linker's `_dl_debug_state`: objects mapped.
     DlLoaded,
+    /// Every probed libuv function (its cookie names the function).
+    UvCall,
 }
 
 impl Program {
@@ -46,6 +48,7 @@ impl Program {
             Self::FloorSession => "floor_session",
             Self::FloorSessionEntries => "floor_session_entries",
             Self::LoaderCheck => "loader_check",
+            Self::UvCall => "uv_call",
         }
     }
 
@@ -64,6 +67,7 @@ impl Program {
             Self::FloorSessionEntries,
             Self::LoaderCheck,
             Self::DlLoaded,
+            Self::UvCall,
         ]
         .into_iter()
         .chain(ExitProgram::ALL.into_iter().map(Self::Descriptors))

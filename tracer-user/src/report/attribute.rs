@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 
-use crate::aggregate::{ResourceKind, Snapshot, StackId};
+use crate::aggregate::{Origin, ResourceKind, Snapshot, StackId};
 use crate::symbolize::jit::is_javascript;
 use crate::symbolize::{symbolize_stack, Frame, StackCalls, Symbolizer};
 
 use super::focus::{Focus, FocusReport};
 use super::javascript::{js_site, JsNotes};
 use super::model::{Location, StackFrame};
+use super::provenance::{reaches_user, SiteFrom};
 use super::wrappers::is_wrapper;
 
 #[derive(Debug, Clone, Default)]
@@ -34,6 +35,12 @@ pub struct Resolved {
     pub in_focus: bool,
     /// Why the stack ends before its outermost frame, when it does.
     pub truncated: Option<String>,
+    /// It reaches the user's code (see [`reaches_user`]).
+    user: bool,
+    /// A descriptor of a libuv handle: where the handle (and an accepted
+    /// connection's server) was created, and which stack named the site.
+    pub origin: Option<Origin>,
+    pub from: SiteFrom,
 }
 
 /// The site of a stack without frames.
@@ -126,10 +133,25 @@ impl SiteCache {
             });
             self.js_notes.note(&symbolized, s.end.stop == tracer_common::StopReason::NoRule);
             let (site, in_focus) = choose_site(&symbolized, attribution, self.focus.as_mut());
+            let user = reaches_user(&symbolized, attribution, self.focus.as_mut());
             let ids: Box<[u32]> = symbolized.into_iter().map(|f| self.intern(f)).collect();
             let site = site.map(|i| ids[i]);
-            self.resolved.push(Resolved { frames: ids, site, in_focus, truncated });
+            let own = Resolved { frames: ids, site, in_focus, truncated, user, origin: s.origin, from: SiteFrom::Opened };
+            let resolved = self.named_by_origin(own);
+            self.resolved.push(resolved);
         }
+    }
+
+    /// A descriptor of a handle whose own stack does not reach the user's
+    /// code takes its site from where the handle, or its server, was created.
+    fn named_by_origin(&self, mut r: Resolved) -> Resolved {
+        let Some(origin) = r.origin.filter(|_| !r.user) else { return r };
+        let candidates = [(Some(origin.created), SiteFrom::Created), (origin.server, SiteFrom::Server)];
+        let by = candidates.into_iter().find_map(|(id, from)| Some((self.get(id?).filter(|c| c.user)?, from)));
+        if let Some((c, from)) = by {
+            (r.site, r.in_focus, r.user, r.from) = (c.site, c.in_focus, true, from);
+        }
+        r
     }
 
     /// A relative focus is also anchored at each program's compilation directory.

@@ -7,7 +7,7 @@ use tracer_common::Counter;
 
 use tracer_common::FdKind;
 
-use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackSummary};
+use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackId, StackSummary};
 use crate::probes::DescriptorProbes;
 
 use super::attribute::{Attribution, Resolved, SiteCache};
@@ -118,7 +118,7 @@ fn outstanding(snap: &Snapshot, scale: u64) -> Totals {
     let mut t = Totals::default();
     t.add(ResourceKind::Heap, snap.heap.1 * scale, snap.heap.0 * scale);
     for (&k, &n) in snap.handles.iter().filter(|(_, &n)| n > 0) {
-        t.add(ResourceKind::Fd(k), n, 0);
+        t.add(k, n, 0);
     }
     t
 }
@@ -189,6 +189,10 @@ impl Accumulator {
             site.stack = cache.stack(resolved);
             site.truncated = resolved.truncated.is_some();
             site.stack_end = resolved.truncated.clone();
+            let stack_of = |id: Option<StackId>| id.and_then(|id| cache.get(id)).map(|r| cache.stack(r)).unwrap_or_default();
+            site.site_from = resolved.origin.map(|_| resolved.from);
+            site.created_stack = stack_of(resolved.origin.map(|o| o.created));
+            site.server_stack = stack_of(resolved.origin.and_then(|o| o.server));
         }
     }
 

@@ -12,6 +12,7 @@ pub mod model;
 pub mod pprof;
 mod pprof_proto;
 pub mod profile;
+mod provenance;
 pub mod reachability;
 mod suppress;
 pub mod text;

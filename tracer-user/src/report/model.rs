@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use super::provenance::SiteFrom;
+
 use crate::aggregate::{Anomalies, ResourceKind};
 use crate::probes::DescriptorProbes;
 use crate::process::Ended;
@@ -209,7 +211,7 @@ impl Totals {
                 self.heap_allocations += count;
                 self.heap_bytes += bytes;
             }
-            ResourceKind::Fd(k) => *self.handles.entry(k.name().to_owned()).or_insert(0) += count,
+            k => *self.handles.entry(k.name().to_owned()).or_insert(0) += count,
         }
     }
 
@@ -258,6 +260,15 @@ pub struct Site {
     pub received: bool,
     /// valgrind's classes of its blocks (heap) or descriptors owned by lost blocks, after a scan.
     pub reachability: Option<Reachability>,
+    /// Descriptors of a libuv handle: the stack that named the site
+    /// (`opened`: `stack`; `created`: `created_stack`; `server`: `server_stack`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_from: Option<SiteFrom>,
+    /// Where the handle was created (`uv_*_init`), and an accepted connection's server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub created_stack: Vec<StackFrame>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_stack: Vec<StackFrame>,
 }
 
 /// A site's trend: robust (Theil–Sen) slopes of its outstanding count and
@@ -338,6 +349,9 @@ impl Site {
             detail: Vec::new(),
             received: false,
             reachability: None,
+            site_from: None,
+            created_stack: Vec::new(),
+            server_stack: Vec::new(),
         }
     }
 

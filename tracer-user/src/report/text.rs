@@ -99,26 +99,16 @@ fn site(out: &mut String, s: &Site) {
     }
     let stacks = if s.stacks > 1 { format!(", from {} different stacks (the largest shown)", s.stacks) } else { String::new() };
     let _ = writeln!(out, "    {} acquired, {} released, oldest {:.1}s{stacks}", s.allocations, s.releases, s.oldest_age_secs);
-    // A site deep in its stack (JavaScript under a runtime's frames) is shown
-    // from the frame it called on, after the first two (the acquisition).
-    let at = s.stack.iter().position(|f| f.function == s.site.function && f.file == s.site.file && f.line == s.site.line);
-    let (head, tail_from) = match at {
-        Some(i) if i + 2 > STACK_LINES => (2, i - 1),
-        _ => (STACK_LINES, STACK_LINES),
-    };
-    for f in s.stack.iter().take(head) {
-        let _ = writeln!(out, "    {}", frame_line(f));
+    let titled = !s.created_stack.is_empty();
+    if titled {
+        let _ = writeln!(out, "    opened at:");
     }
-    let tail = STACK_LINES - head;
-    if tail > 0 {
-        let _ = writeln!(out, "    ... {} frames", tail_from - head);
-        for f in s.stack.iter().skip(tail_from).take(tail) {
-            let _ = writeln!(out, "    {}", frame_line(f));
+    stack(out, &s.stack, s, titled);
+    for (title, frames) in [("created at", &s.created_stack), ("its server created at", &s.server_stack)] {
+        if !frames.is_empty() {
+            let _ = writeln!(out, "    {title}:");
+            stack(out, frames, s, true);
         }
-    }
-    let end = if tail > 0 { tail_from + tail } else { head };
-    if s.stack.len() > end {
-        let _ = writeln!(out, "    ... {} more frames", s.stack.len() - end);
     }
     if let Some(why) = &s.stack_end {
         let _ = writeln!(out, "    (stack ends early: {why})");
@@ -128,6 +118,32 @@ fn site(out: &mut String, s: &Site) {
     }
     if let Some(g) = &s.growth {
         let _ = writeln!(out, "    growth: {}", crate::growth::describe(g, s.kind));
+    }
+}
+
+/// A stack's first frames (indented under a title when the site has several).
+fn stack(out: &mut String, frames: &[StackFrame], s: &Site, titled: bool) {
+    let indent = if titled { "  " } else { "" };
+    // A site deep in its stack (JavaScript under a runtime's frames) is shown
+    // from the frame it called on, after the first two (the acquisition).
+    let at = frames.iter().position(|f| f.function == s.site.function && f.file == s.site.file && f.line == s.site.line);
+    let (head, tail_from) = match at {
+        Some(i) if i + 2 > STACK_LINES => (2, i - 1),
+        _ => (STACK_LINES, STACK_LINES),
+    };
+    for f in frames.iter().take(head) {
+        let _ = writeln!(out, "    {indent}{}", frame_line(f));
+    }
+    let tail = STACK_LINES - head;
+    if tail > 0 {
+        let _ = writeln!(out, "    {indent}... {} frames", tail_from - head);
+        for f in frames.iter().skip(tail_from).take(tail) {
+            let _ = writeln!(out, "    {indent}{}", frame_line(f));
+        }
+    }
+    let end = if tail > 0 { tail_from + tail } else { head };
+    if frames.len() > end {
+        let _ = writeln!(out, "    {indent}... {} more frames", frames.len() - end);
     }
 }
 

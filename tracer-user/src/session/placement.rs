@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::inprocess::SharedFile;
 use crate::pipeline::Shared;
-use crate::probes::{AllocatorChoice, ImageKey, Probes};
+use crate::probes::{AllocatorChoice, EventLoopLibrary, ImageKey, Probes};
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -37,6 +37,8 @@ pub struct Placement {
     target_in_process: bool,
     /// Processes leaktrace loaded the recorder into (their first image only).
     loaded: std::collections::HashSet<u32>,
+    /// The libuv of each image that has one, so many children of one program cost one search.
+    event_loops: HashMap<ImageKey, Option<Arc<EventLoopLibrary>>>,
 }
 
 impl Placement {
@@ -53,6 +55,7 @@ impl Placement {
             in_process: Default::default(),
             target_in_process: false,
             loaded: Default::default(),
+            event_loops: HashMap::new(),
         }
     }
 
@@ -80,6 +83,7 @@ impl Placement {
     pub fn image(&mut self, pid: u32) {
         let choice = self.choose(pid);
         self.place(pid, choice);
+        self.place_event_loop(pid);
     }
 
     /// A child that shares its parent's image.
@@ -89,14 +93,28 @@ impl Placement {
         if let Some(c) = parent.filter(|p| self.in_process.contains(p)).and_then(|p| self.current.get(&p).cloned()) {
             self.in_process.insert(pid);
             self.current.insert(pid, c);
-            return;
+        } else {
+            let inherited = parent.and_then(|p| self.current.get(&p).cloned());
+            let choice = match inherited {
+                Some(c) => Some(c),
+                None => self.choose(pid),
+            };
+            self.place(pid, choice);
         }
-        let inherited = parent.and_then(|p| self.current.get(&p).cloned());
-        let choice = match inherited {
-            Some(c) => Some(c),
-            None => self.choose(pid),
-        };
-        self.place(pid, choice);
+        self.place_event_loop(pid);
+    }
+
+    /// libuv's probes on `pid` when its image uses libuv: where its handles
+    /// are created, for the descriptors the loop makes for them.
+    fn place_event_loop(&mut self, pid: u32) {
+        let Ok(key) = ImageKey::of(pid) else { return };
+        let lib = self.event_loops.entry(key.clone()).or_insert_with(|| EventLoopLibrary::for_image(pid, &key).map(Arc::new)).clone();
+        let Some(lib) = lib else { return };
+        if let Err(e) = lock(&self.probes).attach_event_loop(&lib, pid) {
+            self.shared
+                .state()
+                .warn(format!("libuv handles of pid {pid} not followed (descriptors are, without where their handles were created): {e}"));
+        }
     }
 
     /// A process is gone: its probes come off (in the background).

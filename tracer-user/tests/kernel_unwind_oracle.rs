@@ -6,7 +6,8 @@
 //! leaktrace: every site — function, file, line, count and bytes, for the
 //! innermost frame in the programs' own sources — must be the same. The one
 //! expected difference is the tail call: valgrind names the caller of a
-//! function that ended in `jmp calloc`, leaktrace puts that function back.
+//! function that ended in `jmp calloc`, leaktrace puts that function back
+//! (and each function of a chain of tail jumps).
 
 mod common;
 
@@ -131,6 +132,26 @@ fn c_sites_equal(flags: &[&str], exe: &Path, args: &[String], heap_probes: &str,
         assert!(theirs.contains_key(&make), "{flags:?}: valgrind names the caller of the tail call: {theirs:#?}");
     }
     assert_eq!(ours.get(&make), Some(&(1, 40)), "{flags:?}: the tail-called allocating function is the site");
+    // A chain of two: `relay` is `jmp make_chained`, itself `jmp calloc`.
+    let chained = key("make_chained", line_of("return calloc(2, n)"));
+    if flags.contains(&"-O2") {
+        let caller = key("use_relay", line_of("sink += (long)relay(56)"));
+        if let Some(held) = theirs.remove(&caller) {
+            theirs.insert(chained.clone(), held);
+        }
+        assert!(theirs.contains_key(&chained), "{flags:?}: valgrind names the caller of the chain: {theirs:#?}");
+        let site = report["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "make_chained").expect("the chain's site");
+        let frames: Vec<(&str, bool)> = site["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["function"].as_str().unwrap_or("?"), f["inferred"].as_bool().unwrap()))
+            .skip_while(|f| f.0 != "make_chained")
+            .take(3)
+            .collect();
+        assert_eq!(frames, [("make_chained", true), ("relay", true), ("use_relay", false)], "{flags:?}: both frames put back");
+    }
+    assert_eq!(ours.get(&chained), Some(&(1, 128)), "{flags:?}: the end of the chain is the site");
     assert_same(&format!("C {flags:?}"), &ours, theirs);
     // The dynamic linker's hook fired at start-up and at the dlopen (two
     // announcements each: objects being added, then consistent).

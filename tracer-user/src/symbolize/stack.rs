@@ -45,7 +45,8 @@ pub fn symbolize_stack(
     let mut out = Vec::with_capacity(frames.len() + 2);
     for (i, &addr) in frames.iter().enumerate() {
         if is_ret(i) {
-            if let Some(missing) = elided(calls, maps, frames, i, allocation, is_ret(i.wrapping_sub(1))) {
+            // The chain's innermost function first, as frames go.
+            for missing in elided(calls, maps, frames, i, allocation, is_ret(i.wrapping_sub(1))).into_iter().rev() {
                 out.extend(sym.symbolize(maps, missing, false).into_iter().map(|f| Frame { inferred: true, ..f }));
             }
         }
@@ -54,22 +55,23 @@ pub fn symbolize_stack(
     out
 }
 
-/// The address of a frame elided between frame i and the frame below it
+/// The addresses of frames elided between frame i and the frame below it
 /// (for frame 0 of an allocation, the allocator), if the call frame i made
-/// went elsewhere: the function it called, at its tail jump.
-fn elided(calls: &mut Calls, maps: &ProcessMaps, frames: &[u64], i: usize, allocation: bool, below_is_ret: bool) -> Option<u64> {
-    let (module, callee) = calls.callee_before(maps, frames[i])?;
+/// went elsewhere: the function it called at its tail jump, and each
+/// function that one tail-jumped through (outermost first).
+fn elided(calls: &mut Calls, maps: &ProcessMaps, frames: &[u64], i: usize, allocation: bool, below_is_ret: bool) -> Vec<u64> {
+    let Some((module, callee)) = calls.callee_before(maps, frames[i]) else { return Vec::new() };
     let Callee::Local(start) = callee else {
-        return None; // an import reaches another module: nothing to read of its code here
+        return Vec::new(); // an import reaches another module: nothing to read of its code here
     };
     let expected: Vec<String> = match i {
         0 if allocation => ALLOCATOR_ENTRIES.iter().map(|s| (*s).to_owned()).collect(),
-        0 => return None,
+        0 => return Vec::new(),
         _ => calls.names_at(maps, if below_is_ret { frames[i - 1].wrapping_sub(1) } else { frames[i - 1] }),
     };
     let called = calls.names_of(&module, &callee);
     if expected.is_empty() || called.is_empty() || called.iter().any(|n| expected.contains(n)) {
-        return None; // it called what runs below (or nothing can be told)
+        return Vec::new(); // it called what runs below (or nothing can be told)
     }
-    calls.inferred_address(&module, start, &|names: &[String]| names.iter().any(|n| expected.contains(n)))
+    calls.inferred_addresses(&module, start, &|names: &[String]| names.iter().any(|n| expected.contains(n)))
 }

@@ -4,7 +4,8 @@
 //! names the function that was called; when that is not the function of the
 //! frame below it, the called function tail-called its way there, and is put
 //! back as an inferred frame — at the line of its tail jump when the jump can
-//! be found in its code.
+//! be found in its code, with every function of a chain of tail jumps
+//! between (`a: jmp b`, `b: jmp c`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -136,20 +137,52 @@ impl Code {
         }
     }
 
-    /// Where the function at `start` tail-jumps to a function `is_target` accepts.
-    fn tail_jump(&self, start: u64, is_target: &dyn Fn(&[String]) -> bool) -> Option<u64> {
-        let (s, size, _) = self.function_at(start)?;
-        let code = self.bytes(*s, (*size as usize).min(1 << 16))?;
-        (0..code.len().saturating_sub(4)).find_map(|i| {
-            if code[i] != 0xe9 {
-                return None;
+    /// The jumps out of the function at `start` (tail calls, `jmp rel32` and
+    /// `jmp rel8`): (where the jump is, where it goes).
+    fn jumps_out(&self, start: u64) -> Vec<(u64, u64)> {
+        let Some((s, size, _)) = self.function_at(start) else { return Vec::new() };
+        let (s, end) = (*s, *s + (*size).max(1));
+        let Some(code) = self.bytes(s, (*size as usize).min(1 << 16)) else { return Vec::new() };
+        let at = |i: usize| s + i as u64;
+        let rel32 = |i: usize| Some(i64::from(i32::from_le_bytes(code.get(i + 1..i + 5)?.try_into().ok()?)));
+        (0..code.len())
+            .filter_map(|i| match code[i] {
+                0xe9 => Some((at(i), at(i + 5).wrapping_add_signed(rel32(i)?))),
+                0xeb => Some((at(i), at(i + 2).wrapping_add_signed(i64::from(*code.get(i + 1)? as i8)))),
+                _ => None,
+            })
+            .filter(|&(_, dest)| dest < s || dest >= end)
+            .collect()
+    }
+
+    /// The chain of tail jumps from the function at `start` to a function
+    /// `is_target` accepts, through functions each reached by the jump
+    /// before: the jumps' addresses, outermost first. Only what the
+    /// instructions show: every link a jump to a function's first instruction.
+    fn tail_chain(&self, start: u64, is_target: &dyn Fn(&[String]) -> bool, seen: &mut Vec<u64>) -> Option<Vec<u64>> {
+        let jumps = self.jumps_out(start);
+        if let Some(&(at, _)) = jumps.iter().find(|(_, dest)| is_target(&self.names_of_destination(*dest))) {
+            return Some(vec![at]);
+        }
+        if seen.len() >= MAX_CHAIN {
+            return None;
+        }
+        seen.push(start);
+        for (at, dest) in jumps {
+            if seen.contains(&dest) || self.names_at(dest).is_empty() {
+                continue;
             }
-            let rel = i32::from_le_bytes(code[i + 1..i + 5].try_into().ok()?);
-            let dest = (*s + i as u64 + 5).wrapping_add_signed(i64::from(rel));
-            is_target(&self.names_of_destination(dest)).then_some(*s + i as u64)
-        })
+            if let Some(mut rest) = self.tail_chain(dest, is_target, seen) {
+                rest.insert(0, at);
+                return Some(rest);
+            }
+        }
+        None
     }
 }
+
+/// Functions a chain of tail calls is followed through.
+const MAX_CHAIN: usize = 8;
 
 impl Calls {
     fn code(&mut self, m: &Mapping) -> Option<&Code> {
@@ -183,13 +216,17 @@ impl Calls {
         }
     }
 
-    /// The runtime address of the tail jump inside the local function
-    /// `start` of module `m` to a function `is_target` accepts, else of the
-    /// function's entry.
-    pub fn inferred_address(&mut self, m: &Mapping, start: u64, is_target: &dyn Fn(&[String]) -> bool) -> Option<u64> {
-        let code = self.code(m)?;
-        let at = code.tail_jump(start, is_target).unwrap_or(start);
-        let (v, o, _) = code.segments.iter().find(|(v, _, n)| at >= *v && at < v + n)?;
-        Some(at - v + o - m.offset + m.start)
+    /// The runtime addresses of the tail jumps from the local function
+    /// `start` of module `m` to a function `is_target` accepts, outermost
+    /// first (several when the first jumps to another that jumps on); else
+    /// the function's entry alone.
+    pub fn inferred_addresses(&mut self, m: &Mapping, start: u64, is_target: &dyn Fn(&[String]) -> bool) -> Vec<u64> {
+        let Some(code) = self.code(m) else { return Vec::new() };
+        let chain = code.tail_chain(start, is_target, &mut Vec::new()).unwrap_or_else(|| vec![start]);
+        let runtime = |at: u64| {
+            let (v, o, _) = code.segments.iter().find(|(v, _, n)| at >= *v && at < v + n)?;
+            Some(at - v + o - m.offset + m.start)
+        };
+        chain.into_iter().filter_map(runtime).collect()
     }
 }

@@ -1,7 +1,7 @@
 /* Leaks behind the code a stack walker finds hardest: glibc's frameless
  * stdio, locale and NSS code, the dynamic linker (dlopen), deep recursion, a
- * 64 KiB frame, a signal handler, a shared library, and an allocating
- * function whose frame a tail call removes. Built at -O0, -O2 and
+ * 64 KiB frame, a signal handler, a shared library, and allocating
+ * functions whose frames tail calls remove (one, and a chain of two). Built at -O0, -O2 and
  * -O2 -fomit-frame-pointer; the kernel oracle test compares every site with
  * valgrind's. argv[1]: the library to dlopen. */
 #define _GNU_SOURCE
@@ -65,6 +65,14 @@ NOINLINE static void *make(size_t n) { return calloc(1, n); }
 
 NOINLINE static void use_make(void) { sink += (long)make(40); }
 
+/* Two tail calls in a row at -O2: relay() is `jmp make_chained`, which is
+ * `jmp calloc`; neither leaves a frame. noipa: no clone, no merged twin. */
+__attribute__((noipa)) static void *make_chained(size_t n) { return calloc(2, n); }
+
+__attribute__((noipa)) static void *relay(size_t n) { return make_chained(n + 8); }
+
+NOINLINE static void use_relay(void) { sink += (long)relay(56); }
+
 NOINLINE static void open_handles(void) {
     sink += socket(AF_INET, SOCK_STREAM, 0);
     sink += timerfd_create(CLOCK_MONOTONIC, 0);
@@ -85,6 +93,7 @@ int main(int argc, char **argv) {
     recurse(40);
     big_frame();
     use_make();
+    use_relay();
     open_handles();
     signal(SIGUSR1, on_signal);
     raise(SIGUSR1);

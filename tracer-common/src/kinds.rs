@@ -86,6 +86,12 @@ pub enum AllocFn {
     Valloc = 8,
     Pvalloc = 9,
     Free = 10,
+    /// glibc's `__malloc_arena_thread_freeres` (a local symbol, found in its
+    /// debug file; `tcache_thread_shutdown` is inlined there): at a thread's
+    /// exit it frees the thread's cache and the blocks cached in it, all past
+    /// what the probes saw allocated (or already freed by the program). Not
+    /// in [`AllocFn::ALL`]: nothing it frees is recorded, it allocates nothing.
+    ThreadCacheShutdown = 11,
 }
 
 impl AllocFn {
@@ -114,6 +120,7 @@ impl AllocFn {
             8 => Self::Valloc,
             9 => Self::Pvalloc,
             10 => Self::Free,
+            11 => Self::ThreadCacheShutdown,
             _ => return None,
         })
     }
@@ -131,6 +138,7 @@ impl AllocFn {
             Self::Valloc => "valloc",
             Self::Pvalloc => "pvalloc",
             Self::Free => "free",
+            Self::ThreadCacheShutdown => "__malloc_arena_thread_freeres",
         }
     }
 }

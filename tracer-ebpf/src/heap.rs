@@ -139,6 +139,8 @@ fn on_entry(ctx: &ProbeContext, session: bool) -> u32 {
         AllocFn::PosixMemalign => (arg(ctx, 2), 0, arg(ctx, 0)),
         // memalign(align, size) and aligned_alloc(align, size): one shape.
         AllocFn::Memalign | AllocFn::AlignedAlloc => (arg(ctx, 1), 0, 0),
+        // A call in flight: the frees inside it are not recorded.
+        AllocFn::ThreadCacheShutdown => (0, 0, 0),
     };
     enter(func, size, old, out, session)
 }
@@ -229,6 +231,9 @@ fn on_return(ctx: *mut core::ffi::c_void, regs: *mut pt_regs) -> Result<u32, i64
         }
         *p
     };
+    if pending.func == AllocFn::ThreadCacheShutdown as u32 {
+        return Ok(0);
+    }
 
     // SAFETY: the probe's context is the user pt_regs: at return, ip is in the caller.
     let (ret, caller) = unsafe { ((*regs).rax, UserRegs { ip: (*regs).rip, sp: (*regs).rsp, bp: (*regs).rbp, entry: false }) };

@@ -51,7 +51,14 @@ pub struct State {
     untraced: Vec<String>,
     /// The last reachability scan of each process.
     scans: HashMap<u32, Arc<ScanResult>>,
+    /// A process's heap is probed on a glibc whose thread-exit cache release
+    /// cannot be (no debug symbols): unknown frees may be that.
+    pub thread_cache_unprobed: bool,
 }
+
+/// Said with unknown frees when glibc's thread-exit release is not probed.
+const THREAD_CACHE: &str = "glibc frees each exiting thread's cache, and the blocks cached in it, past what the allocator's probes see: \
+     without glibc's debug symbols (Debian: libc6-dbg) those frees count as unknown_frees (--heap-probes inprocess does not see them)";
 
 /// A stack as the report needs it to name its frames.
 #[derive(Debug, Clone)]
@@ -214,7 +221,12 @@ impl State {
             decode_errors: self.decode_errors,
             truncated_stacks: self.truncated_stacks,
             recorders: self.recorders,
-            warnings: self.warnings.clone(),
+            warnings: self
+                .warnings
+                .iter()
+                .cloned()
+                .chain((self.thread_cache_unprobed && self.agg.anomalies().unknown_frees > 0).then(|| THREAD_CACHE.to_owned()))
+                .collect(),
             untraced: self.untraced.clone(),
             scans: self.scans.values().cloned().collect(),
         }

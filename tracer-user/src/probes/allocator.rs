@@ -75,6 +75,9 @@ pub struct AllocatorChoice {
     pub functions: Vec<AllocatorFunction>,
     /// Functions the object does not export.
     pub missing: Vec<AllocFn>,
+    /// glibc without its debug symbols: its release of a thread's cache at
+    /// the thread's exit cannot be probed, and what it frees counts as unknown frees.
+    pub thread_cache_unprobed: bool,
 }
 
 impl AllocatorChoice {
@@ -185,9 +188,27 @@ impl AllocatorChoice {
         if !functions.iter().any(|f| f.func == AllocFn::Malloc) || !functions.iter().any(|f| f.func == AllocFn::Free) {
             return Err(unreadable("it does not define both malloc and free".into()));
         }
+        let glibc = view.defined_symbol(GLIBC_MARK).is_some();
+        let thread_cache = glibc.then(|| debug_symbol(&object.open, &data, AllocFn::ThreadCacheShutdown.symbol())).flatten();
+        if let Some(off) = thread_cache {
+            functions.push(AllocatorFunction { func: AllocFn::ThreadCacheShutdown, file_offset: off, entry_offset: off });
+        }
         let identity = (meta.dev(), meta.ino());
-        Ok(Self { path: object.shown.clone(), file: object.open.clone(), identity, reason, in_executable: false, functions, missing })
+        let (path, file, thread_cache_unprobed) = (object.shown.clone(), object.open.clone(), glibc && thread_cache.is_none());
+        Ok(Self { path, file, identity, reason, in_executable: false, functions, missing, thread_cache_unprobed })
     }
+}
+
+/// A symbol only glibc's libc defines.
+const GLIBC_MARK: &str = "gnu_get_libc_version";
+
+/// The file offset in `data` (the object at `path`) of a local function
+/// named in its separate debug file's symbol table.
+fn debug_symbol(path: &Path, data: &MappedFile, name: &str) -> Option<u64> {
+    let debug = crate::symbolize::debug_file(path, data)?;
+    let file = object::File::parse(debug.bytes()).ok()?;
+    let addr = file.symbols().find(|s| s.name() == Ok(name) && s.is_definition())?.address();
+    section_offset(data.bytes(), addr)
 }
 
 /// Whether the object is leaktrace's in-process recorder.
@@ -224,7 +245,12 @@ fn defined_in(view: Option<&LoaderView>, data: &[u8], name: &str) -> Option<u64>
 fn static_symbol(data: &[u8], name: &str) -> Option<u64> {
     let file = object::File::parse(data).ok()?;
     let sym = file.symbols().find(|s| s.name() == Ok(name) && s.is_definition())?;
-    let addr = sym.address();
+    section_offset(data, sym.address())
+}
+
+/// The file offset of virtual address `addr` in the object's sections.
+fn section_offset(data: &[u8], addr: u64) -> Option<u64> {
+    let file = object::File::parse(data).ok()?;
     file.sections().find_map(|sec| {
         let (start, size) = (sec.address(), sec.size());
         let (off, _) = sec.file_range()?;

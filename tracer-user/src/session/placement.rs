@@ -192,6 +192,7 @@ impl Placement {
             }
             Some(c) => match probes.attach_allocator(&c, pid) {
                 Ok(()) => {
+                    self.shared.state().thread_cache_unprobed |= c.thread_cache_unprobed;
                     self.current.insert(pid, c);
                 }
                 Err(e) => {

@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub use cfi_table::CfiTable;
+pub use debugfile::find as debug_file;
 pub use mapped::MappedFile;
 pub use maps::{Mapping, ProcessMaps};
 pub use stack::{symbolize_stack, StackCalls};

@@ -41,7 +41,7 @@ fn malformed_manifest_and_suppressions() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{ not json").unwrap();
-    expect_error(leaktrace().args(["run", "--expect"]).arg(&bad).args(["--", "true"]).output().unwrap(), "--expect");
+    expect_error(leaktrace().args(["run", "--expect"]).arg(&bad).args(["--", "true"]).output().unwrap(), "malformed manifest");
     let supp = dir.path().join("bad.supp");
     std::fs::write(&supp, "frobnicate\n").unwrap();
     expect_error(leaktrace().args(["run", "--suppress"]).arg(&supp).args(["--", "true"]).output().unwrap(), "bad.supp:1");

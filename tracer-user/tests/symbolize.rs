@@ -57,12 +57,14 @@ fn start_until(exe: &Path, done: impl Fn(&HashMap<String, u64>, &str) -> bool) -
             break;
         }
     }
-    // Wait until it has stopped itself (state T).
-    for _ in 0..200 {
+    // Wait until it has stopped itself (state T): its maps are then final.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
-        if stat.split_whitespace().nth(2) == Some("T") {
+        if stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) == Some("T") {
             break;
         }
+        assert!(std::time::Instant::now() < deadline, "{} never stopped itself: {stat}", exe.display());
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     (child, addrs)
@@ -192,4 +194,5 @@ fn many_addresses_symbolize_from_one_parse() {
         named += usize::from(f.last().is_some_and(|f| f.function.is_some()));
     }
     assert_eq!(named, 100_000);
+    assert_eq!(sym.parsed_modules(), 1, "the executable's symbols and DWARF, read once");
 }

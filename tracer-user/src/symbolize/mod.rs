@@ -95,6 +95,11 @@ impl Symbolizer {
         Self::default()
     }
 
+    /// Modules whose symbols and DWARF have been read so far.
+    pub fn parsed_modules(&self) -> usize {
+        self.modules.parsed()
+    }
+
     /// Problems met so far (a rebuilt binary, an unreadable module, a JIT symbol file refused).
     pub fn warnings(&self) -> Vec<String> {
         self.modules.warnings().iter().chain(self.jit.warnings()).cloned().collect()

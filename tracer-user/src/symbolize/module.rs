@@ -60,6 +60,11 @@ impl Module {
         Ok(Self { path: path.to_path_buf(), file, segments, names: std::cell::OnceCell::new() })
     }
 
+    /// Whether its symbols and DWARF have been read.
+    pub fn is_parsed(&self) -> bool {
+        self.names.get().is_some()
+    }
+
     /// The ELF virtual address of a file offset.
     pub fn svma_of_offset(&self, offset: u64) -> Option<u64> {
         // Segment fields come from the file: no arithmetic on them may overflow

@@ -50,4 +50,9 @@ impl ModuleSet {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
+
+    /// Modules whose symbols and DWARF have been read, each once.
+    pub fn parsed(&self) -> usize {
+        self.modules.iter().flatten().filter(|m| m.is_parsed()).count()
+    }
 }

@@ -8,6 +8,7 @@ pub mod flamegraph;
 mod focus;
 pub mod folded;
 mod javascript;
+pub mod labels;
 pub mod model;
 pub mod pprof;
 mod pprof_proto;

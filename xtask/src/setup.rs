@@ -15,7 +15,9 @@ mod node;
 /// refusal), gdb to hold a report build open (ingestion goes on); for the symbolizer: binutils (strip) and libc6-dbg
 /// (libc's separate debug information); the programs leaktrace is tested
 /// on that the project did not write (curl, python3, redis); jemalloc and
-/// tcmalloc for the kernel tests of other allocators (preloaded); and the
+/// tcmalloc for the kernel tests of other allocators (preloaded); the
+/// system's libuv (libuv1-dev) for a test program on a distribution's
+/// stripped shared library; and the
 /// consumers the tests hand leaktrace's other outputs to: Go's pprof
 /// (golang-go) and a Prometheus server; for the kernel matrix, QEMU (its
 /// virtiofsd too: Debian 12 has no separate package), a static busybox and
@@ -41,6 +43,7 @@ const PACKAGES: &[&str] = &[
     "redis-tools",
     "libjemalloc2",
     "libtcmalloc-minimal4",
+    "libuv1-dev",
     "golang-go",
     "prometheus",
     "qemu-system-x86",

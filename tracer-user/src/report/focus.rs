@@ -121,6 +121,7 @@ mod tests {
             column: None,
             inlined: false,
             inferred: false,
+            executable: false,
         }
     }
 

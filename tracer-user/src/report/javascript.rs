@@ -137,6 +137,7 @@ mod tests {
             column: None,
             inlined: false,
             inferred: false,
+            executable: false,
         }
     }
 

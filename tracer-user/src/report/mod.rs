@@ -15,6 +15,7 @@ mod pprof_proto;
 pub mod profile;
 pub mod reachability;
 mod suppress;
+mod system;
 pub mod text;
 mod verdict;
 mod wrappers;
@@ -26,6 +27,7 @@ pub use focus::Focus;
 pub use model::Report;
 pub use reachability::LeakKinds;
 pub use suppress::{SuppressError, Suppressions};
+pub use system::{is_system_library, is_user_frame};
 pub use verdict::{command_status, verdict, ExitCode, Thresholds};
 
 #[cfg(test)]

@@ -127,6 +127,7 @@ mod tests {
             column: None,
             inlined: false,
             inferred: false,
+            executable: false,
         }
     }
 

@@ -94,6 +94,7 @@ impl ProcessJit {
             column,
             inlined: false,
             inferred: false,
+            executable: false,
         })
     }
 }

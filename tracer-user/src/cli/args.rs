@@ -39,6 +39,12 @@ pub enum Command {
         /// writes once the report is made.
         #[arg(long)]
         node_perf_map: bool,
+        /// COMMAND is node: pass it --perf-prof --interpreted-frames-native-stack
+        /// so its JavaScript frames are named from a jitdump, which gives compiled
+        /// code the line of each call, and remove the jit-PID.dump it writes once
+        /// the report is made.
+        #[arg(long, conflicts_with = "node_perf_map")]
+        node_jitdump: bool,
         /// Do not scan each process's memory at its end: no lost / still reachable classes.
         #[arg(long)]
         no_scan: bool,

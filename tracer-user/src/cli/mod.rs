@@ -102,16 +102,17 @@ fn execute(command: Command, verbose: bool) -> anyhow::Result<i32> {
     // The command starts with the signal state leaktrace was given, taken
     // before leaktrace's own handlers go in.
     let signals = ChildSignals::current();
-    let mut perf_map_files = None;
+    let mut node_files = None;
     let mut scans = Scans::default();
     let (spec, mut opts, limits) = match command {
-        Command::Run { opts, kill_after, node_perf_map, no_scan, mut command } => {
+        Command::Run { opts, kill_after, node_perf_map, node_jitdump, no_scan, mut command } => {
             // Arguments after the options start the command: an unknown option lands there.
             if let Some(first) = command.first().map(|c| c.to_string_lossy()).filter(|c| c.starts_with('-')) {
                 bail!("unexpected argument '{first}' found (leaktrace's options go before `--`, the command after it; see leaktrace run --help)");
             }
-            if node_perf_map {
-                (command, perf_map_files) = node::with_perf_map(command)?;
+            let names = [(node_perf_map, node::NodeNames::PerfMap), (node_jitdump, node::NodeNames::Jitdump)];
+            if let Some((_, names)) = names.into_iter().find(|(asked, _)| *asked) {
+                (command, node_files) = node::with_node_flags(command, names)?;
             }
             scans.at_exit = !no_scan;
             (TargetSpec::Run { argv: command, signals }, opts, Limits { duration: None, kill_after: secs(kill_after) })
@@ -136,7 +137,7 @@ fn execute(command: Command, verbose: bool) -> anyhow::Result<i32> {
         interrupts.forward_to(session.pid());
     }
     let report = trace::trace(session, &opts, &interrupts, (&limits, &scans), &mut observers)?;
-    if let Some(files) = &perf_map_files {
+    if let Some(files) = &node_files {
         files.remove(report.target.pid);
     }
     output::emit(&report, &opts, inputs.output, inputs.handles_output)?;

@@ -30,19 +30,13 @@ pub struct SiteKey {
 impl SiteKey {
     pub fn of(s: &Site) -> Self {
         let l = &s.site;
-        let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_owned();
-        let mut label = l.label.as_str();
-        label = label.strip_suffix(&format!(" in {}", base(&l.module))).unwrap_or(label);
-        if let (Some(file), Some(line)) = (&l.file, l.line) {
-            label = label.strip_suffix(&format!(" at {}:{line}", base(file))).unwrap_or(label);
-        }
         Self {
             kind: s.kind,
             module: l.module.clone(),
             function: l.function.clone(),
             file: l.file.clone(),
             line: l.line,
-            label: label.to_owned(),
+            label: crate::report::labels::plain_label(l),
         }
     }
 

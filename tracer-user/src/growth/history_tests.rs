@@ -57,3 +57,13 @@ fn a_window_drops_what_is_older() {
     assert_eq!(times.front(), Some(&79.0));
     assert_eq!(h.len(), 21);
 }
+
+#[test]
+fn a_module_named_by_more_of_its_path_later_is_the_same_site() {
+    let mut a = site(ResourceKind::Heap, "git+0x10", 1, 1);
+    a.site = Location { function: None, file: None, line: None, module: "/usr/lib/git-core/git".into(), ..a.site };
+    let told_apart = |label: &str| Site { site: Location { label: label.into(), ..a.site.clone() }, ..a.clone() };
+    assert_eq!(SiteKey::of(&a), SiteKey::of(&told_apart("git-core/git+0x10")));
+    assert_eq!(SiteKey::of(&a), SiteKey::of(&told_apart("lib/git-core/git+0x10 in lib/git-core/git")));
+    assert_ne!(SiteKey::of(&a), SiteKey::of(&told_apart("git-core/git+0x20")));
+}

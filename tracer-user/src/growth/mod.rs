@@ -124,7 +124,7 @@ pub fn over_limits(report: &Report, limits: Limits) -> Vec<String> {
             out.push(format!(
                 "[{}] {} grows {} (over {limit} {unit}/min)",
                 s.kind,
-                crate::report::text::place(&s.site.label, s.site.file.as_deref(), s.site.line),
+                crate::report::text::place(&s.site),
                 describe(g, s.kind)
             ));
         }

@@ -6,7 +6,7 @@ use std::sync::mpsc::Sender;
 use tracer_common::decode::{Body, Event, RawStack};
 use tracer_common::{ModuleKey, StopReason, MAX_FRAMES};
 
-use crate::aggregate::{ResourceKind, StackEnd, StackId, State};
+use crate::aggregate::{creation_kind, ResourceKind, StackEnd, StackId, State};
 use crate::symbolize::{ProcessMaps, Unwinder};
 
 /// A module the kernel met without its unwind table: the pid whose maps name it.
@@ -62,6 +62,7 @@ impl Ingestor {
             let kind = match ev.body {
                 Body::FdOpen { kind, .. } => ResourceKind::Fd(kind),
                 Body::FdDup { kind, .. } => ResourceKind::Fd(kind),
+                Body::UvInit { func, .. } => creation_kind(func),
                 _ => ResourceKind::Heap,
             };
             self.intern(state, pid, kind, raw)

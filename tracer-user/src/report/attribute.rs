@@ -1,5 +1,6 @@
 //! Choosing a stack's call site: the innermost frame inside `--focus`, else
-//! the first frame that is neither runtime nor an allocation wrapper.
+//! the first frame that is neither runtime, nor an allocation wrapper, nor
+//! in a system shared library.
 //! Frames and locations are interned: a resolved stack is a list of ids, so
 //! tens of thousands of stacks cost a few hundred bytes each.
 
@@ -13,6 +14,7 @@ use super::focus::{Focus, FocusReport};
 use super::javascript::{js_site, JsNotes};
 use super::model::{Location, StackFrame};
 use super::provenance::{reaches_user, SiteFrom};
+use super::system::is_passed_over;
 use super::wrappers::is_wrapper;
 
 #[derive(Debug, Clone, Default)]
@@ -80,6 +82,7 @@ fn location_of(f: &Frame) -> Location {
         file: f.file.as_deref().map(str::to_owned),
         line: f.line,
         column: f.column.filter(|_| is_javascript(f)),
+        line_is_function_start: f.line_is_function_start,
         module: f.module.to_string(),
         label,
     }
@@ -193,6 +196,7 @@ impl SiteCache {
                 file: f.file.as_deref().map(str::to_owned),
                 line: f.line,
                 column: f.column,
+                line_is_function_start: f.line_is_function_start,
                 module: f.module.to_string(),
                 address: f.address,
                 module_offset: f.module_offset,
@@ -218,8 +222,13 @@ impl SiteCache {
 pub fn choose_site(frames: &[Frame], attribution: &Attribution, focus: Option<&mut Focus>) -> (Option<usize>, bool) {
     let outside = || {
         let alloc = attribution.allocator.as_deref();
-        let skipped = |f: &Frame| is_wrapper(f, alloc, &attribution.wrappers);
-        js_site(frames, skipped).or_else(|| frames.iter().position(|f| !skipped(f)))
+        let wrapper = |f: &Frame| is_wrapper(f, alloc, &attribution.wrappers);
+        let skipped = |f: &Frame| wrapper(f) || is_passed_over(f);
+        js_site(frames, skipped)
+            .or_else(|| frames.iter().position(|f| !skipped(f)))
+            // All in the system's libraries (a thread of libcurl's own, a
+            // library's constructor): the first of them.
+            .or_else(|| frames.iter().position(|f| !wrapper(f)))
     };
     match focus {
         Some(focus) => match frames.iter().position(|f| focus.matches(f)) {
@@ -233,6 +242,7 @@ pub fn choose_site(frames: &[Frame], attribution: &Attribution, focus: Option<&m
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::is_user_frame;
 
     fn frame(function: &str, file: &str, module: &str) -> Frame {
         Frame {
@@ -246,6 +256,8 @@ mod tests {
             column: None,
             inlined: false,
             inferred: false,
+            executable: false,
+            line_is_function_start: false,
         }
     }
 
@@ -280,6 +292,36 @@ mod tests {
         let a = Attribution { wrappers: vec!["helper".into()], ..a };
         assert_eq!(choose_site(&s, &a, None).0, Some(3));
         assert_eq!(choose_site(&[], &a, None).0, None);
+    }
+
+    /// A C program on a distribution's stripped libuv, installed under /usr/lib.
+    fn on_libuv(callback: &str) -> Vec<Frame> {
+        let libuv =
+            |offset| Frame { function: None, line: None, module_offset: offset, ..frame("", "", "/usr/lib/x86_64-linux-gnu/libuv.so.1") };
+        let exe = |function| Frame { executable: true, ..frame(function, "/src/uv_sites.c", "/usr/lib/app/uv_sites") };
+        let mut s = vec![frame("socket", "", "/usr/lib/x86_64-linux-gnu/libc.so.6"), libuv(0xfe6f), libuv(0x10200)];
+        if callback != "main" {
+            s.extend([exe(callback), libuv(0x9000), libuv(0x9400)]);
+        }
+        s.push(exe("main"));
+        s
+    }
+
+    #[test]
+    fn without_focus_the_system_s_libraries_are_not_sites() {
+        let a = Attribution::default();
+        let (dial, listen) = (on_libuv("dial_later"), on_libuv("main"));
+        assert_eq!(choose_site(&dial, &a, None), (Some(3), true));
+        assert_eq!(choose_site(&listen, &a, None), (Some(3), true));
+        assert_ne!(location_of(&dial[3]), location_of(&listen[3]), "two call sites, not libuv.so.1+0xfe6f");
+        let mut not_the_exe = listen.clone();
+        not_the_exe[3].executable = false;
+        assert_eq!(choose_site(&not_the_exe, &a, None).0, Some(1), "only system libraries: the first frame outside the runtime");
+        let astray = [&listen[..3], &[Frame { module: "[unknown]".into(), ..Frame::default() }]].concat();
+        assert_eq!(choose_site(&astray, &a, None).0, Some(1), "a walk gone astray beyond them is not a site either");
+        let mut focus = Focus::new("libuv.so.1", None);
+        assert_eq!(choose_site(&dial, &a, Some(&mut focus)), (Some(1), true), "--focus still reaches into them");
+        assert!(!is_user_frame(&dial[1]) && is_user_frame(&dial[3]));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackId, StackSumm
 use crate::probes::DescriptorProbes;
 
 use super::attribute::{Attribution, Resolved, SiteCache};
+use super::labels;
 use super::model::{Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
 use super::profile::ProfileBuilder;
 use super::reachability::{add_into, ScanTable};
@@ -196,30 +197,10 @@ impl Accumulator {
         }
     }
 
-    /// Largest first; no two sites of a kind share a label: a repeated one
-    /// gets its line (`f at file.c:12`), or its module when that is all that differs.
+    /// Largest first; no two sites of a kind share a label (see [`labels`]).
     fn sites_sorted(&mut self) -> Vec<Site> {
         let mut sites: Vec<Site> = std::mem::take(&mut self.sites).into_values().collect();
-        let count = |sites: &[Site], f: &dyn Fn(&Site) -> String| {
-            let mut seen: HashMap<(ResourceKind, String), u32> = HashMap::new();
-            for s in sites {
-                *seen.entry((s.kind, f(s))).or_insert(0) += 1;
-            }
-            seen
-        };
-        let labels = count(&sites, &|s| s.site.label.clone());
-        let at_line = |s: &Site| match (&s.site.file, s.site.line) {
-            (Some(f), Some(l)) => format!("{} at {}:{l}", s.site.label, f.rsplit('/').next().unwrap_or(f)),
-            _ => s.site.label.clone(),
-        };
-        let lines = count(&sites, &at_line);
-        for s in &mut sites {
-            if labels[&(s.kind, s.site.label.clone())] > 1 {
-                let label = at_line(s);
-                let module = s.site.module.rsplit('/').next().unwrap_or(&s.site.module).to_owned();
-                s.site.label = if lines[&(s.kind, label.clone())] > 1 { format!("{label} in {module}") } else { label };
-            }
-        }
+        labels::make_unique(&mut sites);
         sites.sort_by(|a, b| (b.bytes, b.count, &a.site).cmp(&(a.bytes, a.count, &b.site)).then(a.kind.cmp(&b.kind)));
         sites
     }

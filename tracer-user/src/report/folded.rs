@@ -55,6 +55,7 @@ mod tests {
             module_offset: 0x10,
             inlined: false,
             inferred: false,
+            line_is_function_start: false,
         }
     }
 

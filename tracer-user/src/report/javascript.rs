@@ -137,6 +137,8 @@ mod tests {
             column: None,
             inlined: false,
             inferred: false,
+            executable: false,
+            line_is_function_start: false,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod flamegraph;
 mod focus;
 pub mod folded;
 mod javascript;
+pub mod labels;
 pub mod model;
 pub mod pprof;
 mod pprof_proto;
@@ -15,6 +16,7 @@ pub mod profile;
 mod provenance;
 pub mod reachability;
 mod suppress;
+mod system;
 pub mod text;
 mod verdict;
 mod wrappers;
@@ -26,6 +28,7 @@ pub use focus::Focus;
 pub use model::Report;
 pub use reachability::LeakKinds;
 pub use suppress::{SuppressError, Suppressions};
+pub use system::{is_system_library, is_user_frame};
 pub use verdict::{command_status, verdict, ExitCode, Thresholds};
 
 #[cfg(test)]

@@ -307,6 +307,10 @@ pub struct Location {
     /// JavaScript sites only: the column (of the function's start, or of the
     /// call when the runtime's jitdump gives positions inside functions).
     pub column: Option<u32>,
+    /// `line` is where the function starts, not the call's (JavaScript named
+    /// from a perf map alone); serialized only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub line_is_function_start: bool,
     pub module: String,
     /// The function; `function+0xOFFSET` (the return address in its symbol)
     /// when no line is known; `module+0xOFFSET` when no function is. No two
@@ -321,6 +325,9 @@ pub struct StackFrame {
     pub file: Option<String>,
     pub line: Option<u32>,
     pub column: Option<u32>,
+    /// As [`Location::line_is_function_start`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub line_is_function_start: bool,
     pub module: String,
     pub address: u64,
     /// Offset in the module's file of the instruction looked up (the call before `address`).

@@ -18,6 +18,7 @@ fn frame(function: &str, line: u32, address: u64, inlined: bool) -> StackFrame {
         module_offset: address - 0x1000,
         inlined,
         inferred: false,
+        line_is_function_start: false,
     }
 }
 

@@ -13,6 +13,7 @@ use crate::symbolize::Frame;
 use super::attribute::Attribution;
 use super::focus::Focus;
 use super::javascript::is_js_runtime;
+use super::system::is_passed_over;
 use super::wrappers::is_wrapper;
 
 /// libuv's loop: frames from it outward called the loop, not the code it runs.
@@ -41,16 +42,10 @@ pub fn reaches_user(frames: &[Frame], attribution: &Attribution, focus: Option<&
     }
 }
 
-/// A frame that can be a site without `--focus`.
+/// A frame that can be a site without `--focus`, the JavaScript runtime
+/// and this run's allocator and wrappers left out too.
 fn is_user_frame(f: &Frame, attribution: &Attribution) -> bool {
-    !(is_wrapper(f, attribution.allocator.as_deref(), &attribution.wrappers) || is_js_runtime(f) || is_system_library(&f.module))
-}
-
-/// A shared library of the system's library directories (libuv, OpenSSL):
-/// its frames ran for the code that called it.
-fn is_system_library(module: &str) -> bool {
-    const DIRS: &[&str] = &["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"];
-    DIRS.iter().any(|d| module.starts_with(d)) && module.rsplit('/').next().is_some_and(|b| b.contains(".so"))
+    !(is_wrapper(f, attribution.allocator.as_deref(), &attribution.wrappers) || is_js_runtime(f) || is_passed_over(f))
 }
 
 #[cfg(test)]
@@ -58,18 +53,7 @@ mod tests {
     use super::*;
 
     fn frame(function: &str, module: &str) -> Frame {
-        Frame {
-            address: 0x1000,
-            module: module.into(),
-            module_offset: 0x10,
-            function: Some(function.into()),
-            symbol_offset: None,
-            file: None,
-            line: None,
-            column: None,
-            inlined: false,
-            inferred: false,
-        }
+        Frame { module: module.into(), function: Some(function.into()), executable: module == "/opt/app", ..Frame::default() }
     }
 
     const LIBUV: &str = "/usr/lib/x86_64-linux-gnu/libuv.so.1.0.0";

@@ -15,6 +15,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         file: Some(format!("/src/fixtures/net/{file}")),
         line: Some(line),
         column: None,
+        line_is_function_start: false,
         module: module.into(),
         label: function.into(),
     };
@@ -23,6 +24,7 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         file: Some(file.into()),
         line: Some(line),
         column: None,
+        line_is_function_start: false,
         module: module.into(),
         address: 0x1234,
         module_offset: 0x1234,
@@ -303,4 +305,17 @@ fn descriptor_details_and_the_mechanism_are_shown() {
     assert_eq!(v["sites"][0]["detail"], serde_json::json!(["memfd:shm"]));
     assert_eq!(v["sites"][0]["received"], true);
     assert_eq!(v["descriptors"]["syscalls"], 46);
+}
+
+#[test]
+fn text_says_when_a_line_is_only_the_function_s_start() {
+    let mut s = site(ResourceKind::Fd(FdKind::File), "leakyOpen", "app.js", 10, 1, 0);
+    s.site.line_is_function_start = true;
+    s.stack[0].line_is_function_start = true;
+    let t = text::render(&report(vec![s.clone()], 0));
+    assert!(t.contains("at leakyOpen (app.js:10, function start)"), "{t}");
+    assert!(t.contains("leakyOpen  app.js:10 (function start)"), "{t}");
+    s.site.line_is_function_start = false;
+    s.stack[0].line_is_function_start = false;
+    assert!(!text::render(&report(vec![s], 0)).contains("function start"));
 }

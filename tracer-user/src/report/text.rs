@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Reachability, Report, Site, StackFrame, Totals};
+use super::model::{Location, Reachability, Report, Site, StackFrame, Totals};
 
 /// Frames of each site's stack shown in text (the JSON has them all).
 const STACK_LINES: usize = 8;
@@ -93,7 +93,7 @@ fn site(out: &mut String, s: &Site) {
     } else {
         format!("{} {} handles", s.count, s.kind)
     };
-    let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site.label, s.site.file.as_deref(), s.site.line));
+    let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site));
     if let Some(d) = s.detail_line() {
         let _ = writeln!(out, "    {d}");
     }
@@ -172,9 +172,15 @@ fn summary(out: &mut String, r: &Report, reach: &Reachability) {
     }
 }
 
-pub fn place(label: &str, file: Option<&str>, line: Option<u32>) -> String {
-    match (file, line) {
-        (Some(f), Some(l)) => format!("{label} ({}:{l})", short(f)),
+/// A site's label with its file and line: `leakyConnect (app.js:12)`; a
+/// line that is only the function's start says so.
+pub fn place(site: &Location) -> String {
+    let label = &site.label;
+    match (site.file.as_deref(), site.line) {
+        (Some(f), Some(l)) => {
+            let start = if site.line_is_function_start { ", function start" } else { "" };
+            format!("{label} ({}:{l}{start})", short(f))
+        }
         (Some(f), None) => format!("{label} ({})", short(f)),
         _ => label.to_owned(),
     }
@@ -193,7 +199,10 @@ fn frame_line(f: &StackFrame) -> String {
         _ => "",
     };
     match (&f.file, f.line) {
-        (Some(file), Some(line)) => format!("{name}{inl}  {}:{line}", short(file)),
+        (Some(file), Some(line)) => {
+            let start = if f.line_is_function_start { " (function start)" } else { "" };
+            format!("{name}{inl}  {}:{line}{start}", short(file))
+        }
         _ => format!("{name}{inl}  ({}) {:#x}", short(&f.module), f.address),
     }
 }

@@ -7,8 +7,9 @@ use tracer_common::syscalls::{ExitProgram, SYSCALLS};
 
 use crate::symbolize::{plain_name, Frame};
 
-/// Modules whose frames are the runtime's, by file name prefix.
-const RUNTIME_MODULES: &[&str] = &["libc.so", "libc-", "ld-linux", "libstdc++.so", "libgcc_s.so"];
+/// Modules whose frames are the runtime's, by file name prefix; and
+/// leaktrace's in-process recorder, which stands in for `malloc`.
+const RUNTIME_MODULES: &[&str] = &["libc.so", "libc-", "ld-linux", "libstdc++.so", "libgcc_s.so", "memfd:leaktrace-recorder"];
 
 /// Qualified-name prefixes of standard libraries (C++ and Rust): their
 /// frames allocate on behalf of the code that called them.
@@ -197,6 +198,8 @@ mod tests {
             column: None,
             inlined: false,
             inferred: false,
+            executable: false,
+            line_is_function_start: false,
         }
     }
 

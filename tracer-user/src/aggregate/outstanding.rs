@@ -79,6 +79,10 @@ pub struct Aggregator {
     /// leaktrace's own files, opened in the process by the dynamic linker or
     /// the recorder (never the program's): their closes are not counted.
     own_fds: HashSet<(u32, i32)>,
+    /// Descriptors 0, 1 and 2 are followed like any other (`--track-std-fds`).
+    track_std: bool,
+    /// Else, those the program made (whose close is no anomaly).
+    std_open: HashSet<(u32, i32)>,
 }
 
 /// The names of leaktrace's memfds (the recorder library, the shared file).
@@ -87,6 +91,15 @@ const LEAKTRACE_FILES: &str = "memfd:leaktrace-";
 impl Aggregator {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether descriptors 0, 1 and 2 are followed. By default they are
+    /// not, however they came to be open (inherited, or a dup2 or open that
+    /// landed on one): they are the process's standard streams, which it
+    /// keeps until its end, and valgrind never lists them either (but under
+    /// --track-fds=all). Inherited ones never are: no call site made them.
+    pub fn track_std_fds(&mut self, on: bool) {
+        self.track_std = on;
     }
 
     /// Applies one event of process `tgid`. `stack` is the interned stack for
@@ -179,7 +192,7 @@ impl Aggregator {
     /// replaced. A close of a number nobody holds may be such a close too,
     /// once the new one is gone as well.
     fn close(&mut self, tgid: u32, fd: i32, occupant: u32) {
-        if self.own_fds.remove(&(tgid, fd)) {
+        if self.own_fds.remove(&(tgid, fd)) || self.std_open.remove(&(tgid, fd)) {
             return;
         }
         let of_new_holder = occupant != 0 && self.fds.get(&(tgid, fd)).is_some_and(|h| h.file == occupant);
@@ -325,6 +338,10 @@ impl Aggregator {
     }
 
     fn insert_fd(&mut self, tgid: u32, fd: i32, h: Handle) {
+        if !self.track_std && (0..=2).contains(&fd) {
+            self.std_open.insert((tgid, fd));
+            return;
+        }
         if self.fds.contains_key(&(tgid, fd)) {
             self.anomalies.reused_descriptors += 1;
             *self.replaced.entry((tgid, fd)).or_insert(0) += 1;
@@ -346,6 +363,7 @@ impl Aggregator {
     }
 
     fn remove_fd(&mut self, tgid: u32, fd: i32) -> bool {
+        self.std_open.remove(&(tgid, fd));
         let Some(h) = self.fds.remove(&(tgid, fd)) else { return false };
         let c = self.stacks.counters_mut(h.stack);
         c.released += 1;

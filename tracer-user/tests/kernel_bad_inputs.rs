@@ -133,6 +133,7 @@ const ROWS: &[(&[&str], &str)] = &[
     (&["run", "--allocator", "{file}", "--", "true"], "not an ELF object"),
     (&["run", "--allocator", "{elf}", "--", "true"], "does not define both malloc and free"),
     (&["run", "--follow-forks=1", "--", "true"], "unexpected value '1'"),
+    (&["run", "--track-std-fds=1", "--", "true"], "unexpected value '1'"),
     (&["run", "--stack-depth", "0", "--", "true"], "from 1 to 32"),
     (&["run", "--stack-depth", "33", "--", "true"], "from 1 to 32"),
     (&["run", "--stack-depth", "-1", "--", "true"], "from 1 to 32"),

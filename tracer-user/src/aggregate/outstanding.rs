@@ -82,6 +82,10 @@ pub struct Aggregator {
     /// libuv's handles (see event_loop.rs).
     event_loops: event_loop::EventLoops,
     timers_outstanding: u64,
+    /// Descriptors 0, 1 and 2 are followed like any other (`--track-std-fds`).
+    track_std: bool,
+    /// Else, those the program made (whose close is no anomaly).
+    std_open: HashSet<(u32, i32)>,
 }
 
 /// The names of leaktrace's memfds (the recorder library, the shared file).
@@ -90,6 +94,15 @@ const LEAKTRACE_FILES: &str = "memfd:leaktrace-";
 impl Aggregator {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether descriptors 0, 1 and 2 are followed. By default they are
+    /// not, however they came to be open (inherited, or a dup2 or open that
+    /// landed on one): they are the process's standard streams, which it
+    /// keeps until its end, and valgrind never lists them either (but under
+    /// --track-fds=all). Inherited ones never are: no call site made them.
+    pub fn track_std_fds(&mut self, on: bool) {
+        self.track_std = on;
     }
 
     /// Applies one event of process `tgid`. `stack` is the interned stack for
@@ -182,7 +195,7 @@ impl Aggregator {
     /// replaced. A close of a number nobody holds may be such a close too,
     /// once the new one is gone as well.
     fn close(&mut self, tgid: u32, fd: i32, occupant: u32) {
-        if self.own_fds.remove(&(tgid, fd)) {
+        if self.own_fds.remove(&(tgid, fd)) || self.std_open.remove(&(tgid, fd)) {
             return;
         }
         let of_new_holder = occupant != 0 && self.fds.get(&(tgid, fd)).is_some_and(|h| h.file == occupant);
@@ -236,39 +249,6 @@ impl Aggregator {
     /// Outstanding heap: (bytes, allocations).
     pub fn heap_totals(&self) -> (u64, u64) {
         self.heap
-    }
-
-    /// Outstanding descriptors and libuv timers by kind.
-    pub fn handle_totals(&self) -> BTreeMap<ResourceKind, u64> {
-        let mut out = BTreeMap::new();
-        for h in self.fds.values() {
-            *out.entry(ResourceKind::Fd(h.kind)).or_insert(0) += 1;
-        }
-        if self.timers_outstanding > 0 {
-            out.insert(ResourceKind::Timer, self.timers_outstanding);
-        }
-        out
-    }
-
-    /// Open descriptors of one process, by number (for checks against /proc).
-    pub fn open_fds(&self, tgid: u32) -> Vec<(i32, FdKind)> {
-        self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).map(|(k, h)| (k.1, h.kind)).collect()
-    }
-
-    /// The outstanding heap blocks of one process, (address, size) in
-    /// address order, and the stack of each: 20 bytes a block, nothing more.
-    pub fn outstanding_blocks(&self, tgid: u32) -> (Vec<(u64, u64)>, Vec<StackId>) {
-        let Some(m) = self.allocs.get(&tgid) else { return (Vec::new(), Vec::new()) };
-        let mut blocks: Vec<(u64, u64)> = m.iter().map(|(addr, a)| (addr, a.size)).collect();
-        blocks.sort_unstable();
-        let mut stacks = Vec::with_capacity(blocks.len());
-        stacks.extend(blocks.iter().filter_map(|&(addr, _)| m.stack_of(addr)));
-        (blocks, stacks)
-    }
-
-    /// The outstanding descriptors of one process with the stack that opened each.
-    pub fn outstanding_fds(&self, tgid: u32) -> Vec<(i32, StackId)> {
-        self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).map(|(k, h)| (k.1, h.stack)).collect()
     }
 
     /// One summary per stack that has ever acquired something; ages relative to `now_ns`.
@@ -331,6 +311,10 @@ impl Aggregator {
     }
 
     fn insert_fd(&mut self, tgid: u32, fd: i32, h: Handle) {
+        if !self.track_std && (0..=2).contains(&fd) {
+            self.std_open.insert((tgid, fd));
+            return;
+        }
         if self.fds.contains_key(&(tgid, fd)) {
             self.anomalies.reused_descriptors += 1;
             *self.replaced.entry((tgid, fd)).or_insert(0) += 1;
@@ -352,6 +336,7 @@ impl Aggregator {
     }
 
     fn remove_fd(&mut self, tgid: u32, fd: i32) -> bool {
+        self.std_open.remove(&(tgid, fd));
         let Some(h) = self.fds.remove(&(tgid, fd)) else { return false };
         let c = self.stacks.counters_mut(h.stack);
         c.released += 1;
@@ -377,6 +362,9 @@ impl Aggregator {
 
 #[path = "outstanding_window.rs"]
 mod window;
+
+#[path = "outstanding_queries.rs"]
+mod queries;
 
 #[path = "event_loop.rs"]
 mod event_loop;

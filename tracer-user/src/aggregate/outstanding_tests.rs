@@ -246,3 +246,31 @@ fn after_the_window_closes_releases_count_and_acquisitions_do_not() {
     assert_eq!(agg.heap_totals(), (32, 1), "the moved block is held at its new size; nothing after the end");
     assert_eq!((agg.anomalies().unknown_frees, agg.anomalies().unknown_closes), (0, 0));
 }
+
+#[test]
+fn standard_streams_are_followed_only_when_asked() {
+    for track in [false, true] {
+        let mut agg = Aggregator::new();
+        agg.track_std_fds(track);
+        let file = fd_stack(&mut agg, FdKind::File, &[1]);
+        let dup = fd_stack(&mut agg, FdKind::File, &[2]);
+        open(&mut agg, 0, FdKind::File, false, file); // an open after close(0)
+        open(&mut agg, 5, FdKind::File, false, file);
+        agg.apply(P, 2, &Body::FdDup { new: 2, old: 5, cloexec: false, file: 0, kind: FdKind::File }, Some(dup));
+        // The inherited stdout's close: a number never seen opened, either way.
+        agg.apply(P, 3, &Body::FdClose { fd: 1, occupant: 0 }, None);
+        assert_eq!(agg.anomalies().unknown_closes, 1);
+        let open_fds: Vec<i32> = agg.open_fds(P).into_iter().map(|(fd, _)| fd).collect();
+        if track {
+            assert_eq!(open_fds, vec![0, 2, 5]);
+            assert_eq!((outstanding(&agg, file).0, outstanding(&agg, dup).0), (2, 1));
+        } else {
+            assert_eq!(open_fds, vec![5], "only the descriptor that is not a standard stream");
+            assert_eq!((outstanding(&agg, file).0, outstanding(&agg, dup).0), (1, 0));
+        }
+        // The close of the stderr the program made: released, no anomaly.
+        agg.apply(P, 4, &Body::FdClose { fd: 2, occupant: 0 }, None);
+        assert_eq!(agg.anomalies().unknown_closes, 1);
+        assert_eq!(outstanding(&agg, dup).0, 0);
+    }
+}

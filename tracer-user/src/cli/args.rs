@@ -149,6 +149,11 @@ pub struct Options {
     /// Trace children of the target too.
     #[arg(long)]
     pub follow_forks: bool,
+    /// Report descriptors 0, 1 and 2 left open like any other (a dup2 or
+    /// open onto a standard stream; valgrind's --track-fds=all). Without it
+    /// they are the process's standard streams, never a leak.
+    #[arg(long)]
+    pub track_std_fds: bool,
     /// User frames captured per allocation or handle (1-32); fewer is cheaper.
     #[arg(long, default_value_t = 32, value_parser = values::stack_depth, value_name = "N", allow_negative_numbers = true)]
     pub stack_depth: u32,

@@ -162,6 +162,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         keep_stacks: matches!(opts.format, Format::Pprof | Format::Folded | Format::Flamegraph),
         scan_at_exit: false,
         heap: heap_probes(opts)?,
+        track_std_fds: opts.track_std_fds,
     };
     // Last: it may create the output's directory, which no later refusal should leave behind.
     let output = opts.output.as_deref().map(Destination::open).transpose()?;

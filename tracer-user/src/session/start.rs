@@ -48,6 +48,9 @@ pub struct SessionConfig {
     pub scan_at_exit: bool,
     /// How the heap is traced.
     pub heap: HeapProbes,
+    /// Descriptors 0, 1 and 2 are followed like any other (see
+    /// [`crate::aggregate::Aggregator::track_std_fds`]).
+    pub track_std_fds: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -257,7 +260,9 @@ impl Session {
         let (mut probes, outputs) = Probes::load(&config.load, config.allocator_programs, is_attach)?;
         let link_stats = probes.link_stats();
         let descriptors = probes.descriptor_probes();
-        let shared = Shared::new(State::new());
+        let mut state = State::new();
+        state.agg.track_std_fds(config.track_std_fds);
+        let shared = Shared::new(state);
         let recorder = super::recorder::start(&spec, &config, &shared)?;
         let file = recorder.as_ref().map(|r| r.file.clone());
         let (tables, requests) = start_tables(&mut probes, &config, &spec, program.as_ref(), &shared, file.as_ref())?;

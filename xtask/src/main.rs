@@ -47,6 +47,9 @@ enum Cmd {
         /// A short smoke run.
         #[arg(long)]
         quick: bool,
+        /// Only these rows: printed and judged, bench/results.md left as it is.
+        #[arg(long, value_enum, value_name = "ROWS")]
+        only: Option<xtask::bench::Rows>,
     },
 }
 
@@ -129,7 +132,7 @@ fn main() -> Result<()> {
             setup::setup(&[])?;
             xtask::dist::dist(&root, Path::new(env!("CARGO")), &path_with_cargo_bin())
         }
-        Cmd::Bench { quick } => xtask::bench::run(&root, &xtask::bench::BenchOptions { quick }),
+        Cmd::Bench { quick, only } => xtask::bench::run(&root, &xtask::bench::BenchOptions { quick, only }),
         Cmd::Oracle => {
             setup::setup(&[])?;
             println!("{}", fixture::check(&root)?);

@@ -19,6 +19,7 @@ use super::links::LinkMode;
 use super::programs::program;
 use super::raw_programs::{RawObject, ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
 use super::refusal::aya_load_error;
+use super::teardown::HeldLink;
 use super::{bpf_sys, AllocatorChoice, ProbeError, Program};
 
 /// What goes on the allocator's probe points.
@@ -141,7 +142,12 @@ pub(super) fn fallback_warning(refused: &[String], used: LinkMode) -> String {
 
 /// Hangs the loaded programs on `pid`'s allocator. Return probes go first: an
 /// entry whose return probe is not yet in place would leave a call in flight.
-pub(super) fn attach(ebpf: &mut Ebpf, loaded: &mut Loaded, alloc: &AllocatorChoice, pid: u32) -> Result<Vec<Box<dyn Send>>, ProbeError> {
+pub(super) fn attach(
+    ebpf: &mut Ebpf,
+    loaded: &mut Loaded,
+    alloc: &AllocatorChoice,
+    pid: u32,
+) -> Result<Vec<Box<dyn HeldLink>>, ProbeError> {
     let entries: Vec<(u64, u64)> = alloc.functions.iter().map(|f| (f.entry_offset, f.func as u64)).collect();
     let returns: Vec<(u64, u64)> =
         alloc.functions.iter().filter(|f| f.func != AllocFn::Free).map(|f| (f.file_offset, f.func as u64)).collect();
@@ -153,7 +159,7 @@ pub(super) fn attach(ebpf: &mut Ebpf, loaded: &mut Loaded, alloc: &AllocatorChoi
             let link = |prog: &OwnedFd, points: &[(u64, u64)], flags: u32, side: &str| {
                 let (offsets, cookies): (Vec<u64>, Vec<u64>) = points.iter().copied().unzip();
                 bpf_sys::uprobe_multi_link(prog.as_fd(), attach_type, &path, &offsets, &cookies, pid, flags)
-                    .map(|fd| Box::new(fd) as Box<dyn Send>)
+                    .map(|fd| Box::new(fd) as Box<dyn HeldLink>)
                     .map_err(|e| ProbeError::Attach { what: what(side), detail: format!("{} link: {e}", mode.name()) })
             };
             let mut links = Vec::new();
@@ -172,7 +178,7 @@ pub(super) fn attach(ebpf: &mut Ebpf, loaded: &mut Loaded, alloc: &AllocatorChoi
                 *loaded = true;
             }
             let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| ProbeError::Load("pid 0 is not a process".into()))?);
-            let mut links: Vec<Box<dyn Send>> = Vec::new();
+            let mut links: Vec<Box<dyn HeldLink>> = Vec::new();
             let sides = exit.map(|x| (x, &returns, "return")).into_iter().chain([(*entry, &entries, "entry")]);
             for (prog, points, side) in sides {
                 for &(offset, cookie) in points {

@@ -2,7 +2,8 @@
 //! loading the object's BTF (for the programs loaded here), loading a
 //! program with the uprobe_multi or uprobe-session attach type (or a small
 //! hand-written one, for `leaktrace check`), creating one uprobe_multi link
-//! over many offsets, and the feature probes' map and tracepoint. No
+//! over many offsets, pinning a link for the teardown, and the feature
+//! probes' map and tracepoint. No
 //! maintained crate (rustix, nix) wraps bpf(): this module is leaktrace's
 //! only direct system call, and its only `unsafe` in the loader.
 //!
@@ -22,6 +23,7 @@ use super::ProbeError;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_BTF_LOAD: libc::c_long = 18;
 const BPF_LINK_CREATE: libc::c_long = 28;
@@ -64,6 +66,14 @@ struct MapCreateAttr {
     value_size: u32,
     max_entries: u32,
     map_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ObjPinAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
 }
 
 #[repr(C)]
@@ -147,8 +157,8 @@ impl Refused {
     }
 }
 
-/// bpf(cmd, attr) for commands that return a new file descriptor.
-fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
+/// bpf(cmd, attr): what the kernel returned.
+fn bpf_call<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a live, initialised #[repr(C)] prefix of union
     // bpf_attr for `cmd`, and its size is passed with it; every pointer it
     // holds refers to memory the caller keeps alive across this call.
@@ -156,6 +166,12 @@ fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(ret)
+}
+
+/// bpf(cmd, attr) for commands that return a new file descriptor.
+fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
+    let ret = bpf_call(cmd, attr)?;
     // SAFETY: on success these commands return a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
 }
@@ -236,6 +252,12 @@ pub fn uprobe_multi_link(
     sys_bpf(BPF_LINK_CREATE, &mut attr)
 }
 
+/// BPF_OBJ_PIN: the file at `path` (on a bpffs) holds the object too.
+pub fn pin(object: BorrowedFd, path: &CStr) -> io::Result<()> {
+    let mut attr = ObjPinAttr { pathname: path.as_ptr() as u64, bpf_fd: object.as_raw_fd() as u32, file_flags: 0 };
+    bpf_call(BPF_OBJ_PIN, &mut attr).map(drop)
+}
+
 /// BPF_MAP_CREATE of a map without BTF.
 pub fn create_map(map_type: u32, key_size: u32, value_size: u32, max_entries: u32, map_flags: u32) -> io::Result<OwnedFd> {
     sys_bpf(BPF_MAP_CREATE, &mut MapCreateAttr { map_type, key_size, value_size, max_entries, map_flags })
@@ -253,7 +275,7 @@ mod tests {
     use aya_obj::generated::{
         bpf_attr__bindgen_ty_1 as MapCreate, bpf_attr__bindgen_ty_11 as RawTracepoint, bpf_attr__bindgen_ty_12 as BtfLoad,
         bpf_attr__bindgen_ty_14 as LinkCreate, bpf_attr__bindgen_ty_14__bindgen_ty_3__bindgen_ty_7 as UprobeMulti,
-        bpf_attr__bindgen_ty_4 as ProgLoad,
+        bpf_attr__bindgen_ty_4 as ProgLoad, bpf_attr__bindgen_ty_5 as ObjPin,
     };
 
     use super::*;
@@ -270,6 +292,8 @@ mod tests {
         assert_eq!(offset_of!(MapCreateAttr, map_flags), offset_of!(MapCreate, map_flags));
         assert_eq!(offset_of!(RawTracepointAttr, prog_fd), offset_of!(RawTracepoint, prog_fd));
         assert_eq!(size_of::<RawTracepointAttr>(), offset_of!(RawTracepoint, cookie));
+        assert_eq!(offset_of!(ObjPinAttr, bpf_fd), offset_of!(ObjPin, bpf_fd));
+        assert_eq!(size_of::<ObjPinAttr>(), offset_of!(ObjPin, path_fd));
         assert_eq!(offset_of!(UprobeMultiLinkAttr, attach_type), offset_of!(LinkCreate, attach_type));
         assert_eq!(offset_of!(UprobeMultiLinkAttr, path), offset_of!(LinkCreate, __bindgen_anon_3));
         let multi = offset_of!(LinkCreate, __bindgen_anon_3);

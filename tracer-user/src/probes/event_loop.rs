@@ -23,6 +23,7 @@ use super::mapped_objects::{self, MappedObject};
 use super::programs::program;
 use super::raw_programs::{RawObject, ATTACH_UPROBE_MULTI};
 use super::refusal::aya_load_error;
+use super::teardown::HeldLink;
 use super::{bpf_sys, features, LinkMode, ProbeError, Program};
 
 /// The object that defines libuv in a process image.
@@ -87,7 +88,7 @@ impl Loaded {
 }
 
 /// Hangs the program on `lib`'s functions in `pid` alone.
-pub(super) fn attach(ebpf: &mut Ebpf, loaded: &Loaded, lib: &EventLoopLibrary, pid: u32) -> Result<Vec<Box<dyn Send>>, ProbeError> {
+pub(super) fn attach(ebpf: &mut Ebpf, loaded: &Loaded, lib: &EventLoopLibrary, pid: u32) -> Result<Vec<Box<dyn HeldLink>>, ProbeError> {
     let what = || format!("libuv probes on {} (pid {pid})", lib.path.display());
     match loaded {
         Loaded::Multi(prog) => {
@@ -99,7 +100,7 @@ pub(super) fn attach(ebpf: &mut Ebpf, loaded: &Loaded, lib: &EventLoopLibrary, p
         }
         Loaded::Perf => {
             let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| ProbeError::Load("pid 0 is not a process".into()))?);
-            let mut links: Vec<Box<dyn Send>> = Vec::new();
+            let mut links: Vec<Box<dyn HeldLink>> = Vec::new();
             for &(offset, func) in &lib.points {
                 let p: &mut UProbe = program(ebpf, Program::UvCall)?;
                 let at = UProbeAttachPoint { location: UProbeAttachLocation::AbsoluteOffset(offset), cookie: Some(func as u64) };

@@ -1,13 +1,14 @@
 //! A process's allocator probes, and taking them off without making anyone
 //! wait: closing a uprobe link waits for RCU grace periods (tens of
 //! milliseconds for a uprobe_multi link, ~100 ms for each perf-event
-//! uprobe), so links are closed on threads of their own, concurrently (the
-//! waits overlap), never on the thread that supervises the target.
+//! uprobe), so links are handed to [`teardown`](super::teardown) on a thread
+//! of their own, never on the thread that supervises the target.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::teardown::{self, HeldLink};
 use super::ProbeError;
 
 /// How the allocator probes are hung on a process.
@@ -83,13 +84,12 @@ pub struct ProcessLinks {
     /// The allocator file they sit on (device, inode).
     pub allocator: (u64, u64),
     /// Link descriptors or aya's perf links: dropping one detaches it.
-    pub(super) links: Vec<Box<dyn Send>>,
+    pub(super) links: Vec<Box<dyn HeldLink>>,
     pub(super) stats: Arc<LinkStats>,
 }
 
 impl ProcessLinks {
-    /// Detaches on a thread of its own, each link on its own thread within
-    /// it, and returns at once.
+    /// Detaches on a thread of its own and returns at once.
     pub fn detach_in_background(self) {
         let Self { links, stats, .. } = self;
         if links.is_empty() {
@@ -97,11 +97,7 @@ impl ProcessLinks {
         }
         let work = move || {
             let started = Instant::now();
-            std::thread::scope(|s| {
-                for link in links {
-                    s.spawn(move || drop(link));
-                }
-            });
+            teardown::release(links);
             stats.record_detach(started.elapsed());
         };
         // Without a thread (resource limits) the closure, and the links with
@@ -120,7 +116,11 @@ mod tests {
         assert_eq!(stats.means_ms(), (None, None));
         stats.record_attach(Duration::from_millis(2));
         stats.record_attach(Duration::from_millis(4));
-        let links = ProcessLinks { allocator: (1, 2), links: vec![Box::new(7u8)], stats: stats.clone() };
+        let links = ProcessLinks {
+            allocator: (1, 2),
+            links: vec![Box::new(std::os::fd::OwnedFd::from(std::fs::File::open("/dev/null").unwrap()))],
+            stats: stats.clone(),
+        };
         links.detach_in_background();
         let deadline = Instant::now() + Duration::from_secs(5);
         while stats.means_ms().1.is_none() {

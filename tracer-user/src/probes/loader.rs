@@ -19,16 +19,17 @@ use super::loader_probe::LoaderProbe;
 use super::prepare::{self, LoadOptions, Prepared};
 use super::programs::program;
 use super::syscalls::{self, DescriptorProbes, SyscallProbes};
+use super::teardown::{self, HeldLink};
 use super::unwind_settings::UnwindMode;
 use super::unwind_tables::KernelTables;
 use super::{allocator::AllocatorChoice, ProbeError, Program};
 
 /// Loaded programs and each traced process's allocator probes. Dropping it
-/// detaches everything (the allocator probes in the background).
+/// detaches everything, every link at once (see teardown.rs).
 pub struct Probes {
-    /// First, so that it is dropped first: it hands every descriptor to a
-    /// background process (see detach.rs) before the rest closes.
     descriptors: SyscallProbes,
+    /// The process tracepoints' links.
+    process: Vec<Box<dyn HeldLink>>,
     ebpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u32>,
     allocator: Loaded,
@@ -72,7 +73,7 @@ impl Probes {
     pub fn load(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -> Result<(Self, Outputs), ProbeError> {
         let Prepared { mut ebpf, allocator, hook, event_loop, requested, warnings } = prepare::prepare(opts, programs, notices)?;
         let descriptors = syscalls::attach(&mut ebpf)?;
-        attach_tracepoints(&mut ebpf, opts.follow_forks)?;
+        let process = attach_tracepoints(&mut ebpf, opts.follow_forks)?;
         let loader_probe = hook.map(|h| LoaderProbe::new(&mut ebpf, h)).transpose()?;
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")))
@@ -84,6 +85,7 @@ impl Probes {
         let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(load_err)?;
         let probes = Self {
             descriptors,
+            process,
             ebpf,
             targets,
             allocator,
@@ -204,7 +206,7 @@ impl Probes {
     /// after the other (tens of ms per process), and a process cannot exit
     /// while one of its threads is in one: the probes of gone processes are
     /// kept, matching nothing, and detached in the background by batches of
-    /// [`RETIRED_BATCH`], the rest handed over when leaktrace ends.
+    /// [`RETIRED_BATCH`], the rest with everything else when leaktrace ends.
     pub fn detach_process(&mut self, pid: u32) {
         if let Some(links) = self.links.remove(&pid) {
             self.retired.push(links);
@@ -236,29 +238,43 @@ impl Probes {
 /// Gone processes' probes kept attached before a batch is detached.
 const RETIRED_BATCH: usize = 32;
 
-impl Drop for Probes {
-    fn drop(&mut self) {
-        let all = self.links.drain().chain(self.event_loops.drain()).map(|(_, l)| l).chain(self.retired.drain(..));
-        if self.descriptors.hand_over() {
-            // The background process holds them: these closes only drop references.
-            all.for_each(drop);
-        } else {
-            all.for_each(ProcessLinks::detach_in_background);
+impl Probes {
+    /// Takes every probe off, in one go (see teardown.rs), and returns at
+    /// once; the programs and maps, which close without waiting, go with
+    /// the object. Called at the session's end, so that no thread still
+    /// holding the object (a supervisor finishing) is cut short by the
+    /// process's exit, which would then close the links itself, slowly.
+    pub fn release(&mut self) {
+        let mut links: Vec<Box<dyn HeldLink>> = self.descriptors.take_links().collect();
+        links.append(&mut self.process);
+        for process in self.links.drain().chain(self.event_loops.drain()).map(|(_, l)| l).chain(self.retired.drain(..)) {
+            links.extend(process.links);
         }
+        teardown::release(links);
     }
 }
 
-/// Attaches the process tracepoints' programs (loaded by [`prepare`]).
-fn attach_tracepoints(ebpf: &mut Ebpf, follow_forks: bool) -> Result<(), ProbeError> {
+impl Drop for Probes {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Attaches the process tracepoints' programs (loaded by [`prepare`]); their links.
+fn attach_tracepoints(ebpf: &mut Ebpf, follow_forks: bool) -> Result<Vec<Box<dyn HeldLink>>, ProbeError> {
+    let mut links: Vec<Box<dyn HeldLink>> = Vec::new();
     for (prog, tp) in prepare::RAW_TRACEPOINTS {
+        let what = format!("raw tracepoint {tp}");
         let p: &mut RawTracePoint = program(ebpf, prog)?;
-        p.attach(tp).map_err(attach_err(format!("raw tracepoint {tp}")))?;
+        p.attach(tp).map_err(attach_err(what))?;
     }
     if follow_forks {
+        let what = "tracepoint sched/sched_process_fork";
         let p: &mut TracePoint = program(ebpf, Program::ProcessFork)?;
-        p.attach("sched", "sched_process_fork").map_err(attach_err("tracepoint sched/sched_process_fork"))?;
+        let id = p.attach("sched", "sched_process_fork").map_err(attach_err(what))?;
+        links.push(Box::new(p.take_link(id).map_err(attach_err(what))?));
     }
-    Ok(())
+    Ok(links)
 }
 
 impl CounterReader {

@@ -28,6 +28,7 @@ use super::mapped_objects::mapped_objects;
 use super::programs::program;
 use super::raw_programs::{RawObject, ATTACH_UPROBE_MULTI};
 use super::refusal::aya_load_error;
+use super::teardown::HeldLink;
 use super::{bpf_sys, ProbeError, Program};
 use crate::symbolize::MappedFile;
 
@@ -87,7 +88,7 @@ impl LoaderProbe {
 
     /// Puts the probe on `pid`'s dynamic linker; None for a process without
     /// one (a static binary). The link detaches when dropped.
-    pub fn attach(&mut self, ebpf: &mut Ebpf, pid: u32) -> Result<Option<Box<dyn Send>>, ProbeError> {
+    pub fn attach(&mut self, ebpf: &mut Ebpf, pid: u32) -> Result<Option<Box<dyn HeldLink>>, ProbeError> {
         let Some(linker) = dynamic_linker(pid) else { return Ok(None) };
         let what = || format!("uprobe {HOOK} on {}", linker.display());
         match &self.program {

@@ -5,7 +5,6 @@ mod allocator_probes;
 mod bpf_sys;
 pub mod btf;
 mod check;
-mod detach;
 pub(crate) mod dynamic;
 mod errors;
 mod event_loop;
@@ -23,6 +22,7 @@ mod raw_programs;
 mod refusal;
 pub mod stack_budget;
 pub mod syscalls;
+mod teardown;
 mod unwind_settings;
 mod unwind_tables;
 

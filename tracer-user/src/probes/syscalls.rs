@@ -21,7 +21,8 @@ use tracer_common::syscalls::{ExitProgram, SYSCALLS};
 use super::btf::KernelBtf;
 use super::errors::attach_err;
 use super::refusal::aya_load_error;
-use super::{detach, preflight::TRACEFS, ProbeError};
+use super::teardown::{self, HeldLink};
+use super::{preflight::TRACEFS, ProbeError};
 
 /// How descriptors are traced, for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,29 +99,22 @@ pub fn preflight() -> Result<(), ProbeError> {
     }
 }
 
-/// The attached descriptor programs. Dropping it detaches them, in the
-/// background (see [`detach`]).
+/// The attached descriptor programs. Dropping it detaches them (see [`teardown`]).
 pub struct SyscallProbes {
     links: Vec<TracePointLink>,
     pub info: DescriptorProbes,
-    handed_over: bool,
 }
 
 impl SyscallProbes {
-    /// Hands every descriptor leaktrace holds to the background process now
-    /// (once): what the caller closes after it only drops references. False
-    /// when there is none.
-    pub fn hand_over(&mut self) -> bool {
-        if !self.handed_over && !self.links.is_empty() {
-            self.handed_over = detach::in_background();
-        }
-        self.handed_over
+    /// The links, for the caller to take off with others.
+    pub fn take_links(&mut self) -> impl Iterator<Item = Box<dyn HeldLink>> {
+        std::mem::take(&mut self.links).into_iter().map(|l| Box::new(l) as Box<dyn HeldLink>)
     }
 }
 
 impl Drop for SyscallProbes {
     fn drop(&mut self) {
-        self.hand_over();
+        teardown::release(self.take_links().collect());
     }
 }
 
@@ -158,8 +152,8 @@ pub fn load(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
 
 /// Attaches each descriptor program (loaded by [`load`]) to its calls' exit tracepoints.
 pub fn attach(ebpf: &mut Ebpf) -> Result<SyscallProbes, ProbeError> {
-    // Built first, so that a failure half-way detaches what is attached in the background too.
-    let mut probes = SyscallProbes { links: Vec::new(), info: DescriptorProbes::default(), handed_over: false };
+    // Built first, so that a failure half-way takes off what is attached the same way.
+    let mut probes = SyscallProbes { links: Vec::new(), info: DescriptorProbes::default() };
     for (exit, p) in programs(ebpf)? {
         for s in SYSCALLS.iter().filter(|s| s.effect.program() == exit) {
             if !tracepoint_exists(s.name) {

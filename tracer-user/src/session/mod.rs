@@ -166,8 +166,8 @@ impl Session {
         self.window_closed = Some(Instant::now());
     }
 
-    /// Stops consuming (after draining everything) and following; the final
-    /// report. The allocator probes come off in the background.
+    /// Stops consuming (after draining everything) and following, takes the
+    /// probes off; the final report.
     pub fn finish(mut self) -> Report {
         if let Some(at) = self.window_closed {
             std::thread::sleep(WINDOW_GRACE.saturating_sub(at.elapsed()));
@@ -181,6 +181,7 @@ impl Session {
         if let Some(c) = self.consumer.take() {
             c.stop();
         }
+        lock(&self.probes).release();
         if self.ended.is_none() {
             self.detached = true;
         }

@@ -10,6 +10,7 @@ mod server;
 mod soak;
 mod syscalls;
 mod targets;
+mod teardown;
 mod unwind;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,15 @@ use measure::{Config, Measurement, Tools};
 pub struct BenchOptions {
     /// A short smoke run (fewer iterations and configurations).
     pub quick: bool,
+    /// Only these rows, printed and judged; bench/results.* stay as they are.
+    pub only: Option<Rows>,
+}
+
+/// Groups of rows that can be run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rows {
+    /// From the report to leaktrace's exit and to its last program unloaded.
+    Teardown,
 }
 
 /// One cell of the results.
@@ -71,19 +81,15 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     let leaktrace = build(root, &scratch)?;
     let tools = Tools { leaktrace, anchors: root.join("bench/anchors"), scratch: scratch.clone() };
     let exe = |n: &str| scratch.join(n).display().to_string();
+    if opts.only == Some(Rows::Teardown) {
+        let results: Vec<BenchResult> = teardown::rows(&tools, &exe("malloc_loop"), opts.quick).into_iter().map(result).collect();
+        print!("{}", targets::markdown(&results, &teardown::evaluate(&results), opts.quick));
+        return Ok(());
+    }
     let pairs: u64 = if opts.quick { 100_000 } else { 500_000 };
     let mut results = Vec::new();
     let mut record = |workload: String, config: Config, unit: &'static str, r: Result<(Option<f64>, Measurement)>| {
-        let (value, m, error) = match r {
-            Ok((v, m)) => (v, m, None),
-            Err(e) => (None, Measurement::default(), Some(format!("{e:#}"))),
-        };
-        eprintln!(
-            "bench: {workload:<32} {:<36} {}",
-            config.name(),
-            value.map_or_else(|| error.clone().unwrap_or_default(), |v| format!("{v:.1} {unit}"))
-        );
-        results.push(BenchResult { workload, config: config.name(), value, unit, m, error });
+        results.push(result((workload, config, unit, r)));
     };
     let limit = Duration::from_secs(300);
     let malloc_configs = Config::for_malloc(opts.quick);
@@ -135,8 +141,25 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     for (workload, c, unit, r) in lifecycle::rows(&tools, &exe("forker"), opts.quick) {
         record(workload, c, unit, r);
     }
+    for (workload, c, unit, r) in teardown::rows(&tools, &exe("malloc_loop"), opts.quick) {
+        record(workload, c, unit, r);
+    }
     results.extend(syscalls::run(root, &tools, opts.quick));
     write_results(root, &results, opts.quick)
+}
+
+/// One row's result, said on stderr as it comes.
+fn result((workload, config, unit, r): lifecycle::Row) -> BenchResult {
+    let (value, m, error) = match r {
+        Ok((v, m)) => (v, m, None),
+        Err(e) => (None, Measurement::default(), Some(format!("{e:#}"))),
+    };
+    eprintln!(
+        "bench: {workload:<32} {:<36} {}",
+        config.name(),
+        value.map_or_else(|| error.clone().unwrap_or_default(), |v| format!("{v:.1} {unit}"))
+    );
+    BenchResult { workload, config: config.name(), value, unit, m, error }
 }
 
 /// The targets judged and the table, to bench/results.md and results.json.

@@ -87,6 +87,7 @@ pub fn evaluate(r: &[BenchResult]) -> Vec<Check> {
     checks.extend(lifecycle(r));
     checks.extend(super::reach::evaluate(r));
     checks.extend(super::inprocess::evaluate(r));
+    checks.extend(super::teardown::evaluate(r));
     checks
 }
 

@@ -11,6 +11,7 @@ mod javascript;
 pub mod model;
 pub mod pprof;
 mod pprof_proto;
+mod processes;
 pub mod profile;
 mod provenance;
 pub mod reachability;

@@ -92,7 +92,7 @@ fn hash(addr: u64) -> u64 {
     (addr >> 4) & ((1 << 57) - 1) | (mixed & !((1 << 57) - 1))
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct BlockTable {
     table: HashTable<Packed>,
     /// Blocks that do not pack, by address.
@@ -137,12 +137,20 @@ impl BlockTable {
         self.wide.remove(&addr)
     }
 
-    /// The stack of the block at `addr`.
-    pub fn stack_of(&self, addr: u64) -> Option<StackId> {
+    /// The block at `addr`.
+    pub fn get(&self, addr: u64) -> Option<Allocation> {
         match self.table.find(hash(addr), |p| p.addr() == addr) {
-            Some(p) => Some(p.unpack().stack),
-            None => self.wide.get(&addr).map(|a| a.stack),
+            Some(p) => Some(p.unpack()),
+            None => self.wide.get(&addr).copied(),
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len() + self.wide.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Every block, in no particular order.
@@ -151,8 +159,8 @@ impl BlockTable {
     }
 
     /// Every block, emptying the table.
-    pub fn drain(&mut self) -> impl Iterator<Item = Allocation> + '_ {
-        self.table.drain().map(|p| p.unpack()).chain(self.wide.drain().map(|(_, a)| a))
+    pub fn drain(&mut self) -> impl Iterator<Item = (u64, Allocation)> + '_ {
+        self.table.drain().map(|p| (p.addr(), p.unpack())).chain(self.wide.drain())
     }
 }
 
@@ -181,7 +189,8 @@ mod tests {
             assert_eq!(t.insert(addr, alloc), None);
         }
         assert_eq!(t.wide.len(), 4, "four of them do not pack");
-        assert!(cases.iter().all(|&(addr, a)| t.stack_of(addr) == Some(a.stack)));
+        assert!(cases.iter().all(|&(addr, a)| t.get(addr) == Some(a)));
+        assert_eq!(t.len(), cases.len());
         // A block at an address already held replaces it, packed or not, and says what it replaced.
         let again = a(24, 9, 1);
         assert_eq!(t.insert(cases[0].0, again), Some(cases[0].1));
@@ -196,7 +205,7 @@ mod tests {
         assert_eq!(t.remove(0x5555_0000_1010), Some(cases[0].1));
         assert_eq!(t.remove(0x5555_0000_2000), Some(cases[2].1));
         assert_eq!(t.remove(0x5555_0000_1010), None);
-        assert_eq!(t.stack_of(0x5555_0000_1018), None, "a neighbour is not found for another");
+        assert_eq!(t.get(0x5555_0000_1018), None, "a neighbour is not found for another");
         assert_eq!(t.drain().count(), 4);
         assert_eq!(t.iter().count(), 0);
     }

@@ -9,11 +9,12 @@ mod blocks;
 mod details;
 mod kind;
 mod outstanding;
+mod process_heap;
 mod stacks;
 mod state;
 
 pub use details::FdDetail;
 pub use kind::ResourceKind;
-pub use outstanding::{creation_kind, Aggregator, Anomalies, StackSummary};
+pub use outstanding::{creation_kind, Aggregator, Anomalies, ProcessTotals, StackSummary};
 pub use stacks::{Origin, StackCounters, StackEnd, StackId, StackTable};
 pub use state::{Image, Snapshot, StackInfo, State};

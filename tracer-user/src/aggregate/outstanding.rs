@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use tracer_common::decode::{Body, FdMeta};
 use tracer_common::FdKind;
 
-use super::blocks::{ns_of, older, ts_of, Allocation, BlockTable};
+use super::blocks::{ns_of, older, ts_of, Allocation};
 use super::details::{self, Details, FdDetail};
+use super::process_heap::{each_held, ProcHeap};
 use super::stacks::{StackCounters, StackId, StackTable};
 use super::ResourceKind;
 
@@ -14,7 +15,7 @@ const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
 const TARGET_RESERVE: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug)]
-struct Handle {
+pub(super) struct Handle {
     stack: StackId,
     kind: FdKind,
     ts_ns: u64,
@@ -60,8 +61,8 @@ pub struct StackSummary {
 #[derive(Default)]
 pub struct Aggregator {
     pub stacks: StackTable,
-    /// Outstanding heap per process, by address.
-    allocs: HashMap<u32, BlockTable>,
+    /// Outstanding heap per process, by address (a forked child's shares its parent's, see process_heap.rs).
+    allocs: HashMap<u32, ProcHeap>,
     fds: BTreeMap<(u32, i32), Handle>,
     anomalies: Anomalies,
     exited: HashSet<u32>,
@@ -86,6 +87,10 @@ pub struct Aggregator {
     track_std: bool,
     /// Else, those the program made (whose close is no anomaly).
     std_open: HashSet<(u32, i32)>,
+    /// Children forked, until their first record says whether they are processes (see processes.rs).
+    forks: HashMap<u32, processes::Forked>,
+    /// Outstanding heap (bytes, blocks) of each process whose table was dropped at its end.
+    settled: HashMap<u32, (u64, u64)>,
 }
 
 /// The names of leaktrace's memfds (the recorder library, the shared file).
@@ -228,14 +233,14 @@ impl Aggregator {
     /// report symbolizes. Call once every record is ingested and scans are done.
     pub fn settle_exited(&mut self) {
         let ended: Vec<u32> = self.allocs.keys().filter(|p| self.exited.contains(p)).copied().collect();
-        for table in ended.iter().filter_map(|p| self.allocs.remove(p)) {
-            for (_, a) in table.iter() {
-                let ts = self.settled_oldest.entry(a.stack).or_insert(a.ts);
-                if older(a.ts, *ts) {
-                    *ts = a.ts;
-                }
+        let tables: Vec<(u32, ProcHeap)> = ended.iter().filter_map(|p| self.allocs.remove(p).map(|t| (*p, t))).collect();
+        each_held(&tables.iter().map(|(_, t)| t).collect::<Vec<_>>(), |a| {
+            let ts = self.settled_oldest.entry(a.stack).or_insert(a.ts);
+            if older(a.ts, *ts) {
+                *ts = a.ts;
             }
-        }
+        });
+        self.settled.extend(tables.iter().map(|(pid, t)| (*pid, t.totals())));
     }
 
     pub fn has_exited(&self, tgid: u32) -> bool {
@@ -257,7 +262,7 @@ impl Aggregator {
         let mut note = |stack: StackId, ts: u64| {
             oldest.entry(stack).and_modify(|o| *o = (*o).min(ts)).or_insert(ts);
         };
-        self.allocs.values().flat_map(BlockTable::iter).for_each(|(_, a)| note(a.stack, ns_of(a.ts, now_ns)));
+        each_held(&self.allocs.values().collect::<Vec<_>>(), |a| note(a.stack, ns_of(a.ts, now_ns)));
         self.settled_oldest.iter().for_each(|(&stack, &ts)| note(stack, ns_of(ts, now_ns)));
         self.fds.values().for_each(|h| note(h.stack, h.ts_ns));
         self.stacks
@@ -280,7 +285,7 @@ impl Aggregator {
             // The first process is the target: room for a million outstanding up
             // front, so growing never holds two tables at once (untouched room
             // costs no memory).
-            .or_insert_with(|| BlockTable::with_capacity(if first { TARGET_RESERVE } else { 0 }));
+            .or_insert_with(|| ProcHeap::with_capacity(if first { TARGET_RESERVE } else { 0 }));
         if let Some(missed) = table.insert(addr, a) {
             self.anomalies.reused_addresses += 1;
             self.released(missed);
@@ -310,7 +315,7 @@ impl Aggregator {
         self.heap.1 -= 1;
     }
 
-    fn insert_fd(&mut self, tgid: u32, fd: i32, h: Handle) {
+    pub(super) fn insert_fd(&mut self, tgid: u32, fd: i32, h: Handle) {
         if !self.track_std && (0..=2).contains(&fd) {
             self.std_open.insert((tgid, fd));
             return;
@@ -346,12 +351,15 @@ impl Aggregator {
 
     /// A new image: the old heap is gone (not leaked), close-on-exec descriptors close.
     fn exec(&mut self, tgid: u32) {
-        for a in self.allocs.remove(&tgid).unwrap_or_default().drain() {
-            let c = self.stacks.counters_mut(a.stack);
-            c.outstanding -= 1;
-            c.outstanding_bytes -= a.size;
-            self.heap.0 -= a.size;
-            self.heap.1 -= 1;
+        if let Some(view) = self.allocs.remove(&tgid) {
+            for (stack, (n, bytes)) in view.per_stack() {
+                let c = self.stacks.counters_mut(stack);
+                c.outstanding -= n;
+                c.outstanding_bytes -= bytes;
+            }
+            let (bytes, n) = view.totals();
+            self.heap.0 -= bytes;
+            self.heap.1 -= n;
         }
         let cloexec: Vec<i32> = self.fds.range((tgid, i32::MIN)..=(tgid, i32::MAX)).filter(|(_, h)| h.cloexec).map(|(k, _)| k.1).collect();
         for fd in cloexec {
@@ -369,6 +377,10 @@ mod queries;
 #[path = "event_loop.rs"]
 mod event_loop;
 pub use event_loop::creation_kind;
+
+#[path = "processes.rs"]
+mod processes;
+pub use processes::ProcessTotals;
 
 #[cfg(test)]
 #[path = "outstanding_tests.rs"]

@@ -31,7 +31,7 @@ impl Aggregator {
         let mut blocks: Vec<(u64, u64)> = m.iter().map(|(addr, a)| (addr, a.size)).collect();
         blocks.sort_unstable();
         let mut stacks = Vec::with_capacity(blocks.len());
-        stacks.extend(blocks.iter().filter_map(|&(addr, _)| m.stack_of(addr)));
+        stacks.extend(blocks.iter().filter_map(|&(addr, _)| m.get(addr).map(|a| a.stack)));
         (blocks, stacks)
     }
 

@@ -27,7 +27,7 @@ impl Aggregator {
                 }
             }
             // A block moved by realloc is the same block: it keeps counting.
-            Body::Realloc { old, .. } if old == 0 || self.allocs.get(&tgid).is_none_or(|m| m.stack_of(old).is_none()) => {}
+            Body::Realloc { old, .. } if old == 0 || self.allocs.get(&tgid).is_none_or(|m| m.get(old).is_none()) => {}
             _ => {
                 let end = self.window_end_ns.take();
                 self.apply(tgid, ts_ns, body, stack);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracer_common::decode::Body;
 
-use super::{Aggregator, Anomalies, Origin, ResourceKind, StackEnd, StackId, StackSummary};
+use super::{Aggregator, Anomalies, Origin, ProcessTotals, ResourceKind, StackEnd, StackId, StackSummary};
 use crate::inprocess::RecorderStats;
 use crate::reach::ScanResult;
 use crate::symbolize::ProcessMaps;
@@ -83,6 +83,8 @@ pub struct Snapshot {
     /// heap (bytes, allocations) and descriptors by kind.
     pub heap: (u64, u64),
     pub handles: BTreeMap<ResourceKind, u64>,
+    /// The same per process.
+    pub processes: Vec<ProcessTotals>,
     pub events: u64,
     pub object_loads: u64,
     pub decode_errors: u64,
@@ -135,6 +137,7 @@ impl State {
 
     /// Applies a decoded event whose stack (if any) is already interned.
     pub fn apply(&mut self, tgid: u32, tid: u32, ts_ns: u64, body: &Body, stack: Option<StackId>) {
+        self.agg.adopt(tgid, tid, *body == Body::Exec);
         self.agg.apply(tgid, ts_ns, body, stack);
         self.agg.apply_event_loop(tgid, tid, ts_ns, body, stack);
         match *body {
@@ -148,8 +151,13 @@ impl State {
             // stacks (a descriptor opened between fork and exec, then
             // inherited) are named with these maps, even once it has exec'd.
             Body::Fork { child } => {
-                // Its heap is its parent's until it execs: not known here.
-                self.since_exec.remove(&child);
+                // It starts with a copy of its parent's table: as complete as that one.
+                if self.since_exec.contains(&tgid) {
+                    self.since_exec.insert(child);
+                } else {
+                    self.since_exec.remove(&child);
+                }
+                self.agg.fork(tgid, child);
                 if let Some(&i) = self.current.get(&tgid) {
                     self.forked.insert(child, self.images[i as usize].maps.clone());
                 }
@@ -158,6 +166,9 @@ impl State {
                 self.forked.remove(&tid);
                 if tid == tgid {
                     self.agg.mark_exited(tgid);
+                } else {
+                    // A thread, reported as a fork: it is no process of its own.
+                    self.since_exec.remove(&tid);
                 }
             }
             _ => {}
@@ -216,6 +227,7 @@ impl State {
             anomalies: self.agg.anomalies(),
             heap: self.agg.heap_totals(),
             handles: self.agg.handle_totals(),
+            processes: self.agg.processes(),
             events: self.events,
             object_loads: self.object_loads,
             decode_errors: self.decode_errors,

@@ -98,6 +98,7 @@ pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Repo
         sample_every: (scale > 1).then_some(scale as u32),
         sites,
         scans: std::mem::take(&mut acc.scans.infos),
+        processes: super::processes::processes(snap, scale),
         warnings,
         tracer: TracerCost {
             cpu_secs: own_cpu_secs(),

@@ -12,6 +12,7 @@ pub mod labels;
 pub mod model;
 pub mod pprof;
 mod pprof_proto;
+mod processes;
 pub mod profile;
 mod provenance;
 pub mod reachability;

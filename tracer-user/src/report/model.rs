@@ -13,6 +13,7 @@ use crate::probes::DescriptorProbes;
 use crate::process::Ended;
 
 pub use super::focus::FocusReport;
+pub use super::processes::ProcessReport;
 use super::profile::Profile;
 pub use super::reachability::{Amount, Reachability, ScanInfo};
 
@@ -49,6 +50,8 @@ pub struct Report {
     pub sites: Vec<Site>,
     /// The reachability scans behind the classes (the last of each process).
     pub scans: Vec<ScanInfo>,
+    /// What each process holds, from the tracer's tables.
+    pub processes: Vec<ProcessReport>,
     pub warnings: Vec<String>,
     pub tracer: TracerCost,
     /// Every stack behind the sites, when asked for (the profile formats); not in the JSON.
@@ -82,6 +85,7 @@ impl Report {
             sample_every: None,
             sites,
             scans: Vec::new(),
+            processes: Vec::new(),
             warnings: Vec::new(),
             tracer: TracerCost::default(),
             profile: None,

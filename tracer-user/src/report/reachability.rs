@@ -56,6 +56,29 @@ impl Reachability {
         self.owned_by_lost += o.owned_by_lost;
     }
 
+    /// One process's blocks in its last scan's classes; `held`: what it
+    /// holds now (unscanned: beyond what the scan saw).
+    pub fn of_scan(scan: &ScanResult, held: Amount, scale: u64) -> Self {
+        let mut r = Self { owned_by_lost: scan.owned_by_lost.values().sum(), ..Self::default() };
+        let mut seen = Amount::default();
+        for s in &scan.per_stack {
+            let a = Amount { count: s.count * scale, bytes: s.bytes * scale };
+            seen.add(a);
+            r.class_mut(s.class).add(a);
+        }
+        r.unscanned = Amount { count: held.count.saturating_sub(seen.count), bytes: held.bytes.saturating_sub(seen.bytes) };
+        r
+    }
+
+    fn class_mut(&mut self, c: Class) -> &mut Amount {
+        match c {
+            Class::Definite => &mut self.definite,
+            Class::Indirect => &mut self.indirect,
+            Class::Possible => &mut self.possible,
+            Class::Reachable => &mut self.reachable,
+        }
+    }
+
     /// The non-zero classes in one line (the text report, the live view's detail).
     pub fn describe(&self) -> String {
         let mut parts: Vec<String> = [
@@ -162,12 +185,7 @@ impl ScanTable {
         for s in self.per_stack[first..].iter().take_while(|s| s.stack == stack) {
             let a = Amount { count: s.count * scale, bytes: s.bytes * scale };
             seen.add(a);
-            match s.class {
-                Class::Definite => r.definite.add(a),
-                Class::Indirect => r.indirect.add(a),
-                Class::Possible => r.possible.add(a),
-                Class::Reachable => r.reachable.add(a),
-            }
+            r.class_mut(s.class).add(a);
         }
         r.unscanned = Amount { count: c.outstanding.saturating_sub(seen.count), bytes: c.outstanding_bytes.saturating_sub(seen.bytes) };
         Some(r)

@@ -14,6 +14,8 @@ pub type Row = (String, Config, &'static str, Result<(Option<f64>, Measurement)>
 pub const TRUE_ROW: &str = "run /bin/true";
 pub const FORKS_ROW: &str = "fork 300 children, each exits";
 pub const QUIT_ROW: &str = "quit the live view (q)";
+pub const PREFORK_ROW: &str = "fork 200 children of a parent holding 100,000 blocks";
+pub const PREFORK_RSS_ROW: &str = "a parent holding 100,000 blocks, leaktrace's RSS";
 
 /// The median wall time of `n` runs (one start-up is noisy at this scale).
 pub fn median_wall(tools: &Tools, config: Config, cmd: &[String], n: usize) -> Result<(Option<f64>, Measurement)> {
@@ -36,6 +38,19 @@ pub fn rows(tools: &Tools, forker: &str, quick: bool) -> Vec<Row> {
         let r = measure::run(tools, c, &cmd, Duration::from_secs(300)).map(|m| (m.ns_per_op.map(|ns| ns / 1e6), m));
         rows.push((FORKS_ROW.to_owned(), c, "ms/child", r));
     }
+    // A pre-fork server: every child inherits the parent's blocks (shared, not copied).
+    let cmd = vec![forker.to_owned(), "200".to_owned(), "100000".to_owned()];
+    for c in [Config::Untraced, Config::FollowForks] {
+        let r = measure::run(tools, c, &cmd, Duration::from_secs(600));
+        if c == Config::FollowForks {
+            let rss = r.as_ref().map(|m| (m.tracer_peak_rss_mib, m.clone())).map_err(|e| anyhow::anyhow!("{e:#}"));
+            rows.push((format!("{PREFORK_RSS_ROW} (200 children)"), c, "MiB", rss));
+        }
+        rows.push((PREFORK_ROW.to_owned(), c, "ms/child", r.map(|m| (m.ns_per_op.map(|ns| ns / 1e6), m))));
+    }
+    let alone = vec![forker.to_owned(), "0".to_owned(), "100000".to_owned()];
+    let r = measure::run(tools, Config::FollowForks, &alone, Duration::from_secs(60)).map(|m| (m.tracer_peak_rss_mib, m));
+    rows.push((format!("{PREFORK_RSS_ROW} (no child)"), Config::FollowForks, "MiB", r));
     rows.push((QUIT_ROW.to_owned(), Config::Exact, "s", quit_live_view(tools)));
     rows
 }

@@ -18,6 +18,7 @@ mod provenance;
 pub mod reachability;
 mod suppress;
 mod system;
+mod target;
 pub mod text;
 mod verdict;
 mod wrappers;

@@ -123,23 +123,22 @@ fn c_sites_equal(flags: &[&str], exe: &Path, args: &[String], heap_probes: &str,
     let (ours, report) = leaktrace_sites(exe, args, heap_probes);
     let key = |function: &str, line: u32| ("heap".to_owned(), function.to_owned(), "stacks.c".to_owned(), line);
     // The tail call: at -O2 `make` is `jmp calloc`, and valgrind names its caller.
+    // valgrind names the caller of a tail call where leaktrace puts the callee back.
+    let at_callee = |theirs: &mut Sites, caller: (String, String, String, u32), callee: &(String, String, String, u32)| {
+        if let Some(held) = theirs.remove(&caller) {
+            theirs.insert(callee.clone(), held);
+        }
+        assert!(theirs.contains_key(callee), "{flags:?}: valgrind names the caller of {}: {theirs:#?}", callee.1);
+    };
     let make = key("make", line_of("return calloc(1, n)"));
     if flags.contains(&"-O2") {
-        let caller = key("use_make", line_of("sink += (long)make(40)"));
-        if let Some(held) = theirs.remove(&caller) {
-            theirs.insert(make.clone(), held);
-        }
-        assert!(theirs.contains_key(&make), "{flags:?}: valgrind names the caller of the tail call: {theirs:#?}");
+        at_callee(theirs, key("use_make", line_of("sink += (long)make(40)")), &make);
     }
     assert_eq!(ours.get(&make), Some(&(1, 40)), "{flags:?}: the tail-called allocating function is the site");
     // A chain of two: `relay` is `jmp make_chained`, itself `jmp calloc`.
     let chained = key("make_chained", line_of("return calloc(2, n)"));
     if flags.contains(&"-O2") {
-        let caller = key("use_relay", line_of("sink += (long)relay(56)"));
-        if let Some(held) = theirs.remove(&caller) {
-            theirs.insert(chained.clone(), held);
-        }
-        assert!(theirs.contains_key(&chained), "{flags:?}: valgrind names the caller of the chain: {theirs:#?}");
+        at_callee(theirs, key("use_relay", line_of("sink += (long)relay(56)")), &chained);
         let site = report["sites"].as_array().unwrap().iter().find(|s| s["site"]["function"] == "make_chained").expect("the chain's site");
         let frames: Vec<(&str, bool)> = site["stack"]
             .as_array()

@@ -23,7 +23,9 @@ fn main() {
     println!("cargo:rustc-env=LEAKTRACE_RECORDER={}", recorder.display());
 
     if env::var_os("LEAKTRACE_EBPF_STUB").is_some_and(|v| v == "1") {
-        println!("cargo:warning=LEAKTRACE_EBPF_STUB=1: building leaktrace without its eBPF object; it will refuse to trace");
+        println!(
+            "cargo:warning=LEAKTRACE_EBPF_STUB=1: building leaktrace without its eBPF object; it will refuse to trace, and the unit tests of the object (programs.rs, prepare.rs, raw_programs.rs) are left out"
+        );
         println!("cargo:rustc-cfg=ebpf_stub");
         std::fs::write(&object, []).expect("write stub object");
         std::fs::write(&recorder, []).expect("write stub recorder");

@@ -159,8 +159,7 @@ pub enum Counter {
     /// bpf_get_stack failed; the record carries no frames.
     StackFailed = 4,
     /// A walk that stopped at a module without a loaded table could not attach
-    /// its stack copy (ring full): its stack ends there. (Slot 5 once counted
-    /// failed reads of the old fixed stack-top copy.)
+    /// its stack copy (ring full): its stack ends there.
     StackCopyFailed = 5,
     /// A posix_memalign result could not be read back from user memory.
     ResultReadFailed = 6,

@@ -43,15 +43,12 @@ fn traced(dir: &Path, program: &Path, (preload, name, functions): Allocator, mod
     let expect = manifest(dir, functions);
     let report = dir.join("report.json");
     let mut cmd = leaktrace();
-    if let Some(mode) = mode {
-        cmd.env("LEAKTRACE_UPROBE_LINKS", mode);
-    }
     // The allocator's uprobes (kernel_inprocess compares the in-process recorder with them).
-    cmd.args(["run", "--ci", "--heap-probes", "uprobe", "--format", "json", "--focus", "tests/programs/", "--expect"])
-        .arg(&expect)
-        .arg("--output")
-        .arg(&report)
-        .args(["--", "env"]);
+    cmd.args(["run", "--ci", "--heap-probes", "uprobe", "--format", "json", "--focus", "tests/programs/"]);
+    if let Some(mode) = mode {
+        cmd.arg(format!("--uprobe-links={mode}"));
+    }
+    cmd.arg("--expect").arg(&expect).arg("--output").arg(&report).args(["--", "env"]);
     if let Some(p) = preload {
         cmd.arg(format!("LD_PRELOAD={p}"));
     }

@@ -142,6 +142,7 @@ const ROWS: &[(&[&str], &str)] = &[
     (&["run", "--sample", "1000001", "--", "true"], "from 2 to 1000000"),
     (&["run", "--sample", "half", "--", "true"], "from 2 to 1000000"),
     (&["run", "--probe-floor=bogus", "--", "true"], "invalid value 'bogus'"),
+    (&["run", "--uprobe-links", "bogus", "--", "true"], "invalid value 'bogus'"),
     (&["run", "--ring-size", "0", "--", "true"], "power of two from 1 to 1024"),
     (&["run", "--ring-size", "3", "--", "true"], "power of two from 1 to 1024"),
     (&["run", "--ring-size", "2048", "--", "true"], "power of two from 1 to 1024"),

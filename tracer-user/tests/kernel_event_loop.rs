@@ -125,4 +125,16 @@ fn node_s_sockets_are_at_the_javascript_functions_that_created_them_without_focu
             assert_eq!(r["outside_focus"]["handles"].get("socket"), None, "every socket is the script's: {:#}", r["outside_focus"]);
         }
     }
+    // A jitdump gives compiled code the line of the call; interpreted code keeps its function's start.
+    let argv = [node.as_str(), "--allow-natives-syntax", "--no-turbo-inlining", script.as_str(), "optimized"];
+    let r = run(dir.path(), &["--node-jitdump"], &argv);
+    let mut lines: Vec<(u64, bool, u64)> = r["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "socket" && s["site"]["function"] == "leakyConnect")
+        .map(|s| (s["site"]["line"].as_u64().unwrap(), s["site"]["line_is_function_start"] == true, s["count"].as_u64().unwrap()))
+        .collect();
+    lines.sort();
+    assert_eq!(lines, [(line_of("function leakyConnect"), true, 2), (line_of("net.connect(port"), false, 3)], "{:?}", sites(&r));
 }

@@ -96,10 +96,40 @@ fn every_block_of_the_oracle_program_has_valgrinds_class() {
         // The heap recorded in the process and by the allocator's uprobes.
         for heap_probes in ["inprocess", "uprobe"] {
             let r = run_json(dir.path(), &exe, &["--no-default-suppressions", "--heap-probes", heap_probes]);
-            let lt = leaktrace_classes(&r, is_reach);
+            let mut lt = leaktrace_classes(&r, is_reach);
+            if heap_probes == "uprobe" {
+                trampoline_copies(&mut lt, &vg, opt);
+            }
             assert_eq!(lt, vg, "{opt} ({heap_probes}): leaktrace's classes (left) equal valgrind's (right), block for block");
         }
     }
+}
+
+/// The one difference the uprobes allow (README, "Lost or still
+/// reachable"): since Linux 6.11 the kernel's return trampoline saves a
+/// register below the caller's stack pointer, and when malloc returned with
+/// its block in that register, a copy the program never wrote can sit in a
+/// frame at exit, where leaktrace's scan counts it and valgrind (for which
+/// it is undefined) does not. Such a lost block and what it holds are then
+/// still reachable: only the `made_` blocks, which the oracle puts where
+/// that happens, may differ so; the in-process recorder has no trampoline.
+fn trampoline_copies(lt: &mut Classes, vg: &Classes, opt: &str) {
+    let made: Vec<u32> = markers().into_keys().filter(|l| is_made(*l)).collect();
+    for line in made {
+        let key = ("reach.c".to_owned(), line);
+        let (Some(ours), Some(theirs)) = (lt.get(&key), vg.get(&key)) else { continue };
+        let total = |c: &BTreeMap<String, (u64, u64)>| c.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
+        if ours != theirs && ours.keys().eq(["reachable"]) && total(ours) == total(theirs) {
+            eprintln!("{opt} (uprobe): reach.c:{line} still reachable through the return trampoline's register copy");
+            lt.insert(key, theirs.clone());
+        }
+    }
+}
+
+/// Whether line `line` of reach.c marks a `made_` block.
+fn is_made(line: u32) -> bool {
+    let text = std::fs::read_to_string(programs_src().join("reach.c")).unwrap();
+    text.lines().nth(line as usize - 1).is_some_and(|l| l.contains("@block made_"))
 }
 
 fn build_fixture() {
@@ -144,11 +174,11 @@ fn leak_kinds_decide_the_gate() {
             leaktrace().args(["run", "--no-tui", "--ci", "--max-leaked-handles", "2"]).args(extra).arg("--").arg(&exe).output().unwrap();
         (out.status.code(), stderr(&out))
     };
-    // Reachable and possibly lost blocks: 2,122 bytes; lost: 196.
-    assert_eq!(code(&["--max-leaked-bytes", "196"]).0, Some(0), "definite and indirect by default");
-    assert_eq!(code(&["--max-leaked-bytes", "195"]).0, Some(1));
-    assert_eq!(code(&["--leak-kinds", "definite,indirect", "--max-leaked-bytes", "196"]).0, Some(0));
-    assert_eq!(code(&["--leak-kinds", "definite,indirect", "--max-leaked-bytes", "195"]).0, Some(1));
+    // Reachable and possibly lost blocks: 2,122 bytes; lost: 332.
+    assert_eq!(code(&["--max-leaked-bytes", "332"]).0, Some(0), "definite and indirect by default");
+    assert_eq!(code(&["--max-leaked-bytes", "331"]).0, Some(1));
+    assert_eq!(code(&["--leak-kinds", "definite,indirect", "--max-leaked-bytes", "332"]).0, Some(0));
+    assert_eq!(code(&["--leak-kinds", "definite,indirect", "--max-leaked-bytes", "331"]).0, Some(1));
     assert_eq!(code(&["--leak-kinds", "reachable", "--max-leaked-bytes", "1000"]).0, Some(1));
     assert_eq!(code(&["--leak-kinds", "none"]).0, Some(0));
     // Without a scan, every outstanding byte counts, whatever the kinds.

@@ -77,7 +77,7 @@ fn children() -> Vec<String> {
 /// Asserts that within [`WITHIN`] of leaktrace's exit none of them is loaded
 /// and no process of leaktrace's is left; returns the programs. The caller
 /// holds [`one_at_a_time`].
-fn run_and_check(args: &[&str], program: &Path, env: &[(&str, &str)]) -> BTreeMap<u32, String> {
+fn run_and_check(args: &[&str], program: &Path) -> BTreeMap<u32, String> {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let mut tracer = leaktrace()
@@ -86,7 +86,6 @@ fn run_and_check(args: &[&str], program: &Path, env: &[(&str, &str)]) -> BTreeMa
         .args(args)
         .args(["--", "sh", "-c", "echo ready; read go; exec \"$0\""])
         .arg(program)
-        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -124,7 +123,7 @@ fn names(held: &BTreeMap<u32, String>) -> Vec<&str> {
 fn run_bin_true_leaves_no_process_and_no_program() {
     require_root();
     let _one = one_at_a_time();
-    let held = run_and_check(&[], Path::new("/bin/true"), &[]);
+    let held = run_and_check(&[], Path::new("/bin/true"));
     // Leaktrace's programs were found: the check above looked at the right ones.
     for name in ["fd_new", "fd_close", "fd_dup", "process_exec", "process_exit"] {
         assert!(names(&held).contains(&name), "{name} not among leaktrace's programs: {held:?}");
@@ -140,9 +139,9 @@ fn uprobes_on_glibc_malloc_leave_no_process_and_no_program() {
     let heap = ["--heap-probes", "uprobe"];
     // The kernel's own link kind first, then one perf-event uprobe per
     // probe point: the most links to take off, each waiting for the kernel.
-    let held = run_and_check(&heap, &program, &[]);
+    let held = run_and_check(&heap, &program);
     assert!(names(&held).iter().any(|n| n.starts_with("alloc_")), "no allocator program among {held:?}");
-    let held = run_and_check(&heap, &program, &[("LEAKTRACE_UPROBE_LINKS", "perf")]);
+    let held = run_and_check(&[heap[0], heap[1], "--uprobe-links", "perf"], &program);
     for name in ["alloc_enter", "alloc_exit"] {
         assert!(names(&held).contains(&name), "{name} not among leaktrace's programs: {held:?}");
     }

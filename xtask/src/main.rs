@@ -107,6 +107,8 @@ fn test(root: &Path) -> Result<()> {
     xtask::lint::lint(root, Path::new(env!("CARGO")), &path_with_cargo_bin())?;
     fixture::build(root)?;
     cargo(root, &["test"])?;
+    // The library's privileged unit tests, ignored by a plain `cargo test --lib` (no root needed there).
+    cargo(root, &["test", "-p", "tracer-user", "--lib", "--", "--ignored"])?;
     matrix(root, None, None, MATRIX_TIMEOUT_SECS)?;
     xtask::fuzz::run(root, &path_with_cargo_bin())
 }

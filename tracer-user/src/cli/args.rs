@@ -90,6 +90,14 @@ pub enum HeapProbesArg {
     Uprobe,
 }
 
+/// The kind of link that hangs the allocator's uprobes (tests, benchmarks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UprobeLinksArg {
+    Session,
+    Multi,
+    Perf,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -179,6 +187,10 @@ pub struct Options {
     /// `--probe-floor=floor-entries` leaves out the return probes.
     #[arg(long, hide = true, value_enum, num_args = 0..=1, default_missing_value = "floor", require_equals = true, value_name = "PROGRAMS")]
     pub probe_floor: Option<AllocatorPrograms>,
+    /// Tests and benchmarks only: hang the allocator's uprobes with this
+    /// kind of link, and no other (the best the kernel offers without it).
+    #[arg(long, hide = true, value_enum, value_name = "KIND")]
+    pub uprobe_links: Option<UprobeLinksArg>,
     /// Ring buffer size in MiB (a power of two): the kernel's, mapped twice
     /// into leaktrace's memory (the consumer is woken when a quarter is
     /// used), and twice that for the in-process recorders' (a recorder that finds it full waits).

@@ -8,10 +8,11 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use tracer_common::manifest::{Expectation, Manifest};
 
+use super::args::UprobeLinksArg;
 use super::destination::Destination;
 use super::{Format, HeapProbesArg, Options};
 use crate::inprocess::HeapProbes;
-use crate::probes::{AllocatorChoice, LoadOptions, UnwindMode};
+use crate::probes::{AllocatorChoice, LinkMode, LoadOptions, UnwindMode};
 use crate::report::{flamegraph, Attribution, Suppressions};
 use crate::session::SessionConfig;
 
@@ -153,6 +154,11 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
             follow_forks: opts.follow_forks,
             sample_every: opts.sample.unwrap_or(0),
             unwind: opts.unwind,
+            links: opts.uprobe_links.map(|l| match l {
+                UprobeLinksArg::Session => LinkMode::Session,
+                UprobeLinksArg::Multi => LinkMode::Multi,
+                UprobeLinksArg::Perf => LinkMode::PerfEvent,
+            }),
             ..LoadOptions::default()
         },
         allocator: opts.allocator.clone(),

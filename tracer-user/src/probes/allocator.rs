@@ -278,10 +278,14 @@ mod tests {
 
     #[test]
     fn preload_takes_precedence_over_libc() {
-        // libc itself preloaded: chosen as "preloaded", proving the order is honoured.
-        let libc = AllocatorChoice::for_command(Path::new("/bin/true"), None, None).unwrap().path;
-        let choice = AllocatorChoice::for_command(Path::new("/bin/true"), Some(libc.as_os_str()), None).unwrap();
+        let jemalloc = Path::new("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2");
+        assert!(jemalloc.exists(), "libjemalloc2 is installed by cargo xtask setup");
+        let choice = AllocatorChoice::for_command(Path::new("/bin/true"), Some(jemalloc.as_os_str()), None).unwrap();
+        assert_eq!(choice.path, jemalloc, "{}", choice.reason);
         assert!(choice.reason.contains("LD_PRELOAD"), "{}", choice.reason);
+        assert!(!choice.thread_cache_unprobed, "not glibc: nothing of glibc's thread cache to probe");
+        let libc = AllocatorChoice::for_command(Path::new("/bin/true"), None, None).unwrap();
+        assert!(libc.functions.iter().any(|f| f.func == AllocFn::ThreadCacheShutdown), "glibc's debug file names its thread-cache release");
     }
 
     #[test]

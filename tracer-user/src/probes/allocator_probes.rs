@@ -105,7 +105,7 @@ pub(super) fn load(
             Err((prog, e)) if requested.is_some() => {
                 return Err(match e.of_program(prog.name()) {
                     ProbeError::Refused { program, reason, log } => {
-                        let reason = format!("{reason} ({} links, as {}={} asks)", mode.name(), LinkMode::ENV, mode_word(mode));
+                        let reason = format!("{reason} ({} links, as --uprobe-links={} asks)", mode.name(), mode_word(mode));
                         ProbeError::Refused { program, reason, log }
                     }
                     other => other,

@@ -1,15 +1,13 @@
 //! A process's allocator probes, and taking them off without making anyone
-//! wait: closing a uprobe link waits for RCU grace periods (tens of
-//! milliseconds for a uprobe_multi link, ~100 ms for each perf-event
-//! uprobe), so links are handed to [`teardown`](super::teardown) on a thread
-//! of their own, never on the thread that supervises the target.
+//! wait: closing a uprobe link waits for RCU grace periods (one per
+//! perf-event uprobe), so links are handed to [`teardown`](super::teardown)
+//! on a thread of their own, never on the thread that supervises the target.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::teardown::{self, HeldLink};
-use super::ProbeError;
 
 /// How the allocator probes are hung on a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,20 +22,6 @@ pub enum LinkMode {
 }
 
 impl LinkMode {
-    /// Forces a mode (tests, benchmarks): `session`, `multi` or `perf`.
-    pub const ENV: &'static str = "LEAKTRACE_UPROBE_LINKS";
-
-    /// The mode the environment asks for; `None` means the best the kernel accepts.
-    pub fn requested() -> Result<Option<Self>, ProbeError> {
-        match std::env::var(Self::ENV).as_deref() {
-            Err(_) | Ok("") | Ok("auto") => Ok(None),
-            Ok("session") => Ok(Some(Self::Session)),
-            Ok("multi") => Ok(Some(Self::Multi)),
-            Ok("perf") => Ok(Some(Self::PerfEvent)),
-            Ok(other) => Err(ProbeError::Load(format!("{}={other}: expected session, multi, perf or auto", Self::ENV))),
-        }
-    }
-
     pub const fn name(self) -> &'static str {
         match self {
             Self::Session => "uprobe session",

@@ -3,9 +3,9 @@
 //! linker, and the table of threads stopped until the new objects' unwind
 //! tables are in (under `run`).
 //!
-//! The probe is a uprobe_multi link: a perf-event uprobe costs ~50 ms to
-//! open when the linker is mapped by every process on the machine (the
-//! kernel walks them all), which `--follow-forks` paid for every child.
+//! The probe is a uprobe_multi link: opening a perf-event uprobe on a file
+//! every process on the machine maps (the linker) makes the kernel walk them
+//! all, which `--follow-forks` would pay for every child.
 //! Perf-event uprobes remain the fallback where the kernel refuses the link.
 
 use std::collections::HashMap;
@@ -60,7 +60,7 @@ impl HookProgram {
         };
         let p: &mut UProbe = program(ebpf, Program::DlLoaded)?;
         p.load().map_err(aya_load_error(Program::DlLoaded.name()))?;
-        Ok((Self::Perf, Some(format!("{why_not}: the hook on {HOOK} is a perf-event uprobe (~50 ms to attach per process)"))))
+        Ok((Self::Perf, Some(format!("{why_not}: the hook on {HOOK} is a perf-event uprobe (slow to attach to each process: the kernel walks every process that maps the linker)"))))
     }
 
     pub fn mode(&self) -> LinkMode {

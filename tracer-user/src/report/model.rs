@@ -18,7 +18,7 @@ pub use super::reachability::{Amount, Reachability, ScanInfo};
 pub use super::target::{ExitStatus, Target, TargetState};
 
 /// Schema version of the JSON report.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {

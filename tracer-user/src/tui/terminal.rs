@@ -1,27 +1,20 @@
-//! Entering and leaving the terminal's raw, alternate-screen mode — also on panic.
+//! Entering and leaving the terminal's raw, alternate-screen mode — also on
+//! panic (ratatui's hook) and when entering fails half-way.
 
-use std::io::{stdout, Stdout};
+use std::io::stdout;
 
-use crossterm::execute;
-use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
-use ratatui::backend::CrosstermBackend;
-use ratatui::Terminal;
+use ratatui::DefaultTerminal;
 
-pub type Term = Terminal<CrosstermBackend<Stdout>>;
+pub type Term = DefaultTerminal;
 
+/// Raw mode and the alternate screen, with a panic hook that leaves them; a
+/// failure half-way leaves the terminal as it was.
 pub fn enter() -> std::io::Result<Term> {
-    enable_raw_mode()?;
-    execute!(stdout(), EnterAlternateScreen)?;
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        restore();
-        previous(info);
-    }));
-    Terminal::new(CrosstermBackend::new(stdout()))
+    ratatui::try_init().inspect_err(|_| restore())
 }
 
 /// Restores the terminal; safe to call more than once.
 pub fn restore() {
-    let _ = disable_raw_mode();
-    let _ = execute!(stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
+    let _ = ratatui::try_restore();
+    let _ = crossterm::execute!(stdout(), crossterm::cursor::Show);
 }

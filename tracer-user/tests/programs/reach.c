@@ -34,6 +34,26 @@ __attribute__((noinline)) static void lose_pair(void) {
     KEEP(a);
 }
 
+/* Blocks made by functions that return them (a library's constructors):
+ * a lost one that alone holds another. */
+__attribute__((noinline)) static struct pair *make_pair(void) {
+    struct pair *p = malloc(sizeof(struct pair)); /* @block made_head definite */
+    KEEP(p);
+    return p;
+}
+
+__attribute__((noinline)) static void *make_block(size_t n) {
+    void *p = malloc(n); /* @block made_tail indirect */
+    KEEP(p);
+    return p;
+}
+
+__attribute__((noinline)) static void lose_made(void) {
+    struct pair *p = make_pair();
+    p->other = make_block(88);
+    KEEP(p);
+}
+
 __attribute__((noinline)) static void hold(void) {
     global_block = malloc(300); /* @block global reachable */
     interior = (char *)malloc(400) + 16; /* @block interior possible */
@@ -63,6 +83,7 @@ int main(void) {
     pthread_barrier_init(&ready, NULL, 2);
     lose();
     lose_pair();
+    lose_made();
     hold();
     pthread_t t;
     if (pthread_create(&t, NULL, holder, NULL) != 0) /* @block thread_dtv possible */

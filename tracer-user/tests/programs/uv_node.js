@@ -1,6 +1,9 @@
 // Node.js: five client sockets connected from a user function (Node
 // connects on a later tick) and the server's side of each, which the
 // server keeps. Nothing is closed; the process exits once all are in.
+// Argument `optimized` (node run with --allow-natives-syntax
+// --no-turbo-inlining): two of the clients from leakyConnect interpreted,
+// three from its TurboFan code, whose jitdump positions give the call's line.
 'use strict';
 const net = require('net');
 
@@ -16,13 +19,33 @@ function finish() {
   }
 }
 
-function leakyConnect(port) {
-  for (let i = 0; i < CLIENTS; i++) {
+function leakyConnect(port, n) {
+  for (let i = 0; i < n; i++) {
     const c = net.connect(port, '127.0.0.1', () => {
       connected++;
       finish();
     });
     clients.push(c);
+  }
+}
+
+// V8's intrinsics, parsed only when asked for (a syntax error without the flag).
+function natives(code) {
+  return new Function('f', code);
+}
+
+function connectAll(port) {
+  if (process.argv[2] !== 'optimized') {
+    leakyConnect(port, CLIENTS);
+    return;
+  }
+  natives('%PrepareFunctionForOptimization(f)')(leakyConnect);
+  leakyConnect(port, 1);
+  leakyConnect(port, 1);
+  natives('%OptimizeFunctionOnNextCall(f)')(leakyConnect);
+  leakyConnect(port, CLIENTS - 2);
+  if (!natives('return %ActiveTierIsTurbofan(f)')(leakyConnect)) {
+    throw new Error('leakyConnect is not optimized');
   }
 }
 
@@ -36,4 +59,4 @@ function startServer() {
 }
 
 const server = startServer();
-server.on('listening', () => leakyConnect(server.address().port));
+server.on('listening', () => connectAll(server.address().port));

@@ -28,7 +28,7 @@ static void on_connect(uv_connect_t *req, int status) {
 static void on_connection(uv_stream_t *listener, int status) {
     check(status, "listen");
     uv_tcp_t *peer = malloc(sizeof *peer);
-    uv_tcp_init(listener->loop, peer);
+    uv_tcp_init(listener->loop, peer); /* @accept */
     check(uv_accept(listener, (uv_stream_t *)peer), "accept");
 }
 
@@ -59,7 +59,7 @@ int main(void) {
     uv_timer_start(&dial, dial_later, 50, 0);
     uv_timer_init(loop, &stop);
     uv_timer_start(&stop, stop_later, 400, 0);
-    uv_run(loop, UV_RUN_DEFAULT); /* @accept */
+    uv_run(loop, UV_RUN_DEFAULT);
     printf("stopped\n");
     return 0;
 }

@@ -44,11 +44,12 @@ fn loaded() -> Result<BTreeSet<u32>> {
 
 /// One `leaktrace run` (text report on a pipe): milliseconds from the
 /// report's last byte to leaktrace's exit, and to its last program unloaded.
-fn once(tools: &Tools, cmd: &[String], env: &[(&str, &str)]) -> Result<(f64, f64)> {
+fn once(tools: &Tools, cmd: &[String], options: &[&str]) -> Result<(f64, f64)> {
     let mut child = Command::new(&tools.leaktrace)
-        .args(["run", "--no-tui", "--heap-probes", "uprobe", "--"])
+        .args(["run", "--no-tui", "--heap-probes", "uprobe"])
+        .args(options)
+        .arg("--")
         .args(cmd)
-        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -90,8 +91,8 @@ fn once(tools: &Tools, cmd: &[String], env: &[(&str, &str)]) -> Result<(f64, f64
 }
 
 /// The median of `n` runs, as the two rows' results.
-fn median(tools: &Tools, cmd: &[String], env: &[(&str, &str)], n: usize) -> [Result<(Option<f64>, Measurement)>; 2] {
-    let runs: Result<Vec<_>> = (0..n).map(|_| once(tools, cmd, env)).collect();
+fn median(tools: &Tools, cmd: &[String], options: &[&str], n: usize) -> [Result<(Option<f64>, Measurement)>; 2] {
+    let runs: Result<Vec<_>> = (0..n).map(|_| once(tools, cmd, options)).collect();
     let pick = |which: fn(&(f64, f64)) -> f64| -> Result<(Option<f64>, Measurement)> {
         let runs = runs.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut v: Vec<f64> = runs.iter().map(which).collect();
@@ -109,7 +110,7 @@ pub fn rows(tools: &Tools, malloc_loop: &str, quick: bool) -> Vec<Row> {
     rows.push((TRUE_EXIT.to_owned(), Config::Exact, "ms", exit));
     rows.push((TRUE_GONE.to_owned(), Config::Exact, "ms", gone));
     let cmd = [malloc_loop.to_owned(), "1".into(), "0".into(), "1000".into()];
-    let [exit, gone] = median(tools, &cmd, &[("LEAKTRACE_UPROBE_LINKS", "perf")], n);
+    let [exit, gone] = median(tools, &cmd, &["--uprobe-links", "perf"], n);
     rows.push((MANY_EXIT.to_owned(), Config::Exact, "ms", exit));
     rows.push((MANY_GONE.to_owned(), Config::Exact, "ms", gone));
     rows

@@ -202,7 +202,7 @@ mod tests {
         let source = std::fs::read_to_string(dir.join("server.js")).unwrap();
         let e = m.expectation(&["leaky"]).unwrap();
         assert!(!e.covers("heap") && e.covers("socket"));
-        assert_eq!(e.leaks.len(), 3);
+        assert_eq!(e.leaks.len(), 4, "the three leak classes, and the upstream's side of its leaked connections");
         for l in &e.leaks {
             let at = source.lines().position(|s| s.starts_with(&std::format!("function {}(", l.function)));
             assert_eq!(at.map(|i| i as u32 + 1), Some(l.line), "{} in server.js", l.function);

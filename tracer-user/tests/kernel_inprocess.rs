@@ -142,8 +142,17 @@ fn debian_redis_server_gives_the_same_sites_in_process() {
     let (inproc, uprobe) = (redis(dir.path(), "inprocess"), redis(dir.path(), "uprobe"));
     assert_eq!(inproc["target"]["heap_probes"], "in-process");
     let (a, b) = (sites(&inproc), sites(&uprobe));
-    let labels = |s: &Sites| s.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(labels(&a), labels(&b), "redis-server: the same sites");
+    // Sites left in a system library have no frame of redis's: start-up
+    // work of the libraries themselves (a constructor may run before the
+    // recorder's own and is then not recorded in-process). The program's are compared.
+    let in_system = |r: &serde_json::Value, label: &str| {
+        r["sites"].as_array().unwrap().iter().any(|s| {
+            s["site"]["label"] == label && ["/lib/", "/usr/lib/"].iter().any(|d| s["site"]["module"].as_str().unwrap_or("").starts_with(d))
+        })
+    };
+    let labels = |s: &Sites, r: &serde_json::Value| s.keys().filter(|k| !in_system(r, &k.1)).cloned().collect::<Vec<_>>();
+    assert_eq!(labels(&a, &inproc), labels(&b, &uprobe), "redis-server: the same sites");
+    assert!(labels(&b, &uprobe).len() >= 50, "redis's own sites are compared: {:?}", labels(&b, &uprobe));
     let bytes = |r: &serde_json::Value| r["totals"]["heap_bytes"].as_i64().unwrap();
     let diff = (bytes(&inproc) - bytes(&uprobe)).abs();
     assert!(diff * 100 <= bytes(&uprobe), "redis-server: outstanding bytes {} in-process, {} by uprobes", bytes(&inproc), bytes(&uprobe));

@@ -16,18 +16,26 @@ use crate::capture::{emit_small, emit_with_stack, UserRegs};
 
 /// The first four arguments of the probed call (System V: rdi, rsi, rdx, rcx).
 #[derive(Clone, Copy)]
-struct Args([u64; 4]);
+struct Args {
+    a0: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+}
 
 impl Args {
-    /// Argument `n`, chosen among values already read: the verifier refuses
-    /// a context read at an offset it cannot bound.
+    /// Argument `n`, chosen among values already read, never indexed: older
+    /// verifiers refuse a read at an offset they cannot bound.
     #[inline(always)]
     fn get(self, n: u8) -> u64 {
-        match n {
-            0 => self.0[0],
-            1 => self.0[1],
-            2 => self.0[2],
-            _ => self.0[3],
+        if n == 0 {
+            self.a0
+        } else if n == 1 {
+            self.a1
+        } else if n == 2 {
+            self.a2
+        } else {
+            self.a3
         }
     }
 }
@@ -40,7 +48,7 @@ pub fn uv_call(ctx: ProbeContext) -> u32 {
     // SAFETY: a uprobe's context is the user pt_regs at the function's first instruction.
     let (ip, sp, bp, args) = unsafe {
         let r = &*ctx.regs;
-        (r.rip, r.rsp, r.rbp, Args([r.rdi, r.rsi, r.rdx, r.rcx]))
+        (r.rip, r.rsp, r.rbp, Args { a0: r.rdi, a1: r.rsi, a2: r.rdx, a3: r.rcx })
     };
     let (a, b) = match func.shape() {
         Shape::Init { fd, .. } => {

@@ -71,6 +71,9 @@ pub(super) enum Loaded {
     Multi(OwnedFd),
     /// aya's perf-event uprobes.
     Perf,
+    /// The kernel refused the program: descriptors are followed without
+    /// where their handles were created (the report says why).
+    Refused,
 }
 
 impl Loaded {
@@ -85,12 +88,24 @@ impl Loaded {
         p.load().map_err(aya_load_error(Program::UvCall.name()))?;
         Ok(Self::Perf)
     }
+
+    /// [`Self::load`], or [`Self::Refused`] with the reason for the report:
+    /// an optional part never keeps the rest from tracing.
+    pub(super) fn load_or_refused(raw: &RawObject, ebpf: &mut Ebpf) -> (Self, Option<String>) {
+        match Self::load(raw, ebpf) {
+            Ok(l) => (l, None),
+            Err(e) => {
+                (Self::Refused, Some(format!("libuv handles are not followed (where a descriptor's handle was created is not known): {e}")))
+            }
+        }
+    }
 }
 
 /// Hangs the program on `lib`'s functions in `pid` alone.
 pub(super) fn attach(ebpf: &mut Ebpf, loaded: &Loaded, lib: &EventLoopLibrary, pid: u32) -> Result<Vec<Box<dyn HeldLink>>, ProbeError> {
     let what = || format!("libuv probes on {} (pid {pid})", lib.path.display());
     match loaded {
+        Loaded::Refused => Ok(Vec::new()),
         Loaded::Multi(prog) => {
             let path = CString::new(lib.file.as_os_str().as_bytes()).map_err(|_| ProbeError::Load("a path with a NUL byte".into()))?;
             let (offsets, cookies): (Vec<u64>, Vec<u64>) = lib.points.iter().map(|&(off, f)| (off, f as u64)).unzip();

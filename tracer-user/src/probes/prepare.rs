@@ -116,7 +116,8 @@ pub fn prepare(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -
             Some(hook)
         }
     };
-    let event_loop = event_loop::Loaded::load(&raw, &mut ebpf)?;
+    let (event_loop, refused) = event_loop::Loaded::load_or_refused(&raw, &mut ebpf);
+    warnings.extend(refused);
     drop(raw);
     if let Loaded::Perf { entry, exit, loaded } = &mut allocator {
         for prog in std::iter::once(*entry).chain(*exit) {

@@ -103,11 +103,40 @@ impl UvFn {
         Self::Close,
     ];
 
+    /// A match, not an index into [`Self::ALL`]: the kernel program calls
+    /// it, and older verifiers (Linux 6.1, 6.12) lose the bound of an index
+    /// the compiler checks through a copy offset by one.
     pub const fn from_u32(v: u32) -> Option<Self> {
-        if v == 0 || v as usize > Self::ALL.len() {
-            return None;
-        }
-        Some(Self::ALL[v as usize - 1])
+        Some(match v {
+            1 => Self::TcpInit,
+            2 => Self::TcpInitEx,
+            3 => Self::UdpInit,
+            4 => Self::UdpInitEx,
+            5 => Self::PipeInit,
+            6 => Self::TtyInit,
+            7 => Self::PollInit,
+            8 => Self::PollInitSocket,
+            9 => Self::FsEventInit,
+            10 => Self::SignalInit,
+            11 => Self::TimerInit,
+            12 => Self::TcpBind,
+            13 => Self::TcpConnect,
+            14 => Self::UdpBind,
+            15 => Self::UdpConnect,
+            16 => Self::UdpSend,
+            17 => Self::UdpTrySend,
+            18 => Self::UdpRecvStart,
+            19 => Self::PipeBind,
+            20 => Self::PipeBind2,
+            21 => Self::PipeConnect,
+            22 => Self::PipeConnect2,
+            23 => Self::TcpOpen,
+            24 => Self::UdpOpen,
+            25 => Self::PipeOpen,
+            26 => Self::Accept,
+            27 => Self::Close,
+            _ => return None,
+        })
     }
 
     /// The exported symbol, and what a call means.

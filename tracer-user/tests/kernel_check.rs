@@ -19,7 +19,7 @@ const FEATURES: [&str; 9] = [
     "uprobe sessions",
     "private BPF stacks",
 ];
-const PARTS: [&str; 7] = ["descriptors", "processes", "heap", "stacks", "new objects", "unwind tables", "events"];
+const PARTS: [&str; 8] = ["descriptors", "processes", "heap", "stacks", "new objects", "unwind tables", "event loops", "events"];
 
 #[test]
 fn check_names_every_feature_and_can_trace_here() {
@@ -37,6 +37,9 @@ fn check_names_every_feature_and_can_trace_here() {
         assert!(text.lines().any(|l| l.trim_start().starts_with(part)), "no line for {part}:\n{text}");
     }
     assert!(text.contains("leaktrace can trace here"), "{text}");
+    // An optional program the kernel refuses leaves tracing possible but a
+    // part missing: every program must load on every kernel of the matrix.
+    assert!(!text.contains("refused program"), "a program was refused:\n{text}");
 }
 
 #[test]
@@ -49,6 +52,7 @@ fn check_as_json_has_the_same_verdict() {
     assert_eq!(features.len(), FEATURES.len());
     assert!(features.iter().all(|f| f["available"].is_boolean()), "{features:?}");
     assert_eq!(v["can_trace"], true);
+    assert_eq!(v["refused"], serde_json::json!([]), "every program loads here");
     assert!(v["reason"].is_null());
     assert!(v["uses"].as_array().unwrap().iter().any(|u| u["part"] == "heap"));
 }

@@ -48,7 +48,8 @@ pub fn render(r: &CheckReport) -> String {
         out.push_str(&format!("\nnote: {note}\n"));
     }
     out.push_str(&match &r.reason {
-        None => "\nleaktrace can trace here: every program it uses loads.\n".to_owned(),
+        None if r.refused.is_empty() => "\nleaktrace can trace here: every program it uses loads.\n".to_owned(),
+        None => format!("\nleaktrace can trace here, without: {} (the kernel refused their program).\n", r.refused.join(", ")),
         Some(_) => "\nleaktrace cannot trace here (the reason is on stderr).\n".to_owned(),
     });
     out
@@ -70,6 +71,7 @@ mod tests {
             uses: vec![Use { part: "heap", how: "perf-event uprobes, one per probe point".into() }],
             notes: vec!["the kernel refused uprobe session (no such links on this kernel)".into()],
             can_trace: true,
+            refused: Vec::new(),
             reason: None,
             error: None,
         };
@@ -80,5 +82,7 @@ mod tests {
         assert!(text.contains("  heap  perf-event uprobes"), "{text}");
         assert!(text.contains("note: the kernel refused uprobe session"), "{text}");
         assert!(text.ends_with("leaktrace can trace here: every program it uses loads.\n"), "{text}");
+        let partial = CheckReport { refused: vec!["event loops"], ..report };
+        assert!(render(&partial).ends_with("leaktrace can trace here, without: event loops (the kernel refused their program).\n"));
     }
 }

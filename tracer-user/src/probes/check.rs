@@ -25,6 +25,9 @@ pub struct CheckReport {
     /// Why a better way is not used, each once.
     pub notes: Vec<String>,
     pub can_trace: bool,
+    /// Parts left out because the kernel refused their program (tracing
+    /// goes on without them; a note says why).
+    pub refused: Vec<&'static str>,
     /// Why it cannot, in one line.
     pub reason: Option<String>,
     /// The error behind `reason` (a refused program's verifier log).
@@ -49,6 +52,7 @@ pub fn check() -> CheckReport {
         uses: Vec::new(),
         notes: Vec::new(),
         can_trace: false,
+        refused: Vec::new(),
         reason: None,
         error: None,
     };
@@ -65,6 +69,7 @@ pub fn check() -> CheckReport {
         Ok(prepared) => {
             report.uses = uses(&prepared, &opts, None);
             report.notes = prepared.warnings().to_vec();
+            report.refused = refused_parts(&prepared);
             report.can_trace = true;
             report
         }
@@ -85,6 +90,14 @@ impl CheckReport {
         self.reason = Some(e.to_string());
         self.error = Some(e);
         self
+    }
+}
+
+fn refused_parts(prepared: &Prepared) -> Vec<&'static str> {
+    if prepared.event_loop_mode().is_none() {
+        vec!["event loops"]
+    } else {
+        Vec::new()
     }
 }
 
@@ -121,6 +134,12 @@ fn uses(prepared: &Prepared, opts: &LoadOptions, cfi_refused: Option<&ProbeError
         uses.push(Use { part: "new objects", how: how.into() });
         uses.push(Use { part: "unwind tables", how: "BPF arrays written through memory mappings (BPF_F_MMAPABLE)".into() });
     }
+    let event_loops = match prepared.event_loop_mode() {
+        Some(LinkMode::PerfEvent) => "perf-event uprobes on libuv's handle functions, one per function",
+        Some(_) => "one uprobe_multi link per process on libuv's handle functions",
+        None => "not followed: the kernel refused the program (see the note)",
+    };
+    uses.push(Use { part: "event loops", how: event_loops.into() });
     uses.push(Use { part: "events", how: format!("a BPF ring buffer of {} MiB (--ring-size)", opts.ring_bytes >> 20) });
     uses
 }

@@ -91,6 +91,15 @@ impl Prepared {
         self.hook.as_ref().map(HookProgram::mode)
     }
 
+    /// How libuv's functions will be probed (None: the kernel refused the program).
+    pub fn event_loop_mode(&self) -> Option<LinkMode> {
+        match self.event_loop {
+            event_loop::Loaded::Multi(_) => Some(LinkMode::Multi),
+            event_loop::Loaded::Perf => Some(LinkMode::PerfEvent),
+            event_loop::Loaded::Refused => None,
+        }
+    }
+
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }

@@ -45,26 +45,29 @@ pub const SMOKE: &[Check] = &[
         tests: &["every_block_of_the_oracle_program_has_valgrinds_class"],
     },
     Check { what: "--sample", binary: "kernel_sample", tests: &["sampling_estimates_the_heap_and_keeps_descriptors_exact"] },
+    Check {
+        what: "Node.js perf map",
+        binary: "kernel_node",
+        tests: &["leaky_service_sockets_are_its_javascript_functions_exactly_as_its_manifest_says"],
+    },
+    Check {
+        what: "event loops: libuv handles' creation stacks (C on Debian's libuv, Node.js), libuv timers",
+        binary: "kernel_event_loop",
+        tests: &[
+            "a_c_program_on_debian_s_libuv_has_its_sockets_and_timers_at_the_functions_that_created_them",
+            "node_s_sockets_are_at_the_javascript_functions_that_created_them_without_focus",
+        ],
+    },
     Check { what: "run -- /bin/true", binary: "kernel_lifecycle", tests: &["run_bin_true_exits_as_true_did_with_a_complete_report"] },
     Check { what: "leaktrace check", binary: "kernel_check", tests: &["check_names_every_feature_and_can_trace_here"] },
 ];
 
 /// Tests of the suite's binaries that the guests do not run, and why (the
 /// summary says so on every run).
-pub const LEFT_OUT: &[(&str, &str)] = &[
-    (
-        "kernel_allocators::every_entry_point_of_three_allocators_is_traced_on_every_link_kind",
-        "forces uprobe sessions (Linux 6.13) and uprobe_multi (6.6) in turn: these kernels lack them (the host runs it)",
-    ),
-    (
-        "kernel_node",
-        "the Node fixture's manifest names the upstream's accepted connections where their server was created, which takes the libuv probes these kernels refuse (the host runs it)",
-    ),
-    (
-        "kernel_event_loop",
-        "these kernels' verifiers refuse uv_call (\"R6 unbounded memory access\"): leaktrace traces without libuv's handles there and says so (the host runs it)",
-    ),
-];
+pub const LEFT_OUT: &[(&str, &str)] = &[(
+    "kernel_allocators::every_entry_point_of_three_allocators_is_traced_on_every_link_kind",
+    "forces uprobe sessions (Linux 6.13) and uprobe_multi (6.6) in turn: these kernels lack them (the host runs it)",
+)];
 
 /// One test to run: its item and its name.
 #[derive(Clone, Copy)]

@@ -4,9 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use common::*;
 
@@ -25,23 +27,32 @@ fn fds_of_kind(pid: u32) -> (Vec<String>, Vec<String>) {
     (sockets, timers)
 }
 
+/// Sends `command` to the churn and returns the count in its answer.
+fn ask(ctl: &mut impl Write, answers: &mut impl BufRead, command: u8, answer: &str) -> u64 {
+    ctl.write_all(&[command]).unwrap();
+    let mut line = String::new();
+    answers.read_line(&mut line).unwrap();
+    let count = line.strip_prefix(answer).and_then(|n| n.trim().parse().ok());
+    count.unwrap_or_else(|| panic!("the churn answered {line:?} to {:?}", command as char))
+}
+
 #[test]
 fn outstanding_handles_equal_proc_fd() {
     require_root();
     let dir = build_programs();
-    let mut child = Command::new(dir.path().join("churn")).arg("7").stdin(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(dir.path().join("churn")).arg("7").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let mut ctl = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut answers = BufReader::new(child.stdout.take().unwrap());
     // Hold still while leaktrace attaches, so "opened after attach" is exact.
-    ctl.write_all(b"p").unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    ask(&mut ctl, &mut answers, b'p', "paused ");
     let (before_s, before_t) = fds_of_kind(pid);
     let report = dir.path().join("report.json");
-    let (mut tracer, mut err) = attached(&["--pid", &pid.to_string(), "--duration", "4"], &report);
-    ctl.write_all(b"r").unwrap();
-    std::thread::sleep(Duration::from_millis(2000));
-    ctl.write_all(b"p").unwrap(); // stop churning, hold what it has
+    let (mut tracer, mut err) = attached(&["--pid", &pid.to_string()], &report);
+    let from = ask(&mut ctl, &mut answers, b'r', "resumed ");
+    while ask(&mut ctl, &mut answers, b'c', "kept ") < from + 15 {}
+    ask(&mut ctl, &mut answers, b'p', "paused "); // stop churning, hold what it has
+    kill(Pid::from_raw(tracer.id() as i32), Signal::SIGINT).unwrap();
     let status = tracer.wait().unwrap();
     let mut rest = String::new();
     let _ = err.read_to_string(&mut rest);

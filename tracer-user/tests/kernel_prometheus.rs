@@ -103,8 +103,11 @@ fn prometheus_scrapes_the_sites_series_rising_at_the_leaks_rate() {
     wait_for("Prometheus's first scrape", Duration::from_secs(30), || {
         get(web, "/-/ready").is_some_and(|b| b.contains("Ready")) && !query(web, series).is_empty()
     });
-    // Twenty seconds of scrapes, then Prometheus's own slope over them.
-    std::thread::sleep(Duration::from_secs(22));
+    // Prometheus's own slope over twenty seconds of scrapes, once it has them.
+    let samples = format!("count_over_time({series}[20s])");
+    wait_for("twenty seconds of scrapes", Duration::from_secs(60), || {
+        query(web, &samples).first().and_then(|r| r["value"][1].as_str()?.parse::<u32>().ok()).is_some_and(|n| n >= 18)
+    });
     let found = query(web, series);
     assert_eq!(found.len(), 1, "one series for the site: {found:#?}");
     assert_eq!(found[0]["metric"]["file"].as_str().map(|f| f.ends_with("grow.c")), Some(true), "{found:#?}");

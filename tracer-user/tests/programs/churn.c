@@ -1,6 +1,9 @@
 /* Long-running: opens and closes sockets and timerfds, keeping every Nth.
- * Commands on stdin: 'p' pauses (holding what it has), 'r' resumes; EOF exits.
- * Used by the attach and TUI tests. */
+ * Commands on stdin: 'p' pauses (holding what it has), 'r' resumes, 'c'
+ * asks how many pairs it has kept; each is answered with a line on stdout
+ * once done ("paused K", "resumed K", "kept K"), so a test waits on the
+ * answer, not on time. EOF exits. Used by the attach and TUI tests. */
+#include <stdio.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 int main(int argc, char **argv) {
     int keep_every = argc > 1 ? atoi(argv[1]) : 10;
     int paused = 0;
+    unsigned long kept = 0;
     for (unsigned long i = 0;; i++) {
         if (!paused) {
             int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -18,6 +22,8 @@ int main(int argc, char **argv) {
             if (i % keep_every != 0) {
                 close(s);
                 close(t);
+            } else {
+                kept++;
             }
         }
         struct pollfd in = {.fd = 0, .events = POLLIN};
@@ -29,6 +35,10 @@ int main(int argc, char **argv) {
                 paused = 1;
             else if (c == 'r')
                 paused = 0;
+            if (c == 'p' || c == 'r' || c == 'c') {
+                printf("%s %lu\n", c == 'p' ? "paused" : c == 'r' ? "resumed" : "kept", kept);
+                fflush(stdout);
+            }
         }
     }
 }

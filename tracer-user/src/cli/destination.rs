@@ -3,6 +3,8 @@
 //! a FIFO or a read-only file system is refused. When the final write still
 //! fails, the report goes to stdout with a line saying so.
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -28,11 +30,11 @@ fn refused(path: &Path, what: impl Into<String>) -> DestinationError {
 }
 
 fn describe(path: &Path, e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::ELOOP) => "is a symbolic link; name the file itself".into(),
-        Some(libc::EISDIR) => "is a directory".into(),
-        Some(libc::EROFS) => "is on a read-only file system".into(),
-        Some(libc::ENXIO) => "is a FIFO or socket with no reader".into(),
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ELOOP) => "is a symbolic link; name the file itself".into(),
+        Some(Errno::EISDIR) => "is a directory".into(),
+        Some(Errno::EROFS) => "is on a read-only file system".into(),
+        Some(Errno::ENXIO) => "is a FIFO or socket with no reader".into(),
         _ => format!("cannot be written: {e}{}", if path.as_os_str().is_empty() { " (empty path)" } else { "" }),
     }
 }
@@ -52,7 +54,7 @@ impl Destination {
                 .write(true)
                 .create_new(create_new)
                 .mode(0o644)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+                .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY).bits())
                 .open(path)
         };
         let (file, created) = match open(true) {
@@ -79,7 +81,7 @@ impl Destination {
         }
         self.file.write_all(body)?;
         self.file.flush()?;
-        self.file.sync_data().or_else(|e| if e.raw_os_error() == Some(libc::EINVAL) { Ok(()) } else { Err(e) })
+        self.file.sync_data().or_else(|e| if e.raw_os_error() == Some(Errno::EINVAL as i32) { Ok(()) } else { Err(e) })
     }
 
     /// Writes the report; when that fails, says so and prints it on stdout

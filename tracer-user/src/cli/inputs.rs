@@ -15,6 +15,7 @@ use crate::inprocess::HeapProbes;
 use crate::probes::{AllocatorChoice, LinkMode, LoadOptions, UnwindMode};
 use crate::report::{flamegraph, Attribution, Suppressions};
 use crate::session::SessionConfig;
+use nix::fcntl::OFlag;
 
 /// The largest --expect manifest or --suppress file read.
 pub const MAX_TEXT_INPUT: u64 = 16 << 20;
@@ -53,7 +54,7 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
 fn open_input(path: &Path, cap: u64) -> anyhow::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).bits())
         .open(path)
         .map_err(|e| anyhow::anyhow!("cannot read it: {e}"))?;
     let meta = file.metadata()?;

@@ -9,11 +9,12 @@
 //! `exit` system call, pthread_exit) while others live, and the threads an
 //! exec in another thread kills, are let go at once.
 
+use nix::sys::signal::Signal;
 use std::collections::{HashMap, HashSet};
 
 /// The kernel's PF_EXITING: the task is in do_exit.
 const PF_EXITING: u64 = 0x4;
-const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+const SIGKILL_BIT: u64 = 1 << (Signal::SIGKILL as i32 - 1);
 
 /// What to do with a thread at its exit stop.
 #[derive(Debug, PartialEq, Eq)]
@@ -118,8 +119,8 @@ impl Tasks {
                 AtExit::Hold
             }
         } else {
-            let alone = syscall_of(tgid, tid) == Some(libc::SYS_exit);
-            let exec = living.iter().any(|&t| matches!(syscall_of(tgid, t), Some(libc::SYS_execve | libc::SYS_execveat)));
+            let alone = syscall_of(tgid, tid) == Some(nix::libc::SYS_exit);
+            let exec = living.iter().any(|&t| matches!(syscall_of(tgid, t), Some(nix::libc::SYS_execve | nix::libc::SYS_execveat)));
             if alone || exec {
                 AtExit::Release { tids: self.held.remove(&tgid).unwrap_or_default(), ending: false }
             } else {

@@ -89,7 +89,7 @@ mod tests {
         let pid = std::process::id();
         let regions = regions(pid).unwrap();
         let libc = Image::named(pid, &regions, |n| n.starts_with("libc.so")).expect("glibc is mapped").unwrap();
-        let ours = libc::getpid as *const () as u64;
+        let ours = nix::libc::getpid as *const () as u64;
         assert_eq!(libc.symbol("getpid"), Some(ours));
         assert_eq!(libc.symbol("no_such_function_here"), None);
     }

@@ -18,6 +18,8 @@ use std::time::Duration;
 use super::images::{regions, Image, Region};
 use super::pause::{PauseError, Stopped};
 use super::remote::{Arg, CallError, Remote};
+use nix::errno::Errno;
+use rustix::fs::MemfdFlags;
 
 /// Long enough for dlopen of a large library on a loaded machine.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,7 +196,7 @@ impl Injection {
             if rc >= 0 {
                 return Ok(rc as u32);
             }
-            if rc != -libc::EBUSY {
+            if rc != -(Errno::EBUSY as i32) {
                 return Err(InjectError::Failed { pid, func: DETACH, detail: std::io::Error::from_raw_os_error(-rc).to_string() });
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -214,7 +216,7 @@ impl Injection {
     fn errno(&mut self) -> String {
         let errno = self.call("__errno_location", self.libc.errno_location, &[]).ok().and_then(|at| self.remote.read(at, 4).ok());
         match errno.map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])) {
-            Some(libc::EPERM) | Some(libc::ENOSYS) => format!("{} (a seccomp filter?)", std::io::Error::from_raw_os_error(libc::EPERM)),
+            Some(e) if e == Errno::EPERM as i32 || e == Errno::ENOSYS as i32 => format!("{} (a seccomp filter?)", Errno::EPERM.desc()),
             Some(e) => std::io::Error::from_raw_os_error(e).to_string(),
             None => "unknown error".into(),
         }
@@ -223,7 +225,11 @@ impl Injection {
     /// A memfd the target creates, `len` bytes long, open on leaktrace's side.
     fn target_memfd(&mut self, name: &str, len: u64) -> Result<TargetFile, InjectError> {
         let name = format!("{name}\0");
-        let fd = self.call("memfd_create", self.libc.memfd_create, &[Arg::Bytes(name.as_bytes()), Arg::Int(libc::MFD_CLOEXEC as u64)])?;
+        let fd = self.call(
+            "memfd_create",
+            self.libc.memfd_create,
+            &[Arg::Bytes(name.as_bytes()), Arg::Int(u64::from(MemfdFlags::CLOEXEC.bits()))],
+        )?;
         let fd = fd as i32;
         if fd < 0 {
             let detail = self.errno();
@@ -244,7 +250,7 @@ impl Injection {
     /// dlopen(path, RTLD_NOW | RTLD_LOCAL) in the target: the library's load bias.
     fn dlopen(&mut self, path: &str) -> Result<u64, InjectError> {
         let path = format!("{path}\0");
-        let mode = (libc::RTLD_NOW | libc::RTLD_LOCAL) as u64;
+        let mode = (nix::libc::RTLD_NOW | nix::libc::RTLD_LOCAL) as u64;
         let handle = self.call("dlopen", self.libc.dlopen, &[Arg::Bytes(path.as_bytes()), Arg::Int(mode)])?;
         if handle == 0 {
             let message = self.call("dlerror", self.libc.dlerror, &[])?;

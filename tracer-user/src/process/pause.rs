@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use nix::libc;
+
 use nix::sys::ptrace::{self, Options};
 use nix::unistd::Pid;
 use rustix::process::WaitOptions;

@@ -8,6 +8,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
+use nix::libc;
+
 /// NT_X86_XSTATE: the extended state (vector registers and the rest) XSAVE writes.
 const NT_X86_XSTATE: libc::c_int = 0x202;
 /// Room for any XSAVE layout (11,008 bytes with AVX-512 and AMX tiles).

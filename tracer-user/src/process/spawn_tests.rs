@@ -88,7 +88,7 @@ fn the_command_gets_its_own_signals_as_if_untraced() {
     // SIGTRAP kills it as it would untraced.
     let script = "ign=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/self/status); [ $((0x$ign & 0x1000)) -eq 0 ] || exit 9; kill -TRAP $$";
     let (end, _) = run_sh(script, false);
-    assert_eq!(end, Some(Ended::Signal(libc::SIGTRAP)));
+    assert_eq!(end, Some(Ended::Signal(nix::libc::SIGTRAP)));
     // A real-time signal reaches its handler.
     let (end, _) = run_sh("trap 'exit 5' 34; kill -34 $$; sleep 5", false);
     assert_eq!(end, Some(Ended::Code(5)));

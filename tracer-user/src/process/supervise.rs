@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use nix::libc;
+
 use nix::sys::ptrace::{self, Options};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;

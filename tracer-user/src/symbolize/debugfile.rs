@@ -14,6 +14,7 @@ use std::sync::Arc;
 use object::Object;
 
 use super::mapped::MappedFile;
+use nix::fcntl::OFlag;
 
 /// The global debug directory.
 pub const DEBUG_ROOT: &str = "/usr/lib/debug";
@@ -58,8 +59,11 @@ pub fn plain_name(name: &[u8]) -> Option<&str> {
 /// CRC is computed by reading (not mapping) the file, so its pages do not
 /// stay in leaktrace's resident set.
 fn open_checked(path: &Path, crc: u32, owner: Option<u32>) -> Option<Arc<MappedFile>> {
-    let mut file =
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW).open(path).ok()?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).bits())
+        .open(path)
+        .ok()?;
     let meta = file.metadata().ok()?;
     if !meta.file_type().is_file() || owner.is_some_and(|o| !owner_ok(meta.uid(), o)) {
         return None;

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
 use memmap2::Mmap;
+use nix::fcntl::OFlag;
 use object::elf::{FileHeader64, ELF_NOTE_GNU, NT_GNU_BUILD_ID, PT_NOTE};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
@@ -46,13 +47,16 @@ impl MappedFile {
     /// Maps a regular file. Opened without blocking (a FIFO planted at the
     /// path must not stall leaktrace) and refused unless it is a regular file.
     pub fn open(path: &Path) -> std::io::Result<Arc<Self>> {
-        let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
+        let file = std::fs::OpenOptions::new().read(true).custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits()).open(path)?;
         Self::from_file(&file)
     }
 
     /// Like [`Self::open`], and without following a symbolic link at the last component.
     pub fn open_no_follow(path: &Path) -> std::io::Result<Arc<Self>> {
-        let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).bits())
+            .open(path)?;
         Self::from_file(&file)
     }
 

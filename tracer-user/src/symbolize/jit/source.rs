@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::super::Mapping;
+use nix::fcntl::OFlag;
 
 /// A process's JIT symbol files. Clones share the open descriptors.
 #[derive(Debug, Clone)]
@@ -81,7 +82,7 @@ impl JitSource {
             let Some(path) = m.path.as_deref().filter(|p| is_jitdump(p)) else { continue };
             let open = std::fs::OpenOptions::new()
                 .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
                 .open(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
             if let Ok(file) = open.and_then(|f| if f.metadata()?.is_file() { Ok(f) } else { Err(std::io::ErrorKind::InvalidInput.into()) })
             {

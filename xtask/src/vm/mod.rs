@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -109,21 +110,21 @@ fn progress(series: &str, cases: &[Case], started: &mut f64, line: &str) {
 struct GuestJob {
     script: String,
     writable: Vec<PathBuf>,
-    accel: Option<guest::Accel>,
+    accel: Mutex<Option<guest::Accel>>,
 }
 
 fn run_kernel(
     root: &Path,
     series: &'static kernels::Series,
+    kernel: &kernels::Kernel,
     cases: &[Case],
-    job: &mut GuestJob,
+    job: &GuestJob,
     opts: &MatrixOptions,
 ) -> Result<KernelRun> {
-    let kernel = kernels::fetch(root, series)?;
     let work = root.join("target/matrix").join(series.name);
     std::fs::create_dir_all(&work)?;
-    let initramfs = initramfs::build(&work, &kernel, &job.script, &job.writable)?;
-    let accel = *job.accel.get_or_insert_with(|| guest::detect(&kernel.vmlinuz, &work));
+    let initramfs = initramfs::build(&work, kernel, &job.script, &job.writable)?;
+    let accel = *job.accel.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| guest::detect(&kernel.vmlinuz, &work));
     eprintln!("matrix {}: booting {} {} under {}", series.name, kernel.package, kernel.version, accel.name());
     let boot =
         guest::Boot { vmlinuz: &kernel.vmlinuz, initramfs: &initramfs, work: &work, accel, timeout: opts.timeout, cmdline: series.cmdline };
@@ -249,10 +250,27 @@ pub fn run(root: &Path, cargo: &Path, path: &OsStr, opts: &MatrixOptions) -> Res
         Some(home) => vec![root.to_path_buf(), home],
         None => vec![root.to_path_buf()],
     };
-    let mut job = GuestJob { script: suite::script(&cases, &exes, &root.join("tracer-user"), &env), writable, accel: None };
+    let job = GuestJob { script: suite::script(&cases, &exes, &root.join("tracer-user"), &env), writable, accel: Mutex::new(None) };
+    // Kernels are fetched one after the other (apt holds a lock), then the
+    // guests run side by side: each is mostly waiting on its emulated tests.
+    let kernels: Vec<_> = chosen.iter().map(|s| kernels::fetch(root, s)).collect();
+    let runs: Vec<Result<KernelRun>> = std::thread::scope(|scope| {
+        let guests: Vec<_> = chosen
+            .iter()
+            .zip(&kernels)
+            .map(|(&s, k)| {
+                let (job, cases) = (&job, &cases);
+                scope.spawn(move || match k {
+                    Ok(k) => run_kernel(root, s, k, cases, job, opts),
+                    Err(e) => Err(anyhow::anyhow!("{e:#}")),
+                })
+            })
+            .collect();
+        guests.into_iter().map(|g| g.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the guest's thread panicked")))).collect()
+    });
     let mut failed = Vec::new();
-    for s in chosen {
-        match run_kernel(root, s, &cases, &mut job, opts) {
+    for (s, run) in chosen.iter().zip(runs) {
+        match run {
             Ok(run) if report(&run, &cases) => {}
             Ok(_) => failed.push(s.name),
             Err(e) => {

@@ -62,6 +62,18 @@ impl Aggregator {
         }
     }
 
+    /// At the end of a session: a child that made no record since its fork
+    /// (attached mid-life, it idled until the end) takes what it inherited
+    /// when `is_process` says it is a process that still lives; a thread's
+    /// copy is dropped.
+    pub fn adopt_silent(&mut self, is_process: impl Fn(u32) -> bool) {
+        for (child, f) in std::mem::take(&mut self.forks) {
+            if is_process(child) {
+                self.inherit(child, f, false);
+            }
+        }
+    }
+
     fn inherit(&mut self, child: u32, f: Forked, exec: bool) {
         for (fd, h) in f.fds {
             self.insert_fd(child, fd, h);

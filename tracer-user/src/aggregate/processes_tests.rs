@@ -104,3 +104,16 @@ fn an_untraced_parents_child_is_no_more_known_than_its_parent() {
     s.apply(8, 8, 4, &Body::Free { addr: 0x9000 }, None);
     assert_eq!(s.agg.anomalies().unknown_frees, 1, "what neither was seen allocating is not");
 }
+
+#[test]
+fn a_child_silent_until_the_end_is_charged_when_it_is_a_live_process() {
+    let (mut s, h, _) = master();
+    // 301 a process, 302 a thread: neither makes a record before the end.
+    for child in [301, 302] {
+        s.apply(MASTER, MASTER, 2, &Body::Fork { child }, None);
+    }
+    s.agg.adopt_silent(|pid| pid == 301);
+    let by_pid: Vec<(u32, (u64, u64), u64)> = s.agg.processes().iter().map(|p| (p.pid, p.heap, p.handles.values().sum::<u64>())).collect();
+    assert_eq!(by_pid, vec![(MASTER, (300, 2), 1), (301, (300, 2), 1)]);
+    assert_eq!(counters(&s, h).0, 4);
+}

@@ -51,7 +51,7 @@ fn decode(bytes: &[u8]) -> Option<(EventKind, u32)> {
 }
 
 /// Whether `pid` is a process rather than a thread (the fork tracepoint reports both).
-fn is_process(pid: u32) -> bool {
+pub(super) fn is_process(pid: u32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status.lines().find_map(|l| l.strip_prefix("Tgid:")).is_some_and(|t| t.trim() == pid.to_string())
 }

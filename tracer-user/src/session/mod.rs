@@ -185,7 +185,10 @@ impl Session {
         if self.ended.is_none() {
             self.detached = true;
         }
-        self.shared.state().agg.settle_exited();
+        let mut st = self.shared.state();
+        st.agg.adopt_silent(follow::is_process);
+        st.agg.settle_exited();
+        drop(st);
         self.report()
     }
 

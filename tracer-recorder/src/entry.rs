@@ -6,6 +6,13 @@
 //! Order matters for leaktrace's reading of the ring: a free is recorded
 //! before the block is released (another thread may be handed the same
 //! address right after), an allocation after it is made.
+//!
+//! A new block's bytes, and the bytes a realloc adds, are cleared before the
+//! program gets them (see [`clear`]): what an allocator hands out from
+//! reused memory still holds what the blocks before it left there, and a
+//! stale pointer among it would hold a lost block for leaktrace's scan,
+//! where valgrind never takes bytes the program did not write (undefined)
+//! for pointers.
 
 use core::ffi::{c_int, c_void};
 
@@ -86,8 +93,39 @@ trampoline!(valloc, valloc_entry(size: usize) -> *mut c_void, valloc_at, "rsi", 
 trampoline!(pvalloc, pvalloc_entry(size: usize) -> *mut c_void, pvalloc_at, "rsi", "rdx");
 trampoline!(free, free_entry(p: *mut c_void) -> (), free_at, "rsi", "rdx");
 
+/// Zeroes the bytes `[from, to)` of the block at `p` that are not zero
+/// already: only what reused memory left there is written, and untouched
+/// fresh pages (a large block's new mapping, the heap's new top) are read
+/// (as the kernel's zero page), never made resident. malloc may hand out
+/// any bytes; zeros are what fresh memory holds.
+#[inline(always)]
+fn clear(p: *mut c_void, from: usize, to: usize) {
+    let base = p as usize;
+    let (mut at, end) = (base + from, base + to);
+    // SAFETY: [from, to) lies in the block the allocator just returned,
+    // which no one else uses yet; words are read and written aligned.
+    unsafe {
+        while at < end && !at.is_multiple_of(8) {
+            (at as *mut u8).write(0);
+            at += 1;
+        }
+        while at + 8 <= end {
+            let w = at as *mut u64;
+            if w.read() != 0 {
+                w.write(0);
+            }
+            at += 8;
+        }
+        while at < end {
+            (at as *mut u8).write(0);
+            at += 1;
+        }
+    }
+}
+
 /// Runs the allocator call `call`, and records what it returned (not a
-/// block of the set-up arena: those are never freed).
+/// block of the set-up arena: those are never freed), cleared ([`clear`])
+/// unless calloc's, which the allocator zeroed.
 #[inline(always)]
 fn allocate(func: AllocFn, size: u64, sp: u64, bp: u64, call: impl FnOnce() -> *mut c_void) -> *mut c_void {
     let p = call();
@@ -95,6 +133,9 @@ fn allocate(func: AllocFn, size: u64, sp: u64, bp: u64, call: impl FnOnce() -> *
         if p.is_null() {
             emit::failed(shared, func, size);
         } else if !real::in_arena(p) {
+            if !matches!(func, AllocFn::Calloc) {
+                clear(p, 0, size as usize);
+            }
             emit::allocated(shared, func, p as u64, size, caller(sp, bp));
         }
     }
@@ -208,7 +249,19 @@ fn resize(p: *mut c_void, size: u64, func: AllocFn, sp: u64, bp: u64, call: impl
         }
         return fresh;
     }
+    // What the block could hold before: the bytes past it are the new ones.
+    // (Not traced, nothing is cleared.)
+    let kept = match (connect::shared(), p.is_null(), real::usable()) {
+        (None, ..) => None,
+        (Some(_), true, _) => Some(0),
+        // SAFETY: a live block of the allocator's.
+        (Some(_), false, Some(usable)) => Some(unsafe { usable(p) }),
+        (Some(_), false, None) => None,
+    };
     let q = call(p);
+    if let (false, Some(kept)) = (q.is_null(), kept) {
+        clear(q, kept.min(size as usize), size as usize);
+    }
     if let Some(shared) = connect::shared() {
         match (p.is_null(), q.is_null()) {
             // realloc(NULL, n) too: recorded as the eBPF probes record it.

@@ -9,7 +9,9 @@
 //!
 //! What it must never do: allocate (it is the allocator's caller), take a
 //! lock a signal or a fork could leave held, fault on a bad frame, or change
-//! what the program sees. Every failure makes it inert: the program runs on,
+//! what the program sees — but for the bytes of a new block the program has
+//! not written yet, which read as zeros (malloc may hand out any bytes; see
+//! `entry.rs`). Every failure makes it inert: the program runs on,
 //! untraced, and leaktrace's report says so.
 
 #![no_std]

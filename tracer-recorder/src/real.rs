@@ -49,6 +49,13 @@ pub enum Slot {
     Free,
 }
 
+/// The allocator's `malloc_usable_size`, when the object that defines its
+/// `malloc` defines it too (another's, given a block it did not make, could
+/// fault).
+static USABLE: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+pub type Usable = unsafe extern "C" fn(*mut c_void) -> usize;
+
 /// 0: not looked up, 1: looking up, 2: done.
 static STATE: AtomicU8 = AtomicU8::new(0);
 
@@ -67,7 +74,30 @@ pub fn resolve(ours: &[*const c_void; 10]) {
             FUNCS[i].store(f, Ordering::Release);
         }
     }
+    let malloc = FUNCS[Slot::Malloc as usize].load(Ordering::Relaxed);
+    let mut usable = lookup(libc::RTLD_NEXT, b"malloc_usable_size\0");
+    if usable.is_null() {
+        usable = lookup(libc::RTLD_DEFAULT, b"malloc_usable_size\0");
+    }
+    if !malloc.is_null() && !usable.is_null() && object_of(malloc).is_some_and(|o| object_of(usable) == Some(o)) {
+        USABLE.store(usable, Ordering::Release);
+    }
     STATE.store(2, Ordering::Release);
+}
+
+/// The base of the object that defines the code at `f`.
+fn object_of(f: *mut c_void) -> Option<usize> {
+    // SAFETY: dladdr fills `info` and reads nothing else.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    (unsafe { libc::dladdr(f, &mut info) } != 0).then_some(info.dli_fbase as usize)
+}
+
+/// The allocator's `malloc_usable_size`, when known (see [`USABLE`]).
+#[inline(always)]
+pub fn usable() -> Option<Usable> {
+    let f = USABLE.load(Ordering::Acquire);
+    // SAFETY: the allocator's malloc_usable_size.
+    (!f.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, Usable>(f) })
 }
 
 fn lookup(handle: *mut c_void, name: &[u8]) -> *mut c_void {

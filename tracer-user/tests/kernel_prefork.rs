@@ -9,43 +9,16 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::processes::{self, valgrind_logs, Held, VALGRIND};
 use common::*;
 use tracer_common::valgrind;
 
 const WORKERS: usize = 3;
-const VALGRIND: [&str; 5] =
-    ["--leak-check=full", "--show-leak-kinds=all", "--track-fds=yes", "--run-libc-freeres=no", "--trace-children=yes"];
-const CLASSES: [&str; 4] = ["definite", "indirect", "possible", "reachable"];
-
-/// What one process holds at its end.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Held {
-    /// (bytes, blocks)
-    heap: (u64, u64),
-    /// Descriptors the program opened.
-    descriptors: u64,
-    /// (bytes, blocks) per class, in [`CLASSES`] order.
-    classes: [(u64, u64); 4],
-}
-
-/// "1,063 bytes in 8 blocks" after `label`, on the line that has it.
-fn bytes_in_blocks(text: &str, label: &str) -> (u64, u64) {
-    let line = text.lines().find_map(|l| l.split_once(label).map(|(_, rest)| rest)).unwrap_or_else(|| panic!("no `{label}`:\n{text}"));
-    let numbers: Vec<u64> = line.split_whitespace().filter_map(|w| w.replace(',', "").parse().ok()).collect();
-    (numbers[0], numbers[1])
-}
 
 /// valgrind's view of one process, from its own log.
 fn valgrind_held(log: &str) -> Held {
-    let labels = ["definitely lost:", "indirectly lost:", "possibly lost:", "still reachable:"];
     let fds = valgrind::records(log, |f| f == "prefork.c").unwrap().into_iter().filter(|r| r.kind != "heap").count();
-    Held { heap: bytes_in_blocks(log, "in use at exit:"), descriptors: fds as u64, classes: labels.map(|l| bytes_in_blocks(log, l)) }
-}
-
-/// The master's, then the workers' by heap bytes (each leaks a block of its own size).
-fn in_order(master: Held, mut workers: Vec<Held>) -> Vec<Held> {
-    workers.sort_by_key(|w| w.heap);
-    std::iter::once(master).chain(workers).collect()
+    processes::valgrind_held(log, fds as u64)
 }
 
 fn valgrind_processes(dir: &Path, exe: &Path) -> Vec<Held> {
@@ -58,33 +31,9 @@ fn valgrind_processes(dir: &Path, exe: &Path) -> Vec<Held> {
         .arg(WORKERS.to_string())
         .spawn()
         .expect("valgrind (cargo xtask setup)");
-    let master = vg.id().to_string();
+    let master = vg.id();
     assert!(vg.wait().unwrap().success(), "the program under valgrind");
-    let mut workers = Vec::new();
-    let mut first = None;
-    for e in std::fs::read_dir(&logs).unwrap() {
-        let e = e.unwrap();
-        let held = valgrind_held(&std::fs::read_to_string(e.path()).unwrap());
-        if e.file_name().to_str() == Some(master.as_str()) {
-            first = Some(held);
-        } else {
-            workers.push(held);
-        }
-    }
-    assert_eq!(workers.len(), WORKERS, "one log per worker");
-    in_order(first.expect("the master's log"), workers)
-}
-
-/// leaktrace's view of one process, from `processes[]`.
-fn leaktrace_held(p: &serde_json::Value) -> Held {
-    let n = |v: &serde_json::Value| v.as_u64().unwrap();
-    let r = &p["reachability"];
-    assert_eq!(r["unscanned"]["count"], 0, "every process is scanned at its end: {p:#}");
-    Held {
-        heap: (n(&p["heap_bytes"]), n(&p["heap_allocations"])),
-        descriptors: p["handles"].as_object().unwrap().values().map(n).sum(),
-        classes: CLASSES.map(|c| (n(&r[c]["bytes"]), n(&r[c]["count"]))),
-    }
+    valgrind_logs(&logs, master, WORKERS, valgrind_held)
 }
 
 fn leaktrace_processes(dir: &Path, exe: &Path, heap_probes: &str) -> (Vec<Held>, serde_json::Value) {
@@ -99,12 +48,7 @@ fn leaktrace_processes(dir: &Path, exe: &Path, heap_probes: &str) -> (Vec<Held>,
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json_report(&out, &report);
-    let master = &r["target"]["pid"];
-    let processes = r["processes"].as_array().unwrap();
-    assert_eq!(processes.len(), WORKERS + 1, "{:#}", r["processes"]);
-    let first = processes.iter().find(|p| p["pid"] == *master).map(leaktrace_held).expect("the master's row");
-    let workers = processes.iter().filter(|p| p["pid"] != *master).map(leaktrace_held).collect();
-    (in_order(first, workers), r)
+    (processes::leaktrace_processes(&r, WORKERS), r)
 }
 
 #[test]

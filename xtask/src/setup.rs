@@ -14,7 +14,8 @@ mod node;
 /// end-to-end test, strace for the bad-input test (no bpf() call before a
 /// refusal), gdb to hold a report build open (ingestion goes on); for the symbolizer: binutils (strip) and libc6-dbg
 /// (libc's separate debug information); the programs leaktrace is tested
-/// on that the project did not write (curl, python3, redis); jemalloc and
+/// on that the project did not write (curl, python3, redis, nginx: the
+/// pre-fork server compared with valgrind process by process); jemalloc and
 /// tcmalloc for the kernel tests of other allocators (preloaded); libuv's
 /// headers and library for the event-loop tests; and the
 /// consumers the tests hand leaktrace's other outputs to: Go's pprof
@@ -40,6 +41,7 @@ const PACKAGES: &[&str] = &[
     "python3",
     "redis-server",
     "redis-tools",
+    "nginx",
     "libjemalloc2",
     "libtcmalloc-minimal4",
     "libuv1-dev",

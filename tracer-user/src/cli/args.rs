@@ -191,6 +191,12 @@ pub struct Options {
     /// kind of link, and no other (the best the kernel offers without it).
     #[arg(long, hide = true, value_enum, value_name = "KIND")]
     pub uprobe_links: Option<UprobeLinksArg>,
+    /// Debugging the scan: for each heap block of at least BYTES bytes that
+    /// a scan finds not lost, print on stderr the chain of pointers it was
+    /// reached by, from the block back to the root (its address, its
+    /// region in /proc/PID/maps, the thread whose stack it is, a register).
+    #[arg(long, hide = true, value_name = "BYTES")]
+    pub explain_reach: Option<u64>,
     /// Ring buffer size in MiB (a power of two): the kernel's, mapped twice
     /// into leaktrace's memory (the consumer is woken when a quarter is
     /// used), and twice that for the in-process recorders' (a recorder that finds it full waits).

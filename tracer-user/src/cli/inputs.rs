@@ -168,6 +168,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         allocator_programs: opts.probe_floor.unwrap_or_default(),
         keep_stacks: matches!(opts.format, Format::Pprof | Format::Folded | Format::Flamegraph),
         scan_at_exit: false,
+        explain_reach: opts.explain_reach,
         heap: heap_probes(opts)?,
         track_std_fds: opts.track_std_fds,
     };

@@ -91,7 +91,13 @@ pub struct Marker<'a, M: Memory> {
     fds: Option<&'a mut FdWatch>,
     window: Window,
     pub work: Work,
+    /// When asked ([`Marker::keep_reasons`]): for each block, the address of
+    /// the word that last raised its state ([`REGISTER`] for a register).
+    reasons: Option<Vec<u64>>,
 }
+
+/// The reason of a block raised by a register's value.
+pub const REGISTER: u64 = 0;
 
 /// glibc's chunk size for a request of `n` bytes (request2size).
 fn chunk_size(n: u64) -> u64 {
@@ -110,14 +116,21 @@ impl<'a, M: Memory> Marker<'a, M> {
             fds,
             window: Window::new(),
             work: Work::default(),
+            reasons: None,
         }
+    }
+
+    /// Notes, for each block, where the word that raised it lies (see
+    /// [`Marker::finish_with_reasons`]); a scan made to explain itself.
+    pub fn keep_reasons(&mut self) {
+        self.reasons = Some(vec![u64::MAX; self.index.len()]);
     }
 
     /// Values held in registers: each may point to a block.
     pub fn scan_values(&mut self, values: &[u64]) {
         for &w in values {
             if let Some(hit) = self.index.find(w) {
-                self.push(w, hit, Mode::Live { definite: true });
+                self.push(w, hit, Mode::Live { definite: true }, REGISTER);
             }
         }
         self.drain(None);
@@ -131,7 +144,7 @@ impl<'a, M: Memory> Marker<'a, M> {
     pub fn scan_roots(&mut self, ranges: &[(u64, u64)]) {
         let mut reads: Vec<(u64, usize)> = Vec::new();
         // The root parts of the batch: (offset in it, length).
-        let mut parts: Vec<(usize, usize)> = Vec::new();
+        let mut parts: Vec<(usize, usize, u64)> = Vec::new();
         let mut total = 0usize;
         for &(start, end) in ranges {
             let (mut at, end) = ((start + 7) & !7, end & !7);
@@ -141,7 +154,7 @@ impl<'a, M: Memory> Marker<'a, M> {
                 let extra = last_end.filter(|&e| at >= e && at - e <= JOIN_GAP).map(|e| (at - e) as usize + len);
                 if let Some(extra) = extra.filter(|&x| total + x <= BATCH_BYTES) {
                     reads.last_mut().expect("joined to a read").1 += extra;
-                    parts.push((total + extra - len, len));
+                    parts.push((total + extra - len, len, at));
                     total += extra;
                 } else {
                     if !reads.is_empty() && (total + len > BATCH_BYTES || reads.len() == BATCH_BLOCKS) {
@@ -149,7 +162,7 @@ impl<'a, M: Memory> Marker<'a, M> {
                         (reads, parts, total) = (Vec::new(), Vec::new(), 0);
                     }
                     reads.push((at, len));
-                    parts.push((total, len));
+                    parts.push((total, len, at));
                     total += len;
                 }
                 at += len as u64;
@@ -160,20 +173,29 @@ impl<'a, M: Memory> Marker<'a, M> {
         }
     }
 
-    fn scan_root_batch(&mut self, reads: &[(u64, usize)], parts: &[(usize, usize)], total: usize) {
+    fn scan_root_batch(&mut self, reads: &[(u64, usize)], parts: &[(usize, usize, u64)], total: usize) {
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(total, 0);
         self.work.unreadable_bytes += self.mem.read(reads, &mut buf);
-        for &(at, len) in parts {
+        for &(at, len, addr) in parts {
             self.work.root_bytes += len as u64;
-            self.scan_words(&buf[at..at + len], Mode::Live { definite: true }, false);
+            self.scan_words(&buf[at..at + len], addr, Mode::Live { definite: true }, false);
         }
         self.buf = buf;
         self.drain(None);
     }
 
     /// After the roots: the lost blocks' cliques, then each block's class (in address order).
-    pub fn finish(mut self) -> (Vec<Class>, Work) {
+    #[cfg(test)]
+    pub fn finish(self) -> (Vec<Class>, Work) {
+        let (classes, work, _) = self.finish_with_reasons();
+        (classes, work)
+    }
+
+    /// [`Marker::finish`], and each block's reason when they were kept:
+    /// the address of the word that gave the block its class (a root's, a
+    /// block's, or [`REGISTER`]; `u64::MAX` for a definitely lost one).
+    pub fn finish_with_reasons(mut self) -> (Vec<Class>, Work, Option<Vec<u64>>) {
         for leader in 0..self.state.len() as u32 {
             if self.state[leader as usize] == UNREACHED {
                 self.stack.push(leader);
@@ -192,12 +214,12 @@ impl<'a, M: Memory> Marker<'a, M> {
                 _ => Class::Definite,
             })
             .collect();
-        (classes, self.work)
+        (classes, self.work, self.reasons)
     }
 
     /// A word that points into block `hit`: valgrind's lc_push_*_if_a_chunk_ptr.
     #[inline]
-    fn push(&mut self, word: u64, hit: Hit, mode: Mode) {
+    fn push(&mut self, word: u64, hit: Hit, mode: Mode, from: u64) {
         let b = hit.block as usize;
         let blk = self.index.block(hit.block);
         if !hit.at_start && self.chunk_headers && word == blk.addr + chunk_size(blk.size) - 16 {
@@ -216,14 +238,21 @@ impl<'a, M: Memory> Marker<'a, M> {
                 } else if st == UNREACHED {
                     self.state[b] = POSSIBLE;
                     self.stack.push(hit.block);
+                } else {
+                    return;
                 }
             }
             Mode::Clique { leader } => {
                 if self.state[b] == UNREACHED && hit.block != leader {
                     self.state[b] = INDIRECT;
                     self.stack.push(hit.block);
+                } else {
+                    return;
                 }
             }
+        }
+        if let Some(reasons) = self.reasons.as_mut() {
+            reasons[b] = from;
         }
     }
 
@@ -284,7 +313,7 @@ impl<'a, M: Memory> Marker<'a, M> {
                     let mut window = std::mem::replace(&mut self.window, Window::new());
                     let (bytes, unreadable) = window.block(self.index, b, (start, start + len as u64), self.mem);
                     self.work.unreadable_bytes += unreadable;
-                    self.scan_words(bytes, mode, true);
+                    self.scan_words(bytes, start, mode, true);
                     self.window = window;
                 }
                 continue;
@@ -295,8 +324,8 @@ impl<'a, M: Memory> Marker<'a, M> {
             buf.resize(total, 0);
             self.work.unreadable_bytes += self.mem.read(&ranges, &mut buf);
             let mut at = 0;
-            for &(_, (_, len), mode) in &batch {
-                self.scan_words(&buf[at..at + len], mode, true);
+            for &(_, (start, len), mode) in &batch {
+                self.scan_words(&buf[at..at + len], start, mode, true);
                 at += len;
             }
             self.buf = buf;
@@ -311,21 +340,22 @@ impl<'a, M: Memory> Marker<'a, M> {
             let len = ((end - at) as usize).min(BATCH_BYTES);
             self.work.unreadable_bytes += self.mem.read(&[(at, len)], &mut piece[..len]);
             self.work.block_bytes += len as u64;
-            self.scan_words(&piece[..len], mode, true);
+            self.scan_words(&piece[..len], at, mode, true);
             at += len as u64;
         }
     }
 
-    /// Every aligned word of `bytes` (which start 8-aligned). In a block,
-    /// descriptor numbers are noted too, by which side of the search found them.
+    /// Every aligned word of `bytes` (which start 8-aligned, read from
+    /// `addr`). In a block, descriptor numbers are noted too, by which side
+    /// of the search found them.
     #[inline]
-    fn scan_words(&mut self, bytes: &[u8], mode: Mode, in_block: bool) {
+    fn scan_words(&mut self, bytes: &[u8], addr: u64, mode: Mode, in_block: bool) {
         let index = self.index;
         let lost = matches!(mode, Mode::Clique { .. });
         // Zero words (most of a cleared block) are neither pointers nor,
         // past the first, new descriptor numbers: noted once, after.
         let mut zero = false;
-        for chunk in bytes.chunks_exact(8) {
+        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
             let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
             if w == 0 {
                 zero = true;
@@ -337,7 +367,7 @@ impl<'a, M: Memory> Marker<'a, M> {
                 }
             }
             if let Some(hit) = index.find(w) {
-                self.push(w, hit, mode);
+                self.push(w, hit, mode, addr + 8 * i as u64);
             }
         }
         if let (true, true, Some(fds)) = (zero, in_block, self.fds.as_deref_mut()) {

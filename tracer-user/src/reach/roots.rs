@@ -33,6 +33,8 @@ pub struct Region {
     pub read: bool,
     pub write: bool,
     pub exec: bool,
+    /// Mapped MAP_SHARED (`s`), not private (`p`).
+    pub shared: bool,
     /// (device, inode); inode 0 for anonymous memory.
     pub file: (String, u64),
     pub path: String,
@@ -69,6 +71,7 @@ fn parse_line(line: &str) -> Option<Region> {
         read: p.first() == Some(&b'r'),
         write: p.get(1) == Some(&b'w'),
         exec: p.get(2) == Some(&b'x'),
+        shared: p.get(3) == Some(&b's'),
         file: (dev.to_owned(), inode.parse().ok()?),
         path,
     })

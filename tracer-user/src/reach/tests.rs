@@ -178,3 +178,41 @@ fn root_gaps_between_known_blocks_are_read_together_and_the_blocks_are_not_roots
     assert_eq!(work.root_bytes, 0x30, "only the roots are scanned");
     assert!(mem.reads <= 5, "one read for the three roots, the rest for the blocks: {}", mem.reads);
 }
+
+#[test]
+fn an_explanation_follows_the_pointers_back_to_the_root_and_its_region() {
+    use super::roots::{parse_maps, Thread};
+    use super::scan::explain;
+    let mut mem = Fake::default();
+    // A global at 0x1010 holds a; a holds b at +8; c is lost; d is in a register.
+    let [a, b, c, d] = [0x10000u64, 0x10100, 0x10200, 0x10300];
+    mem.put(0x1010, a);
+    mem.put(a + 8, b);
+    let index = BlockIndex::new([a, b, c, d].iter().map(|&addr| Block { addr, size: 64 }).collect());
+    let mut m = Marker::new(&index, &mut mem, false, None);
+    m.keep_reasons();
+    m.scan_values(&[d]);
+    m.scan_roots(&[ROOT]);
+    let (classes, _, reasons) = m.finish_with_reasons();
+    let maps = parse_maps("1000-2000 rw-p 00001000 fe:00 42 /usr/bin/prog\n7000-8000 rw-p 00000000 00:00 0 [stack]\n");
+    let threads = [Thread { tid: 7, sp: 0x7800, ..Thread::default() }];
+    let lines = explain(&index, &classes, &reasons.unwrap(), &maps, &threads, 1);
+    assert_eq!(
+        lines,
+        [
+            "0x10000 (64 B, reachable) <- 0x1010 in 1000-2000 rw-p fe:00 42 /usr/bin/prog",
+            "0x10100 (64 B, reachable) <- 0x10008 (+8) in 0x10000 (64 B, reachable) <- 0x1010 in 1000-2000 rw-p fe:00 42 /usr/bin/prog",
+            "0x10300 (64 B, reachable) <- a register",
+        ]
+    );
+    assert_eq!(region_line(&maps, &threads, 0x7900), "7000-8000 rw-p 00:00 0 [stack] (stack of 7, sp 0x7800)");
+    assert!(explain(&index, &classes, &reasons_of(&index), &maps, &threads, 65).is_empty(), "smaller than asked");
+}
+
+fn region_line(maps: &[super::roots::Region], threads: &[super::roots::Thread], addr: u64) -> String {
+    super::scan::region_of(maps, threads, addr)
+}
+
+fn reasons_of(index: &BlockIndex) -> Vec<u64> {
+    vec![u64::MAX; index.len()]
+}

@@ -197,7 +197,7 @@ impl Session {
     /// is scanned at its end.)
     pub fn scan(&mut self) -> Result<reachability::Scanned, reachability::ScanError> {
         let glibc = reachability::is_glibc(lock(&self.placement).allocator_of(self.target.pid).as_deref());
-        reachability::scan_running(&self.shared, self.target.pid, glibc, self.config.load.sample_every > 1)
+        reachability::scan_running(&self.shared, self.target.pid, glibc, self.config.load.sample_every > 1, self.config.explain_reach)
     }
 
     /// Events ingested so far.

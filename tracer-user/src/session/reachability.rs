@@ -26,7 +26,15 @@ pub fn is_glibc(choice: Option<&AllocatorChoice>) -> bool {
 /// Scans `pid`, stopped with all of `threads` (ptrace-stopped by this
 /// thread), once the pipeline has caught up with it. `sampled`: only some
 /// blocks are traced (`--sample`), so the heap is never wholly known.
-pub fn scan_stopped(shared: &Shared, pid: u32, threads: &[u32], glibc: bool, sampled: bool) -> Result<ScanResult, ScanError> {
+/// `explain`: `--explain-reach`, said on stderr.
+pub fn scan_stopped(
+    shared: &Shared,
+    pid: u32,
+    threads: &[u32],
+    glibc: bool,
+    sampled: bool,
+    explain: Option<u64>,
+) -> Result<ScanResult, ScanError> {
     let mut regs = Vec::with_capacity(threads.len());
     for &tid in threads {
         match reach::registers(tid) {
@@ -44,7 +52,12 @@ pub fn scan_stopped(shared: &Shared, pid: u32, threads: &[u32], glibc: bool, sam
     let (blocks, stacks) = blocks;
     // The same layout: collected in place.
     let blocks = blocks.into_iter().map(|(addr, size)| Block { addr, size }).collect();
-    reach::scan(ScanInput { pid, threads: &regs, blocks, stacks, fds, glibc, heap_known }).map_err(|e| ScanError::Maps(pid, e))
+    let result = reach::scan(ScanInput { pid, threads: &regs, blocks, stacks, fds, glibc, heap_known, explain })
+        .map_err(|e| ScanError::Maps(pid, e))?;
+    for line in &result.explained {
+        eprintln!("leaktrace: pid {pid} reaches {line}");
+    }
+    Ok(result)
 }
 
 /// What one scan of a running process saw, for the line `attach` prints.
@@ -60,9 +73,9 @@ pub struct Scanned {
 /// Holds a running process still, scans it and lets it go; the result, with
 /// how long the process was stopped, goes into the state. The pipeline
 /// catches up first, so that the process is not held while it does.
-pub fn scan_running(shared: &Shared, pid: u32, glibc: bool, sampled: bool) -> Result<Scanned, ScanError> {
+pub fn scan_running(shared: &Shared, pid: u32, glibc: bool, sampled: bool, explain: Option<u64>) -> Result<Scanned, ScanError> {
     shared.sync();
-    let (result, stopped) = pause::while_stopped(pid, |tids| scan_stopped(shared, pid, tids, glibc, sampled))?;
+    let (result, stopped) = pause::while_stopped(pid, |tids| scan_stopped(shared, pid, tids, glibc, sampled, explain))?;
     let mut result = result?;
     let stopped_ms = stopped.as_secs_f64() * 1e3;
     result.stopped_ms = Some(stopped_ms);

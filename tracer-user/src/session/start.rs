@@ -46,6 +46,9 @@ pub struct SessionConfig {
     pub keep_stacks: bool,
     /// `run`: scan each process's memory at its end for what is lost (reach/).
     pub scan_at_exit: bool,
+    /// Hidden `--explain-reach`: why the blocks of at least this many bytes
+    /// that a scan finds not lost are reached, on stderr.
+    pub explain_reach: Option<u64>,
     /// How the heap is traced.
     pub heap: HeapProbes,
     /// Descriptors 0, 1 and 2 are followed like any other (see
@@ -79,6 +82,8 @@ struct RunHooks {
     tables: Option<Arc<TableService>>,
     /// Scan each process's memory at its end (reach/).
     scan: bool,
+    /// `--explain-reach`.
+    explain: Option<u64>,
     /// `--sample`: the outstanding table holds some blocks only.
     sampled: bool,
 }
@@ -103,7 +108,7 @@ impl Hooks for RunHooks {
         }
         if self.scan {
             let glibc = reachability::is_glibc(lock(&self.placement).allocator_of(pid).as_deref());
-            match reachability::scan_stopped(&self.shared, pid, threads, glibc, self.sampled) {
+            match reachability::scan_stopped(&self.shared, pid, threads, glibc, self.sampled, self.explain) {
                 Ok(scan) => self.shared.state().add_scan(scan),
                 Err(e) => self.shared.state().untraced(format!("no reachability scan of pid {pid}: {e}")),
             }
@@ -166,6 +171,7 @@ struct Parts {
     probes: Arc<Mutex<Probes>>,
     tables: Option<Arc<TableService>>,
     scan_at_exit: bool,
+    explain_reach: Option<u64>,
     sampled: bool,
     /// The in-process recorders' file (`run` with --heap-probes auto or inprocess).
     recorder: Option<Arc<SharedFile>>,
@@ -196,6 +202,7 @@ fn start_run(
         probes: probes.clone(),
         tables: parts.tables.clone(),
         scan: parts.scan_at_exit,
+        explain: parts.explain_reach,
         sampled: parts.sampled,
     };
     let child = Supervised::spawn(Command { program, argv, follow_forks, signals, env }, Box::new(hooks))?;
@@ -271,6 +278,7 @@ impl Session {
             probes: Arc::new(Mutex::new(probes)),
             tables,
             scan_at_exit: config.scan_at_exit,
+            explain_reach: config.explain_reach,
             sampled: config.load.sample_every > 1,
             recorder: file.clone(),
         };

@@ -2,6 +2,7 @@
 //! running the real `leaktrace` binary, reading its JSON report.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod processes;
 pub mod tmux;
 
 use std::io::{BufRead, BufReader};

@@ -93,6 +93,11 @@ trampoline!(valloc, valloc_entry(size: usize) -> *mut c_void, valloc_at, "rsi", 
 trampoline!(pvalloc, pvalloc_entry(size: usize) -> *mut c_void, pvalloc_at, "rsi", "rdx");
 trampoline!(free, free_entry(p: *mut c_void) -> (), free_at, "rsi", "rdx");
 
+/// Blocks larger than this are left as they are: allocators serve them
+/// from fresh mappings (zeros, nothing stale), and reading one through
+/// would fault in each of its pages.
+const CLEAR_MAX: usize = 1 << 20;
+
 /// Zeroes the bytes `[from, to)` of the block at `p` that are not zero
 /// already: only what reused memory left there is written, and untouched
 /// fresh pages (a large block's new mapping, the heap's new top) are read
@@ -100,6 +105,9 @@ trampoline!(free, free_entry(p: *mut c_void) -> (), free_at, "rsi", "rdx");
 /// any bytes; zeros are what fresh memory holds.
 #[inline(always)]
 fn clear(p: *mut c_void, from: usize, to: usize) {
+    if to > CLEAR_MAX {
+        return;
+    }
     let base = p as usize;
     let (mut at, end) = (base + from, base + to);
     // SAFETY: [from, to) lies in the block the allocator just returned,

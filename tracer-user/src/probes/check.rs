@@ -5,12 +5,14 @@
 
 use serde::Serialize;
 
-use super::allocator_probes::AllocatorPrograms;
-use super::features::{self, Feature};
-use super::links::LinkMode;
-use super::prepare::{self, LoadOptions, Prepared};
-use super::unwind_settings::UnwindMode;
-use super::{syscalls, ProbeError};
+use super::attach::syscalls;
+use super::errors::ProbeError;
+use super::load::allocator_programs::AllocatorPrograms;
+use super::load::features::{self, Feature};
+use super::load::link_mode::LinkMode;
+use super::load::preflight;
+use super::load::prepare::{self, LoadOptions, Prepared};
+use super::load::unwind_settings::UnwindMode;
 
 /// What `leaktrace check` found.
 #[derive(Debug, Serialize)]
@@ -52,7 +54,7 @@ pub fn check() -> CheckReport {
         reason: None,
         error: None,
     };
-    match super::preflight() {
+    match preflight::preflight() {
         Err(e @ (ProbeError::NotPermitted | ProbeError::StubBuild)) => return report.cannot(e),
         Err(e) => {
             report.features = features::probe_all();

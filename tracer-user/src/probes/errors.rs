@@ -34,13 +34,13 @@ impl ProbeError {
 }
 
 /// What a failed attach (or another aya call on a program) becomes.
-pub(super) fn attach_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
+pub(crate) fn attach_err(what: impl Into<String>) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
     let what = what.into();
     move |e| ProbeError::Attach { what, detail: error_chain(&e) }
 }
 
 /// An error and its causes, in one line.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {

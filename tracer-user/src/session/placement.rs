@@ -173,7 +173,7 @@ impl Placement {
                     self.in_process.insert(pid);
                     self.current.insert(pid, c.clone());
                     let mut probes = lock(&self.probes);
-                    probes.attach_loader_only(pid);
+                    probes.attach_linker_hook_only(pid);
                     let warnings = probes.take_warnings();
                     drop(probes);
                     for w in warnings {

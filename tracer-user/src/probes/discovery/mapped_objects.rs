@@ -8,9 +8,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use crate::probes::errors::ProbeError;
 use crate::symbolize::ProcessMaps;
-
-use super::ProbeError;
 
 /// One mapped file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use aya::EbpfLoader;
 
 use super::btf::KernelBtf;
-use super::ProbeError;
+use crate::probes::errors::ProbeError;
 
 /// How user stacks are walked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

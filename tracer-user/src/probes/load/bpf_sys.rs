@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use aya_obj::generated::bpf_insn;
 
 use super::refusal::{self, LoadedFor};
-use super::ProbeError;
+use crate::probes::errors::ProbeError;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -27,6 +27,10 @@ const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_BTF_LOAD: libc::c_long = 18;
 const BPF_LINK_CREATE: libc::c_long = 28;
+/// BPF_TRACE_UPROBE_MULTI: a program for uprobe_multi links.
+pub const ATTACH_UPROBE_MULTI: u32 = 48;
+/// BPF_TRACE_UPROBE_SESSION: a program for uprobe sessions (Linux 6.13).
+pub const ATTACH_UPROBE_SESSION: u32 = 57;
 /// BPF_PROG_TYPE_KPROBE: uprobe programs are kprobe programs to the kernel.
 pub const PROG_TYPE_KPROBE: u32 = 2;
 /// Verifier log buffer for the message of a refused program or BTF.

@@ -14,9 +14,8 @@ use aya_obj::btf::BtfKind;
 use aya_obj::generated::bpf_insn;
 use serde::Serialize;
 
-use super::bpf_sys::{self, BtfRecords, ProgLoad};
-use super::links::LinkMode;
-use super::raw_programs::{ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
+use super::bpf_sys::{self, BtfRecords, ProgLoad, ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
+use super::link_mode::LinkMode;
 
 const PROG_TYPE_TRACING: u32 = 26;
 const ATTACH_TRACE_RAW_TP: u32 = 23;
@@ -55,7 +54,7 @@ pub fn probe_all() -> Vec<Feature> {
 }
 
 /// Whether the kernel makes links of this kind (probed once).
-pub(super) fn has_links(mode: LinkMode) -> bool {
+pub(crate) fn has_links(mode: LinkMode) -> bool {
     static MULTI: OnceLock<bool> = OnceLock::new();
     static SESSION: OnceLock<bool> = OnceLock::new();
     match mode {

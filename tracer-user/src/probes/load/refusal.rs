@@ -4,7 +4,7 @@
 
 use aya::programs::ProgramError;
 
-use super::ProbeError;
+use crate::probes::errors::{attach_err, ProbeError};
 
 /// The kernel's limit on the stack of a program's call chain, without private stacks.
 const MAX_BPF_STACK: u32 = 512;
@@ -56,14 +56,14 @@ pub fn reason(errno: Option<i32>, log: &str, loaded_for: LoadedFor) -> String {
 
 /// What aya's failure to load `program` becomes: a refusal in one line when
 /// the kernel refused it, else the error with its causes.
-pub(super) fn aya_load_error(program: &str) -> impl FnOnce(ProgramError) -> ProbeError + '_ {
+pub(crate) fn aya_load_error(program: &str) -> impl FnOnce(ProgramError) -> ProbeError + '_ {
     move |e| match e {
         ProgramError::LoadError { io_error, verifier_log } => {
             let log = verifier_log.to_string();
             let reason = reason(io_error.raw_os_error(), &log, LoadedFor::Plain);
             ProbeError::Refused { program: program.to_owned(), reason, log }
         }
-        other => super::errors::attach_err(format!("{program} (load)"))(other),
+        other => attach_err(format!("{program} (load)"))(other),
     }
 }
 

@@ -11,14 +11,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use aya::maps::Map;
 use aya::Ebpf;
 
-use super::bpf_sys::{self, BtfRecords, ProgLoad};
+use super::bpf_sys::{self, BtfRecords, ProgLoad, ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
+use super::programs::Program;
 use super::refusal::LoadedFor;
-use super::{ProbeError, Program};
-
-/// BPF_TRACE_UPROBE_MULTI: a program for uprobe_multi links.
-pub const ATTACH_UPROBE_MULTI: u32 = 48;
-/// BPF_TRACE_UPROBE_SESSION: a program for uprobe sessions (Linux 6.13).
-pub const ATTACH_UPROBE_SESSION: u32 = 57;
+use crate::probes::errors::ProbeError;
 
 /// The object, relocated and ready to load programs from.
 pub struct RawObject {
@@ -67,7 +63,7 @@ impl RawObject {
 
     /// `with_btf_info: false` leaves func_info and line_info out (the test
     /// that shows the kernel needs them).
-    pub(super) fn load_with(&self, prog: Program, attach_type: u32, with_btf_info: bool) -> Result<OwnedFd, bpf_sys::Refused> {
+    pub(crate) fn load_with(&self, prog: Program, attach_type: u32, with_btf_info: bool) -> Result<OwnedFd, bpf_sys::Refused> {
         let loaded_for = match attach_type {
             ATTACH_UPROBE_MULTI => LoadedFor::UprobeMulti,
             ATTACH_UPROBE_SESSION => LoadedFor::UprobeSession,
@@ -140,7 +136,7 @@ fn map_fd(map: &Map) -> BorrowedFd<'_> {
 #[cfg(all(test, not(ebpf_stub)))]
 mod tests {
     use super::*;
-    use crate::probes::prepare::OBJECT;
+    use crate::probes::load::object::OBJECT;
 
     /// Privileged: the kernel accepts a program that passes a callback
     /// (bpf_loop) through this loader, and only with its func_info.

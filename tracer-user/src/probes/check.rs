@@ -31,7 +31,7 @@ pub struct CheckReport {
     pub reason: Option<String>,
     /// The error behind `reason` (a refused program's verifier log).
     #[serde(skip)]
-    pub error: Option<ProbeError>,
+    pub error: Option<anyhow::Error>,
 }
 
 /// One part of tracing and how leaktrace does it here.
@@ -84,7 +84,8 @@ pub fn check() -> CheckReport {
 
 impl CheckReport {
     fn cannot(mut self, e: ProbeError) -> Self {
-        self.reason = Some(e.to_string());
+        let e = anyhow::Error::from(e);
+        self.reason = Some(format!("{e:#}"));
         self.error = Some(e);
         self
     }

@@ -118,7 +118,7 @@ impl KernelTables {
     pub fn take_from(ebpf: &mut Ebpf, capacity: u32) -> Result<Self, ProbeError> {
         let mut array = |name: &'static str| match object::take_map(ebpf, name)? {
             Map::Array(a) => Ok(a),
-            _ => Err(ProbeError::Load(format!("map {name} missing from the object"))),
+            _ => Err(ProbeError::MapKind { name, source: None }),
         };
         let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
         Ok(Self::new(rows, pages, capacity, object::map(ebpf, "MODULES")?))

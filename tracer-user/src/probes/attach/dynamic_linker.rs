@@ -81,13 +81,13 @@ fn dynamic_linker(pid: u32) -> Option<PathBuf> {
 
 /// The hook's file offset in `linker` (read once per file).
 fn hook_offset(known: &mut HashMap<(u64, u64), u64>, linker: &Path) -> Result<u64, ProbeError> {
-    let unreadable = |detail: String| ProbeError::Unreadable { path: linker.to_path_buf(), detail };
-    let meta = std::fs::metadata(linker).map_err(|e| unreadable(e.to_string()))?;
+    let unreadable = |source| ProbeError::Unreadable { path: linker.to_path_buf(), source };
+    let meta = std::fs::metadata(linker).map_err(unreadable)?;
     if let Some(&off) = known.get(&(meta.dev(), meta.ino())) {
         return Ok(off);
     }
-    let data = MappedFile::open(linker).map_err(|e| unreadable(e.to_string()))?;
-    let off = defined_symbol(data.bytes(), HOOK).ok_or_else(|| unreadable(format!("no {HOOK} symbol")))?;
+    let data = MappedFile::open(linker).map_err(unreadable)?;
+    let off = defined_symbol(data.bytes(), HOOK).ok_or_else(|| ProbeError::NoSymbol { path: linker.to_path_buf(), symbol: HOOK })?;
     known.insert((meta.dev(), meta.ino()), off);
     Ok(off)
 }

@@ -106,7 +106,7 @@ impl Probes {
 
     /// Traces `pid` (all its threads) from now on.
     pub fn add_target(&mut self, pid: u32) -> Result<(), ProbeError> {
-        self.targets.insert(pid, 1, 0).map_err(|e| ProbeError::Load(format!("adding pid {pid} to the target table: {e}")))
+        self.targets.insert(pid, 1, 0).map_err(|source| ProbeError::AddTarget { pid, source })
     }
 
     /// Puts the allocator probes on `pid` (all its threads, across exec),
@@ -121,7 +121,7 @@ impl Probes {
             Err(e) if self.requested.is_none() && self.allocator.mode() != LinkMode::PerfEvent => {
                 // The kernel loaded the programs but refuses the link: perf-event uprobes from now on.
                 self.warnings.push(allocator_programs::fallback_warning(
-                    &[format!("{} links ({e})", self.allocator.mode().name())],
+                    &[format!("{} links ({:#})", self.allocator.mode().name(), anyhow::Error::from(e))],
                     LinkMode::PerfEvent,
                 ));
                 let (entry, exit) = allocator_programs::programs_for(LinkMode::PerfEvent, self.programs);
@@ -135,9 +135,10 @@ impl Probes {
         if let Some(hook) = &mut self.linker_hook {
             match hook.attach(&mut self.ebpf, pid) {
                 Ok(link) => links.extend(link),
-                Err(e) => {
-                    self.warnings.push(format!("new objects of pid {pid} are walked from stack copies until their tables are in ({e})"))
-                }
+                Err(e) => self.warnings.push(format!(
+                    "new objects of pid {pid} are walked from stack copies until their tables are in ({:#})",
+                    anyhow::Error::from(e)
+                )),
             }
         }
         self.stats.record_attach(started.elapsed());
@@ -154,7 +155,10 @@ impl Probes {
             Ok(links) => {
                 self.links.insert(pid, ProcessLinks { allocator: NO_ALLOCATOR, links, stats: self.stats.clone() });
             }
-            Err(e) => self.warnings.push(format!("new objects of pid {pid} are walked from stack copies until their tables are in ({e})")),
+            Err(e) => self.warnings.push(format!(
+                "new objects of pid {pid} are walked from stack copies until their tables are in ({:#})",
+                anyhow::Error::from(e)
+            )),
         }
     }
 

@@ -32,11 +32,11 @@ pub(crate) fn multi_link(
     (pid, flags): (u32, u32),
     what: impl FnOnce() -> String,
 ) -> Result<Box<dyn HeldLink>, ProbeError> {
-    let path = CString::new(file.as_os_str().as_bytes()).map_err(|_| ProbeError::Load("a path with a NUL byte".into()))?;
+    let path = CString::new(file.as_os_str().as_bytes()).map_err(|e| ProbeError::PathWithNul(file.to_path_buf(), e))?;
     let (offsets, cookies): (Vec<u64>, Vec<u64>) = points.iter().copied().unzip();
     bpf_sys::uprobe_multi_link(prog.as_fd(), attach_type, &path, &offsets, &cookies, pid, flags)
         .map(|fd| Box::new(fd) as Box<dyn HeldLink>)
-        .map_err(|e| ProbeError::Attach { what: what(), detail: format!("{} link: {e}", mode.name()) })
+        .map_err(|source| ProbeError::Link { what: what(), link: mode.name(), source })
 }
 
 /// aya's perf-event uprobes: `prog` (loaded) on each point of `file`, in
@@ -49,7 +49,7 @@ pub(crate) fn perf_links<'a>(
     points: impl IntoIterator<Item = UProbeAttachPoint<'a>>,
     what: impl Fn() -> String,
 ) -> Result<Vec<Box<dyn HeldLink>>, ProbeError> {
-    let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or_else(|| ProbeError::Load("pid 0 is not a process".into()))?);
+    let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).ok_or(ProbeError::PidZero)?);
     let p: &mut UProbe = program(ebpf, prog)?;
     let mut links: Vec<Box<dyn HeldLink>> = Vec::new();
     for at in points {

@@ -47,7 +47,7 @@ impl ImageKey {
     /// the image started with.
     pub fn of(pid: u32) -> Result<Self, ProbeError> {
         let exe = mapped_objects::executable(pid)?;
-        let meta = std::fs::metadata(&exe.open).map_err(|e| ProbeError::Unreadable { path: exe.open.clone(), detail: e.to_string() })?;
+        let meta = std::fs::metadata(&exe.open).map_err(|source| ProbeError::Unreadable { path: exe.open.clone(), source })?;
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         let var = |name: &[u8]| environ.split(|&b| b == 0).find_map(|kv| kv.strip_prefix(name)).map(|v| OsStr::from_bytes(v).to_owned());
         Ok(Self {
@@ -163,11 +163,10 @@ pub fn load_order(exe: &Path, ld_preload: Option<&OsStr>, ld_library_path: Optio
 
 impl AllocatorChoice {
     fn inspect(object: &MappedObject, reason: String) -> Result<Self, ProbeError> {
-        let unreadable = |e: String| ProbeError::Unreadable { path: object.shown.clone(), detail: e };
-        let data = MappedFile::open(&object.open).map_err(|e| unreadable(e.to_string()))?;
-        let meta = std::fs::metadata(&object.open).map_err(|e| unreadable(e.to_string()))?;
-        let view = LinkerView::parse(data.bytes())
-            .ok_or_else(|| unreadable("not an ELF object (64-bit, with readable program headers)".into()))?;
+        let unreadable = |source| ProbeError::Unreadable { path: object.shown.clone(), source };
+        let data = MappedFile::open(&object.open).map_err(unreadable)?;
+        let meta = std::fs::metadata(&object.open).map_err(unreadable)?;
+        let view = LinkerView::parse(data.bytes()).ok_or_else(|| ProbeError::NotElf(object.shown.clone()))?;
         let mut functions: Vec<AllocatorFunction> = Vec::new();
         let mut missing = Vec::new();
         for func in AllocFn::ALL {
@@ -187,7 +186,7 @@ impl AllocatorChoice {
             }
         }
         if !functions.iter().any(|f| f.func == AllocFn::Malloc) || !functions.iter().any(|f| f.func == AllocFn::Free) {
-            return Err(unreadable("it does not define both malloc and free".into()));
+            return Err(ProbeError::NotAnAllocator(object.shown.clone()));
         }
         let glibc = view.defined_symbol(GLIBC_MARK).is_some();
         let thread_cache = glibc.then(|| debug_symbol(&object.open, &data, AllocFn::ThreadCacheShutdown.symbol())).flatten();

@@ -16,8 +16,7 @@ use super::link_mode::LinkMode;
 use super::object::program;
 use super::programs::Program;
 use super::raw_programs::RawObject;
-use super::refusal::aya_load_error;
-use crate::probes::errors::ProbeError;
+use crate::probes::errors::{aya_load_error, ProbeError};
 
 /// What goes on the allocator's probe points.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -109,7 +108,7 @@ pub(crate) fn load(
                 return Ok((LoadedAllocator::Raw { mode, entry, exit }, warning));
             }
             Err((prog, e)) if requested.is_some() => {
-                return Err(match e.of_program(prog.name()) {
+                return Err(match ProbeError::refused(prog.name(), e) {
                     ProbeError::Refused { program, reason, log } => {
                         let reason = format!("{reason} ({} links, as --uprobe-links={} asks)", mode.name(), mode.option_word());
                         ProbeError::Refused { program, reason, log }

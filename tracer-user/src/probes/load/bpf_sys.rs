@@ -18,8 +18,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use aya_obj::generated::bpf_insn;
 
-use super::refusal::{self, LoadedFor};
-use crate::probes::errors::ProbeError;
+use super::refusal::{LoadedFor, Refused};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -142,23 +141,6 @@ pub struct ProgLoad<'a> {
     pub btf: Option<BorrowedFd<'a>>,
     pub func_info: BtfRecords<'a>,
     pub line_info: BtfRecords<'a>,
-}
-
-/// A refusal: the error, the verifier's (or BTF checker's) whole log, and
-/// what the program was loaded for; shown as the reason in one line.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", refusal::reason(self.error.raw_os_error(), &self.log, self.loaded_for))]
-pub struct Refused {
-    pub error: io::Error,
-    pub log: String,
-    pub loaded_for: LoadedFor,
-}
-
-impl Refused {
-    /// The refusal of program `program`, as leaktrace reports it.
-    pub fn of_program(self, program: &str) -> ProbeError {
-        ProbeError::Refused { program: program.to_owned(), reason: self.to_string(), log: self.log }
-    }
 }
 
 /// bpf(cmd, attr): what the kernel returned.

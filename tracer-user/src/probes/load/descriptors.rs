@@ -9,8 +9,7 @@ use aya::{Ebpf, EbpfLoader};
 use tracer_common::syscalls::ExitProgram;
 
 use super::btf::KernelBtf;
-use super::refusal::aya_load_error;
-use crate::probes::errors::ProbeError;
+use crate::probes::errors::{aya_load_error, ProbeError};
 
 /// The kernel structure members the descriptor programs read: (global, the
 /// members whose offsets add up to it).
@@ -40,8 +39,7 @@ impl FdSettings {
             .iter()
             .map(|(global, path)| {
                 let sum = path.iter().try_fold(0u32, |acc, (ty, member)| btf.member_offset(ty, member).map(|o| acc + o));
-                sum.map(|o| (*global, o))
-                    .map_err(|e| ProbeError::KernelFeature { what: "a kernel structure member", detail: e.to_string() })
+                sum.map(|o| (*global, o)).map_err(ProbeError::KernelMember)
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { offsets })
@@ -59,11 +57,11 @@ pub(crate) fn programs(ebpf: &mut Ebpf) -> Result<Vec<(ExitProgram, &mut TracePo
     let mut programs = Vec::new();
     for (name, p) in ebpf.programs_mut() {
         let Some(exit) = ExitProgram::ALL.into_iter().find(|e| e.name() == name) else { continue };
-        let tp = p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {name}: {e}")))?;
+        let tp = p.try_into().map_err(|source| ProbeError::ProgramKind { program: exit.name(), source })?;
         programs.push((exit, tp));
     }
     if let Some(missing) = ExitProgram::ALL.into_iter().find(|e| !programs.iter().any(|(p, _)| p == e)) {
-        return Err(ProbeError::Load(format!("program {} missing from the object", missing.name())));
+        return Err(ProbeError::MissingProgram(missing.name()));
     }
     // In the table's order, whatever the object's (the report lists calls in it).
     programs.sort_by_key(|(exit, _)| ExitProgram::ALL.iter().position(|e| e == exit));
@@ -79,7 +77,7 @@ pub fn load(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
         for (name, load) in loads {
             match load.join() {
                 Ok(r) => r.map_err(aya_load_error(name))?,
-                Err(_) => return Err(ProbeError::Load(format!("loading {name}: the thread panicked"))),
+                Err(_) => return Err(ProbeError::LoadPanicked(name)),
             }
         }
         Ok(())

@@ -14,8 +14,7 @@ use super::link_mode::LinkMode;
 use super::object::program;
 use super::programs::Program;
 use super::raw_programs::RawObject;
-use super::refusal::aya_load_error;
-use crate::probes::errors::ProbeError;
+use crate::probes::errors::{aya_load_error, ProbeError};
 
 /// The program, loaded for the links this kernel has.
 pub enum UvProgram {
@@ -46,7 +45,11 @@ impl UvProgram {
         match Self::load(raw, ebpf) {
             Ok(l) => (l, None),
             Err(e) => {
-                (Self::Refused, Some(format!("libuv handles are not followed (where a descriptor's handle was created is not known): {e}")))
+                let why = anyhow::Error::from(e);
+                (
+                    Self::Refused,
+                    Some(format!("libuv handles are not followed (where a descriptor's handle was created is not known): {why:#}")),
+                )
             }
         }
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::bpf_sys::{self, BtfRecords, ProgLoad, ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
 use super::link_mode::LinkMode;
+use super::refusal::Refused;
 
 const PROG_TYPE_TRACING: u32 = 26;
 const ATTACH_TRACE_RAW_TP: u32 = 23;
@@ -104,7 +105,7 @@ fn return_zero() -> [bpf_insn; 2] {
     [insn(0xb7, R0, 0, 0, 0), insn(0x95, 0, 0, 0, 0)]
 }
 
-fn load(prog_type: u32, expected_attach_type: u32, attach_btf_id: u32, insns: &[bpf_insn]) -> Result<OwnedFd, bpf_sys::Refused> {
+fn load(prog_type: u32, expected_attach_type: u32, attach_btf_id: u32, insns: &[bpf_insn]) -> Result<OwnedFd, Refused> {
     bpf_sys::load_program(&ProgLoad {
         prog_type,
         name: "lt_check",

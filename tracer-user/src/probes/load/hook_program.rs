@@ -14,8 +14,7 @@ use super::link_mode::LinkMode;
 use super::object::program;
 use super::programs::Program;
 use super::raw_programs::RawObject;
-use super::refusal::aya_load_error;
-use crate::probes::errors::ProbeError;
+use crate::probes::errors::{aya_load_error, ProbeError};
 
 /// The hook's name in the dynamic linker.
 pub const HOOK: &str = "_dl_debug_state";

@@ -14,7 +14,7 @@
 
 pub(super) mod allocator_programs;
 pub(super) mod bpf_sys;
-mod btf;
+pub(super) mod btf;
 pub(super) mod descriptors;
 pub(super) mod event_loop_program;
 pub mod features;
@@ -26,7 +26,7 @@ pub(super) mod preflight;
 pub(super) mod prepare;
 pub(super) mod programs;
 mod raw_programs;
-mod refusal;
+pub(super) mod refusal;
 pub mod stack_budget;
 pub(super) mod tracefs;
 pub(super) mod unwind_settings;

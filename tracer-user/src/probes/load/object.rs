@@ -17,18 +17,18 @@ pub(crate) fn program<'a, T>(ebpf: &'a mut Ebpf, prog: Program) -> Result<&'a mu
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let p = ebpf.program_mut(prog.name()).ok_or_else(|| ProbeError::Load(format!("program {prog} missing from the object")))?;
-    p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {prog}: {e}")))
+    let p = ebpf.program_mut(prog.name()).ok_or(ProbeError::MissingProgram(prog.name()))?;
+    p.try_into().map_err(|source| ProbeError::ProgramKind { program: prog.name(), source })
 }
 
 /// Takes map `name` out of the loaded object.
 pub(crate) fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, ProbeError> {
-    ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")))
+    ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))
 }
 
 /// Takes map `name` out of the loaded object, as the kind aya drives it as.
 pub(crate) fn map<T: TryFrom<Map, Error = MapError>>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ProbeError> {
-    T::try_from(take_map(ebpf, name)?).map_err(|e| ProbeError::Load(e.to_string()))
+    T::try_from(take_map(ebpf, name)?).map_err(|e| ProbeError::MapKind { name, source: Some(e) })
 }
 
 #[cfg(all(test, not(ebpf_stub)))]

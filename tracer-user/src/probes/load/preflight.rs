@@ -71,7 +71,7 @@ fn ensure_tracefs() -> Result<(), ProbeError> {
 /// Offset of `child_pid` in sched_process_fork records, from its format file.
 pub fn fork_child_pid_offset() -> Result<u32, ProbeError> {
     let path = Path::new(TRACEFS).join("events/sched/sched_process_fork/format");
-    let text = std::fs::read_to_string(&path).map_err(|e| ProbeError::Unreadable { path: path.clone(), detail: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ProbeError::Unreadable { path: path.clone(), source })?;
     parse_field_offset(&text, "child_pid")
         .ok_or(ProbeError::KernelFeature { what: "sched_process_fork's child_pid field", detail: path.display().to_string() })
 }

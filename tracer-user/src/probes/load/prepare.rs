@@ -15,9 +15,8 @@ use super::object::{program, OBJECT};
 use super::preflight;
 use super::programs::Program;
 use super::raw_programs::RawObject;
-use super::refusal::aya_load_error;
 use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
-use crate::probes::errors::{error_chain, ProbeError};
+use crate::probes::errors::{aya_load_error, ProbeError};
 
 /// Entries of the table of sampled blocks in sampling mode.
 const SAMPLED_ENTRIES: u32 = 1 << 20;
@@ -146,7 +145,7 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
     // kernel memory): only when sampling.
     let sampled = if opts.sample_every > 1 { SAMPLED_ENTRIES } else { 1 };
     // The kernel's BTF, read and parsed once for both sets of member offsets.
-    let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
+    let btf = KernelBtf::load().map_err(ProbeError::KernelBtf)?;
     let unwind = UnwindSettings::new(&btf, opts.unwind, opts.unwind_rows, opts.pause_on_load)?;
     let fd_settings = FdSettings::from_btf(&btf)?;
     let mut loader = EbpfLoader::new();
@@ -162,7 +161,7 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
         .map_max_entries("EVENTS", opts.ring_bytes)
         .map_max_entries("SAMPLED", sampled)
         .load(OBJECT)
-        .map_err(|e| ProbeError::Load(error_chain(&e)))
+        .map_err(ProbeError::Object)
 }
 
 #[cfg(all(test, not(ebpf_stub)))]

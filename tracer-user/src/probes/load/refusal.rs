@@ -1,10 +1,8 @@
 //! A refused program's verifier log, said in one line: what the kernel
 //! objected to and, where it can be told, the kernel feature the program
-//! needs. The whole log is kept for `--verbose`.
+//! needs. The whole log is kept for `--verbose`. A leaf.
 
-use aya::programs::ProgramError;
-
-use crate::probes::errors::{attach_err, ProbeError};
+use std::io;
 
 /// The kernel's limit on the stack of a program's call chain, without private stacks.
 const MAX_BPF_STACK: u32 = 512;
@@ -54,17 +52,14 @@ pub fn reason(errno: Option<i32>, log: &str, loaded_for: LoadedFor) -> String {
     last_words(log)
 }
 
-/// What aya's failure to load `program` becomes: a refusal in one line when
-/// the kernel refused it, else the error with its causes.
-pub(crate) fn aya_load_error(program: &str) -> impl FnOnce(ProgramError) -> ProbeError + '_ {
-    move |e| match e {
-        ProgramError::LoadError { io_error, verifier_log } => {
-            let log = verifier_log.to_string();
-            let reason = reason(io_error.raw_os_error(), &log, LoadedFor::Plain);
-            ProbeError::Refused { program: program.to_owned(), reason, log }
-        }
-        other => attach_err(format!("{program} (load)"))(other),
-    }
+/// A refusal: the error, the verifier's (or BTF checker's) whole log, and
+/// what the program was loaded for; shown as the reason in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", reason(self.error.raw_os_error(), &self.log, self.loaded_for))]
+pub struct Refused {
+    pub error: io::Error,
+    pub log: String,
+    pub loaded_for: LoadedFor,
 }
 
 /// A log line whose meaning is known: the one-line reason for it.

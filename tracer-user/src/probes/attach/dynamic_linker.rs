@@ -29,7 +29,7 @@ use crate::probes::teardown::HeldLink;
 use crate::symbolize::MappedFile;
 
 /// The signal the kernel side stops a thread with (it is never delivered).
-pub const PAUSE_SIGNAL: i32 = libc::SIGURG;
+pub const PAUSE_SIGNAL: i32 = nix::sys::signal::Signal::SIGURG as i32;
 
 /// The hook on traced processes' dynamic linkers.
 pub struct DynamicLinkerHook {

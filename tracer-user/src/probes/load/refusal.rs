@@ -4,6 +4,8 @@
 
 use std::io;
 
+use rustix::io::Errno;
+
 /// The kernel's limit on the stack of a program's call chain, without private stacks.
 const MAX_BPF_STACK: u32 = 512;
 
@@ -40,12 +42,12 @@ pub fn reason(errno: Option<i32>, log: &str, loaded_for: LoadedFor) -> String {
         return r;
     }
     if log.trim().is_empty() {
-        return match (errno, loaded_for) {
-            (Some(libc::EINVAL), LoadedFor::UprobeMulti) => "needs uprobe_multi links (Linux 6.6)".into(),
-            (Some(libc::EINVAL), LoadedFor::UprobeSession) => "needs uprobe sessions (Linux 6.13)".into(),
-            (Some(libc::EPERM), _) => "not permitted (leaktrace needs root, or CAP_BPF and CAP_PERFMON)".into(),
-            (Some(libc::E2BIG), _) => "too large: more instructions than this kernel takes in one program".into(),
-            (Some(e), _) => std::io::Error::from_raw_os_error(e).to_string(),
+        return match (errno.map(Errno::from_raw_os_error), loaded_for) {
+            (Some(Errno::INVAL), LoadedFor::UprobeMulti) => "needs uprobe_multi links (Linux 6.6)".into(),
+            (Some(Errno::INVAL), LoadedFor::UprobeSession) => "needs uprobe sessions (Linux 6.13)".into(),
+            (Some(Errno::PERM), _) => "not permitted (leaktrace needs root, or CAP_BPF and CAP_PERFMON)".into(),
+            (Some(Errno::TOOBIG), _) => "too large: more instructions than this kernel takes in one program".into(),
+            (Some(e), _) => io::Error::from(e).to_string(),
             (None, _) => "no reason given".into(),
         };
     }
@@ -137,7 +139,8 @@ fn last_words(log: &str) -> String {
 mod tests {
     use super::*;
 
-    const EACCES: Option<i32> = Some(libc::EACCES);
+    const EACCES: Option<i32> = Some(Errno::ACCESS.raw_os_error());
+    const EINVAL: Option<i32> = Some(Errno::INVAL.raw_os_error());
 
     #[test]
     fn a_stack_over_the_limit_says_how_far() {
@@ -186,11 +189,12 @@ mod tests {
 
     #[test]
     fn an_unknown_attach_type_names_the_link_it_needs() {
-        assert_eq!(reason(Some(libc::EINVAL), "", LoadedFor::UprobeSession), "needs uprobe sessions (Linux 6.13)");
-        assert_eq!(reason(Some(libc::EINVAL), "\n", LoadedFor::UprobeMulti), "needs uprobe_multi links (Linux 6.6)");
-        assert!(reason(Some(libc::EPERM), "", LoadedFor::Plain).starts_with("not permitted"));
-        assert!(reason(Some(libc::E2BIG), "", LoadedFor::Plain).starts_with("too large"));
-        assert_eq!(reason(Some(libc::ENOMEM), "", LoadedFor::Plain), std::io::Error::from_raw_os_error(libc::ENOMEM).to_string());
+        assert_eq!(reason(EINVAL, "", LoadedFor::UprobeSession), "needs uprobe sessions (Linux 6.13)");
+        assert_eq!(reason(EINVAL, "\n", LoadedFor::UprobeMulti), "needs uprobe_multi links (Linux 6.6)");
+        assert!(reason(Some(Errno::PERM.raw_os_error()), "", LoadedFor::Plain).starts_with("not permitted"));
+        assert!(reason(Some(Errno::TOOBIG.raw_os_error()), "", LoadedFor::Plain).starts_with("too large"));
+        let nomem = Errno::NOMEM.raw_os_error();
+        assert_eq!(reason(Some(nomem), "", LoadedFor::Plain), io::Error::from_raw_os_error(nomem).to_string());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub fn run(json: bool, verbose: bool) -> anyhow::Result<i32> {
         return Ok(ExitCode::Clean as i32);
     }
     eprintln!("leaktrace: error: {}", report.reason.as_deref().unwrap_or("leaktrace cannot trace here"));
-    if let Some((program, log)) = report.error.as_ref().and_then(|e| e.verifier_log()).filter(|_| verbose) {
+    if let Some((program, log)) = report.error.as_ref().and_then(super::refused).filter(|_| verbose) {
         super::print_verifier_log(program, log);
     }
     Ok(ExitCode::TracerError as i32)

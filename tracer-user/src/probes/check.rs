@@ -5,12 +5,14 @@
 
 use serde::Serialize;
 
-use super::allocator_probes::AllocatorPrograms;
-use super::features::{self, Feature};
-use super::links::LinkMode;
-use super::prepare::{self, LoadOptions, Prepared};
-use super::unwind_settings::UnwindMode;
-use super::{syscalls, ProbeError};
+use super::attach::syscalls;
+use super::errors::ProbeError;
+use super::load::allocator_programs::AllocatorPrograms;
+use super::load::features::{self, Feature};
+use super::load::link_mode::LinkMode;
+use super::load::preflight;
+use super::load::prepare::{self, LoadOptions, Prepared};
+use super::load::unwind_settings::UnwindMode;
 
 /// What `leaktrace check` found.
 #[derive(Debug, Serialize)]
@@ -32,7 +34,7 @@ pub struct CheckReport {
     pub reason: Option<String>,
     /// The error behind `reason` (a refused program's verifier log).
     #[serde(skip)]
-    pub error: Option<ProbeError>,
+    pub error: Option<anyhow::Error>,
 }
 
 /// One part of tracing and how leaktrace does it here.
@@ -56,7 +58,7 @@ pub fn check() -> CheckReport {
         reason: None,
         error: None,
     };
-    match super::preflight() {
+    match preflight::preflight() {
         Err(e @ (ProbeError::NotPermitted | ProbeError::StubBuild)) => return report.cannot(e),
         Err(e) => {
             report.features = features::probe_all();
@@ -87,7 +89,8 @@ pub fn check() -> CheckReport {
 
 impl CheckReport {
     fn cannot(mut self, e: ProbeError) -> Self {
-        self.reason = Some(e.to_string());
+        let e = anyhow::Error::from(e);
+        self.reason = Some(format!("{e:#}"));
         self.error = Some(e);
         self
     }

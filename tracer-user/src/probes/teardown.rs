@@ -28,7 +28,7 @@ use aya::programs::uprobe::UProbeLink;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
-use super::bpf_sys;
+use crate::probes::load::bpf_sys;
 
 /// Where the private bpffs goes: a directory every kernel with bpf() has;
 /// only the teardown thread's view of it changes.

@@ -9,13 +9,16 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use aya::maps::{HashMap as BpfHashMap, MapData};
+use aya::maps::{HashMap as BpfHashMap, Map, MapData};
+use aya::Ebpf;
 use memmap2::MmapOptions;
 use tracer_common::unwind::page_index;
 use tracer_common::{ModuleKey, ModuleRows, UnwindRow};
 
-use super::unwind_settings::PAGES_PER_ROW;
 use crate::inprocess::SharedFile;
+use crate::probes::errors::ProbeError;
+use crate::probes::load::object;
+use crate::probes::load::unwind_settings::PAGES_PER_ROW;
 use crate::symbolize::{CfiTable, MappedFile, ProcessMaps};
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,17 @@ impl KernelTables {
             refused: HashSet::new(),
             mirror: None,
         }
+    }
+
+    /// Over the tables of the loaded object, taken out of it (`capacity`
+    /// rows, as the object was loaded with).
+    pub fn take_from(ebpf: &mut Ebpf, capacity: u32) -> Result<Self, ProbeError> {
+        let mut array = |name: &'static str| match object::take_map(ebpf, name)? {
+            Map::Array(a) => Ok(a),
+            _ => Err(ProbeError::MapKind { name, source: None }),
+        };
+        let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
+        Ok(Self::new(rows, pages, capacity, object::map(ebpf, "MODULES")?))
     }
 
     /// Publishes every table for the in-process recorders too, from now on.

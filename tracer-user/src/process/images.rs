@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::probes::dynamic::LoaderView;
+use crate::probes::LinkerView;
 
 /// One line of /proc/PID/maps.
 #[derive(Debug, Clone)]
@@ -70,12 +70,12 @@ impl Image {
 
     /// Whether the file is an ELF file with a dynamic section (a shared library, a dynamic executable).
     pub fn is_dynamic(&self) -> bool {
-        LoaderView::parse(&self.data).is_some_and(|v| v.is_dynamic())
+        LinkerView::parse(&self.data).is_some_and(|v| v.is_dynamic())
     }
 
     /// The address of the dynamic symbol `name` in the process.
     pub fn symbol(&self, name: &str) -> Option<u64> {
-        let at = LoaderView::parse(&self.data)?.defined_symbol(name)?;
+        let at = LinkerView::parse(&self.data)?.defined_symbol(name)?;
         self.ranges.iter().find(|(start, end, off)| at >= *off && at - off < end - start).map(|(start, _, off)| start + (at - off))
     }
 }

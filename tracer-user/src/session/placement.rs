@@ -111,9 +111,10 @@ impl Placement {
         let lib = self.event_loops.entry(key.clone()).or_insert_with(|| EventLoopLibrary::for_image(pid, &key).map(Arc::new)).clone();
         let Some(lib) = lib else { return };
         if let Err(e) = lock(&self.probes).attach_event_loop(&lib, pid) {
-            self.shared
-                .state()
-                .warn(format!("libuv handles of pid {pid} not followed (descriptors are, without where their handles were created): {e}"));
+            self.shared.state().warn(format!(
+                "libuv handles of pid {pid} not followed (descriptors are, without where their handles were created): {:#}",
+                anyhow::Error::from(e)
+            ));
         }
     }
 
@@ -141,7 +142,7 @@ impl Placement {
         let key = match ImageKey::of(pid) {
             Ok(k) => k,
             Err(e) => {
-                self.shared.state().untraced(format!("heap of pid {pid} not traced: {e}"));
+                self.shared.state().untraced(format!("heap of pid {pid} not traced: {:#}", anyhow::Error::from(e)));
                 return None;
             }
         };
@@ -151,7 +152,8 @@ impl Placement {
         let choice = match AllocatorChoice::for_image(pid, &key) {
             Ok(c) => Some(Arc::new(c)),
             Err(e) => {
-                self.shared.state().untraced(format!("heap of {} (pid {pid}) not traced, descriptors only: {e}", key.exe.display()));
+                let why = anyhow::Error::from(e);
+                self.shared.state().untraced(format!("heap of {} (pid {pid}) not traced, descriptors only: {why:#}", key.exe.display()));
                 None
             }
         };
@@ -173,7 +175,7 @@ impl Placement {
                     self.in_process.insert(pid);
                     self.current.insert(pid, c.clone());
                     let mut probes = lock(&self.probes);
-                    probes.attach_loader_only(pid);
+                    probes.attach_linker_hook_only(pid);
                     let warnings = probes.take_warnings();
                     drop(probes);
                     for w in warnings {
@@ -197,7 +199,7 @@ impl Placement {
                 }
                 Err(e) => {
                     self.current.remove(&pid);
-                    self.shared.state().untraced(format!("heap of pid {pid} not traced: {e}"));
+                    self.shared.state().untraced(format!("heap of pid {pid} not traced: {:#}", anyhow::Error::from(e)));
                 }
             },
             None => {

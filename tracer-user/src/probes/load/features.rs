@@ -12,11 +12,12 @@ use aya::programs::ProgramType;
 use aya::sys::{is_helper_supported, is_map_supported, BpfHelper};
 use aya_obj::btf::BtfKind;
 use aya_obj::generated::bpf_insn;
+use rustix::io::Errno;
 use serde::Serialize;
 
-use super::bpf_sys::{self, BtfRecords, ProgLoad};
-use super::links::LinkMode;
-use super::raw_programs::{ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
+use super::bpf_sys::{self, BtfRecords, ProgLoad, ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
+use super::link_mode::LinkMode;
+use super::refusal::Refused;
 
 const PROG_TYPE_TRACING: u32 = 26;
 const ATTACH_TRACE_RAW_TP: u32 = 23;
@@ -55,7 +56,7 @@ pub fn probe_all() -> Vec<Feature> {
 }
 
 /// Whether the kernel makes links of this kind (probed once).
-pub(super) fn has_links(mode: LinkMode) -> bool {
+pub(crate) fn has_links(mode: LinkMode) -> bool {
     static MULTI: OnceLock<bool> = OnceLock::new();
     static SESSION: OnceLock<bool> = OnceLock::new();
     match mode {
@@ -105,7 +106,7 @@ fn return_zero() -> [bpf_insn; 2] {
     [insn(0xb7, R0, 0, 0, 0), insn(0x95, 0, 0, 0, 0)]
 }
 
-fn load(prog_type: u32, expected_attach_type: u32, attach_btf_id: u32, insns: &[bpf_insn]) -> Result<OwnedFd, bpf_sys::Refused> {
+fn load(prog_type: u32, expected_attach_type: u32, attach_btf_id: u32, insns: &[bpf_insn]) -> Result<OwnedFd, Refused> {
     bpf_sys::load_program(&ProgLoad {
         prog_type,
         name: "lt_check",
@@ -140,7 +141,7 @@ fn mmapable_array() -> (Option<bool>, String) {
     let page = rustix::param::page_size();
     let map = match bpf_sys::create_map(MAP_TYPE_ARRAY, 4, 8, (page / 8) as u32, F_MMAPABLE) {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return (Some(false), String::new()),
+        Err(e) if Errno::from_io_error(&e) == Some(Errno::INVAL) => return (Some(false), String::new()),
         Err(e) => return (None, e.to_string()),
     };
     // SAFETY: the mapping is of a map only this function holds; nothing else
@@ -158,12 +159,12 @@ fn mmapable_array() -> (Option<bool>, String) {
 fn link_probe(attach_type: u32) -> Result<bool, String> {
     let prog = match load(bpf_sys::PROG_TYPE_KPROBE, attach_type, 0, &return_zero()) {
         Ok(fd) => fd,
-        Err(e) if e.error.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
+        Err(e) if Errno::from_io_error(&e.error) == Some(Errno::INVAL) => return Ok(false),
         Err(e) => return Err(e.to_string()),
     };
     match bpf_sys::uprobe_multi_link(prog.as_fd(), attach_type, c"/", &[0], &[0], 0, 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+        Err(e) if Errno::from_io_error(&e) == Some(Errno::BADF) => Ok(true),
+        Err(e) if Errno::from_io_error(&e) == Some(Errno::INVAL) => Ok(false),
         Err(e) => Err(format!("unexpected answer: {e}")),
         Ok(_) => Err("the kernel linked a probe on \"/\"".into()),
     }

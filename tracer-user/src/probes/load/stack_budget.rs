@@ -13,6 +13,8 @@
 
 use aya_obj::generated::bpf_insn;
 
+use super::object::OBJECT;
+
 /// The verifier's limit for one call chain.
 pub const KERNEL_LIMIT: u32 = 512;
 /// What leaktrace allows itself.
@@ -86,10 +88,10 @@ pub fn budgets(object: &[u8]) -> Result<Vec<Budget>, BudgetError> {
 
 /// The embedded object's programs (empty in a stub build).
 pub fn embedded() -> Result<Vec<Budget>, BudgetError> {
-    if super::prepare::OBJECT.is_empty() {
+    if OBJECT.is_empty() {
         return Ok(Vec::new());
     }
-    budgets(super::prepare::OBJECT)
+    budgets(OBJECT)
 }
 
 /// Every function of the object as compiled, before linking: its readable

@@ -1,27 +1,25 @@
 //! Loading every program leaktrace will use, with nothing attached yet:
-//! what [`Probes::load`](super::Probes::load) then attaches, and what
+//! what attach/probes.rs's `Probes::load` then attaches, and what
 //! `leaktrace check` tries on the running kernel.
 
-use aya::programs::{RawTracePoint, TracePoint, UProbe};
+use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 
-use super::allocator_probes::{self, AllocatorPrograms, Loaded};
+use super::allocator_programs::{self, AllocatorPrograms, LoadedAllocator};
 use super::btf::KernelBtf;
-use super::errors::error_chain;
-use super::event_loop;
-use super::links::LinkMode;
-use super::loader_probe::HookProgram;
-use super::programs::program;
+use super::descriptors::{self, FdSettings};
+use super::event_loop_program::UvProgram;
+use super::hook_program::HookProgram;
+use super::link_mode::LinkMode;
+use super::object::{program, OBJECT};
+use super::preflight;
+use super::programs::Program;
 use super::raw_programs::RawObject;
-use super::refusal::aya_load_error;
-use super::syscalls::{self, FdSettings};
 use super::unwind_settings::{UnwindMode, UnwindSettings, DEFAULT_UNWIND_ROWS};
-use super::{preflight, ProbeError, Program};
+use crate::probes::errors::{aya_load_error, ProbeError};
 
 /// Entries of the table of sampled blocks in sampling mode.
 const SAMPLED_ENTRIES: u32 = 1 << 20;
-
-pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("LEAKTRACE_BPF_OBJECT"));
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -62,22 +60,22 @@ impl Default for LoadOptions {
 }
 
 /// The process tracepoints, and the programs on them.
-pub(super) const RAW_TRACEPOINTS: [(Program, &str); 2] =
+pub(crate) const RAW_TRACEPOINTS: [(Program, &str); 2] =
     [(Program::ProcessExec, "sched_process_exec"), (Program::ProcessExit, "sched_process_exit")];
 
 /// The object with every program loaded that a session with these options
 /// attaches; nothing attached.
 pub struct Prepared {
-    pub(super) ebpf: Ebpf,
-    pub(super) allocator: Loaded,
+    pub(crate) ebpf: Ebpf,
+    pub(crate) allocator: LoadedAllocator,
     /// The dynamic linker's hook (with the CFI walker).
-    pub(super) hook: Option<HookProgram>,
+    pub(crate) hook: Option<HookProgram>,
     /// libuv's handle probes.
-    pub(super) event_loop: event_loop::Loaded,
+    pub(crate) event_loop: UvProgram,
     /// Whether the link mode was forced (no fallback then).
-    pub(super) requested: Option<LinkMode>,
+    pub(crate) requested: Option<LinkMode>,
     /// Why a better way was not used, each once.
-    pub(super) warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Prepared {
@@ -115,7 +113,7 @@ pub fn prepare(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -
     let requested = opts.links;
     let mut ebpf = load_object(opts, notices)?;
     let raw = RawObject::prepare(OBJECT, &ebpf)?;
-    let (mut allocator, warning) = allocator_probes::load(&raw, requested, programs)?;
+    let (mut allocator, warning) = allocator_programs::load(&raw, requested, programs)?;
     let mut warnings: Vec<String> = warning.into_iter().collect();
     let hook = match opts.unwind {
         UnwindMode::FramePointers => None,
@@ -125,17 +123,11 @@ pub fn prepare(opts: &LoadOptions, programs: AllocatorPrograms, notices: bool) -
             Some(hook)
         }
     };
-    let (event_loop, refused) = event_loop::Loaded::load_or_refused(&raw, &mut ebpf);
+    let (event_loop, refused) = UvProgram::load_or_refused(&raw, &mut ebpf);
     warnings.extend(refused);
     drop(raw);
-    if let Loaded::Perf { entry, exit, loaded } = &mut allocator {
-        for prog in std::iter::once(*entry).chain(*exit) {
-            let p: &mut UProbe = program(&mut ebpf, prog)?;
-            p.load().map_err(aya_load_error(prog.name()))?;
-        }
-        *loaded = true;
-    }
-    syscalls::load(&mut ebpf)?;
+    allocator.load_perf(&mut ebpf)?;
+    descriptors::load(&mut ebpf)?;
     load_tracepoints(&mut ebpf, opts.follow_forks)?;
     Ok(Prepared { ebpf, allocator, hook, event_loop, requested, warnings })
 }
@@ -162,7 +154,7 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
     // kernel memory): only when sampling.
     let sampled = if opts.sample_every > 1 { SAMPLED_ENTRIES } else { 1 };
     // The kernel's BTF, read and parsed once for both sets of member offsets.
-    let btf = KernelBtf::load().map_err(|e| ProbeError::KernelFeature { what: "BTF", detail: e.to_string() })?;
+    let btf = KernelBtf::load().map_err(ProbeError::KernelBtf)?;
     let unwind = UnwindSettings::new(&btf, opts.unwind, opts.unwind_rows, opts.pause_on_load)?;
     let fd_settings = FdSettings::from_btf(&btf)?;
     let mut loader = EbpfLoader::new();
@@ -178,7 +170,7 @@ fn load_object(opts: &LoadOptions, notices: bool) -> Result<Ebpf, ProbeError> {
         .map_max_entries("EVENTS", opts.ring_bytes)
         .map_max_entries("SAMPLED", sampled)
         .load(OBJECT)
-        .map_err(|e| ProbeError::Load(error_chain(&e)))
+        .map_err(ProbeError::Object)
 }
 
 #[cfg(all(test, not(ebpf_stub)))]

@@ -1,10 +1,10 @@
 //! A refused program's verifier log, said in one line: what the kernel
 //! objected to and, where it can be told, the kernel feature the program
-//! needs. The whole log is kept for `--verbose`.
+//! needs. The whole log is kept for `--verbose`. A leaf.
 
-use aya::programs::ProgramError;
+use std::io;
 
-use super::ProbeError;
+use rustix::io::Errno;
 
 /// The kernel's limit on the stack of a program's call chain, without private stacks.
 const MAX_BPF_STACK: u32 = 512;
@@ -42,29 +42,26 @@ pub fn reason(errno: Option<i32>, log: &str, loaded_for: LoadedFor) -> String {
         return r;
     }
     if log.trim().is_empty() {
-        return match (errno, loaded_for) {
-            (Some(libc::EINVAL), LoadedFor::UprobeMulti) => "needs uprobe_multi links (Linux 6.6)".into(),
-            (Some(libc::EINVAL), LoadedFor::UprobeSession) => "needs uprobe sessions (Linux 6.13)".into(),
-            (Some(libc::EPERM), _) => "not permitted (leaktrace needs root, or CAP_BPF and CAP_PERFMON)".into(),
-            (Some(libc::E2BIG), _) => "too large: more instructions than this kernel takes in one program".into(),
-            (Some(e), _) => std::io::Error::from_raw_os_error(e).to_string(),
+        return match (errno.map(Errno::from_raw_os_error), loaded_for) {
+            (Some(Errno::INVAL), LoadedFor::UprobeMulti) => "needs uprobe_multi links (Linux 6.6)".into(),
+            (Some(Errno::INVAL), LoadedFor::UprobeSession) => "needs uprobe sessions (Linux 6.13)".into(),
+            (Some(Errno::PERM), _) => "not permitted (leaktrace needs root, or CAP_BPF and CAP_PERFMON)".into(),
+            (Some(Errno::TOOBIG), _) => "too large: more instructions than this kernel takes in one program".into(),
+            (Some(e), _) => io::Error::from(e).to_string(),
             (None, _) => "no reason given".into(),
         };
     }
     last_words(log)
 }
 
-/// What aya's failure to load `program` becomes: a refusal in one line when
-/// the kernel refused it, else the error with its causes.
-pub(super) fn aya_load_error(program: &str) -> impl FnOnce(ProgramError) -> ProbeError + '_ {
-    move |e| match e {
-        ProgramError::LoadError { io_error, verifier_log } => {
-            let log = verifier_log.to_string();
-            let reason = reason(io_error.raw_os_error(), &log, LoadedFor::Plain);
-            ProbeError::Refused { program: program.to_owned(), reason, log }
-        }
-        other => super::errors::attach_err(format!("{program} (load)"))(other),
-    }
+/// A refusal: the error, the verifier's (or BTF checker's) whole log, and
+/// what the program was loaded for; shown as the reason in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", reason(self.error.raw_os_error(), &self.log, self.loaded_for))]
+pub struct Refused {
+    pub error: io::Error,
+    pub log: String,
+    pub loaded_for: LoadedFor,
 }
 
 /// A log line whose meaning is known: the one-line reason for it.
@@ -142,7 +139,8 @@ fn last_words(log: &str) -> String {
 mod tests {
     use super::*;
 
-    const EACCES: Option<i32> = Some(libc::EACCES);
+    const EACCES: Option<i32> = Some(Errno::ACCESS.raw_os_error());
+    const EINVAL: Option<i32> = Some(Errno::INVAL.raw_os_error());
 
     #[test]
     fn a_stack_over_the_limit_says_how_far() {
@@ -191,11 +189,12 @@ mod tests {
 
     #[test]
     fn an_unknown_attach_type_names_the_link_it_needs() {
-        assert_eq!(reason(Some(libc::EINVAL), "", LoadedFor::UprobeSession), "needs uprobe sessions (Linux 6.13)");
-        assert_eq!(reason(Some(libc::EINVAL), "\n", LoadedFor::UprobeMulti), "needs uprobe_multi links (Linux 6.6)");
-        assert!(reason(Some(libc::EPERM), "", LoadedFor::Plain).starts_with("not permitted"));
-        assert!(reason(Some(libc::E2BIG), "", LoadedFor::Plain).starts_with("too large"));
-        assert_eq!(reason(Some(libc::ENOMEM), "", LoadedFor::Plain), std::io::Error::from_raw_os_error(libc::ENOMEM).to_string());
+        assert_eq!(reason(EINVAL, "", LoadedFor::UprobeSession), "needs uprobe sessions (Linux 6.13)");
+        assert_eq!(reason(EINVAL, "\n", LoadedFor::UprobeMulti), "needs uprobe_multi links (Linux 6.6)");
+        assert!(reason(Some(Errno::PERM.raw_os_error()), "", LoadedFor::Plain).starts_with("not permitted"));
+        assert!(reason(Some(Errno::TOOBIG.raw_os_error()), "", LoadedFor::Plain).starts_with("too large"));
+        let nomem = Errno::NOMEM.raw_os_error();
+        assert_eq!(reason(Some(nomem), "", LoadedFor::Plain), io::Error::from_raw_os_error(nomem).to_string());
     }
 
     #[test]

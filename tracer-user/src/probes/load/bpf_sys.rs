@@ -3,30 +3,34 @@
 //! program with the uprobe_multi or uprobe-session attach type (or a small
 //! hand-written one, for `leaktrace check`), creating one uprobe_multi link
 //! over many offsets, pinning a link for the teardown, and the feature
-//! probes' map and tracepoint. No
-//! maintained crate (rustix, nix) wraps bpf(): this module is leaktrace's
-//! only direct system call, and its only `unsafe` in the loader.
+//! probes' map and tracepoint. No maintained crate (rustix, nix) wraps
+//! bpf(): this module is leaktrace's only direct system call (libc's
+//! `syscall` with `SYS_bpf`), and its `unsafe` is that call and the
+//! descriptor it returns.
 //!
 //! Each attribute block is the prefix of `union bpf_attr` that its command
 //! reads (include/uapi/linux/bpf.h); the kernel zero-fills the rest. The
 //! layouts are checked against aya-obj's generated bindings in the tests;
 //! every field is spelled out, so no padding byte of unknown value reaches the kernel.
 
-use std::ffi::CStr;
+use std::ffi::{c_long, CStr};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use aya_obj::generated::bpf_insn;
 
-use super::refusal::{self, LoadedFor};
-use super::ProbeError;
+use super::refusal::{LoadedFor, Refused};
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
-const BPF_BTF_LOAD: libc::c_long = 18;
-const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_MAP_CREATE: c_long = 0;
+const BPF_PROG_LOAD: c_long = 5;
+const BPF_OBJ_PIN: c_long = 6;
+const BPF_RAW_TRACEPOINT_OPEN: c_long = 17;
+const BPF_BTF_LOAD: c_long = 18;
+const BPF_LINK_CREATE: c_long = 28;
+/// BPF_TRACE_UPROBE_MULTI: a program for uprobe_multi links.
+pub const ATTACH_UPROBE_MULTI: u32 = 48;
+/// BPF_TRACE_UPROBE_SESSION: a program for uprobe sessions (Linux 6.13).
+pub const ATTACH_UPROBE_SESSION: u32 = 57;
 /// BPF_PROG_TYPE_KPROBE: uprobe programs are kprobe programs to the kernel.
 pub const PROG_TYPE_KPROBE: u32 = 2;
 /// Verifier log buffer for the message of a refused program or BTF.
@@ -140,25 +144,8 @@ pub struct ProgLoad<'a> {
     pub line_info: BtfRecords<'a>,
 }
 
-/// A refusal: the error, the verifier's (or BTF checker's) whole log, and
-/// what the program was loaded for; shown as the reason in one line.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", refusal::reason(self.error.raw_os_error(), &self.log, self.loaded_for))]
-pub struct Refused {
-    pub error: io::Error,
-    pub log: String,
-    pub loaded_for: LoadedFor,
-}
-
-impl Refused {
-    /// The refusal of program `program`, as leaktrace reports it.
-    pub fn of_program(self, program: &str) -> ProbeError {
-        ProbeError::Refused { program: program.to_owned(), reason: self.to_string(), log: self.log }
-    }
-}
-
 /// bpf(cmd, attr): what the kernel returned.
-fn bpf_call<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+fn bpf_call<T>(cmd: c_long, attr: &mut T) -> io::Result<c_long> {
     // SAFETY: `attr` is a live, initialised #[repr(C)] prefix of union
     // bpf_attr for `cmd`, and its size is passed with it; every pointer it
     // holds refers to memory the caller keeps alive across this call.
@@ -170,7 +157,7 @@ fn bpf_call<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
 }
 
 /// bpf(cmd, attr) for commands that return a new file descriptor.
-fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
+fn sys_bpf<T>(cmd: c_long, attr: &mut T) -> io::Result<OwnedFd> {
     let ret = bpf_call(cmd, attr)?;
     // SAFETY: on success these commands return a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
@@ -191,7 +178,7 @@ pub fn load_btf(btf: &[u8]) -> Result<OwnedFd, Refused> {
 
 /// Runs `cmd`; when refused, runs it again with a log (`set_log` points the
 /// attributes at it) to say why.
-fn with_log<T>(cmd: libc::c_long, attr: &mut T, set_log: impl FnOnce(&mut T, &mut [u8])) -> Result<OwnedFd, Refused> {
+fn with_log<T>(cmd: c_long, attr: &mut T, set_log: impl FnOnce(&mut T, &mut [u8])) -> Result<OwnedFd, Refused> {
     sys_bpf(cmd, attr).or_else(|error| {
         let mut log = vec![0u8; LOG_BYTES];
         set_log(attr, &mut log);

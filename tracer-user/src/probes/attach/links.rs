@@ -1,35 +1,13 @@
 //! A process's allocator probes, and taking them off without making anyone
 //! wait: closing a uprobe link waits for RCU grace periods (one per
-//! perf-event uprobe), so links are handed to [`teardown`](super::teardown)
+//! perf-event uprobe), so links are handed to [`teardown`](crate::probes::teardown)
 //! on a thread of their own, never on the thread that supervises the target.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::teardown::{self, HeldLink};
-
-/// How the allocator probes are hung on a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkMode {
-    /// One uprobe-session link: entry and return in one program; an entry
-    /// that records nothing never arms its return probe (Linux 6.13).
-    Session,
-    /// A uprobe_multi link for the entries and one for the returns (Linux 6.6).
-    Multi,
-    /// One perf-event uprobe per probe point (any kernel; slow to detach).
-    PerfEvent,
-}
-
-impl LinkMode {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Session => "uprobe session",
-            Self::Multi => "uprobe_multi",
-            Self::PerfEvent => "perf-event uprobes",
-        }
-    }
-}
+use crate::probes::teardown::{self, HeldLink};
 
 /// Attach and detach times of the allocator probes, per process, for the
 /// report's account of leaktrace's own cost.
@@ -42,7 +20,7 @@ pub struct LinkStats {
 }
 
 impl LinkStats {
-    pub(super) fn record_attach(&self, took: Duration) {
+    pub(crate) fn record_attach(&self, took: Duration) {
         self.attached.fetch_add(1, Ordering::Relaxed);
         self.attach_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
@@ -68,8 +46,8 @@ pub struct ProcessLinks {
     /// The allocator file they sit on (device, inode).
     pub allocator: (u64, u64),
     /// Link descriptors or aya's perf links: dropping one detaches it.
-    pub(super) links: Vec<Box<dyn HeldLink>>,
-    pub(super) stats: Arc<LinkStats>,
+    pub(crate) links: Vec<Box<dyn HeldLink>>,
+    pub(crate) stats: Arc<LinkStats>,
 }
 
 impl ProcessLinks {

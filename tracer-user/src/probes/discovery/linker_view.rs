@@ -17,7 +17,7 @@ use object::read::elf::{Dyn, FileHeader, GnuHashTable, HashTable, ProgramHeader,
 use object::Endianness;
 
 /// The loadable view of one ELF file.
-pub struct LoaderView<'a> {
+pub struct LinkerView<'a> {
     data: &'a [u8],
     endian: Endianness,
     /// PT_LOAD segments: (vaddr, file offset, file size).
@@ -34,7 +34,7 @@ pub struct Dependencies {
     pub runpath: Vec<String>,
 }
 
-impl<'a> LoaderView<'a> {
+impl<'a> LinkerView<'a> {
     /// None when `data` is no 64-bit ELF file or its program headers are unreadable.
     pub fn parse(data: &'a [u8]) -> Option<Self> {
         let header = FileHeader64::<Endianness>::parse(data).ok()?;
@@ -137,5 +137,5 @@ impl<'a> LoaderView<'a> {
 }
 
 #[cfg(test)]
-#[path = "dynamic_tests.rs"]
+#[path = "linker_view_tests.rs"]
 mod tests;

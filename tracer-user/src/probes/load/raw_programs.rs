@@ -11,14 +11,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use aya::maps::Map;
 use aya::Ebpf;
 
-use super::bpf_sys::{self, BtfRecords, ProgLoad};
-use super::refusal::LoadedFor;
-use super::{ProbeError, Program};
-
-/// BPF_TRACE_UPROBE_MULTI: a program for uprobe_multi links.
-pub const ATTACH_UPROBE_MULTI: u32 = 48;
-/// BPF_TRACE_UPROBE_SESSION: a program for uprobe sessions (Linux 6.13).
-pub const ATTACH_UPROBE_SESSION: u32 = 57;
+use super::bpf_sys::{self, BtfRecords, ProgLoad, ATTACH_UPROBE_MULTI, ATTACH_UPROBE_SESSION};
+use super::programs::Program;
+use super::refusal::{LoadedFor, Refused};
+use crate::probes::errors::ProbeError;
 
 /// The object, relocated and ready to load programs from.
 pub struct RawObject {
@@ -26,54 +22,46 @@ pub struct RawObject {
     btf: OwnedFd,
 }
 
-fn load_err(what: &str) -> impl FnOnce(String) -> ProbeError + '_ {
-    move |detail| ProbeError::Load(format!("{what}: {detail}"))
-}
-
 impl RawObject {
     /// Parses `object` and relocates it against the maps `ebpf` created from
     /// the same object (with the same load-time settings frozen in them).
     pub fn prepare(object: &[u8], ebpf: &Ebpf) -> Result<Self, ProbeError> {
-        let mut obj = aya_obj::Object::parse(object).map_err(|e| load_err("parsing the eBPF object")(e.to_string()))?;
+        let mut obj = aya_obj::Object::parse(object).map_err(ProbeError::ObjectParse)?;
         let features = aya::features();
         let btf_features = features.btf().ok_or(ProbeError::KernelFeature { what: "BTF", detail: "BPF_BTF_LOAD is refused".into() })?;
-        let btf = obj
-            .fixup_and_sanitize_btf(btf_features)
-            .map_err(|e| load_err("the object's BTF")(e.to_string()))?
-            .ok_or_else(|| ProbeError::Load("the eBPF object carries no BTF (built without --btf?)".into()))?
-            .to_bytes();
-        let btf = bpf_sys::load_btf(&btf).map_err(|e| load_err("loading the object's BTF")(e.to_string()))?;
+        let btf = obj.fixup_and_sanitize_btf(btf_features).map_err(ProbeError::ObjectBtf)?.ok_or(ProbeError::NoObjectBtf)?.to_bytes();
+        let btf = bpf_sys::load_btf(&btf).map_err(ProbeError::ObjectBtfRefused)?;
         if obj.has_btf_relocations() {
-            let kernel = aya::Btf::from_sys_fs().map_err(|e| load_err("reading the kernel's BTF")(e.to_string()))?;
-            obj.relocate_btf(&kernel).map_err(|e| load_err("CO-RE relocations")(e.to_string()))?;
+            let kernel = aya::Btf::from_sys_fs().map_err(ProbeError::KernelBtfRead)?;
+            obj.relocate_btf(&kernel).map_err(ProbeError::CoRe)?;
         }
         let maps: Vec<(String, aya_obj::Map)> = obj.maps.drain().collect();
         let fds: HashMap<&str, RawFd> = ebpf.maps().map(|(name, m)| (name, map_fd(m).as_raw_fd())).collect();
         if let Some((missing, _)) = maps.iter().find(|(name, _)| !fds.contains_key(name.as_str())) {
-            return Err(ProbeError::Load(format!("map {missing} was not created")));
+            return Err(ProbeError::MapNotCreated(missing.clone()));
         }
         let text: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
         obj.relocate_maps(maps.iter().map(|(name, m)| (name.as_str(), fds[name.as_str()], m)), &text)
-            .map_err(|e| load_err("relocating maps")(e.to_string()))?;
-        obj.relocate_calls(&text).map_err(|e| load_err("relocating calls")(e.to_string()))?;
+            .map_err(|source| ProbeError::Relocate { what: "maps", source })?;
+        obj.relocate_calls(&text).map_err(|source| ProbeError::Relocate { what: "calls", source })?;
         obj.sanitize_functions(features);
         Ok(Self { obj, btf })
     }
 
     /// Loads `prog` for the given attach type, with its func_info and line_info.
-    pub fn load(&self, prog: Program, attach_type: u32) -> Result<OwnedFd, bpf_sys::Refused> {
+    pub fn load(&self, prog: Program, attach_type: u32) -> Result<OwnedFd, Refused> {
         self.load_with(prog, attach_type, true)
     }
 
     /// `with_btf_info: false` leaves func_info and line_info out (the test
     /// that shows the kernel needs them).
-    pub(super) fn load_with(&self, prog: Program, attach_type: u32, with_btf_info: bool) -> Result<OwnedFd, bpf_sys::Refused> {
+    pub(crate) fn load_with(&self, prog: Program, attach_type: u32, with_btf_info: bool) -> Result<OwnedFd, Refused> {
         let loaded_for = match attach_type {
             ATTACH_UPROBE_MULTI => LoadedFor::UprobeMulti,
             ATTACH_UPROBE_SESSION => LoadedFor::UprobeSession,
             _ => LoadedFor::Plain,
         };
-        let refused = |what: String| bpf_sys::Refused { error: std::io::Error::from(std::io::ErrorKind::NotFound), log: what, loaded_for };
+        let refused = |what: String| Refused { error: std::io::Error::from(std::io::ErrorKind::NotFound), log: what, loaded_for };
         let p = self.obj.programs.get(prog.name()).ok_or_else(|| refused(format!("program {prog} is not in the object")))?;
         let f = self.obj.functions.get(&p.function_key()).ok_or_else(|| refused(format!("program {prog} has no code")))?;
         let (func_info, line_info) = (f.func_info.func_info_bytes(), f.line_info.line_info_bytes());
@@ -95,7 +83,7 @@ impl RawObject {
             func_info: records(&func_info, f.func_info_rec_size, f.func_info.len()),
             line_info: records(&line_info, f.line_info_rec_size, f.line_info.len()),
         })
-        .map_err(|e| bpf_sys::Refused { loaded_for, ..e })
+        .map_err(|e| Refused { loaded_for, ..e })
     }
 }
 
@@ -140,7 +128,7 @@ fn map_fd(map: &Map) -> BorrowedFd<'_> {
 #[cfg(all(test, not(ebpf_stub)))]
 mod tests {
     use super::*;
-    use crate::probes::prepare::OBJECT;
+    use crate::probes::load::object::OBJECT;
 
     /// Privileged: the kernel accepts a program that passes a callback
     /// (bpf_loop) through this loader, and only with its func_info.

@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::dynamic::LoaderView;
+use super::linker_view::LinkerView;
 use super::mapped_objects::MappedObject;
 use crate::symbolize::MappedFile;
 
@@ -53,7 +53,7 @@ pub fn walk(exe: MappedObject, preload: Vec<PathBuf>, search: &Search, mut visit
         if visit(&object, origin, data) {
             return;
         }
-        let view = LoaderView::parse(data);
+        let view = LinkerView::parse(data);
         // A static executable loads nothing else: no dynamic linker reads LD_PRELOAD.
         if origin == Origin::Executable && view.as_ref().is_some_and(|v| v.interpreter().is_none()) {
             return;

@@ -1,10 +1,8 @@
 //! The eBPF programs of the embedded object, by name: one enum, so a typo is
-//! a compile error and the object test below checks every name exists.
+//! a compile error and object.rs's test checks every name exists. A
+//! leaf: it names nothing else of probes/.
 
-use aya::Ebpf;
 use tracer_common::syscalls::ExitProgram;
-
-use super::ProbeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Program {
@@ -77,29 +75,5 @@ impl Program {
 impl std::fmt::Display for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// A program of the loaded object, as the kind aya drives it as.
-pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, prog: Program) -> Result<&'a mut T, ProbeError>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    let p = ebpf.program_mut(prog.name()).ok_or_else(|| ProbeError::Load(format!("program {prog} missing from the object")))?;
-    p.try_into().map_err(|e: aya::programs::ProgramError| ProbeError::Load(format!("program {prog}: {e}")))
-}
-
-#[cfg(all(test, not(ebpf_stub)))]
-mod tests {
-    use object::{Object, ObjectSymbol};
-
-    use super::*;
-
-    #[test]
-    fn every_program_is_in_the_embedded_object() {
-        let file = object::File::parse(super::super::prepare::OBJECT).expect("the embedded eBPF object parses");
-        for p in Program::all() {
-            assert!(file.symbols().any(|s| s.name() == Ok(p.name())), "program {p} is missing from the object");
-        }
     }
 }

@@ -10,14 +10,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use object::{Object, ObjectSection, ObjectSymbol};
+use object::{Object, ObjectSymbol};
 use tracer_common::AllocFn;
 
-use super::dynamic::LoaderView;
+use super::linker_view::LinkerView;
 use super::load_order::{self, preload_list, split_paths, Origin, Search};
 use super::mapped_objects::{self, MappedObject};
 use super::prologue::entry_probe_offset;
-use super::ProbeError;
+use super::symbols::{defined_in, section_offset, static_symbol};
+use crate::probes::errors::ProbeError;
 use crate::symbolize::MappedFile;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,7 @@ impl ImageKey {
     /// the image started with.
     pub fn of(pid: u32) -> Result<Self, ProbeError> {
         let exe = mapped_objects::executable(pid)?;
-        let meta = std::fs::metadata(&exe.open).map_err(|e| ProbeError::Unreadable { path: exe.open.clone(), detail: e.to_string() })?;
+        let meta = std::fs::metadata(&exe.open).map_err(|source| ProbeError::Unreadable { path: exe.open.clone(), source })?;
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         let var = |name: &[u8]| environ.split(|&b| b == 0).find_map(|kv| kv.strip_prefix(name)).map(|v| OsStr::from_bytes(v).to_owned());
         Ok(Self {
@@ -151,7 +152,7 @@ pub fn load_order(exe: &Path, ld_preload: Option<&OsStr>, ld_library_path: Optio
     let exe = MappedObject { shown: exe.to_path_buf(), open: exe.to_path_buf() };
     load_order::walk(exe, preload_list(ld_preload), &search, |object, _, data| {
         // A script (#!) is not loaded: its interpreter is, by the kernel's exec.
-        let Some(view) = LoaderView::parse(data) else { return false };
+        let Some(view) = LinkerView::parse(data) else { return false };
         all.push(object.open.clone());
         all.extend(view.interpreter());
         false
@@ -162,11 +163,10 @@ pub fn load_order(exe: &Path, ld_preload: Option<&OsStr>, ld_library_path: Optio
 
 impl AllocatorChoice {
     fn inspect(object: &MappedObject, reason: String) -> Result<Self, ProbeError> {
-        let unreadable = |e: String| ProbeError::Unreadable { path: object.shown.clone(), detail: e };
-        let data = MappedFile::open(&object.open).map_err(|e| unreadable(e.to_string()))?;
-        let meta = std::fs::metadata(&object.open).map_err(|e| unreadable(e.to_string()))?;
-        let view = LoaderView::parse(data.bytes())
-            .ok_or_else(|| unreadable("not an ELF object (64-bit, with readable program headers)".into()))?;
+        let unreadable = |source| ProbeError::Unreadable { path: object.shown.clone(), source };
+        let data = MappedFile::open(&object.open).map_err(unreadable)?;
+        let meta = std::fs::metadata(&object.open).map_err(unreadable)?;
+        let view = LinkerView::parse(data.bytes()).ok_or_else(|| ProbeError::NotElf(object.shown.clone()))?;
         let mut functions: Vec<AllocatorFunction> = Vec::new();
         let mut missing = Vec::new();
         for func in AllocFn::ALL {
@@ -186,7 +186,7 @@ impl AllocatorChoice {
             }
         }
         if !functions.iter().any(|f| f.func == AllocFn::Malloc) || !functions.iter().any(|f| f.func == AllocFn::Free) {
-            return Err(unreadable("it does not define both malloc and free".into()));
+            return Err(ProbeError::NotAnAllocator(object.shown.clone()));
         }
         let glibc = view.defined_symbol(GLIBC_MARK).is_some();
         let thread_cache = glibc.then(|| debug_symbol(&object.open, &data, AllocFn::ThreadCacheShutdown.symbol())).flatten();
@@ -213,49 +213,17 @@ fn debug_symbol(path: &Path, data: &MappedFile, name: &str) -> Option<u64> {
 
 /// Whether the object is leaktrace's in-process recorder.
 pub fn is_recorder(data: &[u8]) -> bool {
-    LoaderView::parse(data).is_some_and(|v| v.is_dynamic() && v.defined_symbol("leaktrace_recorder_attach").is_some())
+    LinkerView::parse(data).is_some_and(|v| v.is_dynamic() && v.defined_symbol("leaktrace_recorder_attach").is_some())
 }
 
 /// Whether the object defines `malloc` for the rest of the process: in its
 /// dynamic symbol table, or, in a static executable, its symbol table.
 fn exports_malloc(data: &[u8]) -> bool {
-    match LoaderView::parse(data) {
+    match LinkerView::parse(data) {
         Some(view) if view.is_dynamic() => view.defined_symbol("malloc").is_some(),
         Some(_) => static_symbol(data, "malloc").is_some(),
         None => false,
     }
-}
-
-/// The file offset of the function `name` the object defines: through the
-/// dynamic segment as the loader binds it, or in a static executable's
-/// symbol table.
-pub(super) fn defined_symbol(data: &[u8], name: &str) -> Option<u64> {
-    defined_in(LoaderView::parse(data).as_ref(), data, name)
-}
-
-/// [`defined_symbol`] with the file's loader view already parsed.
-fn defined_in(view: Option<&LoaderView>, data: &[u8], name: &str) -> Option<u64> {
-    match view {
-        Some(view) if view.is_dynamic() => view.defined_symbol(name).or_else(|| static_symbol(data, name)),
-        _ => static_symbol(data, name),
-    }
-}
-
-/// A symbol of the section headers' symbol table (a static executable's only one).
-fn static_symbol(data: &[u8], name: &str) -> Option<u64> {
-    let file = object::File::parse(data).ok()?;
-    let sym = file.symbols().find(|s| s.name() == Ok(name) && s.is_definition())?;
-    section_offset(data, sym.address())
-}
-
-/// The file offset of virtual address `addr` in the object's sections.
-fn section_offset(data: &[u8], addr: u64) -> Option<u64> {
-    let file = object::File::parse(data).ok()?;
-    file.sections().find_map(|sec| {
-        let (start, size) = (sec.address(), sec.size());
-        let (off, _) = sec.file_range()?;
-        (addr >= start && addr < start + size).then(|| addr - start + off)
-    })
 }
 
 #[cfg(test)]

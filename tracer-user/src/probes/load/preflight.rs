@@ -3,12 +3,14 @@
 
 use std::path::Path;
 
-use super::ProbeError;
+use tracer_common::syscalls::SYSCALLS;
+
+use super::tracefs::{syscall_exit_exists, TRACEFS};
+use crate::probes::errors::ProbeError;
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
-pub(super) const TRACEFS: &str = "/sys/kernel/tracing";
 
 fn effective_caps() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -35,13 +37,24 @@ pub fn preflight() -> Result<(), ProbeError> {
         return Err(ProbeError::KernelFeature { what: "BTF", detail: "/sys/kernel/btf/vmlinux is missing (CONFIG_DEBUG_INFO_BTF)".into() });
     }
     ensure_tracefs()?;
-    super::syscalls::preflight()?;
+    syscall_tracepoints()?;
     for tp in ["sched/sched_process_exit", "sched/sched_process_exec"] {
         if !Path::new(TRACEFS).join("events").join(tp).exists() {
             return Err(ProbeError::KernelFeature { what: "a tracepoint", detail: format!("{tp} is not in {TRACEFS}/events") });
         }
     }
     Ok(())
+}
+
+/// The required calls' tracepoints exist (tracefs is mounted by then).
+fn syscall_tracepoints() -> Result<(), ProbeError> {
+    match SYSCALLS.iter().find(|s| s.required && !syscall_exit_exists(s.name)) {
+        None => Ok(()),
+        Some(s) => Err(ProbeError::KernelFeature {
+            what: "syscall tracepoints (CONFIG_FTRACE_SYSCALLS)",
+            detail: format!("syscalls/sys_exit_{} is not in {TRACEFS}/events", s.name),
+        }),
+    }
 }
 
 fn ensure_tracefs() -> Result<(), ProbeError> {
@@ -58,7 +71,7 @@ fn ensure_tracefs() -> Result<(), ProbeError> {
 /// Offset of `child_pid` in sched_process_fork records, from its format file.
 pub fn fork_child_pid_offset() -> Result<u32, ProbeError> {
     let path = Path::new(TRACEFS).join("events/sched/sched_process_fork/format");
-    let text = std::fs::read_to_string(&path).map_err(|e| ProbeError::Unreadable { path: path.clone(), detail: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ProbeError::Unreadable { path: path.clone(), source })?;
     parse_field_offset(&text, "child_pid")
         .ok_or(ProbeError::KernelFeature { what: "sched_process_fork's child_pid field", detail: path.display().to_string() })
 }

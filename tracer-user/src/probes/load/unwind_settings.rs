@@ -4,7 +4,7 @@
 use aya::EbpfLoader;
 
 use super::btf::KernelBtf;
-use super::ProbeError;
+use crate::probes::errors::ProbeError;
 
 /// How user stacks are walked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -55,7 +55,7 @@ impl UnwindSettings {
             let off = match btf.member_offset(ty, member) {
                 Ok(off) => off,
                 Err(_) if !required => 0,
-                Err(e) => return Err(ProbeError::KernelFeature { what: "a kernel structure member", detail: e.to_string() }),
+                Err(e) => return Err(ProbeError::KernelMember(e)),
             };
             *slot = (global, off);
         }

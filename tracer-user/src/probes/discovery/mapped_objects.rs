@@ -8,9 +8,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use crate::probes::errors::ProbeError;
 use crate::symbolize::ProcessMaps;
-
-use super::ProbeError;
 
 /// One mapped file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +23,8 @@ pub struct MappedObject {
 /// The files behind `pid`'s executable mappings, in address order, each once.
 pub fn mapped_objects(pid: u32) -> Result<Vec<MappedObject>, ProbeError> {
     let path = PathBuf::from(format!("/proc/{pid}/maps"));
-    let text = std::fs::read(&path).map_err(|e| ProbeError::Unreadable { path: path.clone(), detail: e.to_string() })?;
-    let maps = ProcessMaps::parse_bytes(&text).map_err(|e| ProbeError::Unreadable { path, detail: e.to_string() })?;
+    let text = std::fs::read(&path).map_err(|source| ProbeError::Unreadable { path, source })?;
+    let maps = ProcessMaps::parse_bytes(&text).map_err(|source| ProbeError::Mappings { pid, source })?;
     let mut seen = HashSet::new();
     Ok(maps
         .mappings()
@@ -41,7 +40,7 @@ pub fn mapped_objects(pid: u32) -> Result<Vec<MappedObject>, ProbeError> {
 /// The executable of `pid`: its name, and the file itself through `/proc/PID/exe`.
 pub fn executable(pid: u32) -> Result<MappedObject, ProbeError> {
     let link = PathBuf::from(format!("/proc/{pid}/exe"));
-    let name = std::fs::read_link(&link).map_err(|e| ProbeError::Unreadable { path: link.clone(), detail: e.to_string() })?;
+    let name = std::fs::read_link(&link).map_err(|source| ProbeError::Unreadable { path: link.clone(), source })?;
     Ok(MappedObject { shown: without_deleted(name), open: link })
 }
 

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::LoaderView;
+use super::LinkerView;
 
 fn libc() -> Vec<u8> {
     let path = ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"].into_iter().find(|p| Path::new(p).exists());
@@ -26,7 +26,7 @@ fn without_section_headers(mut data: Vec<u8>) -> Vec<u8> {
 #[test]
 fn dynamic_symbols_are_found_through_the_dynamic_segment_as_the_loader_finds_them() {
     let data = libc();
-    let view = LoaderView::parse(&data).unwrap();
+    let view = LinkerView::parse(&data).unwrap();
     assert!(view.is_dynamic());
     for name in ["malloc", "free", "calloc", "posix_memalign"] {
         assert_eq!(view.defined_symbol(name), Some(by_sections(&data, name)), "{name}");
@@ -34,7 +34,7 @@ fn dynamic_symbols_are_found_through_the_dynamic_segment_as_the_loader_finds_the
     assert_eq!(view.defined_symbol("no_such_function_here"), None);
     let cut = without_section_headers(data.clone());
     assert!(object::File::parse(cut.as_slice()).map(|f| object::Object::section_by_name(&f, ".dynsym").is_none()).unwrap_or(true));
-    let view = LoaderView::parse(&cut).unwrap();
+    let view = LinkerView::parse(&cut).unwrap();
     assert_eq!(view.defined_symbol("malloc"), Some(by_sections(&data, "malloc")), "found without any section header");
 }
 
@@ -42,7 +42,7 @@ fn dynamic_symbols_are_found_through_the_dynamic_segment_as_the_loader_finds_the
 fn a_library_with_only_a_gnu_hash_table_has_its_symbols_counted() {
     // Debian builds most libraries with --hash-style=gnu (no DT_HASH); glibc keeps both.
     let data = std::fs::read("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2").expect("cargo xtask setup installs libjemalloc2");
-    let view = LoaderView::parse(&data).unwrap();
+    let view = LinkerView::parse(&data).unwrap();
     for name in ["malloc", "free", "mallocx"] {
         assert_eq!(view.defined_symbol(name), Some(by_sections(&data, name)), "{name}");
     }
@@ -51,7 +51,7 @@ fn a_library_with_only_a_gnu_hash_table_has_its_symbols_counted() {
 #[test]
 fn an_executable_names_its_interpreter_and_libraries() {
     let data = without_section_headers(std::fs::read("/bin/true").unwrap());
-    let view = LoaderView::parse(&data).unwrap();
+    let view = LinkerView::parse(&data).unwrap();
     let interp = view.interpreter().expect("a dynamic executable has PT_INTERP");
     assert!(interp.to_string_lossy().contains("ld-linux"), "{interp:?}");
     let deps = view.dependencies();
@@ -61,6 +61,6 @@ fn an_executable_names_its_interpreter_and_libraries() {
 
 #[test]
 fn what_is_not_elf_has_no_view() {
-    assert!(LoaderView::parse(b"#!/bin/sh\nexit 0\n").is_none());
-    assert!(LoaderView::parse(&[]).is_none());
+    assert!(LinkerView::parse(b"#!/bin/sh\nexit 0\n").is_none());
+    assert!(LinkerView::parse(&[]).is_none());
 }

@@ -1,38 +1,44 @@
-//! The embedded eBPF object: loading, settings, attaching.
+//! The session's probes: the object loaded (load/prepare.rs), the
+//! tracepoints attached at once, each traced process's allocator, dynamic
+//! linker and libuv probes put on and taken off as the session asks, and
+//! everything released to teardown.rs at the end.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aya::{
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
-    Ebpf,
-};
-use tracer_common::Counter;
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use aya::programs::{RawTracePoint, TracePoint};
+use aya::Ebpf;
 
-use super::allocator_probes::{self, AllocatorPrograms, Loaded};
-use super::errors::attach_err;
-use super::event_loop::{self, EventLoopLibrary};
-use super::links::{LinkMode, LinkStats, ProcessLinks};
-use super::loader_probe::LoaderProbe;
-use super::prepare::{self, LoadOptions, Prepared};
-use super::programs::program;
+use super::allocator_links;
+use super::dynamic_linker::DynamicLinkerHook;
+use super::event_loop;
+use super::links::{LinkStats, ProcessLinks};
 use super::syscalls::{self, DescriptorProbes, SyscallProbes};
-use super::teardown::{self, HeldLink};
-use super::unwind_settings::UnwindMode;
-use super::unwind_tables::KernelTables;
-use super::{allocator::AllocatorChoice, ProbeError, Program};
+use crate::probes::discovery::allocator::AllocatorChoice;
+use crate::probes::discovery::libuv::EventLoopLibrary;
+use crate::probes::errors::{attach_err, ProbeError};
+use crate::probes::load::allocator_programs::{self, AllocatorPrograms, LoadedAllocator};
+use crate::probes::load::event_loop_program::UvProgram;
+use crate::probes::load::link_mode::LinkMode;
+use crate::probes::load::object::{self, program};
+use crate::probes::load::outputs::Outputs;
+use crate::probes::load::prepare::{self, LoadOptions, Prepared};
+use crate::probes::load::programs::Program;
+use crate::probes::load::unwind_settings::UnwindMode;
+use crate::probes::teardown::{self, HeldLink};
+use crate::probes::unwind_tables::KernelTables;
 
 /// Loaded programs and each traced process's allocator probes. Dropping it
-/// detaches everything, every link at once (see teardown.rs).
+/// detaches everything, every link at once (see probes/teardown.rs).
 pub struct Probes {
     descriptors: SyscallProbes,
     /// The process tracepoints' links.
     process: Vec<Box<dyn HeldLink>>,
     ebpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u32>,
-    allocator: Loaded,
+    allocator: LoadedAllocator,
     programs: AllocatorPrograms,
     /// Whether the mode was forced (no fallback then).
     requested: Option<LinkMode>,
@@ -45,21 +51,10 @@ pub struct Probes {
     /// Said once each, for the report.
     warnings: Vec<String>,
     /// The dynamic linker's announcements (with the CFI walker).
-    loader_probe: Option<LoaderProbe>,
-    event_loop: event_loop::Loaded,
+    linker_hook: Option<DynamicLinkerHook>,
+    event_loop: UvProgram,
     /// Each traced process's libuv probes (`allocator`: libuv's file).
     event_loops: HashMap<u32, ProcessLinks>,
-}
-
-/// Reads the kernel side's loss counters; movable to the consumer thread.
-pub struct CounterReader(PerCpuArray<MapData, u64>);
-
-/// The rings and counters the pipeline reads.
-pub struct Outputs {
-    pub events: RingBuf<MapData>,
-    pub counters: CounterReader,
-    /// `attach`: forks, execs and exits of traced processes (see process.rs on the kernel side).
-    pub notices: RingBuf<MapData>,
 }
 
 /// The allocator identity of links that hold no allocator probe.
@@ -74,15 +69,9 @@ impl Probes {
         let Prepared { mut ebpf, allocator, hook, event_loop, requested, warnings } = prepare::prepare(opts, programs, notices)?;
         let descriptors = syscalls::attach(&mut ebpf)?;
         let process = attach_tracepoints(&mut ebpf, opts.follow_forks)?;
-        let loader_probe = hook.map(|h| LoaderProbe::new(&mut ebpf, h)).transpose()?;
-        let take = |ebpf: &mut Ebpf, name: &str| {
-            ebpf.take_map(name).ok_or_else(|| ProbeError::Load(format!("map {name} missing from the object")))
-        };
-        let load_err = |e: aya::maps::MapError| ProbeError::Load(e.to_string());
-        let events = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(load_err)?;
-        let notices = RingBuf::try_from(take(&mut ebpf, "NOTICES")?).map_err(load_err)?;
-        let counters = CounterReader(PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(load_err)?);
-        let targets = BpfHashMap::try_from(take(&mut ebpf, "TARGETS")?).map_err(load_err)?;
+        let linker_hook = hook.map(|h| DynamicLinkerHook::new(&mut ebpf, h)).transpose()?;
+        let outputs = Outputs::take(&mut ebpf)?;
+        let targets = object::map(&mut ebpf, "TARGETS")?;
         let probes = Self {
             descriptors,
             process,
@@ -95,11 +84,11 @@ impl Probes {
             retired: Vec::new(),
             stats: Arc::default(),
             warnings,
-            loader_probe,
+            linker_hook,
             event_loop,
             event_loops: HashMap::new(),
         };
-        Ok((probes, Outputs { events, counters, notices }))
+        Ok((probes, outputs))
     }
 
     /// The kernel walker's tables, to be filled as modules appear (once; None in `--unwind fp` mode).
@@ -107,15 +96,7 @@ impl Probes {
         if opts.unwind == UnwindMode::FramePointers {
             return Ok(None);
         }
-        let missing = |name: &str| ProbeError::Load(format!("map {name} missing from the object"));
-        let mut array = |name: &'static str| match self.ebpf.take_map(name) {
-            Some(aya::maps::Map::Array(a)) => Ok(a),
-            _ => Err(missing(name)),
-        };
-        let (rows, pages) = (array("UNWIND_ROWS")?, array("UNWIND_PAGES")?);
-        let modules = self.ebpf.take_map("MODULES").ok_or_else(|| missing("MODULES"))?;
-        let modules = BpfHashMap::try_from(modules).map_err(|e| ProbeError::Load(e.to_string()))?;
-        Ok(Some(KernelTables::new(rows, pages, opts.unwind_rows, modules)))
+        KernelTables::take_from(&mut self.ebpf, opts.unwind_rows).map(Some)
     }
 
     /// How descriptors are traced, for the report.
@@ -125,7 +106,7 @@ impl Probes {
 
     /// Traces `pid` (all its threads) from now on.
     pub fn add_target(&mut self, pid: u32) -> Result<(), ProbeError> {
-        self.targets.insert(pid, 1, 0).map_err(|e| ProbeError::Load(format!("adding pid {pid} to the target table: {e}")))
+        self.targets.insert(pid, 1, 0).map_err(|source| ProbeError::AddTarget { pid, source })
     }
 
     /// Puts the allocator probes on `pid` (all its threads, across exec),
@@ -135,28 +116,29 @@ impl Probes {
     pub fn attach_allocator(&mut self, alloc: &AllocatorChoice, pid: u32) -> Result<(), ProbeError> {
         self.detach_process(pid);
         let started = Instant::now();
-        let links = match allocator_probes::attach(&mut self.ebpf, &mut self.allocator, alloc, pid) {
+        let links = match allocator_links::attach(&mut self.ebpf, &mut self.allocator, alloc, pid) {
             Ok(links) => links,
             Err(e) if self.requested.is_none() && self.allocator.mode() != LinkMode::PerfEvent => {
                 // The kernel loaded the programs but refuses the link: perf-event uprobes from now on.
-                self.warnings.push(allocator_probes::fallback_warning(
-                    &[format!("{} links ({e})", self.allocator.mode().name())],
+                self.warnings.push(allocator_programs::fallback_warning(
+                    &[format!("{} links ({:#})", self.allocator.mode().name(), anyhow::Error::from(e))],
                     LinkMode::PerfEvent,
                 ));
-                let (entry, exit) = allocator_probes::programs_for(LinkMode::PerfEvent, self.programs);
-                self.allocator = Loaded::Perf { entry, exit, loaded: false };
-                allocator_probes::attach(&mut self.ebpf, &mut self.allocator, alloc, pid)?
+                let (entry, exit) = allocator_programs::programs_for(LinkMode::PerfEvent, self.programs);
+                self.allocator = LoadedAllocator::Perf { entry, exit, loaded: false };
+                allocator_links::attach(&mut self.ebpf, &mut self.allocator, alloc, pid)?
             }
             Err(e) => return Err(e),
         };
         let mut links = links;
         // The dynamic linker's announcements go with the image's probes.
-        if let Some(lp) = &mut self.loader_probe {
-            match lp.attach(&mut self.ebpf, pid) {
+        if let Some(hook) = &mut self.linker_hook {
+            match hook.attach(&mut self.ebpf, pid) {
                 Ok(link) => links.extend(link),
-                Err(e) => {
-                    self.warnings.push(format!("new objects of pid {pid} are walked from stack copies until their tables are in ({e})"))
-                }
+                Err(e) => self.warnings.push(format!(
+                    "new objects of pid {pid} are walked from stack copies until their tables are in ({:#})",
+                    anyhow::Error::from(e)
+                )),
             }
         }
         self.stats.record_attach(started.elapsed());
@@ -166,15 +148,17 @@ impl Probes {
 
     /// An image whose heap the recorder in it records: only the dynamic
     /// linker's announcements (the tables of what it maps, before its code runs).
-    pub fn attach_loader_only(&mut self, pid: u32) {
+    pub fn attach_linker_hook_only(&mut self, pid: u32) {
         self.detach_process(pid);
-        let Some(lp) = &mut self.loader_probe else { return };
-        match lp.attach(&mut self.ebpf, pid) {
-            Ok(link) => {
-                let links = link.into_iter().collect();
+        let Some(hook) = &mut self.linker_hook else { return };
+        match hook.attach(&mut self.ebpf, pid) {
+            Ok(links) => {
                 self.links.insert(pid, ProcessLinks { allocator: NO_ALLOCATOR, links, stats: self.stats.clone() });
             }
-            Err(e) => self.warnings.push(format!("new objects of pid {pid} are walked from stack copies until their tables are in ({e})")),
+            Err(e) => self.warnings.push(format!(
+                "new objects of pid {pid} are walked from stack copies until their tables are in ({:#})",
+                anyhow::Error::from(e)
+            )),
         }
     }
 
@@ -198,7 +182,7 @@ impl Probes {
 
     /// Whether the kernel stopped thread `tid` until new objects' tables are in; its process.
     pub fn take_paused(&mut self, tid: u32) -> Option<u32> {
-        self.loader_probe.as_mut()?.take_paused(tid)
+        self.linker_hook.as_mut()?.take_paused(tid)
     }
 
     /// Takes the allocator probes off a process (gone, or with a new image);
@@ -275,17 +259,4 @@ fn attach_tracepoints(ebpf: &mut Ebpf, follow_forks: bool) -> Result<Vec<Box<dyn
         links.push(Box::new(p.take_link(id).map_err(attach_err(what))?));
     }
     Ok(links)
-}
-
-impl CounterReader {
-    /// Totals over all CPUs, indexed by [`Counter`].
-    pub fn read(&self) -> [u64; Counter::COUNT as usize] {
-        let mut out = [0u64; Counter::COUNT as usize];
-        for c in Counter::ALL {
-            if let Ok(values) = self.0.get(&(c as u32), 0) {
-                out[c as usize] = values.iter().sum();
-            }
-        }
-        out
-    }
 }

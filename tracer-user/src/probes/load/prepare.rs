@@ -92,9 +92,9 @@ impl Prepared {
     /// How libuv's functions will be probed (None: the kernel refused the program).
     pub fn event_loop_mode(&self) -> Option<LinkMode> {
         match self.event_loop {
-            event_loop::Loaded::Multi(_) => Some(LinkMode::Multi),
-            event_loop::Loaded::Perf => Some(LinkMode::PerfEvent),
-            event_loop::Loaded::Refused => None,
+            UvProgram::Multi(_) => Some(LinkMode::Multi),
+            UvProgram::Perf => Some(LinkMode::PerfEvent),
+            UvProgram::Refused => None,
         }
     }
 

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 use common::*;
 
 fn expect_file(dir: &Path, src: &str, keep: &[&str]) -> std::path::PathBuf {
@@ -107,7 +109,7 @@ fn a_command_killed_by_sigpipe_dies_quietly_as_untraced() {
     assert_eq!(stderr(&out), "", "nothing on stderr, as untraced");
     assert_eq!(stdout, "1\nstatus=141\n", "head's line, and leaktrace exits as seq did (128 + SIGPIPE)");
     let r = json_report(&out, &report);
-    assert_eq!(r["target"]["exit"]["signal"], libc::SIGPIPE);
+    assert_eq!(r["target"]["exit"]["signal"], Signal::SIGPIPE as i32);
     assert_eq!(r["complete"], true);
 }
 
@@ -163,16 +165,16 @@ fn sigterm_to_leaktrace_stops_a_server_under_run_with_a_full_report() {
     let mut child = start_server(dir.path(), &server, "stubborn", &["--kill-after", "0.5"]);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = wait_within(&mut child, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(128 + libc::SIGKILL));
+    assert_eq!(status.code(), Some(128 + Signal::SIGKILL as i32));
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
-    assert_eq!(r["target"]["exit"]["signal"], libc::SIGKILL);
+    assert_eq!(r["target"]["exit"]["signal"], Signal::SIGKILL as i32);
     assert_eq!(r["totals"]["handles"]["socket"], 1, "its listening socket, held when it was killed");
 }
 
 #[test]
 fn the_exit_status_is_the_commands_and_with_ci_a_failed_command_is_exit_5() {
     require_root();
-    for (script, plain) in [("exit 7", 7), ("kill -SEGV $$", 128 + libc::SIGSEGV), ("exit 0", 0)] {
+    for (script, plain) in [("exit 7", 7), ("kill -SEGV $$", 128 + Signal::SIGSEGV as i32), ("exit 0", 0)] {
         let out = leaktrace().args(["run", "--no-tui", "--", "sh", "-c", script]).output().unwrap();
         assert_eq!(out.status.code(), Some(plain), "{script}: {}", stderr(&out));
         // Nothing of the shell's own is in the focus: only the status decides.

@@ -99,8 +99,7 @@ impl Site {
             assert!(served.elapsed() < Duration::from_secs(10), "nginx's workers still busy 10 s after the requests");
             std::thread::sleep(Duration::from_millis(50));
         }
-        // SAFETY: a signal to the master we started.
-        assert_eq!(unsafe { libc::kill(master, libc::SIGQUIT) }, 0);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(master), nix::sys::signal::Signal::SIGQUIT).expect("SIGQUIT to the master");
         let quit = Instant::now();
         while child.try_wait().unwrap().is_none() {
             if quit.elapsed() > Duration::from_secs(30) {

@@ -16,8 +16,7 @@ pub fn leaktrace() -> Command {
 /// These tests load eBPF programs: they need root. In CI they run as root;
 /// anywhere else they fail with this reason rather than skip.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     assert_eq!(euid, 0, "the kernel tests load eBPF programs and must run as root (they never skip)");
 }
 

@@ -149,7 +149,7 @@ fn bpf_call<T>(cmd: c_long, attr: &mut T) -> io::Result<c_long> {
     // SAFETY: `attr` is a live, initialised #[repr(C)] prefix of union
     // bpf_attr for `cmd`, and its size is passed with it; every pointer it
     // holds refers to memory the caller keeps alive across this call.
-    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
+    let ret = unsafe { nix::libc::syscall(nix::libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -1,14 +1,14 @@
 //! The `leaktrace` command: arguments, inputs checked before tracing, the
-//! trace loop, output and verdict.
+//! trace loop, then the report written in its format (`outputs/`) and the
+//! exit code (`judge.rs`, from `verdict/`).
 
 mod args;
 mod check;
-mod destination;
 pub mod docs;
 mod inputs;
+mod judge;
 mod node;
 mod observers;
-mod output;
 mod signals;
 mod trace;
 mod values;
@@ -21,10 +21,12 @@ use clap::Parser;
 
 pub use args::{Cli, Command, Format, HeapProbesArg, Options};
 
+use crate::outputs;
 use crate::probes::ProbeError;
 use crate::process::ChildSignals;
-use crate::report::ExitCode;
 use crate::session::{Session, SessionError, TargetSpec};
+use crate::verdict::ExitCode;
+use check::print_verifier_log;
 use trace::{Limits, Scans};
 
 /// Parses arguments, runs, and returns the process exit code. Errors are one
@@ -63,12 +65,6 @@ fn refused(e: &anyhow::Error) -> Option<(&str, &str)> {
         })
     });
     probe?.verifier_log()
-}
-
-/// `--verbose`: the verifier's whole log of a refused program, after the one-line reason.
-fn print_verifier_log(program: &str, log: &str) {
-    eprintln!("leaktrace: the kernel verifier's log of {program}:");
-    eprintln!("{}", log.trim_end());
 }
 
 /// A clap error as one line: its message and tip, without the usage and help
@@ -140,8 +136,8 @@ fn execute(command: Command, verbose: bool) -> anyhow::Result<i32> {
     if let Some(files) = &node_files {
         files.remove(report.target.pid);
     }
-    output::emit(&report, &opts, inputs.output, inputs.handles_output)?;
-    Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
+    outputs::emit(opts.format.output(), &report, inputs.output, inputs.handles_output)?;
+    Ok(judge::judge(&report, &opts, inputs.expected.as_ref()))
 }
 
 #[cfg(test)]
@@ -155,5 +151,13 @@ mod tests {
         assert_eq!(refused(&e), Some(("fd_new", "combined stack size")));
         assert_eq!(format!("{:#}", anyhow::Error::from(SessionError::Probe(ProbeError::NotPermitted))).lines().count(), 1);
         assert_eq!(refused(&anyhow::Error::from(SessionError::NoSuchProcess(7))), None);
+    }
+
+    #[test]
+    fn the_format_list_and_the_outputs_name_the_same_formats() {
+        use clap::ValueEnum;
+        let listed: Vec<&str> = Format::value_variants().iter().map(|f| f.output().name()).collect();
+        let outputs: Vec<&str> = outputs::FORMATS.iter().map(|f| f.name()).collect();
+        assert_eq!(listed, outputs);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use leaktrace::aggregate::{ResourceKind, StackEnd, StackId, State};
 use leaktrace::pipeline::{Ingestor, Shared};
-use leaktrace::report::{Attribution, SiteCache};
+use leaktrace::report::attribution::{Attribution, SiteCache};
 use leaktrace::symbolize::ProcessMaps;
 use tracer_common::decode::{Body, Event, RawStack};
 use tracer_common::AllocFn;

@@ -1,5 +1,6 @@
-//! The checks CI runs before any test: formatting, the size rules, clippy
-//! (host and the eBPF target) with warnings as errors, and unused dependencies.
+//! The checks CI runs before any test: formatting, the size rules, no
+//! cycle between the files of tracer-user/src, clippy (host and the eBPF
+//! target) with warnings as errors, and unused dependencies.
 
 use std::path::Path;
 use std::process::Command;
@@ -25,6 +26,8 @@ pub fn lint(root: &Path, cargo: &Path, path: &std::ffi::OsStr) -> Result<()> {
     check(root, "cargo fmt --check (recorder)", &mut cargo_cmd(&["fmt", "--manifest-path", "tracer-recorder/Cargo.toml", "--check"]))?;
     eprintln!("lint: size rules (files <= {} lines, functions <= {})", crate::size::MAX_FILE_LINES, crate::size::MAX_FN_LINES);
     crate::size::check(root)?;
+    eprintln!("lint: no cycle between the files of tracer-user/src");
+    crate::cycles::check(root)?;
     check(root, "cargo clippy (host, -D warnings)", &mut cargo_cmd(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     let mut bpf = cargo_cmd(&[
         "clippy",

@@ -22,7 +22,7 @@ enum Cmd {
     Demo,
     /// Set up, lint (fmt, clippy, unused dependencies), build, and run every test (unit, oracle, and the privileged kernel tests), the kernel matrix, then each fuzz target for a fixed time.
     Test,
-    /// Formatting, clippy (host and eBPF target, -D warnings) and unused dependencies, as CI runs them.
+    /// Formatting, the size rules, no file cycle in tracer-user/src, clippy (host and eBPF target, -D warnings) and unused dependencies, as CI runs them.
     Lint,
     /// Run each fuzz target for a fixed time (part of `test`).
     Fuzz,

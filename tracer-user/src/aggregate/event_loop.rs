@@ -14,49 +14,13 @@
 //! A timer is outstanding from `uv_timer_init` to `uv_close`: libuv's rule
 //! for every handle, and what a timer never stopped or closed breaks.
 
-use std::collections::HashMap;
-
 use tracer_common::decode::Body;
 use tracer_common::uv::{Shape, UvCall, UvFn, UvHandle};
 use tracer_common::FdKind;
 
 use super::super::stacks::Origin;
+use super::loop_handles::LoopHandle;
 use super::{Aggregator, ResourceKind, StackId};
-
-/// Calls remembered per thread that may still be making a descriptor.
-const RECENT_CALLS: usize = 8;
-
-#[derive(Default)]
-pub(super) struct EventLoops {
-    handles: HashMap<(u32, u64), LoopHandle>,
-    /// Per thread, newest last: (the caller's return address, handle) of
-    /// calls that may make the handle's descriptor.
-    calls: HashMap<u32, Vec<(u64, u64)>>,
-    /// Per thread: the connection it accepted last, not yet a handle's.
-    accepted: HashMap<u32, i32>,
-}
-
-#[derive(Clone, Copy)]
-struct LoopHandle {
-    kind: UvHandle,
-    created: StackId,
-}
-
-impl EventLoops {
-    fn note_call(&mut self, tid: u32, ret: u64, handle: u64) {
-        let calls = self.calls.entry(tid).or_default();
-        if calls.len() == RECENT_CALLS {
-            calls.remove(0);
-        }
-        calls.push((ret, handle));
-    }
-
-    /// The handle of the call `frames` (a new descriptor's stack) is inside.
-    fn caller_of(&self, tid: u32, frames: &[u64]) -> Option<u64> {
-        let calls = self.calls.get(&tid)?;
-        calls.iter().rev().find(|(ret, _)| frames.iter().skip(1).any(|f| f == ret)).map(|&(_, h)| h)
-    }
-}
 
 /// The kind a handle's creation stack is interned with: a timer's is the
 /// timer's own; another handle's counts nothing and takes the kind of the

@@ -24,6 +24,16 @@ pub(super) struct Handle {
     file: u32,
 }
 
+/// What a child forked from its parent, until it is known to be a process.
+pub(super) struct Forked {
+    heap: Option<ProcHeap>,
+    fds: Vec<(i32, Handle)>,
+    /// leaktrace's own files among them.
+    own: Vec<i32>,
+    /// Standard streams the parent made (followed only with --track-std-fds).
+    std: Vec<i32>,
+}
+
 /// Things seen that are not leaks but say something about the trace.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Anomalies {
@@ -81,14 +91,14 @@ pub struct Aggregator {
     /// the recorder (never the program's): their closes are not counted.
     own_fds: HashSet<(u32, i32)>,
     /// libuv's handles (see event_loop.rs).
-    event_loops: event_loop::EventLoops,
+    event_loops: loop_handles::EventLoops,
     timers_outstanding: u64,
     /// Descriptors 0, 1 and 2 are followed like any other (`--track-std-fds`).
     track_std: bool,
     /// Else, those the program made (whose close is no anomaly).
     std_open: HashSet<(u32, i32)>,
     /// Children forked, until their first record says whether they are processes (see processes.rs).
-    forks: HashMap<u32, processes::Forked>,
+    forks: HashMap<u32, Forked>,
     /// Outstanding heap (bytes, blocks) of each process whose table was dropped at its end.
     settled: HashMap<u32, (u64, u64)>,
 }
@@ -373,6 +383,9 @@ mod window;
 
 #[path = "outstanding_queries.rs"]
 mod queries;
+
+#[path = "loop_handles.rs"]
+mod loop_handles;
 
 #[path = "event_loop.rs"]
 mod event_loop;

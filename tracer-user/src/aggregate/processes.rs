@@ -15,17 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Aggregator, Handle, ProcHeap, ResourceKind};
-
-/// What a child forked from its parent, until it is known to be a process.
-pub(super) struct Forked {
-    heap: Option<ProcHeap>,
-    fds: Vec<(i32, Handle)>,
-    /// leaktrace's own files among them.
-    own: Vec<i32>,
-    /// Standard streams the parent made (followed only with --track-std-fds).
-    std: Vec<i32>,
-}
+use super::{Aggregator, Forked, ProcHeap, ResourceKind};
 
 /// What one process holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::values;
+use crate::outputs::{self, Output};
 use crate::probes::{AllocatorPrograms, UnwindMode};
 use crate::report::LeakKinds;
 
@@ -98,6 +99,7 @@ pub enum UprobeLinksArg {
     Perf,
 }
 
+/// The CLI's format list: each value names an output of `outputs/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -108,6 +110,14 @@ pub enum Format {
     Folded,
     /// An interactive SVG flame graph of outstanding bytes (handles in a second SVG beside it).
     Flamegraph,
+}
+
+impl Format {
+    /// The output of this `--format` value (`outputs::FORMATS`).
+    pub fn output(self) -> &'static dyn Output {
+        let value = self.to_possible_value().expect("no format is skipped");
+        outputs::by_name(value.get_name()).expect("every --format has its output")
+    }
 }
 
 #[derive(Args, Debug, Clone)]

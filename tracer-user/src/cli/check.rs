@@ -1,21 +1,40 @@
 //! `leaktrace check`: the kernel's features, what leaktrace uses of them,
 //! and the verdict, as text or one JSON object.
 
-use crate::probes::{self, CheckReport};
-use crate::report::ExitCode;
+use crate::outputs::to_stdout;
+use crate::probes::{self, CheckReport, ProbeError};
+use crate::session::SessionError;
+use crate::verdict::ExitCode;
+
+/// The program the kernel refused, and its verifier log, behind an error.
+pub(super) fn refused(e: &anyhow::Error) -> Option<(&str, &str)> {
+    let probe = e.chain().find_map(|c| {
+        c.downcast_ref::<ProbeError>().or(match c.downcast_ref::<SessionError>() {
+            Some(SessionError::Probe(p)) => Some(p),
+            _ => None,
+        })
+    });
+    probe?.verifier_log()
+}
+
+/// `--verbose`: the verifier's whole log of a refused program, after the one-line reason.
+pub fn print_verifier_log(program: &str, log: &str) {
+    eprintln!("leaktrace: the kernel verifier's log of {program}:");
+    eprintln!("{}", log.trim_end());
+}
 
 /// Prints the report; exit 0 when leaktrace can trace here, else the
 /// reason on stderr (the verifier's log too with `--verbose`) and exit 2.
 pub fn run(json: bool, verbose: bool) -> anyhow::Result<i32> {
     let report = probes::check();
     let body = if json { serde_json::to_string_pretty(&report)? + "\n" } else { render(&report) };
-    super::output::to_stdout(body.as_bytes())?;
+    to_stdout(body.as_bytes())?;
     if report.can_trace {
         return Ok(ExitCode::Clean as i32);
     }
     eprintln!("leaktrace: error: {}", report.reason.as_deref().unwrap_or("leaktrace cannot trace here"));
-    if let Some((program, log)) = report.error.as_ref().and_then(super::refused).filter(|_| verbose) {
-        super::print_verifier_log(program, log);
+    if let Some((program, log)) = report.error.as_ref().and_then(refused).filter(|_| verbose) {
+        print_verifier_log(program, log);
     }
     Ok(ExitCode::TracerError as i32)
 }

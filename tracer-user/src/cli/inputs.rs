@@ -9,11 +9,11 @@ use anyhow::{bail, Context};
 use tracer_common::manifest::{Expectation, Manifest};
 
 use super::args::UprobeLinksArg;
-use super::destination::Destination;
-use super::{Format, HeapProbesArg, Options};
+use super::{HeapProbesArg, Options};
 use crate::inprocess::HeapProbes;
+use crate::outputs::Destination;
 use crate::probes::{AllocatorChoice, LinkMode, LoadOptions, UnwindMode};
-use crate::report::{flamegraph, Attribution, Suppressions};
+use crate::report::attribution::{Attribution, Suppressions};
 use crate::session::SessionConfig;
 use nix::fcntl::OFlag;
 
@@ -28,8 +28,8 @@ pub struct Inputs {
     pub expected: Option<Expectation>,
     /// --output, opened (and its directory created) before tracing.
     pub output: Option<Destination>,
-    /// With `--format flamegraph`, the handles flame graph beside --output,
-    /// opened the same way (removed again when there are no handles to draw).
+    /// What the format writes beside --output (flamegraph: the handles flame
+    /// graph), opened the same way (removed again when there is nothing to write).
     pub handles_output: Option<Destination>,
 }
 
@@ -166,7 +166,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
         attribution: Attribution { focus: opts.focus.clone(), allocator: None, wrappers: opts.alloc_wrappers.clone() },
         suppressions,
         allocator_programs: opts.probe_floor.unwrap_or_default(),
-        keep_stacks: matches!(opts.format, Format::Pprof | Format::Folded | Format::Flamegraph),
+        keep_stacks: opts.format.output().needs_stacks(),
         scan_at_exit: false,
         explain_reach: opts.explain_reach,
         heap: heap_probes(opts)?,
@@ -174,9 +174,7 @@ pub fn prepare(opts: &Options) -> anyhow::Result<Inputs> {
     };
     // Last: it may create the output's directory, which no later refusal should leave behind.
     let output = opts.output.as_deref().map(Destination::open).transpose()?;
-    let handles_output = match (&output, opts.format) {
-        (Some(dest), Format::Flamegraph) => Some(Destination::open(&flamegraph::handles_path(dest.path()))?),
-        _ => None,
-    };
+    let beside = output.as_ref().and_then(|dest| opts.format.output().beside(dest.path()));
+    let handles_output = beside.as_deref().map(Destination::open).transpose()?;
     Ok(Inputs { config, expected, output, handles_output })
 }

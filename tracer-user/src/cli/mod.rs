@@ -1,14 +1,14 @@
 //! The `leaktrace` command: arguments, inputs checked before tracing, the
-//! trace loop, output and verdict.
+//! trace loop, then the report written in its format (`outputs/`) and the
+//! exit code (`judge.rs`, from `verdict/`).
 
 mod args;
 mod check;
-mod destination;
 pub mod docs;
 mod inputs;
+mod judge;
 mod node;
 mod observers;
-mod output;
 mod signals;
 mod trace;
 mod values;
@@ -21,10 +21,11 @@ use clap::Parser;
 
 pub use args::{Cli, Command, Format, HeapProbesArg, Options};
 
-use crate::probes::ProbeError;
+use crate::outputs;
 use crate::process::ChildSignals;
-use crate::report::ExitCode;
-use crate::session::{Session, SessionError, TargetSpec};
+use crate::session::{Session, TargetSpec};
+use crate::verdict::ExitCode;
+use check::print_verifier_log;
 use trace::{Limits, Scans};
 
 /// Parses arguments, runs, and returns the process exit code. Errors are one
@@ -46,29 +47,12 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("leaktrace: error: {e:#}");
-            if let Some((program, log)) = refused(&e).filter(|_| verbose) {
+            if let Some((program, log)) = check::refused(&e).filter(|_| verbose) {
                 print_verifier_log(program, log);
             }
             ExitCode::TracerError as i32
         }
     }
-}
-
-/// The program the kernel refused, and its verifier log, behind an error.
-fn refused(e: &anyhow::Error) -> Option<(&str, &str)> {
-    let probe = e.chain().find_map(|c| {
-        c.downcast_ref::<ProbeError>().or(match c.downcast_ref::<SessionError>() {
-            Some(SessionError::Probe(p)) => Some(p),
-            _ => None,
-        })
-    });
-    probe?.verifier_log()
-}
-
-/// `--verbose`: the verifier's whole log of a refused program, after the one-line reason.
-fn print_verifier_log(program: &str, log: &str) {
-    eprintln!("leaktrace: the kernel verifier's log of {program}:");
-    eprintln!("{}", log.trim_end());
 }
 
 /// A clap error as one line: its message and tip, without the usage and help
@@ -140,20 +124,30 @@ fn execute(command: Command, verbose: bool) -> anyhow::Result<i32> {
     if let Some(files) = &node_files {
         files.remove(report.target.pid);
     }
-    output::emit(&report, &opts, inputs.output, inputs.handles_output)?;
-    Ok(output::judge(&report, &opts, inputs.expected.as_ref()))
+    outputs::emit(opts.format.output(), &report, inputs.output, inputs.handles_output)?;
+    Ok(judge::judge(&report, &opts, inputs.expected.as_ref()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probes::ProbeError;
+    use crate::session::SessionError;
 
     #[test]
     fn a_refused_program_is_found_behind_the_session_error() {
         let refusal = ProbeError::Refused { program: "fd_new".into(), reason: "too big".into(), log: "combined stack size".into() };
         let e = anyhow::Error::from(SessionError::Probe(refusal)).context("starting");
-        assert_eq!(refused(&e), Some(("fd_new", "combined stack size")));
+        assert_eq!(check::refused(&e), Some(("fd_new", "combined stack size")));
         assert_eq!(format!("{:#}", anyhow::Error::from(SessionError::Probe(ProbeError::NotPermitted))).lines().count(), 1);
-        assert_eq!(refused(&anyhow::Error::from(SessionError::NoSuchProcess(7))), None);
+        assert_eq!(check::refused(&anyhow::Error::from(SessionError::NoSuchProcess(7))), None);
+    }
+
+    #[test]
+    fn the_format_list_and_the_outputs_name_the_same_formats() {
+        use clap::ValueEnum;
+        let listed: Vec<&str> = Format::value_variants().iter().map(|f| f.output().name()).collect();
+        let outputs: Vec<&str> = outputs::FORMATS.iter().map(|f| f.name()).collect();
+        assert_eq!(listed, outputs);
     }
 }

@@ -9,9 +9,10 @@
 use super::Options;
 use crate::growth::{self, Tracker};
 use crate::metrics::MetricsServer;
-use crate::report::{ExitCode, Report};
+use crate::report::Report;
 use crate::session::Session;
 use crate::tui;
+use crate::verdict::ExitCode;
 
 pub struct Observers {
     growth: Tracker,

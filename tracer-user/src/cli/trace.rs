@@ -14,7 +14,8 @@ use rustix::process::Signal;
 use super::observers::Observers;
 use super::signals::Interrupts;
 use super::Options;
-use crate::report::{text, Report};
+use crate::outputs::text;
+use crate::report::Report;
 use crate::session::Session;
 use crate::tui::{self, TuiConfig};
 

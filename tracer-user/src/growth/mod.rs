@@ -121,31 +121,10 @@ pub fn over_limits(report: &Report, limits: Limits) -> Vec<String> {
         let (Some(g), Some(limit)) = (&s.growth, limits.of(s.kind)) else { continue };
         if g.low_per_min > limit {
             let unit = if s.kind == ResourceKind::Heap { "bytes" } else { "handles" };
-            out.push(format!(
-                "[{}] {} grows {} (over {limit} {unit}/min)",
-                s.kind,
-                crate::report::text::place(&s.site),
-                describe(g, s.kind)
-            ));
+            out.push(format!("[{}] {} grows {} (over {limit} {unit}/min)", s.kind, s.site.place(), g.describe(s.kind)));
         }
     }
     out
-}
-
-/// `+61440 bytes/min (95%: 60000 to 62000; fit 0.99; 60 samples over 59s)`.
-pub fn describe(g: &Growth, kind: ResourceKind) -> String {
-    let unit = if kind == ResourceKind::Heap { "bytes" } else { "handles" };
-    let n = |v: f64| if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") };
-    format!(
-        "{}{} {unit}/min (95%: {} to {}; fit {:.2}; {} samples over {:.0}s)",
-        if g.rate(kind) > 0.0 { "+" } else { "" },
-        n(g.rate(kind)),
-        n(g.low_per_min),
-        n(g.high_per_min),
-        g.fit,
-        g.points,
-        g.window_secs
-    )
 }
 
 #[cfg(test)]

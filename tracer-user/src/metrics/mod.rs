@@ -1,8 +1,8 @@
 //! `--metrics ADDR`: OpenMetrics at http://ADDR/metrics while tracing. The
 //! listener is bound before tracing starts (a taken port is exit code 2);
-//! a thread serves scrapes from the reports the trace loop publishes.
+//! a thread serves scrapes from the reports the trace loop publishes, in
+//! the exposition of `outputs/openmetrics.rs`.
 
-mod exposition;
 mod http;
 mod hub;
 
@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::outputs::openmetrics;
 use crate::report::Report;
 use hub::Hub;
 
@@ -38,7 +39,7 @@ impl MetricsServer {
         let h = hub.clone();
         let handler = move |path: &str| match path {
             "/metrics" => match h.fresh(FRESH_WAIT) {
-                Some(p) => (200, exposition::CONTENT_TYPE, exposition::render(&p, top)),
+                Some(p) => (200, openmetrics::CONTENT_TYPE, openmetrics::render(&p.report, p.events_per_sec, top)),
                 None => (503, "text/plain; charset=utf-8", "no report yet\n".to_owned()),
             },
             _ => (404, "text/plain; charset=utf-8", "leaktrace serves /metrics\n".to_owned()),

@@ -13,8 +13,8 @@ mod supervise;
 pub use attach::{command_line, monotonic_ns, proc_alive, Watched};
 pub use inject::{InjectError, Injection, TargetFile};
 pub use remote::CallError;
-pub use spawn::{resolve_program, ChildSignals, Command, SpawnError, Supervised};
-pub use supervise::{Ended, Hooks};
+pub use spawn::{resolve_program, ChildSignals, Command, Supervised};
+pub use supervise::{Ended, Hooks, SpawnError};
 
 /// A supervisor waits for any child of the process (`waitpid(-1)`), so unit
 /// tests that start children take turns.

@@ -22,17 +22,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
-use super::supervise::{self, Ended, Hooks, ToMain};
-
-#[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
-    #[error("command not found: {0}")]
-    NotFound(String),
-    #[error("cannot execute {path}: {reason}")]
-    Exec { path: String, reason: String },
-    #[error("starting the target failed: {0}")]
-    Os(String),
-}
+use super::supervise::{self, Ended, Hooks, SpawnError, ToMain};
 
 /// Resolves the program like execvp would, so "not found" is known before forking.
 pub fn resolve_program(program: &OsStr) -> Result<PathBuf, SpawnError> {

@@ -11,7 +11,17 @@ use nix::unistd::Pid;
 use rustix::process::{WaitOptions, WaitStatus};
 
 use super::exits::{AtExit, Tasks};
-use super::spawn::SpawnError;
+
+/// Why the target could not be started (spawn.rs).
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("command not found: {0}")]
+    NotFound(String),
+    #[error("cannot execute {path}: {reason}")]
+    Exec { path: String, reason: String },
+    #[error("starting the target failed: {0}")]
+    Os(String),
+}
 
 /// How the target ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,13 +14,11 @@
 
 use super::fds::FdWatch;
 use super::index::{BlockIndex, Hit};
-use super::window::Window;
+use super::window::{Window, BATCH_BYTES};
 use super::Memory;
 
 /// Blocks per read (the kernel's IOV_MAX).
 pub const BATCH_BLOCKS: usize = 1024;
-/// Bytes per read (and the most a read buffer holds).
-pub const BATCH_BYTES: usize = 1 << 20;
 /// Root ranges this close are read as one piece.
 const JOIN_GAP: u64 = 4096;
 /// A batch of this many blocks or fewer is read through the window (a chain).

@@ -7,8 +7,10 @@
 //! so a chain in random order costs little more than block by block.
 
 use super::index::BlockIndex;
-use super::mark::BATCH_BYTES;
 use super::Memory;
+
+/// Bytes per read (and the most a read buffer holds), here and in mark.rs.
+pub const BATCH_BYTES: usize = 1 << 20;
 
 /// The narrowest and the first window.
 const MIN_SPAN: u64 = 16 << 10;

@@ -1,4 +1,5 @@
-//! Building a [`Report`] from the tracer's state.
+//! Building a [`Report`] from the tracer's state: each stack attributed to
+//! its site (`attribution/`), the sites summed, labelled and sorted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,14 +9,12 @@ use tracer_common::Counter;
 use tracer_common::FdKind;
 
 use crate::aggregate::{ResourceKind, Snapshot, StackCounters, StackId, StackSummary};
-use crate::probes::DescriptorProbes;
 
-use super::attribute::{Attribution, Resolved, SiteCache};
+use super::attribution::{Attribution, Resolved, SiteCache, Suppressions};
 use super::labels;
-use super::model::{Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
+use super::model::{DescriptorTracing, Report, Site, Target, Totals, TracerCost, SCHEMA_VERSION};
 use super::profile::ProfileBuilder;
 use super::reachability::{add_into, ScanTable};
-use super::suppress::Suppressions;
 
 /// What a report needs besides the tracer's state.
 pub struct ReportInput<'a> {
@@ -30,7 +29,7 @@ pub struct ReportInput<'a> {
     /// Keep every stack of every site in `Report::profile` (the profile formats).
     pub keep_stacks: bool,
     /// How descriptors are traced.
-    pub descriptors: DescriptorProbes,
+    pub descriptors: DescriptorTracing,
 }
 
 pub fn build(snap: &Snapshot, cache: &mut SiteCache, input: ReportInput) -> Report {

@@ -1,37 +1,22 @@
-//! Reports: the model, building it, and its text and JSON forms; the CI verdict.
+//! The report: the model every output reads (`model.rs` and the files of
+//! its parts: `site.rs`, `target.rs`, `processes.rs`, `reachability.rs`,
+//! `profile.rs`), and `build.rs`, which makes one from an aggregate
+//! snapshot through `attribution/` (which frame of a stack is the call
+//! site). Built from a snapshot, never from the session; the formats are
+//! in `outputs/`, the exit code in `verdict/`.
 
-mod attribute;
-mod build;
-pub mod expect;
-mod export;
-pub mod flamegraph;
-mod focus;
-pub mod folded;
-mod javascript;
+pub mod attribution;
+pub mod build;
+#[cfg(test)]
+pub mod fixtures;
 pub mod labels;
 pub mod model;
-pub mod pprof;
-mod pprof_proto;
 mod processes;
 pub mod profile;
-mod provenance;
 pub mod reachability;
-mod suppress;
-mod system;
+mod site;
 mod target;
-pub mod text;
-mod verdict;
-mod wrappers;
 
-pub use attribute::{choose_site, Attribution, Resolved, SiteCache};
 pub use build::{build, ReportInput};
-pub use export::profiles;
-pub use focus::Focus;
 pub use model::Report;
 pub use reachability::LeakKinds;
-pub use suppress::{SuppressError, Suppressions};
-pub use system::{is_system_library, is_user_frame};
-pub use verdict::{command_status, verdict, ExitCode, Thresholds};
-
-#[cfg(test)]
-mod tests;

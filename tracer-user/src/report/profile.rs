@@ -1,15 +1,14 @@
 //! Every stack behind the sites, for the profile formats (pprof, folded
 //! stacks, flame graphs). A report carries one only when asked
 //! (`ReportInput::keep_stacks`): each stack's frames cost memory. Without
-//! one, a profile is made from the sites, one stack each (the largest).
+//! one, the formats make one from the sites (outputs/profile.rs).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::aggregate::{ResourceKind, StackCounters};
 use crate::symbolize::ProcessMaps;
 
-use super::model::{Report, StackFrame};
+use super::site::StackFrame;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Profile {
@@ -100,32 +99,6 @@ impl ProfileBuilder {
     }
 }
 
-/// A frame's name in profiles: its function, else `module+0xOFFSET`.
-pub fn frame_name(f: &StackFrame) -> Cow<'_, str> {
-    match &f.function {
-        Some(name) => Cow::Borrowed(name),
-        None => Cow::Owned(format!("{}+{:#x}", f.module.rsplit('/').next().unwrap_or(&f.module), f.module_offset)),
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl Profile {
-    /// The report's own profile, else one made from its sites: each site's
-    /// largest stack standing for all of its stacks (totals are exact; the
-    /// callers of a site reached from several places are not).
-    pub fn of(report: &Report) -> Cow<'_, Profile> {
-        if let Some(p) = &report.profile {
-            return Cow::Borrowed(p);
-        }
-        let stacks = report
-            .sites
-            .iter()
-            .filter(|s| s.count > 0)
-            .map(|s| ProfileStack { kind: s.kind, count: s.count, bytes: s.bytes, frames: s.stack.clone() })
-            .collect();
-        Cow::Owned(Profile { stacks, mappings: Vec::new() })
-    }
 }

@@ -1,8 +1,7 @@
-//! The traced program in a report: which process, in what state, how it ended.
+//! The traced program in a report: which process, in what state, how it
+//! ended; and how it was traced.
 
 use serde::Serialize;
-
-use crate::process::Ended;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Target {
@@ -60,15 +59,6 @@ impl ExitStatus {
     }
 }
 
-impl From<Ended> for ExitStatus {
-    fn from(e: Ended) -> Self {
-        match e {
-            Ended::Code(c) => Self { code: Some(c), signal: None },
-            Ended::Signal(s) => Self { code: None, signal: Some(s) },
-        }
-    }
-}
-
 impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.code, self.signal) {
@@ -76,5 +66,25 @@ impl std::fmt::Display for ExitStatus {
             (Some(c), None) => write!(f, "exit code {c}"),
             (None, None) => f.write_str("exit status unknown"),
         }
+    }
+}
+
+/// How descriptors are traced (the probes' word for it, as the session gives it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct DescriptorTracing {
+    pub mechanism: &'static str,
+    /// System calls with a program on their exit tracepoint.
+    pub syscalls: usize,
+    /// Calls of the table this kernel does not have.
+    pub not_on_this_kernel: Vec<&'static str>,
+}
+
+impl std::fmt::Display for DescriptorTracing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {} system calls", self.mechanism, self.syscalls)?;
+        if !self.not_on_this_kernel.is_empty() {
+            write!(f, " (not on this kernel: {})", self.not_on_this_kernel.join(", "))?;
+        }
+        Ok(())
     }
 }

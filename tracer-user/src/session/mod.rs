@@ -2,7 +2,9 @@
 //! The text report, JSON and the TUI all read the same session, through
 //! snapshots of its state, so building a report never stalls the consumer.
 
+mod config;
 mod follow;
+mod into_report;
 mod placement;
 mod reachability;
 mod recorder;
@@ -16,13 +18,14 @@ use crate::aggregate::StackId;
 use crate::pipeline::{Consumer, Shared};
 use crate::probes::{CounterReader, DescriptorProbes, LinkStats, Probes};
 use crate::process::{monotonic_ns, Ended, Supervised, Watched};
-use crate::report::model::{ExitStatus, Target, TargetState};
-use crate::report::{self, Report, ReportInput, SiteCache};
+use crate::report::attribution::SiteCache;
+use crate::report::model::{Target, TargetState};
+use crate::report::{self, Report, ReportInput};
 
+pub use config::{SessionConfig, SessionError, TargetSpec};
 use follow::Follower;
 use placement::{lock, Placement};
 pub use reachability::{ScanError, Scanned};
-pub use start::{SessionConfig, SessionError, TargetSpec};
 
 enum Handle {
     Child(Supervised),
@@ -51,7 +54,7 @@ pub struct Session {
     detached: bool,
     /// `attach`: when the window of what is traced closed (see [`Self::close_window`]).
     window_closed: Option<Instant>,
-    config: start::SessionConfig,
+    config: SessionConfig,
     cache: SiteCache,
     /// How descriptors are traced, for every report.
     descriptors: DescriptorProbes,
@@ -116,7 +119,7 @@ impl Session {
         match &self.ended {
             Some((e, _)) => {
                 target.state = TargetState::Exited;
-                target.exit = e.map(ExitStatus::from);
+                target.exit = e.map(into_report::exit_status);
             }
             None if self.detached => target.state = TargetState::Detached,
             None => {}
@@ -147,7 +150,7 @@ impl Session {
             now_ns,
             sample_every: self.config.load.sample_every,
             keep_stacks: self.config.keep_stacks,
-            descriptors: self.descriptors.clone(),
+            descriptors: into_report::descriptor_tracing(&self.descriptors),
         };
         let mut report = report::build(&snapshot, &mut self.cache, input);
         let (attach_ms, detach_ms) = self.link_stats.means_ms();

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::start::{SessionConfig, SessionError, TargetSpec};
+use super::config::{SessionConfig, SessionError, TargetSpec};
 use crate::inprocess::{shared_file, HeapProbes, SharedFile};
 use crate::pipeline::Shared;
 use crate::probes::PAGES_PER_ROW;

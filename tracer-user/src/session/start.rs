@@ -5,74 +5,21 @@ use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
+use super::config::{SessionConfig, SessionError, TargetSpec};
 use super::follow::Follower;
 use super::placement::{lock, Placement};
 use super::reachability;
 use super::tables::TableService;
 use super::{Handle, Session};
 use crate::aggregate::State;
-use crate::inprocess::{HeapProbes, InProcessReader, SharedFile};
+use crate::inprocess::{InProcessReader, SharedFile};
 use crate::pipeline::{Consumer, Ingestor, Shared, TableRequest};
-use crate::probes::{AllocatorChoice, AllocatorPrograms, LoadOptions, ProbeError, Probes, PAUSE_SIGNAL};
+use crate::probes::{AllocatorChoice, Probes, PAUSE_SIGNAL};
 use crate::process::attach::{self, Unfit};
-use crate::process::{
-    command_line, monotonic_ns, proc_alive, resolve_program, ChildSignals, Command, Hooks, SpawnError, Supervised, Watched,
-};
+use crate::process::{command_line, monotonic_ns, proc_alive, resolve_program, ChildSignals, Command, Hooks, Supervised, Watched};
+use crate::report::attribution::SiteCache;
 use crate::report::model::{Target, TargetState};
-use crate::report::{Attribution, SiteCache, Suppressions};
 use crate::symbolize::ProcessMaps;
-
-#[derive(Debug, Clone)]
-pub enum TargetSpec {
-    /// `signals`: what the command starts with (taken before leaktrace installs its handlers).
-    Run {
-        argv: Vec<OsString>,
-        signals: ChildSignals,
-    },
-    Attach {
-        pid: u32,
-    },
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct SessionConfig {
-    pub load: LoadOptions,
-    pub allocator: Option<PathBuf>,
-    pub attribution: Attribution,
-    pub suppressions: Suppressions,
-    /// Benchmarks only: empty allocator probes (the probe floor).
-    pub allocator_programs: AllocatorPrograms,
-    /// Reports keep every stack of every site (the profile formats need them).
-    pub keep_stacks: bool,
-    /// `run`: scan each process's memory at its end for what is lost (reach/).
-    pub scan_at_exit: bool,
-    /// Hidden `--explain-reach`: why the blocks of at least this many bytes
-    /// that a scan finds not lost are reached, on stderr.
-    pub explain_reach: Option<u64>,
-    /// How the heap is traced.
-    pub heap: HeapProbes,
-    /// Descriptors 0, 1 and 2 are followed like any other (see
-    /// [`crate::aggregate::Aggregator::track_std_fds`]).
-    pub track_std_fds: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error(transparent)]
-    Probe(#[from] ProbeError),
-    #[error(transparent)]
-    Spawn(#[from] SpawnError),
-    #[error("no such process: {0}")]
-    NoSuchProcess(u32),
-    #[error("pid {0} is {1}; choose a running user-space process")]
-    BadTarget(u32, &'static str),
-    #[error("pid {0} exited while leaktrace was attaching")]
-    ExitedDuringAttach(u32),
-    #[error("starting a thread: {0}")]
-    Thread(std::io::Error),
-    #[error("--heap-probes inprocess: {0}")]
-    Recorder(String),
-}
 
 /// What `run` does as the supervisor reports the target's processes.
 struct RunHooks {

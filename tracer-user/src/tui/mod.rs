@@ -5,47 +5,31 @@
 //! actions, and never writes logs to the terminal while it is up.
 
 mod app;
-mod export;
 mod render;
 mod source_line;
 mod terminal;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 pub use app::{Action, App, SortBy};
-pub use export::create_new;
 pub use render::render;
 pub use source_line::{SourceReader, MAX_SOURCE_BYTES};
 
+use crate::outputs;
 use crate::report::Report;
-use crate::session::Session;
 
-/// What the TUI reads. [`Session`] is one; tests use recorded reports.
+/// What the TUI reads: the CLI's observed session (`cli/observers.rs`);
+/// tests use recorded reports.
 pub trait Source {
     fn report(&mut self) -> Report;
     fn events(&self) -> u64;
     fn poll_ended(&mut self) -> bool;
     /// The target's pid, whose credentials and root directory source files are read with.
     fn pid(&self) -> u32;
-}
-
-impl Source for Session {
-    fn report(&mut self) -> Report {
-        Session::report(self)
-    }
-    fn events(&self) -> u64 {
-        Session::events(self)
-    }
-    fn poll_ended(&mut self) -> bool {
-        Session::poll_ended(self)
-    }
-    fn pid(&self) -> u32 {
-        Session::pid(self)
-    }
 }
 
 pub struct TuiConfig {
@@ -86,6 +70,13 @@ pub fn action_for(key: KeyEvent, editing: bool) -> Option<Action> {
     })
 }
 
+/// `e`: the view's report and its profiles, in new files in `dir`; what
+/// was written, or why not.
+fn export(app: &App, dir: &Path) -> Result<String, String> {
+    let report = app.view_report().ok_or("nothing to export yet")?;
+    outputs::export::export(&report, dir)
+}
+
 /// Runs until the user quits or `interrupts` changes (SIGINT/SIGTERM). When
 /// the target ends, the final report stays on screen until the user quits.
 pub fn run(source: &mut dyn Source, config: &TuiConfig, interrupts: &AtomicU32) -> anyhow::Result<()> {
@@ -106,7 +97,7 @@ pub fn run(source: &mut dyn Source, config: &TuiConfig, interrupts: &AtomicU32) 
             if event::poll(Duration::from_millis(50))? {
                 if let Event::Key(key) = event::read()? {
                     if key.code == KeyCode::Char('e') && app.editing.is_none() {
-                        app.update(Action::Exported(export::export(&app, &config.export_dir)));
+                        app.update(Action::Exported(export(&app, &config.export_dir)));
                     } else if let Some(action) = action_for(key, app.editing.is_some()) {
                         app.update(action);
                     }

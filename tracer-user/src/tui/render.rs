@@ -155,7 +155,7 @@ fn render_detail(app: &App, rows: &[Row], f: &mut Frame, area: Rect) {
         lines.push(Line::styled(d, Style::default().fg(Color::Cyan)));
     }
     if let Some(g) = &s.growth {
-        lines.push(Line::raw(format!("growth: {}", crate::growth::describe(g, s.kind))));
+        lines.push(Line::raw(format!("growth: {}", g.describe(s.kind))));
     }
     // After a reachability scan (the final screen under `run`): valgrind's classes.
     if let Some(c) = s.reachability.as_ref().map(|r| r.describe()).filter(|c| !c.is_empty()) {

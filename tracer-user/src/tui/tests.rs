@@ -255,7 +255,7 @@ fn export_never_follows_a_planted_link() {
             std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
         }
     }
-    let message = super::export::export(&app, dir.path()).unwrap();
+    let message = super::export(&app, dir.path()).unwrap();
     let written = message.split(' ').next().unwrap();
     assert!(written.ends_with("-2.json"), "a set with a taken name moves on: {message}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the links' target is unchanged");
@@ -272,15 +272,4 @@ fn export_never_follows_a_planted_link() {
         .filter(|n| n.contains("-1.") && !n.ends_with("-1.svg"))
         .collect();
     assert!(stray.is_empty(), "files of an abandoned set are removed: {stray:?}");
-}
-
-#[test]
-fn create_new_gives_up_rather_than_reuse() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = create_new(dir.path(), "x", &[".a", ".b"]).unwrap();
-    let second = create_new(dir.path(), "x", &[".a", ".b"]).unwrap();
-    assert_eq!(first[1].0, dir.path().join("x.b"));
-    assert_eq!(second[0].0, dir.path().join("x-1.a"));
-    let missing = dir.path().join("missing");
-    assert!(create_new(&missing, "x", &[".a"]).is_err(), "no directory is created for an export");
 }

@@ -1,5 +1,5 @@
-//! The live view's `e`: the view as JSON, and beside it the profile formats,
-//! in files that did not exist before.
+//! The live view's `e`: the report as JSON, and beside it every profile
+//! format, in files that did not exist before.
 //!
 //! The names are generated (`leaktrace-PID-SECONDS.json`, `.pb.gz`, ...), so
 //! in a shared directory another user could plant a link at one: every file
@@ -13,13 +13,16 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::App;
+use nix::fcntl::OFlag;
+
+use super::{flamegraph, folded, pprof};
+use crate::report::Report;
 
 /// Stems tried before giving up.
 const ATTEMPTS: u32 = 100;
 
 fn create(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
+    OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits()).open(path)
 }
 
 /// Creates `dir/STEM{suffix}` for every suffix, or with `STEM-N` when any of
@@ -52,13 +55,12 @@ pub fn create_new(dir: &Path, stem: &str, suffixes: &[&str]) -> std::io::Result<
     Err(last.unwrap_or_else(|| std::io::Error::other("no free name")))
 }
 
-/// Writes the view's report and its profiles into `dir`; what was written, or why not.
-pub fn export(app: &App, dir: &Path) -> Result<String, String> {
-    let report = app.view_report().ok_or("nothing to export yet")?;
+/// Writes the report and its profiles into `dir`; what was written, or why not.
+pub fn export(report: &Report, dir: &Path) -> Result<String, String> {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     let mut contents = vec![(".json", json.into_bytes())];
-    contents.extend(crate::report::profiles(&report).map_err(|e| e.to_string())?);
+    contents.extend(profiles(report).map_err(|e| e.to_string())?);
     let suffixes: Vec<&str> = contents.iter().map(|(s, _)| *s).collect();
     let stem = format!("leaktrace-{}-{secs}", report.target.pid);
     let files = create_new(dir, &stem, &suffixes).map_err(|e| format!("{}/{stem}.json: {e}", dir.display()))?;
@@ -67,4 +69,41 @@ pub fn export(app: &App, dir: &Path) -> Result<String, String> {
     }
     let json_path = files[0].0.display().to_string();
     Ok(format!("{json_path} (and .pb.gz, .folded, .svg)"))
+}
+
+/// (suffix, contents) of `.pb.gz`, `.folded` and `.svg` (and `.handles.svg`
+/// when handles are outstanding).
+pub fn profiles(report: &Report) -> std::io::Result<Vec<(&'static str, Vec<u8>)>> {
+    let graphs = flamegraph::render(report)?;
+    let mut out = vec![(".pb.gz", pprof::encode(report)?), (".folded", folded::render(report).into_bytes()), (".svg", graphs.bytes)];
+    if let Some(h) = graphs.handles {
+        out.push((".handles.svg", h));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::Target;
+
+    #[test]
+    fn every_format_with_its_suffix() {
+        let r = Report::of_sites(Target::default(), Vec::new(), 0);
+        let all = profiles(&r).unwrap();
+        let suffixes: Vec<&str> = all.iter().map(|(s, _)| *s).collect();
+        assert_eq!(suffixes, [".pb.gz", ".folded", ".svg"]);
+        assert!(String::from_utf8_lossy(&all[2].1).contains("no bytes outstanding"));
+    }
+
+    #[test]
+    fn create_new_gives_up_rather_than_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = create_new(dir.path(), "x", &[".a", ".b"]).unwrap();
+        let second = create_new(dir.path(), "x", &[".a", ".b"]).unwrap();
+        assert_eq!(first[1].0, dir.path().join("x.b"));
+        assert_eq!(second[0].0, dir.path().join("x-1.a"));
+        let missing = dir.path().join("missing");
+        assert!(create_new(&missing, "x", &[".a"]).is_err(), "no directory is created for an export");
+    }
 }

@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use tracer_common::FdKind;
 
 use super::*;
@@ -19,7 +17,7 @@ fn the_largest_sites_of_each_kind_with_totals_and_leaktraces_own() {
     sites[3].growth = Some(Growth { bytes_per_min: 600.0, ..Growth::default() });
     let mut r = Report::of_sites(Target::default(), sites, 2);
     r.tracer.events = 1234;
-    let text = render(&Published { report: Arc::new(r), events_per_sec: 10.5 }, 2);
+    let text = render(&r, 10.5, 2);
     let labels = |l: &str, kind: &str| {
         format!("kind=\"{kind}\",site=\"{l}\",function=\"{l}\",file=\"/src/a \\\"b\\\".c\",line=\"9\",module=\"/bin/app\"")
     };

@@ -1,8 +1,21 @@
-//! The human-readable report.
+//! `--format text`: the human-readable report.
 
 use std::fmt::Write;
 
-use super::model::{Location, Reachability, Report, Site, StackFrame, Totals};
+use super::{Output, Rendered};
+use crate::report::model::{Reachability, Report, Site, StackFrame, Totals};
+
+pub struct Text;
+
+impl Output for Text {
+    fn name(&self) -> &'static str {
+        "text"
+    }
+
+    fn render(&self, report: &Report) -> anyhow::Result<Rendered> {
+        Ok(render(report).into())
+    }
+}
 
 /// Frames of each site's stack shown in text (the JSON has them all).
 const STACK_LINES: usize = 8;
@@ -93,7 +106,7 @@ fn site(out: &mut String, s: &Site) {
     } else {
         format!("{} {} handles", s.count, s.kind)
     };
-    let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, place(&s.site));
+    let _ = writeln!(out, "\n[{}] {} at {}", s.kind, what, s.site.place());
     if let Some(d) = s.detail_line() {
         let _ = writeln!(out, "    {d}");
     }
@@ -117,7 +130,7 @@ fn site(out: &mut String, s: &Site) {
         let _ = writeln!(out, "    {c}");
     }
     if let Some(g) = &s.growth {
-        let _ = writeln!(out, "    growth: {}", crate::growth::describe(g, s.kind));
+        let _ = writeln!(out, "    growth: {}", g.describe(s.kind));
     }
 }
 
@@ -169,20 +182,6 @@ fn summary(out: &mut String, r: &Report, reach: &Reachability) {
     }
     if reach.unscanned.count > 0 {
         let _ = writeln!(out, "    not scanned (acquired since): {} bytes in {} blocks", reach.unscanned.bytes, reach.unscanned.count);
-    }
-}
-
-/// A site's label with its file and line: `leakyConnect (app.js:12)`; a
-/// line that is only the function's start says so.
-pub fn place(site: &Location) -> String {
-    let label = &site.label;
-    match (site.file.as_deref(), site.line) {
-        (Some(f), Some(l)) => {
-            let start = if site.line_is_function_start { ", function start" } else { "" };
-            format!("{label} ({}:{l}{start})", short(f))
-        }
-        (Some(f), None) => format!("{label} ({})", short(f)),
-        _ => label.to_owned(),
     }
 }
 

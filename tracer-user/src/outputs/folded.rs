@@ -7,9 +7,26 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::model::Report;
-use super::profile::{frame_name, Profile};
+use super::profile::{self, frame_name};
+use super::{Output, Rendered};
 use crate::aggregate::ResourceKind;
+use crate::report::Report;
+
+pub struct Folded;
+
+impl Output for Folded {
+    fn name(&self) -> &'static str {
+        "folded"
+    }
+
+    fn needs_stacks(&self) -> bool {
+        true
+    }
+
+    fn render(&self, report: &Report) -> anyhow::Result<Rendered> {
+        Ok(render(report).into())
+    }
+}
 
 /// Every stack that holds something, one line each (identical lines summed).
 pub fn render(report: &Report) -> String {
@@ -22,7 +39,7 @@ pub fn render(report: &Report) -> String {
 
 /// Folded stacks of the kinds `keep` accepts, each starting with its kind, and their values.
 pub fn stacks(report: &Report, keep: impl Fn(ResourceKind) -> bool) -> BTreeMap<String, u64> {
-    let profile = Profile::of(report);
+    let profile = profile::of(report);
     let mut folded: BTreeMap<String, u64> = BTreeMap::new();
     for s in profile.stacks.iter().filter(|s| keep(s.kind) && s.weight() > 0) {
         let mut line = s.kind.name().to_owned();

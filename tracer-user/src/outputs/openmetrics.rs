@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::hub::Published;
 use crate::aggregate::ResourceKind;
 use crate::report::model::Site;
+use crate::report::Report;
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -71,8 +71,9 @@ impl Family<'_> {
     }
 }
 
-pub fn render(p: &Published, top: usize) -> String {
-    let r = &p.report;
+/// The exposition of `r`, its `top` sites of each kind; `events_per_sec`:
+/// the event rate since the report before.
+pub fn render(r: &Report, events_per_sec: f64, top: usize) -> String {
     let mut out = String::new();
     let mut f = Family { out: &mut out };
     let t = &r.target;
@@ -106,13 +107,12 @@ pub fn render(p: &Published, top: usize) -> String {
     for (kind, n) in &left {
         f.sample("leaktrace_sites_omitted", &format!("kind=\"{kind}\""), n);
     }
-    totals(&mut f, p);
+    totals(&mut f, r, events_per_sec);
     out.push_str("# EOF\n");
     out
 }
 
-fn totals(f: &mut Family, p: &Published) {
-    let r = &p.report;
+fn totals(f: &mut Family, r: &Report, events_per_sec: f64) {
     let o = &r.outstanding;
     f.head("leaktrace_outstanding_bytes", "gauge", Some("bytes"), "Heap bytes outstanding in all (sites, outside --focus and suppressed).")
         .sample("leaktrace_outstanding_bytes", "", o.heap_bytes);
@@ -139,7 +139,7 @@ fn totals(f: &mut Family, p: &Published) {
     f.head("leaktrace_events_per_second", "gauge", None, "Events ingested per second, over the last report.").sample(
         "leaktrace_events_per_second",
         "",
-        p.events_per_sec,
+        events_per_sec,
     );
     f.head("leaktrace_cpu_seconds", "counter", Some("seconds"), "leaktrace's own CPU time (user and system, all threads).").sample(
         "leaktrace_cpu_seconds_total",
@@ -165,5 +165,5 @@ fn rss_kib(field: &str) -> u64 {
 }
 
 #[cfg(test)]
-#[path = "exposition_tests.rs"]
+#[path = "openmetrics_tests.rs"]
 mod tests;

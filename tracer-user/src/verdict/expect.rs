@@ -2,7 +2,7 @@
 
 use tracer_common::manifest::{Expectation, ExpectedLeak};
 
-use super::model::Report;
+use crate::report::Report;
 
 /// One difference between the report and the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,34 @@ use std::path::{Path, PathBuf};
 
 use inferno::flamegraph::{self, Options};
 
-use super::folded;
-use super::model::Report;
+use super::{folded, Output, Rendered};
 use crate::aggregate::ResourceKind;
+use crate::report::Report;
+
+pub struct FlameGraph;
+
+impl Output for FlameGraph {
+    fn name(&self) -> &'static str {
+        "flamegraph"
+    }
+
+    fn needs_stacks(&self) -> bool {
+        true
+    }
+
+    fn needs_file(&self) -> bool {
+        true
+    }
+
+    fn beside(&self, output: &Path) -> Option<PathBuf> {
+        Some(handles_path(output))
+    }
+
+    fn render(&self, report: &Report) -> anyhow::Result<Rendered> {
+        let graphs = render(report)?;
+        Ok(Rendered { body: graphs.bytes, beside: graphs.handles.map(|h| (h, "handles flame graph")) })
+    }
+}
 
 /// The two graphs: heap bytes, and handles when any are outstanding.
 pub struct FlameGraphs {

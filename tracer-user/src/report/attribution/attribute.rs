@@ -10,22 +10,13 @@ use crate::aggregate::{Origin, ResourceKind, Snapshot, StackId};
 use crate::symbolize::jit::is_javascript;
 use crate::symbolize::{symbolize_stack, Frame, StackCalls, Symbolizer};
 
-use super::focus::{Focus, FocusReport};
+use super::focus::Focus;
 use super::javascript::{js_site, JsNotes};
-use super::model::{Location, StackFrame};
-use super::provenance::{reaches_user, SiteFrom};
+use super::provenance::reaches_user;
 use super::system::is_passed_over;
 use super::wrappers::is_wrapper;
-
-#[derive(Debug, Clone, Default)]
-pub struct Attribution {
-    /// `--focus PATH` (see [`Focus`]).
-    pub focus: Option<String>,
-    /// The allocator's module path (frames inside it are never the site).
-    pub allocator: Option<String>,
-    /// `--alloc-wrapper` names: never the site without `--focus`.
-    pub wrappers: Vec<String>,
-}
+use super::Attribution;
+use crate::report::model::{FocusReport, Location, SiteFrom, StackFrame};
 
 /// One stack, resolved: interned frame ids, innermost first.
 #[derive(Debug, Clone)]
@@ -242,7 +233,7 @@ pub fn choose_site(frames: &[Frame], attribution: &Attribution, focus: Option<&m
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::is_user_frame;
+    use crate::report::attribution::is_user_frame;
 
     fn frame(function: &str, file: &str, module: &str) -> Frame {
         Frame {

@@ -11,10 +11,32 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use flate2::write::GzEncoder;
 use prost::Message;
 
-use super::model::{Report, StackFrame};
 use super::pprof_proto as pb;
-use super::profile::{frame_name, ModuleMapping, Profile, ProfileStack};
+use super::profile::{self, frame_name};
+use super::{Output, Rendered};
 use crate::aggregate::ResourceKind;
+use crate::report::model::{Report, StackFrame};
+use crate::report::profile::{ModuleMapping, Profile, ProfileStack};
+
+pub struct Pprof;
+
+impl Output for Pprof {
+    fn name(&self) -> &'static str {
+        "pprof"
+    }
+
+    fn needs_stacks(&self) -> bool {
+        true
+    }
+
+    fn needs_file(&self) -> bool {
+        true
+    }
+
+    fn render(&self, report: &Report) -> anyhow::Result<Rendered> {
+        Ok(Rendered { body: encode(report)?, beside: None })
+    }
+}
 
 /// Sample types: heap bytes, heap allocations, then one per descriptor kind.
 fn sample_types() -> Vec<(String, &'static str)> {
@@ -38,7 +60,7 @@ pub fn encode(report: &Report) -> std::io::Result<Vec<u8>> {
 
 /// The profile message.
 pub fn build(report: &Report) -> pb::Profile {
-    let profile = Profile::of(report);
+    let profile = profile::of(report);
     let mut b = Builder::new(&profile.mappings);
     let types = sample_types();
     b.out.sample_type = types.iter().map(|(t, u)| pb::ValueType { r#type: b.string(t), unit: b.string(u) }).collect();

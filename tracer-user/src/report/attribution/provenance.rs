@@ -10,26 +10,14 @@
 
 use crate::symbolize::Frame;
 
-use super::attribute::Attribution;
 use super::focus::Focus;
 use super::javascript::is_js_runtime;
 use super::system::is_passed_over;
 use super::wrappers::is_wrapper;
+use super::Attribution;
 
 /// libuv's loop: frames from it outward called the loop, not the code it runs.
 const LOOP_RUN: &str = "uv_run";
-
-/// Which stack a site was named from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SiteFrom {
-    /// The descriptor's own stack ("opened at").
-    Opened,
-    /// Where its handle was created ("created at").
-    Created,
-    /// Where the server that accepted it was created.
-    Server,
-}
 
 /// Whether `frames` reach the user's code inside the event loop: a frame in
 /// `--focus`, or without one, a frame neither runtime, library nor allocation wrapper.

@@ -10,6 +10,8 @@ use std::io::{IsTerminal, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
     #[error("--output {path}: {what}")]
@@ -36,6 +38,15 @@ fn describe(path: &Path, e: &std::io::Error) -> String {
         Some(Errno::EROFS) => "is on a read-only file system".into(),
         Some(Errno::ENXIO) => "is a FIFO or socket with no reader".into(),
         _ => format!("cannot be written: {e}{}", if path.as_os_str().is_empty() { " (empty path)" } else { "" }),
+    }
+}
+
+/// The report on stdout. A reader gone (`| head`) is not an error worth a
+/// word: the command's own status says how it went.
+pub fn to_stdout(body: &[u8]) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(body) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing the report to stdout"),
     }
 }
 
@@ -97,7 +108,7 @@ impl Destination {
             return false;
         }
         eprintln!("leaktrace: writing {shown} failed ({e}); the report follows on stdout");
-        if let Err(e) = super::output::to_stdout(body) {
+        if let Err(e) = to_stdout(body) {
             eprintln!("leaktrace: {e:#}: the report is lost");
         }
         false

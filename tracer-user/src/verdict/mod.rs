@@ -1,7 +1,10 @@
-//! Exit codes. Documented in the README ("Exit codes"); keep them in step.
+//! The verdict: a judgement on the report, not a format. Exit codes
+//! (documented in the README, "Exit codes"; keep them in step) and
+//! `--expect`'s comparison with a manifest (`expect.rs`).
 
-use super::model::Report;
-use super::reachability::LeakKinds;
+pub mod expect;
+
+use crate::report::{LeakKinds, Report};
 
 /// The process exit code of a `--ci` run, and of errors in any run. When
 /// several apply, the first of: tracer error, command failed, incomplete,
@@ -57,3 +60,6 @@ pub fn verdict(report: &Report, limits: Thresholds, expectation_failed: Option<b
 pub fn command_status(report: &Report) -> i32 {
     report.target.exit.map_or(0, |e| e.shell_status())
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,8 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
-
+use crate::report::model::FocusReport;
 use crate::symbolize::Frame;
 
 /// Distinct matched paths the report lists (the rest are counted).
@@ -25,18 +24,6 @@ pub struct Focus {
     bare: Option<String>,
     matched: BTreeSet<String>,
     matched_more: u64,
-}
-
-/// What the focus resolved to and what it matched, for the report.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct FocusReport {
-    pub given: String,
-    /// Absolute directories or files it stands for.
-    pub resolved: Vec<String>,
-    /// Source files and modules that matched (the first few, sorted).
-    pub matched: Vec<String>,
-    /// How many more distinct paths matched.
-    pub matched_more: u64,
 }
 
 /// `a/./b/../c` to `a/c`, without touching the filesystem.

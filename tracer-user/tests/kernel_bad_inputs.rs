@@ -143,6 +143,7 @@ const ROWS: &[(&[&str], &str)] = &[
     (&["run", "--sample", "half", "--", "true"], "from 2 to 1000000"),
     (&["run", "--probe-floor=bogus", "--", "true"], "invalid value 'bogus'"),
     (&["run", "--uprobe-links", "bogus", "--", "true"], "invalid value 'bogus'"),
+    (&["run", "--explain-reach", "lots", "--", "true"], "invalid value 'lots' for '--explain-reach <BYTES>'"),
     (&["run", "--ring-size", "0", "--", "true"], "power of two from 1 to 1024"),
     (&["run", "--ring-size", "3", "--", "true"], "power of two from 1 to 1024"),
     (&["run", "--ring-size", "2048", "--", "true"], "power of two from 1 to 1024"),

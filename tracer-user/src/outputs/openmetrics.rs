@@ -1,10 +1,19 @@
-//! A report in the OpenMetrics text format (what Prometheus scrapes): per
-//! call site, outstanding items and bytes, acquisitions and releases and
-//! the growth trend, for the `top` largest sites of each kind; totals; and
-//! leaktrace's own lost events, event rate, CPU and memory.
+//! A report in the OpenMetrics text format (what Prometheus scrapes), by
+//! the prometheus-client crate: per call site, outstanding items and bytes,
+//! acquisitions and releases and the growth trend, for the `top` largest
+//! sites of each kind; totals; and leaktrace's own lost events, event
+//! rate, CPU and memory. Each scrape fills a registry of its own from the
+//! report, so nothing outlives the report it describes.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::aggregate::ResourceKind;
 use crate::report::model::Site;
@@ -12,22 +21,22 @@ use crate::report::Report;
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Label values escaped as OpenMetrics wants them.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
+/// A label set, in the order it is written.
+type Labels = Vec<(&'static str, String)>;
+type Float = Gauge<f64, AtomicU64>;
+/// Counts and bytes: written as integers.
+type Int = Gauge;
 
-fn site_labels(s: &Site) -> String {
+fn site_labels(s: &Site) -> Labels {
     let l = &s.site;
-    format!(
-        "kind=\"{}\",site=\"{}\",function=\"{}\",file=\"{}\",line=\"{}\",module=\"{}\"",
-        s.kind,
-        escape(&l.label),
-        escape(l.function.as_deref().unwrap_or("")),
-        escape(l.file.as_deref().unwrap_or("")),
-        l.line.map(|n| n.to_string()).unwrap_or_default(),
-        escape(&l.module)
-    )
+    vec![
+        ("kind", s.kind.to_string()),
+        ("site", l.label.clone()),
+        ("function", l.function.clone().unwrap_or_default()),
+        ("file", l.file.clone().unwrap_or_default()),
+        ("line", l.line.map(|n| n.to_string()).unwrap_or_default()),
+        ("module", l.module.clone()),
+    ]
 }
 
 /// The `top` sites of each kind that hold the most (then acquired the most), and how many were left out.
@@ -46,116 +55,111 @@ fn chosen(sites: &[Site], top: usize) -> (Vec<&Site>, BTreeMap<ResourceKind, usi
     (kept, left)
 }
 
-/// One metric family: its metadata, then its samples.
-struct Family<'a> {
-    out: &'a mut String,
+/// One gauge per site, `value` where it has one.
+fn per_site(sites: &[&Site], value: impl Fn(&Site) -> Option<f64>) -> Family<Labels, Float> {
+    let family = Family::<Labels, Float>::default();
+    for s in sites {
+        if let Some(v) = value(s) {
+            family.get_or_create(&site_labels(s)).set(v);
+        }
+    }
+    family
 }
 
-impl Family<'_> {
-    fn head(&mut self, name: &str, kind: &str, unit: Option<&str>, help: &str) -> &mut Self {
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-        if let Some(u) = unit {
-            let _ = writeln!(self.out, "# UNIT {name} {u}");
+/// One integer gauge per site.
+fn per_site_int(sites: &[&Site], value: impl Fn(&Site) -> Option<u64>) -> Family<Labels, Int> {
+    let family = Family::<Labels, Int>::default();
+    for s in sites {
+        if let Some(v) = value(s) {
+            family.get_or_create(&site_labels(s)).set(int(v));
         }
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        self
     }
+    family
+}
 
-    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) -> &mut Self {
-        if labels.is_empty() {
-            let _ = writeln!(self.out, "{name} {value}");
-        } else {
-            let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
-        }
-        self
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// One counter per site.
+fn per_site_count(sites: &[&Site], value: impl Fn(&Site) -> u64) -> Family<Labels, Counter> {
+    let family = Family::<Labels, Counter>::default();
+    for s in sites {
+        family.get_or_create(&site_labels(s)).inc_by(value(s));
     }
+    family
+}
+
+fn gauge(v: f64) -> Float {
+    let g = Float::default();
+    g.set(v);
+    g
+}
+
+fn int_gauge(v: u64) -> Int {
+    let g = Int::default();
+    g.set(int(v));
+    g
+}
+
+fn counter(v: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(v);
+    c
 }
 
 /// The exposition of `r`, its `top` sites of each kind; `events_per_sec`:
 /// the event rate since the report before.
 pub fn render(r: &Report, events_per_sec: f64, top: usize) -> String {
-    let mut out = String::new();
-    let mut f = Family { out: &mut out };
+    let mut reg = Registry::default();
     let t = &r.target;
-    let info = format!("pid=\"{}\",command=\"{}\",state=\"{}\"", t.pid, escape(&t.command), t.state);
-    f.head("leaktrace_target", "info", None, "The traced process.").sample("leaktrace_target_info", &info, 1);
+    let info = vec![("pid", t.pid.to_string()), ("command", t.command.clone()), ("state", t.state.to_string())];
+    reg.register("leaktrace_target", "The traced process", Info::new(info));
     let (sites, left) = chosen(&r.sites, top);
-    let labels: Vec<String> = sites.iter().map(|s| site_labels(s)).collect();
-    let per_site = |f: &mut Family, name: &str, value: &dyn Fn(&Site) -> Option<f64>| {
-        for (s, l) in sites.iter().zip(&labels) {
-            if let Some(v) = value(s) {
-                f.sample(name, l, v);
-            }
-        }
-    };
-    f.head("leaktrace_site_outstanding", "gauge", None, "Items (allocations or handles) a call site holds.");
-    per_site(&mut f, "leaktrace_site_outstanding", &|s| Some(s.count as f64));
-    f.head("leaktrace_site_outstanding_bytes", "gauge", Some("bytes"), "Heap bytes a call site holds.");
-    per_site(&mut f, "leaktrace_site_outstanding_bytes", &|s| (s.kind == ResourceKind::Heap).then_some(s.bytes as f64));
-    f.head("leaktrace_site_acquisitions", "counter", None, "Allocations or handles acquired at a call site.");
-    per_site(&mut f, "leaktrace_site_acquisitions_total", &|s| Some(s.allocations as f64));
-    f.head("leaktrace_site_releases", "counter", None, "Of those, released.");
-    per_site(&mut f, "leaktrace_site_releases_total", &|s| Some(s.releases as f64));
-    f.head(
+    let sites = &sites;
+    reg.register("leaktrace_site_outstanding", "Items (allocations or handles) a call site holds", per_site_int(sites, |s| Some(s.count)));
+    let heap_bytes = per_site_int(sites, |s| (s.kind == ResourceKind::Heap).then_some(s.bytes));
+    reg.register_with_unit("leaktrace_site_outstanding", "Heap bytes a call site holds", Unit::Bytes, heap_bytes);
+    reg.register("leaktrace_site_acquisitions", "Allocations or handles acquired at a call site", per_site_count(sites, |s| s.allocations));
+    reg.register("leaktrace_site_releases", "Of those, released", per_site_count(sites, |s| s.releases));
+    reg.register(
         "leaktrace_site_growth_per_minute",
-        "gauge",
-        None,
-        "A call site's trend (Theil-Sen): bytes per minute for heap, handles per minute otherwise.",
+        "A call site's trend (Theil-Sen): bytes per minute for heap, handles per minute otherwise",
+        per_site(sites, |s| s.growth.map(|g| g.rate(s.kind))),
     );
-    per_site(&mut f, "leaktrace_site_growth_per_minute", &|s| s.growth.map(|g| g.rate(s.kind)));
-    f.head("leaktrace_sites_omitted", "gauge", None, "Call sites of a kind left out by --metrics-top.");
+    let omitted = Family::<Labels, Int>::default();
     for (kind, n) in &left {
-        f.sample("leaktrace_sites_omitted", &format!("kind=\"{kind}\""), n);
+        omitted.get_or_create(&vec![("kind", kind.to_string())]).set(int(*n as u64));
     }
-    totals(&mut f, r, events_per_sec);
-    out.push_str("# EOF\n");
+    reg.register("leaktrace_sites_omitted", "Call sites of a kind left out by --metrics-top", omitted);
+    totals(&mut reg, r, events_per_sec);
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &reg);
     out
 }
 
-fn totals(f: &mut Family, r: &Report, events_per_sec: f64) {
+fn totals(reg: &mut Registry, r: &Report, events_per_sec: f64) {
     let o = &r.outstanding;
-    f.head("leaktrace_outstanding_bytes", "gauge", Some("bytes"), "Heap bytes outstanding in all (sites, outside --focus and suppressed).")
-        .sample("leaktrace_outstanding_bytes", "", o.heap_bytes);
-    f.head("leaktrace_outstanding_allocations", "gauge", None, "Heap allocations outstanding in all.").sample(
-        "leaktrace_outstanding_allocations",
-        "",
-        o.heap_allocations,
-    );
-    f.head("leaktrace_outstanding_handles", "gauge", None, "Handles outstanding in all, by kind.");
+    let all = "Heap bytes outstanding in all (sites, outside --focus and suppressed)";
+    reg.register_with_unit("leaktrace_outstanding", all, Unit::Bytes, int_gauge(o.heap_bytes));
+    reg.register("leaktrace_outstanding_allocations", "Heap allocations outstanding in all", int_gauge(o.heap_allocations));
+    let handles = Family::<Labels, Int>::default();
     for (kind, n) in &o.handles {
-        f.sample("leaktrace_outstanding_handles", &format!("kind=\"{}\"", escape(kind)), n);
+        handles.get_or_create(&vec![("kind", kind.clone())]).set(int(*n));
     }
-    f.head("leaktrace_complete", "gauge", None, "1 while no event was lost, else 0.").sample(
-        "leaktrace_complete",
-        "",
-        u8::from(r.complete),
-    );
-    f.head("leaktrace_lost_events", "counter", None, "Events the kernel side could not deliver.").sample(
-        "leaktrace_lost_events_total",
-        "",
-        r.lost_events,
-    );
-    f.head("leaktrace_events", "counter", None, "Events leaktrace ingested.").sample("leaktrace_events_total", "", r.tracer.events);
-    f.head("leaktrace_events_per_second", "gauge", None, "Events ingested per second, over the last report.").sample(
-        "leaktrace_events_per_second",
-        "",
-        events_per_sec,
-    );
-    f.head("leaktrace_cpu_seconds", "counter", Some("seconds"), "leaktrace's own CPU time (user and system, all threads).").sample(
-        "leaktrace_cpu_seconds_total",
-        "",
-        r.tracer.cpu_secs,
-    );
-    f.head("leaktrace_resident_memory_bytes", "gauge", Some("bytes"), "leaktrace's own resident memory.").sample(
-        "leaktrace_resident_memory_bytes",
-        "",
-        rss_kib("VmRSS:") * 1024,
-    );
-    f.head("leaktrace_peak_resident_memory_bytes", "gauge", Some("bytes"), "leaktrace's own peak resident memory.").sample(
-        "leaktrace_peak_resident_memory_bytes",
-        "",
-        r.tracer.peak_rss_kib * 1024,
-    );
+    reg.register("leaktrace_outstanding_handles", "Handles outstanding in all, by kind", handles);
+    reg.register("leaktrace_complete", "1 while no event was lost, else 0", int_gauge(u64::from(r.complete)));
+    reg.register("leaktrace_lost_events", "Events the kernel side could not deliver", counter(r.lost_events));
+    reg.register("leaktrace_events", "Events leaktrace ingested", counter(r.tracer.events));
+    reg.register("leaktrace_events_per_second", "Events ingested per second, over the last report", gauge(events_per_sec));
+    let cpu = Counter::<f64, AtomicU64>::default();
+    cpu.inc_by(r.tracer.cpu_secs);
+    reg.register_with_unit("leaktrace_cpu", "leaktrace's own CPU time (user and system, all threads)", Unit::Seconds, cpu);
+    let rss = int_gauge(rss_kib("VmRSS:") * 1024);
+    reg.register_with_unit("leaktrace_resident_memory", "leaktrace's own resident memory", Unit::Bytes, rss);
+    let peak = int_gauge(r.tracer.peak_rss_kib * 1024);
+    reg.register_with_unit("leaktrace_peak_resident_memory", "leaktrace's own peak resident memory", Unit::Bytes, peak);
 }
 
 /// A `VmRSS:`-like line of /proc/self/status, in KiB.

@@ -27,7 +27,7 @@ fn the_largest_sites_of_each_kind_with_totals_and_leaktraces_own() {
     assert!(text.contains(&format!("leaktrace_site_outstanding{{{}}} 3\n", labels("s1", "socket"))), "each kind its own top");
     assert!(!text.contains(&format!("leaktrace_site_outstanding_bytes{{{}}}", labels("s1", "socket"))), "bytes are heap's");
     assert!(text.contains(&format!("leaktrace_site_acquisitions_total{{{}}} 5\n", labels("h4", "heap"))));
-    assert!(text.contains(&format!("leaktrace_site_growth_per_minute{{{}}} 600\n", labels("h4", "heap"))));
+    assert!(text.contains(&format!("leaktrace_site_growth_per_minute{{{}}} 600.0\n", labels("h4", "heap"))));
     assert!(text.contains("leaktrace_sites_omitted{kind=\"heap\"} 2\n"));
     assert!(text.contains("leaktrace_outstanding_handles{kind=\"socket\"} 3\n"));
     assert!(text.contains("leaktrace_lost_events_total 2\n") && text.contains("leaktrace_complete 0\n"));

@@ -24,7 +24,7 @@ fn main() {
 
     if env::var_os("LEAKTRACE_EBPF_STUB").is_some_and(|v| v == "1") {
         println!(
-            "cargo:warning=LEAKTRACE_EBPF_STUB=1: building leaktrace without its eBPF object; it will refuse to trace, and the unit tests of the object (programs.rs, prepare.rs, raw_programs.rs) are left out"
+            "cargo:warning=LEAKTRACE_EBPF_STUB=1: building leaktrace without its eBPF object; it will refuse to trace, and the unit tests of the object (probes/load/object.rs, prepare.rs, raw_programs.rs) are left out"
         );
         println!("cargo:rustc-cfg=ebpf_stub");
         std::fs::write(&object, []).expect("write stub object");

@@ -64,15 +64,10 @@ mod tests {
     fn frame(function: &str) -> StackFrame {
         StackFrame {
             function: Some(function.into()),
-            file: None,
-            line: None,
-            column: None,
             module: "/bin/app".into(),
             address: 0x1000,
             module_offset: 0x10,
-            inlined: false,
-            inferred: false,
-            line_is_function_start: false,
+            ..StackFrame::default()
         }
     }
 

@@ -12,13 +12,11 @@ fn frame(function: &str, line: u32, address: u64, inlined: bool) -> StackFrame {
         function: Some(function.into()),
         file: Some("/src/app.c".into()),
         line: Some(line),
-        column: None,
         module: "/bin/app".into(),
         address,
         module_offset: address - 0x1000,
         inlined,
-        inferred: false,
-        line_is_function_start: false,
+        ..StackFrame::default()
     }
 }
 

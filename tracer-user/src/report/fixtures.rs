@@ -22,13 +22,10 @@ pub fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u6
         function: Some(function.into()),
         file: Some(file.into()),
         line: Some(line),
-        column: None,
-        line_is_function_start: false,
         module: module.into(),
         address: 0x1234,
         module_offset: 0x1234,
-        inlined: false,
-        inferred: false,
+        ..StackFrame::default()
     };
     Site {
         count,

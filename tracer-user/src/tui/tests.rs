@@ -31,39 +31,28 @@ fn site(kind: ResourceKind, function: &str, file: &str, line: u32, count: u64, b
         stack: vec![
             StackFrame {
                 function: Some("__GI_socket".into()),
-                file: None,
-                line: None,
-                column: None,
-                line_is_function_start: false,
                 module: "/lib/libc.so.6".into(),
                 address: 0x7f00,
                 module_offset: 0x7f00,
-                inlined: false,
-                inferred: false,
+                ..StackFrame::default()
             },
             StackFrame {
                 function: Some(function.into()),
                 file: Some(file.into()),
                 line: Some(line),
-                column: None,
-                line_is_function_start: false,
                 module: "/bin/net-driver".into(),
                 address: 0x1234,
                 module_offset: 0x1234,
-                inlined: false,
-                inferred: false,
+                ..StackFrame::default()
             },
             StackFrame {
                 function: Some("main".into()),
                 file: Some("net_driver.c".into()),
                 line: Some(188),
-                column: None,
-                line_is_function_start: false,
                 module: "/bin/net-driver".into(),
                 address: 0x1300,
                 module_offset: 0x1300,
-                inlined: false,
-                inferred: false,
+                ..StackFrame::default()
             },
         ],
         truncated: false,

@@ -241,14 +241,9 @@ mod tests {
             module: module.into(),
             module_offset: 0x10,
             function: (!function.is_empty()).then(|| function.into()),
-            symbol_offset: None,
             file: (!file.is_empty()).then(|| file.into()),
             line: Some(7),
-            column: None,
-            inlined: false,
-            inferred: false,
-            executable: false,
-            line_is_function_start: false,
+            ..Frame::default()
         }
     }
 

@@ -100,16 +100,10 @@ mod tests {
         Frame {
             address: 1,
             module: module.into(),
-            module_offset: 0,
             function: Some("f".into()),
-            symbol_offset: None,
             file: file.map(Into::into),
             line: Some(1),
-            column: None,
-            inlined: false,
-            inferred: false,
-            executable: false,
-            line_is_function_start: false,
+            ..Frame::default()
         }
     }
 

@@ -129,16 +129,10 @@ mod tests {
         Frame {
             address: 0x1000,
             module: module.into(),
-            module_offset: 0,
             function: (!function.is_empty()).then(|| function.into()),
-            symbol_offset: None,
             file: file.map(Into::into),
             line: Some(3),
-            column: None,
-            inlined: false,
-            inferred: false,
-            executable: false,
-            line_is_function_start: false,
+            ..Frame::default()
         }
     }
 

@@ -116,20 +116,7 @@ mod tests {
     use super::*;
 
     fn f(function: &str, module: &str) -> Frame {
-        Frame {
-            address: 0,
-            module: module.into(),
-            module_offset: 0,
-            function: Some(function.into()),
-            symbol_offset: None,
-            file: Some("/src/a.c".into()),
-            line: None,
-            column: None,
-            inlined: false,
-            inferred: false,
-            executable: false,
-            line_is_function_start: false,
-        }
+        Frame { module: module.into(), function: Some(function.into()), file: Some("/src/a.c".into()), ..Frame::default() }
     }
 
     fn m(s: &Suppressions, stack: &[Frame]) -> bool {

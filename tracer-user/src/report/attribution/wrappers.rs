@@ -187,20 +187,7 @@ mod tests {
     use super::*;
 
     fn f(function: &str, module: &str) -> Frame {
-        Frame {
-            address: 1,
-            module: module.into(),
-            module_offset: 0,
-            function: Some(function.into()),
-            symbol_offset: None,
-            file: None,
-            line: None,
-            column: None,
-            inlined: false,
-            inferred: false,
-            executable: false,
-            line_is_function_start: false,
-        }
+        Frame { address: 1, module: module.into(), function: Some(function.into()), ..Frame::default() }
     }
 
     #[test]

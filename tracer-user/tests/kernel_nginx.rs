@@ -30,6 +30,14 @@ const ENVIRONMENT_SLACK: i64 = 256;
 /// nginx's whole environment under both tools, the same each run: the
 /// block above and the addresses after it do not depend on the test's.
 const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+/// ngx_crc32_table_init's table (every process has it): nginx rounds the
+/// pointer it keeps up to a 64-byte cache line, so the block is reached by
+/// its start (still reachable) only when malloc returned a 64-byte aligned
+/// address, else from inside (possibly lost), under either tool. Where it
+/// lands depends on the allocator (valgrind's is not glibc's) and on the
+/// environment's copy before it, so its class may differ between the two
+/// tools and from one machine to another; no other block's may.
+const CRC_TABLE: (u64, u64) = (128, 1);
 
 /// A temporary prefix: the configuration, a page, the logs; a free port.
 struct Site {
@@ -141,7 +149,30 @@ fn valgrind_held(log: &str) -> Held {
         .enumerate()
         .filter(|(i, l)| l.contains("== Open ") && !lines.get(i + 1).is_some_and(|n| n.contains("<inherited from parent>")))
         .count();
-    processes::valgrind_held(log, descriptors as u64)
+    let mut held = processes::valgrind_held(log, descriptors as u64);
+    if crc_table_possibly_lost(log) {
+        held.classes[2] = minus(held.classes[2], CRC_TABLE);
+        held.classes[3] = plus(held.classes[3], CRC_TABLE);
+    }
+    held
+}
+
+/// Whether valgrind's log has the crc32 table among the possibly lost.
+fn crc_table_possibly_lost(log: &str) -> bool {
+    // A loss record runs from its heading to the next line empty after
+    // its "==PID==".
+    let blank = |l: &str| l.rsplit("==").next().is_some_and(|rest| rest.trim().is_empty());
+    log.split("are possibly lost in loss record")
+        .skip(1)
+        .any(|record| record.lines().take_while(|l| !blank(l)).any(|l| l.contains("ngx_crc32_table_init")))
+}
+
+fn plus(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+    (a.0 + b.0, a.1 + b.1)
+}
+
+fn minus(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+    (a.0.checked_sub(b.0).expect("a class holds the table"), a.1 - b.1)
 }
 
 fn valgrind_processes(site: &Site) -> Vec<Held> {
@@ -199,11 +230,19 @@ fn each_nginx_process_holds_what_valgrind_says_it_holds() {
         let env = l.heap.0 as i64 - v.heap.0 as i64;
         eprintln!("{who}: leaktrace {l:?}\n{}  valgrind {v:?}", " ".repeat(who.len()));
         assert!(env.abs() <= ENVIRONMENT_SLACK, "{who}: {env} bytes apart (leaktrace {l:?}, valgrind {v:?})");
-        // The environment's copy is still reachable: it is the only difference.
+        // The environment's copy is still reachable: it is the only
+        // difference but for where the crc32 table landed (valgrind's
+        // figures count it still reachable).
         let mut expected = v.clone();
         expected.heap.0 = l.heap.0;
         expected.classes[3].0 = (v.classes[3].0 as i64 + env) as u64;
-        assert_eq!(*l, expected, "{who}: leaktrace (left) and valgrind (right, but for the environment's {env} bytes)");
+        let mut unaligned = expected.clone();
+        unaligned.classes[2] = plus(unaligned.classes[2], CRC_TABLE);
+        unaligned.classes[3] = minus(unaligned.classes[3], CRC_TABLE);
+        assert!(
+            *l == expected || *l == unaligned,
+            "{who}: leaktrace {l:?}\nvalgrind, but for the environment's {env} bytes: {expected:?}\n(or with the crc32 table possibly lost)"
+        );
     }
     let scans = r["scans"].as_array().unwrap();
     assert!(scans.len() == WORKERS + 1 && scans.iter().all(|s| s["heap_known"] == true), "{scans:#?}");

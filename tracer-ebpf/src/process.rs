@@ -16,7 +16,8 @@ use crate::maps::{count, follow_forks, fork_child_pid_offset, setting_u32, trace
 use crate::walk::WALKS;
 
 /// `attach` only (leaktrace does not ptrace an attached process): forks,
-/// execs and exits of traced processes as `EventKind | pid << 32`, each waking
+/// execs, exits and the dynamic linker's new objects (loaded.rs) of traced
+/// processes as `EventKind | pid << 32`, each waking
 /// leaktrace at once, so it can put allocator probes on a new process or a
 /// new image, or take them off. Rare events: the wake-up costs nothing that counts.
 #[map]
@@ -27,7 +28,7 @@ static NOTICES: RingBuf = RingBuf::with_byte_size(64 << 10, 0);
 static NOTICE_LIFECYCLE: u32 = 0;
 
 #[inline(always)]
-fn notice(kind: EventKind, pid: u32) {
+pub(crate) fn notice(kind: EventKind, pid: u32) {
     if setting_u32(&NOTICE_LIFECYCLE) == 0 {
         return;
     }

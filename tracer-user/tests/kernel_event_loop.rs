@@ -2,13 +2,16 @@
 //! loop for handles the user's functions created. Without `--focus`, each
 //! descriptor's site is the user function that created its handle (or made
 //! the descriptor itself), both stacks are shown, and timers never closed
-//! are a kind of their own — on Debian's libuv (C) and in Node.js.
+//! are a kind of their own — on Debian's libuv (C) and in Node.js, and on
+//! a libuv loaded by dlopen after the program started.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -80,6 +83,75 @@ fn a_c_program_on_debian_s_libuv_has_its_sockets_and_timers_at_the_functions_tha
         let listener = functions(&peers["server_stack"]);
         assert!(listener[0].starts_with("uv_tcp_init") && listener[1] == "main", "the server's creation: {listener:?}");
     }
+}
+
+/// What uv_plugin.c holds: its libuv handles at the functions that created them.
+fn assert_plugin_sites(r: &Value, how: &str) {
+    let got = sites(r);
+    let at = |kind: &str, f: &str| {
+        got.get(&(kind.to_owned(), f.to_owned())).cloned().unwrap_or_else(|| panic!("{how}: no {kind} at {f}: {got:?}"))
+    };
+    assert_eq!(at("socket", "plugin_listen"), (1, "opened".into()), "{how}: the listener");
+    assert_eq!(at("socket", "main"), (3, "opened".into()), "{how}: the clients");
+    assert_eq!(at("socket", "take_peer"), (3, "created".into()), "{how}: the accepted side, from the callback's uv_tcp_init");
+    assert_eq!(at("timer", "start_heartbeat"), (1, "-".into()), "{how}: the heartbeat");
+    assert_eq!(r["totals"]["handles"]["timer"], 1, "{how}");
+}
+
+/// The next line `out` prints, which must be `want`.
+fn expect_line(out: &mut impl BufRead, want: &str) {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim_end(), want);
+}
+
+/// Whether uprobes sit in `pid`'s libuv: the kernel writes each breakpoint
+/// into a private copy of the code's page, counted as anonymous in the
+/// library's executable mapping.
+fn libuv_probed(pid: u32) -> bool {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut in_libuv_code = false;
+    for line in smaps.lines() {
+        if line.contains('-') && line.split_whitespace().nth(1).is_some_and(|perm| perm.contains('p')) {
+            in_libuv_code = line.contains("libuv") && line.split_whitespace().nth(1) == Some("r-xp");
+        } else if in_libuv_code && line.starts_with("Anonymous:") {
+            return line.split_whitespace().nth(1).is_some_and(|kb| kb != "0");
+        }
+    }
+    false
+}
+
+#[test]
+fn a_libuv_loaded_by_dlopen_is_followed_from_the_load_on() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    compile(dir.path(), "uv_plugin.c", "uv_plugin", &[]);
+    assert_plugin_sites(&run(dir.path(), &[], &["./uv_plugin"]), "run");
+    // Attached before the load: the probes go on once the dynamic linker has mapped it.
+    let mut program =
+        Command::new(dir.path().join("uv_plugin")).arg("--wait").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let pid = program.id();
+    let (mut input, mut out) = (program.stdin.take().unwrap(), BufReader::new(program.stdout.take().unwrap()));
+    expect_line(&mut out, "ready");
+    let report = dir.path().join("attach.json");
+    let (mut tracer, mut err) = attached(&["--no-tui", "--pid", &pid.to_string()], &report);
+    assert!(!libuv_probed(pid), "libuv is not loaded yet");
+    writeln!(input, "go").unwrap();
+    expect_line(&mut out, "loaded");
+    let loaded = Instant::now();
+    while !libuv_probed(pid) {
+        assert!(loaded.elapsed() < Duration::from_secs(10), "no probe on the loaded libuv within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writeln!(input, "go").unwrap();
+    expect_line(&mut out, "connected 3 accepted 3");
+    assert!(program.wait().unwrap().success());
+    let status = tracer.wait().unwrap();
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    let r = json_report(&std::process::Output { status, stdout: Vec::new(), stderr: rest.into_bytes() }, &report);
+    assert_eq!(status.code(), Some(0), "{:#}", r["warnings"]);
+    assert_plugin_sites(&r, "attach");
 }
 
 /// Node.js as the Node tests find it (see kernel_node.rs).

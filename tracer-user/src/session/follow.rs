@@ -1,7 +1,8 @@
 //! `attach`: the allocator probes follow the traced processes as the kernel
 //! reports their forks, execs and exits (leaktrace does not ptrace a process
 //! it attached to, so a child's probes go on a moment after its fork rather
-//! than before its first instruction).
+//! than before its first instruction; a libuv loaded by dlopen gets its
+//! probes a moment after the dynamic linker mapped it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,15 @@ fn follow(mut notices: RingBuf<MapData>, placement: &Mutex<Placement>, shared: &
                 }
                 Some((EventKind::Exec, pid)) => lock(placement).image(pid),
                 Some((EventKind::Exit, pid)) => lock(placement).gone(pid),
+                Some((EventKind::Loaded, pid)) => {
+                    // The new objects' mappings, while they are mapped: the
+                    // frames of a library loaded by dlopen are named even when
+                    // its process is gone before the report.
+                    if let Ok(maps) = ProcessMaps::capture(pid) {
+                        shared.state().add_maps(pid, maps);
+                    }
+                    lock(placement).objects_mapped(pid);
+                }
                 _ => {}
             }
         }

@@ -39,6 +39,11 @@ pub struct Placement {
     loaded: std::collections::HashSet<u32>,
     /// The libuv of each image that has one, so many children of one program cost one search.
     event_loops: HashMap<ImageKey, Option<Arc<EventLoopLibrary>>>,
+    /// The libuv each traced process's probes are on (from its image or a
+    /// dlopen): what a fork inherits.
+    libuv_of: HashMap<u32, Arc<EventLoopLibrary>>,
+    /// Files mapped by traced processes already read for libuv: whether they define it.
+    libuv_files: HashMap<(u64, u64), bool>,
 }
 
 impl Placement {
@@ -56,6 +61,8 @@ impl Placement {
             target_in_process: false,
             loaded: Default::default(),
             event_loops: HashMap::new(),
+            libuv_of: HashMap::new(),
+            libuv_files: HashMap::new(),
         }
     }
 
@@ -83,6 +90,7 @@ impl Placement {
     pub fn image(&mut self, pid: u32) {
         let choice = self.choose(pid);
         self.place(pid, choice);
+        self.libuv_of.remove(&pid);
         self.place_event_loop(pid);
     }
 
@@ -101,7 +109,22 @@ impl Placement {
             };
             self.place(pid, choice);
         }
-        self.place_event_loop(pid);
+        match parent.and_then(|p| self.libuv_of.get(&p).cloned()) {
+            Some(lib) => self.follow_event_loop(pid, lib),
+            None => self.place_event_loop(pid),
+        }
+    }
+
+    /// The dynamic linker of `pid` mapped new objects: a libuv loaded by
+    /// dlopen (a plugin, a runtime's module) gets its probes, under `run`
+    /// before the thread that loaded it goes on.
+    pub fn objects_mapped(&mut self, pid: u32) {
+        if self.libuv_of.contains_key(&pid) {
+            return;
+        }
+        if let Some(lib) = EventLoopLibrary::among_mapped(pid, &mut self.libuv_files) {
+            self.follow_event_loop(pid, Arc::new(lib));
+        }
     }
 
     /// libuv's probes on `pid` when its image uses libuv: where its handles
@@ -109,19 +132,27 @@ impl Placement {
     fn place_event_loop(&mut self, pid: u32) {
         let Ok(key) = ImageKey::of(pid) else { return };
         let lib = self.event_loops.entry(key.clone()).or_insert_with(|| EventLoopLibrary::for_image(pid, &key).map(Arc::new)).clone();
-        let Some(lib) = lib else { return };
+        if let Some(lib) = lib {
+            self.follow_event_loop(pid, lib);
+        }
+    }
+
+    fn follow_event_loop(&mut self, pid: u32, lib: Arc<EventLoopLibrary>) {
         if let Err(e) = lock(&self.probes).attach_event_loop(&lib, pid) {
             self.shared.state().warn(format!(
                 "libuv handles of pid {pid} not followed (descriptors are, without where their handles were created): {:#}",
                 anyhow::Error::from(e)
             ));
         }
+        // Once, even when refused: a later dlopen does not try again.
+        self.libuv_of.insert(pid, lib);
     }
 
     /// A process is gone: its probes come off (in the background).
     pub fn gone(&mut self, pid: u32) {
         self.current.remove(&pid);
         self.in_process.remove(&pid);
+        self.libuv_of.remove(&pid);
         lock(&self.probes).detach_process(pid);
     }
 

@@ -85,6 +85,7 @@ impl Hooks for RunHooks {
         if let Ok(maps) = ProcessMaps::capture(pid) {
             self.shared.state().add_maps(pid, maps);
         }
+        lock(&self.placement).objects_mapped(pid);
         true
     }
 }

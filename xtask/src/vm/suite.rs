@@ -51,11 +51,12 @@ pub const SMOKE: &[Check] = &[
         tests: &["leaky_service_sockets_are_its_javascript_functions_exactly_as_its_manifest_says"],
     },
     Check {
-        what: "event loops: libuv handles' creation stacks (C on Debian's libuv, Node.js), libuv timers",
+        what: "event loops: libuv handles' creation stacks (C on Debian's libuv, by dlopen too, Node.js), libuv timers",
         binary: "kernel_event_loop",
         tests: &[
             "a_c_program_on_debian_s_libuv_has_its_sockets_and_timers_at_the_functions_that_created_them",
             "node_s_sockets_are_at_the_javascript_functions_that_created_them_without_focus",
+            "a_libuv_loaded_by_dlopen_is_followed_from_the_load_on",
         ],
     },
     Check { what: "run -- /bin/true", binary: "kernel_lifecycle", tests: &["run_bin_true_exits_as_true_did_with_a_complete_report"] },

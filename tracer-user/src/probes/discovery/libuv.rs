@@ -1,8 +1,11 @@
 //! Which object of a process image defines libuv (Node's executable,
 //! `libuv.so.1`, a program linked with it statically) and where its handle
 //! functions are: the first object in the dynamic linker's load order that
-//! defines `uv_tcp_init`. attach/event_loop.rs hangs libuv's probes there.
+//! defines `uv_tcp_init`; or, for a libuv loaded by dlopen later, the first
+//! object mapped since that defines it. attach/event_loop.rs hangs libuv's
+//! probes there.
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -12,6 +15,7 @@ use super::allocator::ImageKey;
 use super::load_order::{self, preload_list, split_paths, Search};
 use super::mapped_objects::{self, MappedObject};
 use super::symbols::defined_symbol;
+use crate::symbolize::MappedFile;
 
 /// The object that defines libuv in a process image.
 #[derive(Debug, Clone)]
@@ -43,6 +47,26 @@ impl EventLoopLibrary {
             found.is_some()
         });
         found
+    }
+
+    /// The first object `pid` maps that defines `uv_tcp_init`, once the
+    /// dynamic linker mapped new objects (dlopen). `known` remembers the
+    /// files (device, inode) already read that do not, so each is read once
+    /// however many objects are loaded after it.
+    pub fn among_mapped(pid: u32, known: &mut HashMap<(u64, u64), bool>) -> Option<Self> {
+        for object in mapped_objects::mapped_objects(pid).ok()? {
+            let Ok(meta) = std::fs::metadata(&object.open) else { continue };
+            let identity = (meta.dev(), meta.ino());
+            if known.get(&identity) == Some(&false) {
+                continue;
+            }
+            let found = MappedFile::open(&object.open).ok().and_then(|data| Self::inspect(&object, data.bytes()));
+            known.insert(identity, found.is_some());
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 
     fn inspect(object: &MappedObject, data: &[u8]) -> Option<Self> {

@@ -7,8 +7,8 @@
 //! before the block is released (another thread may be handed the same
 //! address right after), an allocation after it is made.
 //!
-//! A new block's bytes, and the bytes a realloc adds, are cleared before the
-//! program gets them (see [`clear`]): what an allocator hands out from
+//! A new block's bytes up to its usable size, and the bytes a realloc adds,
+//! are cleared before the program gets them (see [`clear`]): what an allocator hands out from
 //! reused memory still holds what the blocks before it left there, and a
 //! stale pointer among it would hold a lost block for leaktrace's scan,
 //! where valgrind never takes bytes the program did not write (undefined)
@@ -131,9 +131,17 @@ fn clear(p: *mut c_void, from: usize, to: usize) {
     }
 }
 
+/// What the allocator's block at `p` can hold (`size` when it does not say).
+#[inline(always)]
+fn usable_size(p: *mut c_void, size: usize) -> usize {
+    // SAFETY: a live block of the allocator's.
+    real::usable().map_or(size, |usable| unsafe { usable(p) }.max(size))
+}
+
 /// Runs the allocator call `call`, and records what it returned (not a
 /// block of the set-up arena: those are never freed), cleared ([`clear`])
-/// unless calloc's, which the allocator zeroed.
+/// up to what it can hold (calloc's past its size only: the allocator
+/// zeroed the rest).
 #[inline(always)]
 fn allocate(func: AllocFn, size: u64, sp: u64, bp: u64, call: impl FnOnce() -> *mut c_void) -> *mut c_void {
     let p = call();
@@ -141,9 +149,10 @@ fn allocate(func: AllocFn, size: u64, sp: u64, bp: u64, call: impl FnOnce() -> *
         if p.is_null() {
             emit::failed(shared, func, size);
         } else if !real::in_arena(p) {
-            if !matches!(func, AllocFn::Calloc) {
-                clear(p, 0, size as usize);
-            }
+            // Up to what the block can hold: a realloc that grows it in
+            // place hands the slack past `size` to the program as it is.
+            let from = if matches!(func, AllocFn::Calloc) { size as usize } else { 0 };
+            clear(p, from, usable_size(p, size as usize));
             emit::allocated(shared, func, p as u64, size, caller(sp, bp));
         }
     }
@@ -268,7 +277,8 @@ fn resize(p: *mut c_void, size: u64, func: AllocFn, sp: u64, bp: u64, call: impl
     };
     let q = call(p);
     if let (false, Some(kept)) = (q.is_null(), kept) {
-        clear(q, kept.min(size as usize), size as usize);
+        let usable = usable_size(q, size as usize);
+        clear(q, kept.min(usable), usable);
     }
     if let Some(shared) = connect::shared() {
         match (p.is_null(), q.is_null()) {

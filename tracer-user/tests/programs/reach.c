@@ -54,6 +54,35 @@ __attribute__((noinline)) static void lose_made(void) {
     KEEP(p);
 }
 
+/* Lost blocks whose only pointer was left in memory the allocator hands out
+ * again, in bytes the program never writes after that: undefined for
+ * valgrind, which never takes them for a pointer (leaktrace's recorder
+ * clears them). glibc gives a freed block of a size back to the next
+ * request of that size (its thread cache keeps its own words in the first
+ * 16 bytes). */
+void *reused;  /* the memory of a freed block */
+void **regrown; /* the same, then grown in place past what it asked for */
+
+__attribute__((noinline)) static void leave_stale(void) {
+    void **s = malloc(64);
+    s[4] = malloc(104); /* @block stale_in_reused definite */
+    KEEP(s);
+    free(s);
+    reused = malloc(64); /* @block reused reachable */
+    KEEP(reused);
+}
+
+__attribute__((noinline)) static void leave_stale_tail(void) {
+    void **s = malloc(24);
+    s[2] = malloc(112); /* @block stale_in_tail definite */
+    KEEP(s);
+    free(s);
+    /* 16 bytes asked: its third word is the allocator's slack, then the block's. */
+    regrown = malloc(16);
+    regrown = realloc(regrown, 24); /* @block regrown reachable */
+    KEEP(regrown);
+}
+
 __attribute__((noinline)) static void hold(void) {
     global_block = malloc(300); /* @block global reachable */
     interior = (char *)malloc(400) + 16; /* @block interior possible */
@@ -84,6 +113,8 @@ int main(void) {
     lose();
     lose_pair();
     lose_made();
+    leave_stale();
+    leave_stale_tail();
     hold();
     pthread_t t;
     if (pthread_create(&t, NULL, holder, NULL) != 0) /* @block thread_dtv possible */

@@ -7,46 +7,13 @@
  * A second timer (start_checked) is stopped and closed: not a leak.
  * Usage: uv_handles */
 #include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <uv.h>
 
 #define CLIENTS 3
+#define UV(f) f
+#include "uv_peers.h"
 
-static uv_loop_t *loop;
 static uv_tcp_t listener;
 static struct sockaddr_in bound;
-static int connected, accepted;
-
-static void maybe_stop(void) {
-    if (connected == CLIENTS && accepted == CLIENTS)
-        uv_stop(loop);
-}
-
-static void on_connect(uv_connect_t *req, int status) {
-    if (status != 0) {
-        fprintf(stderr, "connect: %s\n", uv_strerror(status));
-        exit(1);
-    }
-    free(req);
-    connected++;
-    maybe_stop();
-}
-
-static void __attribute__((noinline)) take_peer(uv_stream_t *server) {
-    uv_tcp_t *peer = malloc(sizeof *peer);
-    uv_tcp_init(loop, peer);
-    if (uv_accept(server, (uv_stream_t *)peer) != 0)
-        exit(1);
-    accepted++;
-}
-
-static void on_connection(uv_stream_t *server, int status) {
-    if (status != 0)
-        exit(1);
-    take_peer(server);
-    maybe_stop();
-}
 
 static void __attribute__((noinline)) dial_later(uv_timer_t *timer) {
     (void)timer;

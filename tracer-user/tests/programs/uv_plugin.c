@@ -8,23 +8,21 @@
  * Usage: uv_plugin [--wait]  (--wait: a line on stdin before the dlopen,
  * another after it) */
 #include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #define CLIENTS 3
+#define UV(f) p_##f
 
 /* Each libuv function the program calls, as a pointer dlsym gave. */
 #define UV_FUNCTIONS(X)                                                                                                \
     X(uv_default_loop) X(uv_tcp_init) X(uv_tcp_bind) X(uv_tcp_getsockname) X(uv_listen) X(uv_accept)                 \
-        X(uv_tcp_connect) X(uv_ip4_addr) X(uv_timer_init) X(uv_timer_start) X(uv_run) X(uv_stop)
+        X(uv_tcp_connect) X(uv_ip4_addr) X(uv_timer_init) X(uv_timer_start) X(uv_run) X(uv_stop) X(uv_strerror)
 #define DECLARE(f) static __typeof__(f) *p_##f;
+#include <uv.h>
 UV_FUNCTIONS(DECLARE)
+#include "uv_peers.h"
 
-static uv_loop_t *loop;
 static struct sockaddr_in bound;
-static int connected, accepted;
 
 static void load_libuv(void) {
     void *lib = dlopen("libuv.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -34,38 +32,10 @@ static void load_libuv(void) {
     }
 #define RESOLVE(f)                                                                                                     \
     if (!(p_##f = (__typeof__(f) *)dlsym(lib, #f))) {                                                                  \
-        fprintf(stderr, "no %s in libuv\n", #f);                                                                       \
+        fprintf(stderr, "no %s in libuv\n", #f);                                                                      \
         exit(1);                                                                                                       \
     }
     UV_FUNCTIONS(RESOLVE)
-}
-
-static void maybe_stop(void) {
-    if (connected == CLIENTS && accepted == CLIENTS)
-        p_uv_stop(loop);
-}
-
-static void on_connect(uv_connect_t *req, int status) {
-    if (status != 0)
-        exit(1);
-    free(req);
-    connected++;
-    maybe_stop();
-}
-
-static void __attribute__((noinline)) take_peer(uv_stream_t *server) {
-    uv_tcp_t *peer = malloc(sizeof *peer);
-    p_uv_tcp_init(loop, peer);
-    if (p_uv_accept(server, (uv_stream_t *)peer) != 0)
-        exit(1);
-    accepted++;
-}
-
-static void on_connection(uv_stream_t *server, int status) {
-    if (status != 0)
-        exit(1);
-    take_peer(server);
-    maybe_stop();
 }
 
 static void __attribute__((noinline)) plugin_listen(void) {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
+use tracer_common::uv::UvFn;
 
 /// `leaktrace run --format json ARGS -- ARGV`: the report, after checking the program ran to its end.
 fn run(dir: &Path, args: &[&str], argv: &[&str]) -> Value {
@@ -105,20 +106,39 @@ fn expect_line(out: &mut impl BufRead, want: &str) {
     assert_eq!(line.trim_end(), want);
 }
 
-/// Whether uprobes sit in `pid`'s libuv: the kernel writes each breakpoint
-/// into a private copy of the code's page, counted as anonymous in the
-/// library's executable mapping.
-fn libuv_probed(pid: u32) -> bool {
+/// Debian's libuv, which uv_plugin.c loads.
+const LIBUV: &str = "/usr/lib/x86_64-linux-gnu/libuv.so.1";
+
+/// How many pages of libuv's code hold the entry of a function leaktrace
+/// probes (its code's file offsets are its addresses).
+fn libuv_probed_pages() -> usize {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(LIBUV).expect("libuv1 (cargo xtask setup)");
+    let file = object::File::parse(&*data).unwrap();
+    let probed: HashSet<&str> = UvFn::ALL.iter().map(|f| f.symbol()).collect();
+    let pages: HashSet<u64> = file
+        .dynamic_symbols()
+        .filter(|s| s.is_definition() && s.name().is_ok_and(|n| probed.contains(n)))
+        .map(|s| s.address() / 4096)
+        .collect();
+    pages.len()
+}
+
+/// The pages of `pid`'s libuv code that hold uprobes: the kernel writes
+/// each breakpoint into a private copy of its page, counted as anonymous in
+/// the library's executable mapping.
+fn libuv_pages_probed(pid: u32) -> usize {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let mut in_libuv_code = false;
     for line in smaps.lines() {
-        if line.contains('-') && line.split_whitespace().nth(1).is_some_and(|perm| perm.contains('p')) {
-            in_libuv_code = line.contains("libuv") && line.split_whitespace().nth(1) == Some("r-xp");
-        } else if in_libuv_code && line.starts_with("Anonymous:") {
-            return line.split_whitespace().nth(1).is_some_and(|kb| kb != "0");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first().is_some_and(|range| range.contains('-') && !range.ends_with(':')) {
+            in_libuv_code = line.contains("libuv") && fields.get(1) == Some(&"r-xp");
+        } else if in_libuv_code && fields.first() == Some(&"Anonymous:") {
+            return fields[1].parse::<usize>().unwrap() / 4;
         }
     }
-    false
+    0
 }
 
 #[test]
@@ -135,12 +155,13 @@ fn a_libuv_loaded_by_dlopen_is_followed_from_the_load_on() {
     expect_line(&mut out, "ready");
     let report = dir.path().join("attach.json");
     let (mut tracer, mut err) = attached(&["--no-tui", "--pid", &pid.to_string()], &report);
-    assert!(!libuv_probed(pid), "libuv is not loaded yet");
+    assert_eq!(libuv_pages_probed(pid), 0, "libuv is not loaded yet");
     writeln!(input, "go").unwrap();
     expect_line(&mut out, "loaded");
-    let loaded = Instant::now();
-    while !libuv_probed(pid) {
-        assert!(loaded.elapsed() < Duration::from_secs(60), "no probe on the loaded libuv within 60 s");
+    // Every probe, which perf-event uprobes (Linux 6.1) put on one by one.
+    let (loaded, pages) = (Instant::now(), libuv_probed_pages());
+    while libuv_pages_probed(pid) < pages {
+        assert!(loaded.elapsed() < Duration::from_secs(60), "not every probe on the loaded libuv within 60 s");
         std::thread::sleep(Duration::from_millis(20));
     }
     writeln!(input, "go").unwrap();

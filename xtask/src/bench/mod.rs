@@ -103,10 +103,12 @@ pub fn run(root: &Path, opts: &BenchOptions) -> Result<()> {
     for (workload, config, cmd) in unwind::runs(&exe, pairs).into_iter().chain(inprocess::runs(&exe, pairs)) {
         record(workload, config, "ns/pair", measure::run(&tools, config, &cmd, limit).map(|m| (m.ns_per_op, m)));
     }
-    for &c in &[Config::Untraced, Config::Exact, Config::Valgrind] {
-        let cmd = vec![exe("fd_churn"), if opts.quick { "20000" } else { "100000" }.to_owned()];
-        record("socket+timerfd open/close".into(), c, "ns/op", measure::run(&tools, c, &cmd, limit).map(|m| (m.ns_per_op, m)));
+    let cmd = vec![exe("fd_churn"), if opts.quick { "20000" } else { "100000" }.to_owned()];
+    for (c, r) in syscalls::churn(&tools, &cmd, if opts.quick { 1 } else { 5 }, limit) {
+        record(syscalls::CHURN.into(), c, "ns/op", r);
     }
+    let valgrind = measure::run(&tools, Config::Valgrind, &cmd, limit).map(|m| (m.ns_per_op, m));
+    record(syscalls::CHURN.into(), Config::Valgrind, "ns/op", valgrind);
     let driver = crate::fixture::driver(root, "leaky").display().to_string();
     // About a second each, where a run's start and end vary by a tenth: the median of three.
     let n = if opts.quick { 1 } else { 3 };

@@ -5,7 +5,8 @@
 //! task's system calls take the slow path), and while leaktrace traces
 //! another process. Target: leaktrace's getppid() overhead within 10% of the
 //! floor's. Also: the socket/timerfd churn overhead no worse than the last
-//! recorded run's (bench/results.json before this run).
+//! recorded run's (bench/results.json before this run), untraced and traced
+//! runs taking turns ([`churn`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::measure::{read_report, Config, Measurement, Tools};
+use super::measure::{self, read_report, Config, Measurement, Tools};
 use super::targets::{value, Check};
 use super::BenchResult;
 
@@ -22,7 +23,7 @@ const GETPPID: &str = "untraced getppid()";
 const CLOSE: &str = "untraced close(-1)";
 const FLOOR: &str = "one empty per-syscall tracepoint (floor)";
 const TRACING: &str = "leaktrace tracing another process";
-const CHURN: &str = "socket+timerfd open/close";
+pub const CHURN: &str = "socket+timerfd open/close";
 const PREVIOUS: &str = "previous run: leaktrace exact ÷ untraced";
 
 /// A child that is stopped (its stdin closed, killed after 30 s) and reaped on every path.
@@ -108,6 +109,40 @@ fn under(tools: &Tools, load: &'static str, calls: u64) -> Result<((f64, f64), M
         }
         _ => Ok((measure(tools, calls)?, m)),
     }
+}
+
+/// A configuration's figure and the run it comes from.
+pub type Measured = Result<(Option<f64>, Measurement)>;
+
+/// The churn untraced and under leaktrace, the two taking turns `rounds`
+/// times, each the median of its runs: the target compares their ratio
+/// with the last run's, and a drift of the machine while they run moves
+/// both sides, not one.
+pub fn churn(tools: &Tools, cmd: &[String], rounds: usize, limit: Duration) -> Vec<(Config, Measured)> {
+    let configs = [Config::Untraced, Config::Exact];
+    let mut runs: [Result<Vec<Measurement>>; 2] = [Ok(Vec::new()), Ok(Vec::new())];
+    for _ in 0..rounds {
+        for (c, taken) in configs.iter().zip(runs.iter_mut()) {
+            if let Ok(list) = taken {
+                match measure::run(tools, *c, cmd, limit) {
+                    Ok(m) => list.push(m),
+                    Err(e) => *taken = Err(e),
+                }
+            }
+        }
+    }
+    configs
+        .into_iter()
+        .zip(runs)
+        .map(|(c, taken)| {
+            let median = taken.map(|mut list| {
+                list.sort_by(|a, b| a.ns_per_op.unwrap_or(f64::NAN).total_cmp(&b.ns_per_op.unwrap_or(f64::NAN)));
+                let m = list.swap_remove(list.len() / 2);
+                (m.ns_per_op, m)
+            });
+            (c, median)
+        })
+        .collect()
 }
 
 /// The rows, and the previous run's churn ratio as a row of its own.

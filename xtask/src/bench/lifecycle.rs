@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::measure::{self, Config, Measurement, Tools};
+use super::measure::{self, Config, Measured, Measurement, Tools};
 
 /// One row: workload, configuration, unit, and the figure.
-pub type Row = (String, Config, &'static str, Result<(Option<f64>, Measurement)>);
+pub type Row = (String, Config, &'static str, Measured);
 
 pub const TRUE_ROW: &str = "run /bin/true";
 pub const FORKS_ROW: &str = "fork 300 children, each exits";
@@ -18,10 +18,9 @@ pub const PREFORK_ROW: &str = "fork 200 children of a parent holding 100,000 blo
 pub const PREFORK_RSS_ROW: &str = "a parent holding 100,000 blocks, leaktrace's RSS";
 
 /// The median wall time of `n` runs (one start-up is noisy at this scale).
-pub fn median_wall(tools: &Tools, config: Config, cmd: &[String], n: usize) -> Result<(Option<f64>, Measurement)> {
-    let mut runs = (0..n).map(|_| measure::run(tools, config, cmd, Duration::from_secs(60))).collect::<Result<Vec<_>>>()?;
-    runs.sort_by(|a, b| a.wall_secs.total_cmp(&b.wall_secs));
-    let m = runs.swap_remove(runs.len() / 2);
+pub fn median_wall(tools: &Tools, config: Config, cmd: &[String], n: usize) -> Measured {
+    let runs = (0..n).map(|_| measure::run(tools, config, cmd, Duration::from_secs(60))).collect::<Result<Vec<_>>>()?;
+    let m = measure::median_by(runs, |m| m.wall_secs);
     Ok((Some(m.wall_secs), m))
 }
 

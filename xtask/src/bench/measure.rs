@@ -161,6 +161,15 @@ pub fn command(tools: &Tools, config: Config, cmd: &[String]) -> (Command, Optio
     }
 }
 
+/// A configuration's figure and the run it comes from.
+pub type Measured = Result<(Option<f64>, Measurement)>;
+
+/// The run whose `key` is the median of `runs` (not empty).
+pub fn median_by(mut runs: Vec<Measurement>, key: impl Fn(&Measurement) -> f64) -> Measurement {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    runs.swap_remove(runs.len() / 2)
+}
+
 /// Runs to completion (bounded by `limit`) and reads the figures.
 pub fn run(tools: &Tools, config: Config, cmd: &[String], limit: Duration) -> Result<Measurement> {
     let (mut c, report) = command(tools, config, cmd);

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::measure::{self, read_report, Config, Measurement, Tools};
+use super::measure::{self, read_report, Config, Measured, Measurement, Tools};
 use super::targets::{value, Check};
 use super::BenchResult;
 
@@ -111,9 +111,6 @@ fn under(tools: &Tools, load: &'static str, calls: u64) -> Result<((f64, f64), M
     }
 }
 
-/// A configuration's figure and the run it comes from.
-pub type Measured = Result<(Option<f64>, Measurement)>;
-
 /// The churn untraced and under leaktrace, the two taking turns `rounds`
 /// times, each the median of its runs: the target compares their ratio
 /// with the last run's, and a drift of the machine while they run moves
@@ -135,9 +132,8 @@ pub fn churn(tools: &Tools, cmd: &[String], rounds: usize, limit: Duration) -> V
         .into_iter()
         .zip(runs)
         .map(|(c, taken)| {
-            let median = taken.map(|mut list| {
-                list.sort_by(|a, b| a.ns_per_op.unwrap_or(f64::NAN).total_cmp(&b.ns_per_op.unwrap_or(f64::NAN)));
-                let m = list.swap_remove(list.len() / 2);
+            let median = taken.map(|list| {
+                let m = measure::median_by(list, |m| m.ns_per_op.unwrap_or(f64::NAN));
                 (m.ns_per_op, m)
             });
             (c, median)

@@ -109,7 +109,10 @@ pub enum Body {
         on: bool,
     },
     Exec,
-    Exit,
+    /// A thread or process ended; `sp`: its user stack pointer then.
+    Exit {
+        sp: u64,
+    },
     Fork {
         child: u32,
     },
@@ -243,7 +246,7 @@ impl TryFrom<&[u8]> for Event {
             EventKind::FdCloseRange => Body::FdCloseRange { first: a as u32, last: bb.min(u32::MAX as u64) as u32, flags: c as u32 },
             EventKind::FdSetCloexec => Body::FdSetCloexec { fd: fd_of(a, "fd")?, on: bb == 1 },
             EventKind::Exec => Body::Exec,
-            EventKind::Exit => Body::Exit,
+            EventKind::Exit => Body::Exit { sp: a },
             EventKind::Fork => Body::Fork { child: a as u32 },
             EventKind::Loaded => Body::Loaded,
             EventKind::UvInit => Body::UvInit { handle: a, func: uv_fn(c)?, fd: (bb != NO_FD).then_some(bb as i32) },

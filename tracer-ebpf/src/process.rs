@@ -1,9 +1,10 @@
 //! Process lifecycle: exec (close-on-exec descriptors go, the heap is new),
-//! thread and process exit, and forks when children are followed.
+//! thread and process exit (with the thread's stack pointer), and forks
+//! when children are followed.
 
 use aya_ebpf::{
-    bindings::BPF_RB_FORCE_WAKEUP,
-    helpers::bpf_get_current_pid_tgid,
+    bindings::{pt_regs, BPF_RB_FORCE_WAKEUP},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task_btf, generated::bpf_task_pt_regs},
     macros::{map, raw_tracepoint, tracepoint},
     maps::RingBuf,
     programs::{RawTracePointContext, TracePointContext},
@@ -58,7 +59,12 @@ pub fn process_exit(_ctx: RawTracePointContext) -> u32 {
     let _ = PENDING.remove(tid);
     let _ = WALKS.remove(tid);
     let _ = RECEIVES.remove(tid);
-    emit_small(EventKind::Exit, pid_tgid, 0, 0, 0, Counter::LostProcess);
+    // SAFETY: the current task's saved user registers, a BTF-typed pointer
+    // whose fields the verifier lets us load (a fault reads 0).
+    let sp = unsafe { (*(bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs)).rsp };
+    // Where the thread's stack pointer was: glibc keeps an ended thread's
+    // stack for the next, and the reachability scan reads it from there up.
+    emit_small(EventKind::Exit, pid_tgid, sp, 0, 0, Counter::LostProcess);
     if tid == tgid {
         notice(EventKind::Exit, tgid);
     }

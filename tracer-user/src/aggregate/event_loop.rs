@@ -97,7 +97,7 @@ impl Aggregator {
                 gone.into_iter().for_each(|h| self.end_handle(tgid, h, false));
                 self.forget_thread(tid);
             }
-            Body::Exit => self.forget_thread(tid),
+            Body::Exit { .. } => self.forget_thread(tid),
             _ => {}
         }
     }

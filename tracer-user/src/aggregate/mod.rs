@@ -7,6 +7,7 @@
 
 mod blocks;
 mod details;
+mod ended_threads;
 mod kind;
 mod outstanding;
 mod process_heap;

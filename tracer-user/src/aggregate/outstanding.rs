@@ -185,7 +185,7 @@ impl Aggregator {
                 }
             }
             Body::Exec => self.exec(tgid),
-            Body::Exit | Body::Fork { .. } | Body::Loaded | Body::UvInit { .. } | Body::UvCall { .. } => {}
+            Body::Exit { .. } | Body::Fork { .. } | Body::Loaded | Body::UvInit { .. } | Body::UvCall { .. } => {}
         }
     }
 

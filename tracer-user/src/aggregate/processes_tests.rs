@@ -49,7 +49,7 @@ fn a_forked_worker_holds_what_it_inherited_and_releases_it_knowingly() {
     s.apply(201, 201, 4, &Body::FdClose { fd: 5, occupant: 0 }, None);
     alloc(&mut s, 201, 0x4000, 40, h);
     // Worker 202 only exits.
-    s.apply(202, 202, 5, &Body::Exit, None);
+    s.apply(202, 202, 5, &Body::Exit { sp: 0 }, None);
     let a = s.agg.anomalies();
     assert_eq!((a.unknown_frees, a.unknown_closes, a.reused_addresses), (0, 0, 0));
     let by_pid: Vec<(u32, (u64, u64), u64)> = s.agg.processes().iter().map(|p| (p.pid, p.heap, p.handles.values().sum::<u64>())).collect();
@@ -69,15 +69,15 @@ fn a_thread_reported_as_a_fork_inherits_nothing() {
     s.apply(MASTER, MASTER, 2, &Body::Fork { child: 101 }, None);
     // Its records carry the master's tgid.
     s.apply(MASTER, 101, 3, &Body::Free { addr: 0x1000 }, None);
-    s.apply(MASTER, 101, 4, &Body::Exit, None);
+    s.apply(MASTER, 101, 4, &Body::Exit { sp: 0 }, None);
     assert_eq!(counters(&s, h), (1, 2, 1));
     assert_eq!(counters(&s, f), (1, 1, 0));
     assert_eq!(s.agg.processes().len(), 1);
     assert!(!s.traced_since_exec(101));
     // A thread that did nothing before its exit is dropped just the same.
     s.apply(MASTER, MASTER, 5, &Body::Fork { child: 102 }, None);
-    s.apply(MASTER, 102, 6, &Body::Exit, None);
-    s.apply(102, 102, 7, &Body::Exit, None);
+    s.apply(MASTER, 102, 6, &Body::Exit { sp: 0 }, None);
+    s.apply(102, 102, 7, &Body::Exit { sp: 0 }, None);
     assert_eq!(s.agg.processes().len(), 1, "a later process of that number inherits nothing from it");
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tracer_common::decode::Body;
 
+use super::ended_threads::EndedThreads;
 use super::{Aggregator, Anomalies, Origin, ProcessTotals, ResourceKind, StackEnd, StackId, StackSummary};
 use crate::inprocess::RecorderStats;
 use crate::reach::ScanResult;
@@ -51,6 +52,8 @@ pub struct State {
     untraced: Vec<String>,
     /// The last reachability scan of each process.
     scans: HashMap<u32, Arc<ScanResult>>,
+    /// Where each process's ended threads left their stacks, for its scan.
+    ended_threads: EndedThreads,
     /// A process's heap is probed on a glibc whose thread-exit cache release
     /// cannot be (no debug symbols): unknown frees may be that.
     pub thread_cache_unprobed: bool,
@@ -146,6 +149,7 @@ impl State {
                 self.current.remove(&tgid);
                 self.forked.remove(&tgid);
                 self.since_exec.insert(tgid);
+                self.ended_threads.forget(tgid);
             }
             // The child is a copy of this address space: until it execs, its
             // stacks (a descriptor opened between fork and exec, then
@@ -158,14 +162,17 @@ impl State {
                     self.since_exec.remove(&child);
                 }
                 self.agg.fork(tgid, child);
+                self.ended_threads.forked(tgid, child);
                 if let Some(&i) = self.current.get(&tgid) {
                     self.forked.insert(child, self.images[i as usize].maps.clone());
                 }
             }
-            Body::Exit => {
+            Body::Exit { sp } => {
                 self.forked.remove(&tid);
+                self.ended_threads.ended(tgid, tid, sp);
                 if tid == tgid {
                     self.agg.mark_exited(tgid);
+                    self.ended_threads.forget(tgid);
                 } else {
                     // A thread, reported as a fork: it is no process of its own.
                     self.since_exec.remove(&tid);
@@ -204,6 +211,11 @@ impl State {
     /// Whether `pid` has been traced since its exec (its whole heap is known).
     pub fn traced_since_exec(&self, pid: u32) -> bool {
         self.since_exec.contains(&pid)
+    }
+
+    /// The stack pointers `pid`'s ended threads left, oldest first.
+    pub fn ended_threads(&self, pid: u32) -> Vec<u64> {
+        self.ended_threads.of(pid)
     }
 
     /// A reachability scan of a process: it replaces the one before.
@@ -278,7 +290,7 @@ mod tests {
         let after = s.image_of(8);
         assert!(s.image(after).maps.is_empty(), "after exec, a new image");
         s.apply(7, 7, 3, &Body::Fork { child: 9 }, None);
-        s.apply(7, 9, 4, &Body::Exit, None);
+        s.apply(7, 9, 4, &Body::Exit { sp: 0 }, None);
         assert!(s.forked.is_empty(), "a thread's or child's exit drops what it did not use");
     }
 
@@ -288,9 +300,9 @@ mod tests {
         let before = s.image_of(7);
         s.apply(7, 7, 1, &Body::Exec, None);
         assert_ne!(s.image_of(7), before);
-        s.apply(7, 8, 1, &Body::Exit, None);
+        s.apply(7, 8, 1, &Body::Exit { sp: 0 }, None);
         assert!(!s.agg.has_exited(7), "a thread's exit is not the process's");
-        s.apply(7, 7, 1, &Body::Exit, None);
+        s.apply(7, 7, 1, &Body::Exit { sp: 0 }, None);
         assert!(s.agg.has_exited(7));
     }
 

@@ -7,8 +7,10 @@
 //! is known by its shape, also the rest of the program's writable memory,
 //! as valgrind scans it (what a program or a runtime maps for itself:
 //! Python's object arenas, a custom pool), except the allocator's heaps
-//! and the stacks of threads that have ended. Outstanding blocks are never
-//! roots, wherever they lie.
+//! and the stacks of threads that have ended. Those glibc keeps for its next
+//! thread, as valgrind, from where the thread's stack pointer was at its
+//! exit up (its TLS and control block are at the top). Outstanding blocks
+//! are never roots, wherever they lie.
 
 use std::collections::HashSet;
 
@@ -103,8 +105,9 @@ pub struct Roots {
 /// too. `heap_known`: every outstanding block of the process is in `blocks`
 /// (traced since its exec); else (attached, or a fork that has not exec'd)
 /// all its writable memory but the known blocks is a root: a block held
-/// only by one allocated before tracing began is not lost.
-pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap: bool, heap_known: bool) -> Roots {
+/// only by one allocated before tracing began is not lost. `ended`: the
+/// stack pointers ended threads left, oldest first.
+pub fn find(maps: &[Region], threads: &[Thread], ended: &[u64], blocks: &BlockIndex, glibc_heap: bool, heap_known: bool) -> Roots {
     let modules: HashSet<&(String, u64)> = maps.iter().filter(|r| r.exec && r.file.1 != 0).map(|r| &r.file).collect();
     let is_module = |r: &Region| r.file.1 != 0 && modules.contains(&r.file);
     let stack_of = |r: &Region| threads.iter().any(|t| r.contains(t.sp));
@@ -125,6 +128,17 @@ pub fn find(maps: &[Region], threads: &[Thread], blocks: &BlockIndex, glibc_heap
         if let Some(r) = maps.iter().find(|r| r.contains(t.sp) && r.read) {
             let below = if t.in_syscall { 0 } else { RED_ZONE };
             ranges.push((t.sp.saturating_sub(below).max(r.start), r.end));
+        }
+    }
+    // An ended thread's stack that no live thread took over, from the last
+    // pointer left in it (a later thread's, when glibc handed it on). Only
+    // memory shaped as glibc's thread stacks (behind a guard page): where
+    // glibc unmapped a stack, an allocator's memory may lie now.
+    for (i, r) in maps.iter().enumerate() {
+        let guarded = i.checked_sub(1).map(|p| &maps[p]).is_some_and(|p| p.end == r.start && p.reserved());
+        let stack = r.read && r.write && r.anonymous() && guarded && !stack_of(r) && !arena_heap(r, maps.get(i + 1));
+        if let (Some(&sp), true) = (ended.iter().rev().find(|&&sp| r.contains(sp)), stack) {
+            ranges.push((sp, r.end));
         }
     }
     for t in threads {

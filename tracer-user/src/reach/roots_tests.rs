@@ -34,7 +34,7 @@ fn modules_stacks_tls_and_registers_are_roots_and_the_heap_is_not() {
     let maps = parse_maps(MAPS);
     assert_eq!(maps.len(), 17);
     let threads = [thread(1, 0x7ffc00010000, 0x7f3000008000), thread(2, 0x7f1000700000, 0x7f10007ff000)];
-    let roots = find(&maps, &threads, &blocks(&[(0x55d20010, 32)]), false, true);
+    let roots = find(&maps, &threads, &[], &blocks(&[(0x55d20010, 32)]), false, true);
     assert_eq!(
         roots.ranges,
         vec![
@@ -47,7 +47,7 @@ fn modules_stacks_tls_and_registers_are_roots_and_the_heap_is_not() {
     );
     assert_eq!(roots.values.len(), 6);
     let in_syscall = [Thread { in_syscall: true, ..threads[0].clone() }];
-    let roots = find(&maps, &in_syscall, &blocks(&[]), false, true);
+    let roots = find(&maps, &in_syscall, &[], &blocks(&[]), false, true);
     assert!(roots.ranges.contains(&(0x7ffc00010000, 0x7ffc00021000)), "no red zone below a thread stopped in a system call");
 }
 
@@ -56,7 +56,7 @@ fn with_glibc_the_programs_own_memory_is_scanned_but_not_its_heaps_or_dead_stack
     let maps = parse_maps(MAPS);
     let threads = [thread(1, 0x7ffc00010000, 0x7f3000008000)];
     // An outstanding block in the program's own mapping is cut out.
-    let roots = find(&maps, &threads, &blocks(&[(0x7f3000001000, 0x1000)]), true, true);
+    let roots = find(&maps, &threads, &[], &blocks(&[(0x7f3000001000, 0x1000)]), true, true);
     assert_eq!(
         roots.ranges,
         vec![
@@ -92,9 +92,31 @@ fn root_ranges_lose_the_blocks_inside_them() {
 fn without_the_whole_heap_known_all_writable_memory_but_the_known_blocks_is_a_root() {
     let maps = parse_maps(MAPS);
     let threads = [thread(1, 0x7ffc00010000, 0x7f3000008000)];
-    let roots = find(&maps, &threads, &blocks(&[(0x55d20010, 32)]), true, false);
+    let roots = find(&maps, &threads, &[], &blocks(&[(0x55d20010, 32)]), true, false);
     for heap in [(0x55d20000, 0x55d20010), (0x55d20030, 0x55d60000), (0x7f0000000000, 0x7f0000100000), (0x7f1000001000, 0x7f1000800000)] {
         assert!(roots.ranges.contains(&heap), "{heap:x?} in {:x?}", roots.ranges);
     }
     assert!(roots.ranges.iter().all(|&(s, e)| e <= 0x7ffc00010000 - 128 || s >= 0x7ffc00010000 - 128), "the stack from its pointer only");
+}
+
+#[test]
+fn an_ended_threads_stack_is_read_from_its_last_stack_pointer_unless_a_live_thread_took_it_over() {
+    let maps = parse_maps(MAPS);
+    let main = thread(1, 0x7ffc00010000, 0x7f3000008000);
+    // Two threads ended on the first stack (the later one counts), one on
+    // the second; one pointer lies in an arena heap, one in memory behind no
+    // guard page (both came where glibc unmapped a stack).
+    let ended = [0x7f1000700000, 0x7f2000790000, 0x7f10007f0000, 0x7f0000000100, 0x7f300000a000];
+    let roots = find(&maps, std::slice::from_ref(&main), &ended, &blocks(&[]), true, true);
+    assert!(roots.ranges.contains(&(0x7f10007f0000, 0x7f1000800000)), "{:x?}", roots.ranges);
+    assert!(roots.ranges.contains(&(0x7f2000790000, 0x7f2000800000)), "{:x?}", roots.ranges);
+    assert!(roots.ranges.iter().all(|&(s, e)| e <= 0x7f0000000000 || s >= 0x7f0000100000), "no arena heap: {:x?}", roots.ranges);
+    // (Without glibc's heap the program's own memory is no root: only a stack's part would make it one.)
+    let other = find(&maps, std::slice::from_ref(&main), &ended, &blocks(&[]), false, true);
+    assert!(!other.ranges.iter().any(|&(s, e)| (s..e).contains(&0x7f300000a000)), "no guard page: {:x?}", other.ranges);
+    assert_eq!(roots.values.len(), 3, "an ended thread has no registers");
+    // A live thread on the second stack: its own pointer, not the ended one's.
+    let live = [main, thread(2, 0x7f2000700000, 0x7f20007ff000)];
+    let roots = find(&maps, &live, &ended, &blocks(&[]), true, true);
+    assert!(roots.ranges.contains(&(0x7f2000700000 - 128, 0x7f2000800000)), "{:x?}", roots.ranges);
 }

@@ -16,6 +16,8 @@ use crate::aggregate::StackId;
 pub struct ScanInput<'a> {
     pub pid: u32,
     pub threads: &'a [Thread],
+    /// Where the process's ended threads left their stack pointers, oldest first.
+    pub ended: &'a [u64],
     /// Outstanding heap blocks in address order, and the stack that allocated each.
     pub blocks: Vec<Block>,
     pub stacks: Vec<StackId>,
@@ -72,7 +74,7 @@ pub fn scan(input: ScanInput) -> std::io::Result<ScanResult> {
 pub fn scan_with(input: ScanInput, maps: &[Region], mem: &mut impl Memory) -> ScanResult {
     let started = Instant::now();
     let index = BlockIndex::new(input.blocks);
-    let roots = roots::find(maps, input.threads, &index, input.glibc, input.heap_known);
+    let roots = roots::find(maps, input.threads, input.ended, &index, input.glibc, input.heap_known);
     let open: Vec<i32> = input.fds.iter().map(|f| f.0).collect();
     let mut fds = FdWatch::new(&open);
     let mut marker = Marker::new(&index, mem, input.glibc, Some(&mut fds));

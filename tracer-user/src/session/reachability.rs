@@ -45,14 +45,15 @@ pub fn scan_stopped(
         }
     }
     shared.sync();
-    let (blocks, fds, heap_known) = {
+    let (blocks, fds, heap_known, ended) = {
         let state = shared.state();
-        (state.agg.outstanding_blocks(pid), state.agg.outstanding_fds(pid), state.traced_since_exec(pid) && !sampled)
+        let heap_known = state.traced_since_exec(pid) && !sampled;
+        (state.agg.outstanding_blocks(pid), state.agg.outstanding_fds(pid), heap_known, state.ended_threads(pid))
     };
     let (blocks, stacks) = blocks;
     // The same layout: collected in place.
     let blocks = blocks.into_iter().map(|(addr, size)| Block { addr, size }).collect();
-    let result = reach::scan(ScanInput { pid, threads: &regs, blocks, stacks, fds, glibc, heap_known, explain })
+    let result = reach::scan(ScanInput { pid, threads: &regs, ended: &ended, blocks, stacks, fds, glibc, heap_known, explain })
         .map_err(|e| ScanError::Maps(pid, e))?;
     for line in &result.explained {
         eprintln!("leaktrace: pid {pid} reaches {line}");

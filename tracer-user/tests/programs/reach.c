@@ -2,7 +2,8 @@
  * each marked `@block NAME CLASS`: the oracle test (kernel_reach.rs) checks
  * that leaktrace's class for every one equals valgrind's. A thread holds a
  * block on its stack and another in its TLS, blocked in read() when main
- * calls exit(): the scan runs with every thread at its exit stop. */
+ * calls exit(): the scan runs with every thread at its exit stop. Another
+ * thread has ended by then, its stack kept by glibc. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -106,6 +107,15 @@ static void *holder(void *arg) {
     return held;
 }
 
+/* Ends at once: glibc keeps its stack, TLS and control block at the top,
+ * for the next thread; valgrind reads it from the thread's last stack
+ * pointer up, so what its TLS holds is still reachable, and its DTV
+ * (pointed to one entry past its start) possibly lost. */
+static void *ender(void *arg) {
+    tls_block = malloc(220); /* @block ended_tls reachable */
+    return arg;
+}
+
 int main(void) {
     if (pipe(never) != 0)
         return 1;
@@ -120,5 +130,10 @@ int main(void) {
     if (pthread_create(&t, NULL, holder, NULL) != 0) /* @block thread_dtv possible */
         return 1;
     pthread_barrier_wait(&ready);
+    /* After the holder, so that glibc cannot hand it the ended one's stack. */
+    pthread_t e;
+    if (pthread_create(&e, NULL, ender, NULL) != 0) /* @block ended_dtv possible */
+        return 1;
+    pthread_join(e, NULL);
     exit(0);
 }

@@ -147,6 +147,19 @@ fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process
 }
 
 #[test]
+fn threads_still_ending_when_the_process_ends_do_not_hold_it() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile(dir.path(), "threads_end_at_exit.c", "threads_end_at_exit", &["-O2", "-pthread"]);
+    // A race: each run has one chance in two or so to meet it.
+    for run in 0..10 {
+        let mut child = leaktrace().args(["run", "--no-tui", "--"]).arg(&exe).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let status = wait_within(&mut child, Duration::from_secs(20));
+        assert_eq!(status.code(), Some(0), "run {run}");
+    }
+}
+
+#[test]
 fn sigterm_to_leaktrace_stops_a_server_under_run_with_a_full_report() {
     require_root();
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,9 @@
 //! arrives, the process's memory and every thread's registers can be read at
 //! once, before anything is torn down. A thread that ends alone (in the
 //! `exit` system call, pthread_exit) while others live, and the threads an
-//! exec in another thread kills, are let go at once.
+//! exec in another thread kills, are let go at once. One of those may still
+//! be on its way out when the process ends: it stops at its exit no more, so
+//! the held threads are looked at again until it is gone (see [`Tasks::recheck`]).
 
 use nix::sys::signal::Signal;
 use std::collections::{HashMap, HashSet};
@@ -103,6 +105,29 @@ impl Tasks {
         self.threads.remove(&tid);
     }
 
+    /// Whether some process's threads are held for its end.
+    pub fn holding(&self) -> bool {
+        !self.ending.is_empty()
+    }
+
+    /// The processes held for their end whose other tasks are all gone now
+    /// (a thread that ended alone and was on its way out, a task that never
+    /// stops at its exit): each with its threads, to release.
+    pub fn recheck(&mut self) -> Vec<(i32, Vec<i32>)> {
+        let done: Vec<i32> = self
+            .ending
+            .iter()
+            .copied()
+            .filter(|tgid| self.held.get(tgid).is_some_and(|held| others(*tgid, held) == (Vec::new(), Vec::new())))
+            .collect();
+        done.into_iter()
+            .map(|tgid| {
+                self.ending.remove(&tgid);
+                (tgid, self.held.remove(&tgid).unwrap_or_default())
+            })
+            .collect()
+    }
+
     /// `tid` stopped at its exit: hold it, or release what can go.
     /// Returns its process with the decision.
     pub fn exit_stop(&mut self, tid: i32) -> (i32, AtExit) {
@@ -131,5 +156,32 @@ impl Tasks {
             }
         };
         (tgid, decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn a_process_held_for_its_end_is_released_once_no_other_task_is_left() {
+        // This test process has other threads (the harness's): still held.
+        let me = std::process::id() as i32;
+        let mut tasks = Tasks::default();
+        tasks.held.insert(me, vec![me]);
+        tasks.ending.insert(me);
+        assert!(tasks.holding());
+        assert!(tasks.recheck().is_empty(), "the harness's threads live on");
+        // A one-threaded process whose only task is held: nothing else to wait for.
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        tasks.held.insert(pid, vec![pid]);
+        tasks.ending.insert(pid);
+        assert_eq!(tasks.recheck(), vec![(pid, vec![pid])]);
+        assert!(tasks.holding(), "this process still is");
+        assert!(!tasks.held.contains_key(&pid) && !tasks.ending.contains(&pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

@@ -94,7 +94,12 @@ pub(super) fn kill_and_reap(pid: Pid) {
 
 /// Any child or tracee of this process (`__WALL`): a process runs one supervisor at a time.
 fn wait_any() -> rustix::io::Result<Option<(i32, WaitStatus)>> {
-    let all = WaitOptions::from_bits_retain(libc::__WALL as u32);
+    wait_with(WaitOptions::empty())
+}
+
+/// [`wait_any`] with more options (`NOHANG`: `None` when nothing changed).
+fn wait_with(options: WaitOptions) -> rustix::io::Result<Option<(i32, WaitStatus)>> {
+    let all = WaitOptions::from_bits_retain(libc::__WALL as u32) | options;
     loop {
         match rustix::process::waitpid(None, all) {
             Err(rustix::io::Errno::INTR) => continue,
@@ -169,16 +174,35 @@ pub(super) fn watch(target: Pid, hooks: &mut dyn Hooks) -> Option<(Ended, u64)> 
         target_end: None,
     };
     while !w.alive.is_empty() {
-        let Ok(Some((who, status))) = wait_any() else { break };
-        if let Some(how) = ended(status) {
-            w.ended(who, how, hooks);
-            continue;
+        // While a process is held for its end, its last task may go without
+        // a stop to say so: look again every HELD_POLL.
+        let holding = w.tasks.holding();
+        match wait_with(if holding { WaitOptions::NOHANG } else { WaitOptions::empty() }) {
+            Ok(Some((who, status))) => w.event(who, status, hooks),
+            Ok(None) if holding => std::thread::sleep(HELD_POLL),
+            _ => break,
         }
-        if let Some(sig) = status.stopping_signal() {
-            w.stopped(who, sig, status.as_raw() >> 16, hooks);
+        for (pid, tids) in w.tasks.recheck() {
+            release(pid, tids, true, hooks);
         }
     }
     w.target_end
+}
+
+/// How often the held threads of an ending process are looked at again.
+const HELD_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Resumes the threads of `pid` held at their exit; `ending`: they are all
+/// of it, and the hook sees them first.
+fn release(pid: i32, mut tids: Vec<i32>, ending: bool, hooks: &mut dyn Hooks) {
+    if ending {
+        tids.sort_by_key(|&t| (t != pid, t));
+        let threads: Vec<u32> = tids.iter().map(|&t| t as u32).collect();
+        hooks.exit_stop(pid as u32, &threads);
+    }
+    for t in tids {
+        restart(t, Restart::Continue, 0);
+    }
 }
 
 /// What [`watch`] keeps track of.
@@ -193,6 +217,14 @@ struct Watch {
 }
 
 impl Watch {
+    fn event(&mut self, who: i32, status: WaitStatus, hooks: &mut dyn Hooks) {
+        if let Some(how) = ended(status) {
+            self.ended(who, how, hooks);
+        } else if let Some(sig) = status.stopping_signal() {
+            self.stopped(who, sig, status.as_raw() >> 16, hooks);
+        }
+    }
+
     fn ended(&mut self, who: i32, how: Ended, hooks: &mut dyn Hooks) {
         // waitpid(-1) also reaps children that are not tracees: not ours to report.
         if self.alive.remove(&who) {
@@ -250,15 +282,8 @@ impl Watch {
     /// A thread at its exit stop: held until its process's last thread is
     /// there too; then the hook, and all of them go.
     fn exit_stop(&mut self, who: i32, hooks: &mut dyn Hooks) {
-        let (pid, at_exit) = self.tasks.exit_stop(who);
-        let AtExit::Release { mut tids, ending } = at_exit else { return };
-        if ending {
-            tids.sort_by_key(|&t| (t != pid, t));
-            let threads: Vec<u32> = tids.iter().map(|&t| t as u32).collect();
-            hooks.exit_stop(pid as u32, &threads);
-        }
-        for t in tids {
-            restart(t, Restart::Continue, 0);
+        if let (pid, AtExit::Release { tids, ending }) = self.tasks.exit_stop(who) {
+            release(pid, tids, ending, hooks);
         }
     }
 }

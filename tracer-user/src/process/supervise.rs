@@ -176,8 +176,14 @@ pub(super) fn watch(target: Pid, hooks: &mut dyn Hooks) -> Option<(Ended, u64)> 
     while !w.alive.is_empty() {
         // While a process is held for its end, its last task may go without
         // a stop to say so: look again every HELD_POLL.
+        // (An exit stop is weighed when it comes: only a task gone or time
+        // passed can change what a held process waits for.)
         let holding = w.tasks.holding();
         match wait_with(if holding { WaitOptions::NOHANG } else { WaitOptions::empty() }) {
+            Ok(Some((who, status))) if ended(status).is_none() => {
+                w.event(who, status, hooks);
+                continue;
+            }
             Ok(Some((who, status))) => w.event(who, status, hooks),
             Ok(None) if holding => std::thread::sleep(HELD_POLL),
             _ => break,

@@ -119,26 +119,24 @@ pub fn find(maps: &[Region], threads: &[Thread], ended: &[u64], blocks: &BlockIn
         }
         let next = maps.get(i + 1).filter(|n| n.start == r.end);
         let bss = r.anonymous() && prev.is_some_and(is_module);
-        let own = glibc_heap && (r.anonymous() || r.file.1 != 0) && !arena_heap(r, next) && !prev.is_some_and(Region::reserved);
+        // Behind a guard page: a thread stack (no live thread's, here).
+        let guarded = prev.is_some_and(Region::reserved);
+        let own = glibc_heap && (r.anonymous() || r.file.1 != 0) && !arena_heap(r, next) && !guarded;
+        let stack = r.anonymous() && guarded && !arena_heap(r, next);
         if is_module(r) || bss || own || !heap_known {
             ranges.push((r.start, r.end));
+        } else if let Some(&sp) = ended.iter().rev().find(|&&sp| stack && r.contains(sp)) {
+            // An ended thread's, kept by glibc: from the last pointer left in
+            // it (a later thread's, when glibc handed it on). Only memory
+            // shaped as a thread stack: where glibc unmapped one, an
+            // allocator's memory may lie now.
+            ranges.push((sp, r.end));
         }
     }
     for t in threads {
         if let Some(r) = maps.iter().find(|r| r.contains(t.sp) && r.read) {
             let below = if t.in_syscall { 0 } else { RED_ZONE };
             ranges.push((t.sp.saturating_sub(below).max(r.start), r.end));
-        }
-    }
-    // An ended thread's stack that no live thread took over, from the last
-    // pointer left in it (a later thread's, when glibc handed it on). Only
-    // memory shaped as glibc's thread stacks (behind a guard page): where
-    // glibc unmapped a stack, an allocator's memory may lie now.
-    for (i, r) in maps.iter().enumerate() {
-        let guarded = i.checked_sub(1).map(|p| &maps[p]).is_some_and(|p| p.end == r.start && p.reserved());
-        let stack = r.read && r.write && r.anonymous() && guarded && !stack_of(r) && !arena_heap(r, maps.get(i + 1));
-        if let (Some(&sp), true) = (ended.iter().rev().find(|&&sp| r.contains(sp)), stack) {
-            ranges.push((sp, r.end));
         }
     }
     for t in threads {
